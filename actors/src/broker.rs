@@ -1,0 +1,549 @@
+//! The broker: starts the worker arbiters and the flusher, recovers topics
+//! from the catalog, and owns the registries (topic name → partition actors).
+//! Connection handlers reach partitions through it.
+
+use crate::catalog::{Catalog, TopicRecord};
+use crate::config::BrokerConfig;
+use crate::flusher::Flusher;
+use crate::group::state::GroupConfig;
+use crate::group::GroupCoordinator;
+use crate::offsets::OffsetStore;
+use crate::partition::log::{Log, LogConfig};
+use crate::partition::{self, Partition};
+use crate::topic::{validate_name, PartitionHandle, Topic};
+use crate::topic_config;
+use crate::txn::TxnCoordinator;
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use dashmap::DashMap;
+use futures_util::future::join_all;
+use kafka_protocol::ResponseError;
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Why a topic operation failed, with the Kafka error code clients expect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        TopicError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn storage(context: &str, err: io::Error) -> Self {
+        log::error!("{context}: {err}");
+        TopicError::new(
+            ResponseError::KafkaStorageError,
+            format!("{context}: {err}"),
+        )
+    }
+}
+
+impl std::fmt::Display for TopicError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+/// Producer ids reserved in the catalog per write.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// The sled database (committed offsets, transactions) inside the data directory.
+const STATE_DB_DIR: &str = "state.sled";
+
+pub struct Broker {
+    config: BrokerConfig,
+    cluster_id: String,
+    topics: DashMap<String, Arc<Topic>>,
+    ids: DashMap<Uuid, String>,
+    /// Serialises topic creation, deletion and growth; also the durable catalog.
+    catalog: tokio::sync::Mutex<Catalog>,
+    groups: DashMap<String, Addr<GroupCoordinator>>,
+    /// Started once the partitions are recovered: it may have transaction
+    /// ends to finish in them.
+    transactions: OnceLock<Addr<TxnCoordinator>>,
+    /// Producer ids reserved in the catalog and not handed out yet.
+    producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
+    offsets: OffsetStore,
+    arbiters: Vec<Arbiter>,
+    next_arbiter: AtomicUsize,
+    flusher: Flusher,
+}
+
+impl Broker {
+    /// Opens the data directory, recovers every partition log and starts
+    /// their actors. Must run inside an actix `System`.
+    pub fn start(config: BrokerConfig) -> io::Result<Arc<Broker>> {
+        fs::create_dir_all(&config.data_dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create data_dir {}: {e}", config.data_dir.display()),
+            )
+        })?;
+        let catalog = Catalog::open(&config.data_dir)?;
+        let threads = match config.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let flusher = Flusher::start()?;
+        let state_db = sled::Config::new()
+            .path(config.data_dir.join(STATE_DB_DIR))
+            .open()
+            .map_err(|e| io::Error::other(format!("cannot open the state database: {e}")))?;
+        let offsets = OffsetStore::open(&state_db)?;
+        let broker = Arc::new(Broker {
+            groups: DashMap::new(),
+            transactions: OnceLock::new(),
+            producer_ids: std::sync::Mutex::new(0..0),
+            offsets,
+            cluster_id: catalog.cluster_id().to_string(),
+            topics: DashMap::new(),
+            ids: DashMap::new(),
+            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
+            next_arbiter: AtomicUsize::new(0),
+            flusher,
+            config,
+            catalog: tokio::sync::Mutex::new(catalog),
+        });
+        broker.recover()?;
+        let coordinator = TxnCoordinator::open(&state_db, Arc::downgrade(&broker))?;
+        let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
+        // Only this function sets it, once.
+        let _ = broker.transactions.set(addr);
+        Ok(broker)
+    }
+
+    fn recover(&self) -> io::Result<()> {
+        let records = self
+            .catalog
+            .try_lock()
+            .map_err(io::Error::other)?
+            .topics()
+            .to_vec();
+        self.remove_stray_partition_dirs(&records)?;
+        for record in records {
+            let topic = Topic {
+                name: record.name.as_str().into(),
+                id: Uuid::from_bytes(record.id),
+                partitions: self.start_partitions(
+                    &record.name,
+                    0..record.partitions,
+                    &record.configs,
+                )?,
+                produce: topic_config::produce_settings(&self.config, &record.configs),
+                configs: record.configs,
+            };
+            log::info!(
+                "recovered topic {} with {} partitions",
+                topic.name,
+                topic.partitions.len()
+            );
+            self.register(Arc::new(topic));
+        }
+        Ok(())
+    }
+
+    /// Partition directories of topics the catalog does not list are left
+    /// over from a crash during create or delete: the catalog is the truth.
+    fn remove_stray_partition_dirs(&self, records: &[TopicRecord]) -> io::Result<()> {
+        let known: HashSet<String> = records
+            .iter()
+            .flat_map(|r| (0..r.partitions).map(move |p| format!("{}-{p}", r.name)))
+            .collect();
+        for entry in fs::read_dir(&self.config.data_dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_partition_dir = name
+                .rsplit_once('-')
+                .is_some_and(|(topic, p)| validate_name(topic).is_ok() && p.parse::<u32>().is_ok());
+            if entry.file_type()?.is_dir() && is_partition_dir && !known.contains(&name) {
+                log::warn!("removing {name}: its topic is not in the catalog");
+                fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.get(name).map(|t| t.clone())
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.ids.get(&id).and_then(|name| self.topic(&name))
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<_> = self.topics.iter().map(|t| t.clone()).collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// The topic, created with the default partition count if it does not
+    /// exist and auto-creation is on. `Ok(None)`: unknown and not created.
+    pub async fn topic_or_create(&self, name: &str) -> Result<Option<Arc<Topic>>, TopicError> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(Some(topic));
+        }
+        if !self.config.auto_create_topics {
+            return Ok(None);
+        }
+        let partitions = i32::try_from(self.config.num_partitions).unwrap_or(i32::MAX);
+        match self.create_topic(name, partitions, BTreeMap::new()).await {
+            Ok(topic) => Ok(Some(topic)),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(self.topic(name)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a topic durably and starts its partitions.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_name(name)
+            .map_err(|m| TopicError::new(ResponseError::InvalidTopicException, m))?;
+        if partitions < 1 {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("number of partitions must be at least 1, got {partitions}"),
+            ));
+        }
+        let mut catalog = self.catalog.lock().await;
+        if self.topics.contains_key(name) {
+            return Err(TopicError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ));
+        }
+        let handles = self
+            .start_partitions(name, 0..partitions, &configs)
+            .map_err(|e| TopicError::storage(&format!("creating topic {name}"), e))?;
+        let topic = Topic {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions: handles,
+            produce: topic_config::produce_settings(&self.config, &configs),
+            configs,
+        };
+        catalog
+            .upsert(record_of(&topic))
+            .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
+        let topic = Arc::new(topic);
+        self.register(topic.clone());
+        log::info!("created topic {name} with {partitions} partitions");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: first from the catalog (the truth on restart), then
+    /// its partitions' files.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        let mut catalog = self.catalog.lock().await;
+        let Some((_, topic)) = self.topics.remove(name) else {
+            return Err(TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            ));
+        };
+        self.ids.remove(&topic.id);
+        catalog
+            .remove(name)
+            .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
+        let deletions = topic
+            .partitions
+            .iter()
+            .map(|p| p.addr.send(partition::Delete));
+        for result in join_all(deletions).await {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::warn!("deleting a partition of {name}: {e}"),
+                Err(e) => log::warn!("deleting a partition of {name}: {e}"),
+            }
+        }
+        log::info!("deleted topic {name}");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut catalog = self.catalog.lock().await;
+        let Some(topic) = self.topic(name) else {
+            return Err(TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            ));
+        };
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("topic '{name}' has {current} partitions; the new count must be larger, got {count}"),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let added = self
+            .start_partitions(name, current..count, &topic.configs)
+            .map_err(|e| TopicError::storage(&format!("adding partitions to {name}"), e))?;
+        let grown = Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: topic.partitions.iter().cloned().chain(added).collect(),
+            configs: topic.configs.clone(),
+            produce: topic.produce,
+        };
+        catalog
+            .upsert(record_of(&grown))
+            .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
+        self.register(Arc::new(grown));
+        log::info!("topic {name} now has {count} partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides, durably, and applies them to its
+    /// partitions at once.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        for (key, value) in &configs {
+            topic_config::validate(&self.config, key, value)
+                .map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
+        }
+        let mut catalog = self.catalog.lock().await;
+        let Some(topic) = self.topic(name) else {
+            return Err(TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            ));
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let changed = Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: topic.partitions.clone(),
+            produce: topic_config::produce_settings(&self.config, &configs),
+            configs,
+        };
+        catalog
+            .upsert(record_of(&changed))
+            .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
+        let cleanup = topic_config::cleanup(&self.config, &changed.configs);
+        for partition in &changed.partitions {
+            partition.addr.do_send(partition::SetCleanup(cleanup));
+        }
+        self.register(Arc::new(changed));
+        log::info!("changed the configs of topic {name}");
+        Ok(())
+    }
+
+    /// Fsyncs every partition: the last step of a clean shutdown.
+    pub async fn sync_all(&self) {
+        let syncs = self
+            .topics()
+            .into_iter()
+            .flat_map(|t| t.partitions.clone())
+            .map(|p| p.addr.send(partition::Sync));
+        for result in join_all(syncs).await {
+            if let Ok(Err(e)) = result {
+                log::error!("fsync at shutdown failed: {e}");
+            }
+        }
+    }
+
+    /// Stops the worker threads after [`Broker::sync_all`].
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+
+    /// A producer id never handed out before, even across restarts.
+    pub async fn new_producer_id(&self) -> io::Result<i64> {
+        if let Some(id) = self.take_producer_id() {
+            return Ok(id);
+        }
+        let mut catalog = self.catalog.lock().await;
+        // Another task may have refilled while this one waited.
+        if let Some(id) = self.take_producer_id() {
+            return Ok(id);
+        }
+        let block = catalog.reserve_producer_ids(PRODUCER_ID_BLOCK)?;
+        let id = block.start;
+        *self
+            .producer_ids
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))? = block.start + 1..block.end;
+        Ok(id)
+    }
+
+    fn take_producer_id(&self) -> Option<i64> {
+        self.producer_ids.lock().ok()?.next()
+    }
+
+    /// The coordinator of a group, started on first use.
+    pub fn group(&self, group_id: &str) -> Addr<GroupCoordinator> {
+        if let Some(addr) = self.groups.get(group_id) {
+            return addr.clone();
+        }
+        self.groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| {
+                let coordinator = GroupCoordinator::new(
+                    group_id.to_string(),
+                    self.group_config(),
+                    self.offsets.clone(),
+                );
+                GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
+            })
+            .clone()
+    }
+
+    /// The coordinator of a group, if it was started.
+    pub fn existing_group(&self, group_id: &str) -> Option<Addr<GroupCoordinator>> {
+        self.groups.get(group_id).map(|a| a.clone())
+    }
+
+    /// Every group that has a coordinator or committed offsets, sorted.
+    pub fn group_ids(&self) -> io::Result<Vec<String>> {
+        let mut ids = self.offsets.groups()?;
+        ids.extend(self.groups.iter().map(|g| g.key().clone()));
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Whether the group has a coordinator or committed offsets.
+    pub fn group_exists(&self, group_id: &str) -> io::Result<bool> {
+        Ok(self.groups.contains_key(group_id) || self.offsets.has_group(group_id)?)
+    }
+
+    /// Forgets a group's coordinator (after DeleteGroups).
+    pub fn remove_group(&self, group_id: &str) {
+        self.groups.remove(group_id);
+    }
+
+    /// The transaction coordinator (none only while the broker starts).
+    pub fn transactions_addr(&self) -> Option<&Addr<TxnCoordinator>> {
+        self.transactions.get()
+    }
+
+    /// Asks the transaction coordinator; COORDINATOR_NOT_AVAILABLE while
+    /// the broker is still starting or the coordinator is gone.
+    pub async fn ask_transactions<M, T>(&self, msg: M) -> Result<T, ResponseError>
+    where
+        M: actix::Message<Result = Result<T, ResponseError>> + Send + 'static,
+        T: Send + 'static,
+        TxnCoordinator: actix::Handler<M>,
+    {
+        let coordinator = self
+            .transactions_addr()
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        coordinator
+            .send(msg)
+            .await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+    }
+
+    pub fn offsets(&self) -> &OffsetStore {
+        &self.offsets
+    }
+
+    fn group_config(&self) -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: self.config.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.config.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.config.group_max_session_timeout_ms,
+            max_size: 0,
+        }
+    }
+
+    /// The worker arbiter for the next actor, round robin.
+    pub fn next_arbiter(&self) -> ArbiterHandle {
+        let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        self.arbiters[i].handle()
+    }
+
+    fn register(&self, topic: Arc<Topic>) {
+        self.ids.insert(topic.id, topic.name.to_string());
+        self.topics.insert(topic.name.to_string(), topic);
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.config.segment_bytes,
+            segment_ms: self.config.segment_ms,
+            index_interval_bytes: self.config.index_interval_bytes,
+        }
+    }
+
+    fn start_partitions(
+        &self,
+        topic: &str,
+        indexes: std::ops::Range<i32>,
+        configs: &BTreeMap<String, String>,
+    ) -> io::Result<Vec<PartitionHandle>> {
+        let cleanup = topic_config::cleanup(&self.config, configs);
+        let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        indexes
+            .map(|index| {
+                let log = Log::open(&self.partition_dir(topic, index), self.log_config())?;
+                let (partition, offsets) = Partition::new(
+                    format!("{topic}-{index}"),
+                    log,
+                    cleanup,
+                    interval,
+                    self.flusher.clone(),
+                )?;
+                let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
+                Ok(PartitionHandle { addr, offsets })
+            })
+            .collect()
+    }
+}
+
+fn record_of(topic: &Topic) -> TopicRecord {
+    TopicRecord {
+        name: topic.name.to_string(),
+        id: *topic.id.as_bytes(),
+        partitions: topic.partitions.len() as i32,
+        configs: topic.configs.clone(),
+    }
+}

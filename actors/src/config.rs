@@ -1,0 +1,181 @@
+//! Broker settings. Parsing a file into them lives in the `actorlog` crate;
+//! here they are plain values with Kafka's defaults.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything a broker needs to start. Field names are the `config.yaml` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// This broker's id in Metadata responses.
+    pub node_id: i32,
+    /// Address the Kafka listener binds to.
+    pub listen: SocketAddr,
+    /// `host:port` that clients are told to connect to; defaults to `listen`.
+    pub advertised_listener: Option<String>,
+    /// Directory holding partition logs and the topic catalog.
+    pub data_dir: PathBuf,
+    /// Create unknown topics on Metadata and Produce, as Kafka's `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics and of CreateTopics with -1.
+    pub num_partitions: u32,
+    /// Largest request frame accepted; a larger one closes the connection.
+    pub max_request_bytes: u32,
+    /// Largest record batch accepted (Kafka's `message.max.bytes`).
+    pub message_max_bytes: u32,
+    /// Roll to a new segment once the active one reaches this size.
+    pub segment_bytes: u64,
+    /// Roll to a new segment once the active one is this old.
+    pub segment_ms: u64,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u32,
+    /// Delete closed segments whose newest record is older than this;
+    /// -1 keeps them forever (a topic's `retention.ms` overrides it).
+    pub retention_ms: i64,
+    /// Delete the oldest closed segments while a partition stays above this
+    /// size; -1 for no limit (a topic's `retention.bytes` overrides it).
+    pub retention_bytes: i64,
+    /// How often each partition applies retention.
+    pub retention_check_interval_ms: u64,
+    /// Threads running partition and connection actors; 0 means one per core.
+    pub worker_threads: usize,
+    /// How long the first rebalance of an empty group waits for more members
+    /// (Kafka's `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a consumer may ask for.
+    pub group_min_session_timeout_ms: i32,
+    /// Largest session timeout a consumer may ask for.
+    pub group_max_session_timeout_ms: i32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_listener: None,
+            data_dir: PathBuf::from("./data"),
+            auto_create_topics: true,
+            num_partitions: 1,
+            max_request_bytes: 100 * 1024 * 1024,
+            message_max_bytes: 1024 * 1024 + 12,
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            index_interval_bytes: 4096,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 5 * 60 * 1000,
+            worker_threads: 0,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Checks the values serde cannot: ranges and relations between keys.
+    /// The error names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |key: &str, why: &str| Err(format!("config key `{key}`: {why}"));
+        if self.num_partitions == 0 {
+            return bad("num_partitions", "must be at least 1");
+        }
+        if self.max_request_bytes < 1024 {
+            return bad("max_request_bytes", "must be at least 1024");
+        }
+        if self.message_max_bytes < 64 {
+            return bad("message_max_bytes", "must be at least 64");
+        }
+        if self.segment_bytes < 1024 {
+            return bad("segment_bytes", "must be at least 1024");
+        }
+        if self.segment_ms == 0 {
+            return bad("segment_ms", "must be at least 1");
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes", "must be at least 1");
+        }
+        if self.retention_ms < -1 {
+            return bad("retention_ms", "must be -1 (forever) or at least 0");
+        }
+        if self.retention_bytes < -1 {
+            return bad("retention_bytes", "must be -1 (no limit) or at least 0");
+        }
+        if self.retention_check_interval_ms == 0 {
+            return bad("retention_check_interval_ms", "must be at least 1");
+        }
+        if self.group_min_session_timeout_ms < 1 {
+            return bad("group_min_session_timeout_ms", "must be at least 1");
+        }
+        if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
+            return bad(
+                "group_max_session_timeout_ms",
+                "must not be below group_min_session_timeout_ms",
+            );
+        }
+        if let Some(adv) = &self.advertised_listener {
+            if parse_host_port(adv).is_none() {
+                return bad("advertised_listener", "must be host:port");
+            }
+        }
+        if self.listen.ip().is_unspecified() && self.advertised_listener.is_none() {
+            return bad(
+                "advertised_listener",
+                "is required when `listen` is a wildcard address",
+            );
+        }
+        Ok(())
+    }
+
+    /// The host and port clients are told to connect to.
+    pub fn advertised(&self) -> (String, i32) {
+        self.advertised_listener
+            .as_deref()
+            .and_then(parse_host_port)
+            .unwrap_or_else(|| (self.listen.ip().to_string(), i32::from(self.listen.port())))
+    }
+}
+
+fn parse_host_port(s: &str) -> Option<(String, i32)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty()).then(|| (host.to_string(), i32::from(port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(BrokerConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let config = BrokerConfig {
+            num_partitions: 0,
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("num_partitions"));
+        let config = BrokerConfig {
+            listen: "0.0.0.0:9092".parse().unwrap(),
+            ..BrokerConfig::default()
+        };
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .contains("advertised_listener"));
+    }
+
+    #[test]
+    fn advertised_defaults_to_listen() {
+        let mut config = BrokerConfig::default();
+        assert_eq!(config.advertised(), ("127.0.0.1".to_string(), 9092));
+        config.advertised_listener = Some("kafka.local:19092".into());
+        assert_eq!(config.advertised(), ("kafka.local".to_string(), 19092));
+    }
+}

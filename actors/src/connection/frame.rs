@@ -1,0 +1,92 @@
+//! Request decoding and response encoding around the kafka-protocol codecs.
+//! Framing (the 4-byte length prefix) is the codec's job in `mod.rs`.
+
+use super::api_versions;
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// A decoded request.
+pub struct Request {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub body: RequestKind,
+}
+
+/// What to do with a frame that is not a request we can serve.
+#[derive(Debug)]
+pub enum Rejection {
+    /// An ApiVersions request of a version we do not know: answered with a
+    /// v0 UNSUPPORTED_VERSION response listing our versions (KIP-511).
+    ApiVersionsTooNew { correlation_id: i32 },
+    /// Anything else: close the connection and log why.
+    Close(String),
+}
+
+/// Decodes one frame (without its length prefix).
+pub fn decode(mut frame: Bytes) -> Result<Request, Rejection> {
+    if frame.len() < 8 {
+        return Err(Rejection::Close(format!(
+            "request of {} bytes is shorter than a request header",
+            frame.len()
+        )));
+    }
+    let raw_key = (&frame[0..2]).get_i16();
+    let version = (&frame[2..4]).get_i16();
+    let correlation_id = (&frame[4..8]).get_i32();
+    let api_key = ApiKey::try_from(raw_key)
+        .map_err(|_| Rejection::Close(format!("unknown api key {raw_key}")))?;
+    let Some(range) = api_versions::supported(api_key) else {
+        return Err(Rejection::Close(format!(
+            "api {api_key:?} (key {raw_key}) is not supported"
+        )));
+    };
+    if api_key == ApiKey::ApiVersions && version > range.1 {
+        return Err(Rejection::ApiVersionsTooNew { correlation_id });
+    }
+    let decodable = api_key.valid_versions();
+    if version < range.0 || version > range.1 || version < decodable.min || version > decodable.max
+    {
+        return Err(Rejection::Close(format!(
+            "{api_key:?} v{version} is not supported (supported: v{}-v{})",
+            range.0.max(decodable.min),
+            range.1
+        )));
+    }
+    let header_version = api_key.request_header_version(version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| Rejection::Close(format!("bad {api_key:?} v{version} request header: {e}")))?;
+    let body = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(|e| Rejection::Close(format!("bad {api_key:?} v{version} request: {e}")))?;
+    Ok(Request {
+        api_key,
+        version,
+        correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        body,
+    })
+}
+
+/// Encodes a response (header and body, without the length prefix).
+pub fn encode(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<Bytes, String> {
+    // KIP-511: the ApiVersions response header is always v0 so that a client
+    // can read it whatever version it asked for.
+    let header_version = match api_key {
+        ApiKey::ApiVersions => 0,
+        _ => api_key.response_header_version(version),
+    };
+    let mut buf = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)
+        .map_err(|e| e.to_string())?;
+    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}

@@ -1,0 +1,22 @@
+//! Heartbeat: keeps a member's session alive and tells it to rejoin when a
+//! rebalance is under way.
+
+use crate::broker::Broker;
+use crate::group::Heartbeat;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use kafka_protocol::ResponseError;
+
+pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+    let error = match broker.existing_group(&req.group_id) {
+        None => ResponseError::UnknownMemberId.code(),
+        Some(coordinator) => coordinator
+            .send(Heartbeat {
+                member_id: req.member_id.to_string(),
+                group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+                generation_id: req.generation_id,
+            })
+            .await
+            .unwrap_or(ResponseError::CoordinatorNotAvailable.code()),
+    };
+    HeartbeatResponse::default().with_error_code(error)
+}

@@ -1,0 +1,48 @@
+//! InitProducerId. Idempotent producers get a producer id unique across
+//! restarts, or, when they already have one (KIP-360), the same id with the
+//! next epoch. Transactional producers go through the transaction
+//! coordinator, which fences the previous producer of their id.
+
+use crate::broker::Broker;
+use crate::txn::InitTransactional;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::ResponseError;
+
+pub async fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let failed = |error: ResponseError| {
+        InitProducerIdResponse::default()
+            .with_error_code(error.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if let Some(id) = req.transactional_id {
+        let Ok(fresh_producer_id) = broker.new_producer_id().await else {
+            return failed(ResponseError::KafkaStorageError);
+        };
+        let init = InitTransactional {
+            id: id.to_string(),
+            timeout_ms: req.transaction_timeout_ms,
+            fresh_producer_id,
+        };
+        return match broker.ask_transactions(init).await {
+            Ok((producer_id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+            Err(error) => failed(error),
+        };
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        return InitProducerIdResponse::default()
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch + 1);
+    }
+    match broker.new_producer_id().await {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            log::error!("allocating a producer id: {e}");
+            failed(ResponseError::KafkaStorageError)
+        }
+    }
+}

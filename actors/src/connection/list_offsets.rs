@@ -1,0 +1,67 @@
+//! ListOffsets: earliest, latest, max timestamp, or the first offset at or
+//! after a timestamp, per partition.
+
+use super::READ_COMMITTED;
+use crate::broker::Broker;
+use crate::partition::ListOffset;
+use futures_util::future::join_all;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+
+/// From this version partitions carry a leader epoch.
+const LEADER_EPOCH_VERSION: i16 = 4;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let leader_epoch = if version >= LEADER_EPOCH_VERSION {
+        0
+    } else {
+        -1
+    };
+    let committed = req.isolation_level == READ_COMMITTED;
+    let topics = req.topics.into_iter().map(|t| async move {
+        let topic = broker.topic(&t.name);
+        let partitions = t.partitions.into_iter().map(|p| {
+            let handle = topic
+                .as_ref()
+                .and_then(|t| t.partition(p.partition_index))
+                .cloned();
+            async move {
+                let response = ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_leader_epoch(leader_epoch);
+                let found = match handle {
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                    Some(h) => h
+                        .addr
+                        .send(ListOffset {
+                            timestamp: p.timestamp,
+                            committed,
+                        })
+                        .await
+                        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
+                };
+                match found {
+                    Ok((offset, timestamp)) => {
+                        response.with_offset(offset).with_timestamp(timestamp)
+                    }
+                    Err(e) => response
+                        .with_error_code(e.code())
+                        .with_offset(-1)
+                        .with_timestamp(-1),
+                }
+            }
+        });
+        ListOffsetsTopicResponse::default()
+            .with_name(t.name)
+            .with_partitions(join_all(partitions).await)
+    });
+    ListOffsetsResponse::default().with_topics(join_all(topics).await)
+}

@@ -1,0 +1,205 @@
+//! Produce: validate each partition's record batches here, on the
+//! connection's thread (CRC32C, sizes, magic), then send them to the
+//! partition actor, which only assigns offsets and writes.
+//!
+//! The appends are sent before this function returns, in request order, so
+//! two pipelined Produce requests to one partition are written in the order
+//! they arrived.
+
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::partition::batch::{self, BatchError};
+use crate::partition::{Append, Appended};
+use crate::topic::Topic;
+use crate::topic_config::ProduceSettings;
+use bytes::Bytes;
+use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::FutureExt;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::future::Future;
+use std::sync::Arc;
+
+type PartitionReply = LocalBoxFuture<'static, PartitionProduceResponse>;
+
+/// Starts the appends; the future yields the response, or `None` for acks=0.
+pub fn handle(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+) -> impl Future<Output = Option<ProduceResponse>> + 'static {
+    let acks = req.acks;
+    let topics: Vec<_> = req
+        .topic_data
+        .into_iter()
+        .map(|data| start_topic(broker, acks, data))
+        .collect();
+    async move {
+        let responses = join_all(topics).await;
+        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    }
+}
+
+fn start_topic(
+    broker: &Arc<Broker>,
+    acks: i16,
+    data: TopicProduceData,
+) -> LocalBoxFuture<'static, TopicProduceResponse> {
+    let response = TopicProduceResponse::default()
+        .with_name(data.name.clone())
+        .with_topic_id(data.topic_id);
+    if !matches!(acks, -1..=1) {
+        let partitions = data
+            .partition_data
+            .iter()
+            .map(|p| {
+                failed(
+                    p.index,
+                    ResponseError::InvalidRequiredAcks,
+                    "acks must be -1, 0 or 1",
+                )
+            })
+            .collect();
+        return async move { response.with_partition_responses(partitions) }.boxed_local();
+    }
+    if let Some(topic) = broker.topic(&data.name) {
+        // The common case: send every append now, before returning.
+        let replies: Vec<_> = data
+            .partition_data
+            .into_iter()
+            .map(|p| start_partition(&topic, acks, p))
+            .collect();
+        return async move { response.with_partition_responses(join_all(replies).await) }
+            .boxed_local();
+    }
+    let broker = broker.clone();
+    async move {
+        let partitions = match broker.topic_or_create(&data.name).await {
+            Ok(Some(topic)) => {
+                let replies: Vec<_> = data
+                    .partition_data
+                    .into_iter()
+                    .map(|p| start_partition(&topic, acks, p))
+                    .collect();
+                join_all(replies).await
+            }
+            Ok(None) => unknown(&data.partition_data, "unknown topic"),
+            Err(e) => data
+                .partition_data
+                .iter()
+                .map(|p| failed(p.index, e.code, &e.message))
+                .collect(),
+        };
+        response.with_partition_responses(partitions)
+    }
+    .boxed_local()
+}
+
+fn unknown(partitions: &[PartitionProduceData], why: &str) -> Vec<PartitionProduceResponse> {
+    partitions
+        .iter()
+        .map(|p| failed(p.index, ResponseError::UnknownTopicOrPartition, why))
+        .collect()
+}
+
+fn start_partition(topic: &Topic, acks: i16, data: PartitionProduceData) -> PartitionReply {
+    let index = data.index;
+    let Some(partition) = topic.partition(index) else {
+        let reply = failed(
+            index,
+            ResponseError::UnknownTopicOrPartition,
+            "unknown partition",
+        );
+        return async move { reply }.boxed_local();
+    };
+    let append_time = topic.produce.log_append_time.then(now_ms);
+    let batches = match prepare(data.records, &topic.produce, append_time) {
+        Ok(batches) => batches,
+        Err((error, message)) => {
+            let reply = failed(index, error, &message);
+            return async move { reply }.boxed_local();
+        }
+    };
+    let appended = partition.addr.send(Append {
+        batches,
+        durable: acks == -1,
+    });
+    async move {
+        match appended.await {
+            Ok(Ok(Appended {
+                base_offset,
+                log_start_offset,
+            })) => PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(base_offset)
+                .with_log_append_time_ms(append_time.unwrap_or(-1))
+                .with_log_start_offset(log_start_offset),
+            Ok(Err(error)) => failed(index, error, "the broker could not write the batch"),
+            Err(_) => failed(
+                index,
+                ResponseError::UnknownTopicOrPartition,
+                "partition is gone",
+            ),
+        }
+    }
+    .boxed_local()
+}
+
+/// Splits the record set into batches, checks each one and applies the
+/// topic's compression and timestamp settings.
+fn prepare(
+    records: Option<Bytes>,
+    settings: &ProduceSettings,
+    append_time: Option<i64>,
+) -> Result<Vec<Bytes>, (ResponseError, String)> {
+    let max_batch = settings.max_message_bytes;
+    let records = records
+        .filter(|r| !r.is_empty())
+        .ok_or((ResponseError::InvalidRecord, "no records".to_string()))?;
+    let batches = batch::split(records).map_err(rejection)?;
+    for one in &batches {
+        if one.len() > max_batch {
+            return Err((
+                ResponseError::MessageTooLarge,
+                format!(
+                    "batch of {} bytes exceeds message_max_bytes {max_batch}",
+                    one.len()
+                ),
+            ));
+        }
+        batch::validate(one).map_err(rejection)?;
+    }
+    batches
+        .into_iter()
+        .map(|one| {
+            let one = match settings.compression {
+                Some(codec) => batch::recompress(one, codec).map_err(rejection)?,
+                None => one,
+            };
+            Ok(match append_time {
+                Some(now) => batch::with_log_append_time(&one, now),
+                None => one,
+            })
+        })
+        .collect()
+}
+
+fn rejection(err: BatchError) -> (ResponseError, String) {
+    let code = match err {
+        BatchError::Magic(_) => ResponseError::InvalidRecord,
+        _ => ResponseError::CorruptMessage,
+    };
+    (code, err.to_string())
+}
+
+fn failed(index: i32, error: ResponseError, message: &str) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(Some(StrBytes::from_string(message.to_string())))
+}

@@ -1,0 +1,88 @@
+//! The flusher thread: fsync off the actor threads, with group commit.
+//!
+//! Partition actors hand it the segment files an `acks=all` write went to and
+//! get a oneshot receiver back. The thread takes every request queued while the
+//! previous fsync ran, syncs each distinct file once and answers them all, so
+//! many producers and partitions share one fsync and no arbiter blocks on disk.
+
+use crossbeam_channel::{Receiver, Sender};
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+struct FlushRequest {
+    files: Vec<Arc<File>>,
+    done: oneshot::Sender<io::Result<()>>,
+}
+
+/// Handle to the flusher thread; dropping the last one ends the thread.
+#[derive(Clone)]
+pub struct Flusher {
+    tx: Sender<FlushRequest>,
+}
+
+impl Flusher {
+    /// Starts the flusher thread. It ends by itself when the last handle is
+    /// dropped, after answering what was queued.
+    pub fn start() -> io::Result<Flusher> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("actorlog-flusher".into())
+            .spawn(move || run(rx))?;
+        Ok(Flusher { tx })
+    }
+
+    /// Asks for `files` to be fsynced; the receiver resolves once they are.
+    pub fn flush(&self, files: Vec<Arc<File>>) -> oneshot::Receiver<io::Result<()>> {
+        let (done, rx) = oneshot::channel();
+        if let Err(err) = self.tx.send(FlushRequest { files, done }) {
+            // The thread is gone (broker shutting down): answer with an error
+            // rather than pretend the data is durable.
+            let _ = err.0.done.send(Err(io::Error::other("flusher stopped")));
+        }
+        rx
+    }
+}
+
+fn run(rx: Receiver<FlushRequest>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let mut files: Vec<&Arc<File>> = batch.iter().flat_map(|r| &r.files).collect();
+        files.sort_by_key(|f| Arc::as_ptr(f));
+        files.dedup_by_key(|f| Arc::as_ptr(f));
+        let failure = files
+            .iter()
+            .find_map(|f| f.sync_data().err())
+            .map(|e| e.to_string());
+        if let Some(msg) = &failure {
+            log::error!("fsync failed: {msg}");
+        }
+        for request in batch {
+            let result = match &failure {
+                None => Ok(()),
+                Some(msg) => Err(io::Error::other(msg.clone())),
+            };
+            let _ = request.done.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_every_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let flusher = Flusher::start().unwrap();
+        let receivers: Vec<_> = (0..10)
+            .map(|_| flusher.flush(vec![file.clone(), file.clone()]))
+            .collect();
+        for rx in receivers {
+            rx.blocking_recv().unwrap().unwrap();
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The GroupCoordinator actor: one per consumer group, created on first use.
+//!
+//! It owns the group's pure [`state::GroupState`] and turns requests into
+//! calls on it. Requests that the state machine answers later (JoinGroup until
+//! the join phase ends, a follower's SyncGroup until the leader's) park a
+//! oneshot sender under a token; the replies the machine returns are routed
+//! back through those. One timer, always set to the machine's next deadline,
+//! drives session expiry and rebalance timeouts. Committed offsets go to the
+//! shared sled [`OffsetStore`] after the machine has checked the member.
+
+pub mod state;
+
+use crate::offsets::{OffsetStore, PartitionOffset};
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
+    SpawnHandle,
+};
+use kafka_protocol::ResponseError;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+use self::state::{
+    GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, Reply,
+    SyncRequest, SyncResponse, Token,
+};
+
+pub struct GroupCoordinator {
+    group_id: String,
+    state: GroupState,
+    offsets: OffsetStore,
+    /// The state machine's clock is milliseconds since the actor started.
+    clock: Instant,
+    joins: HashMap<Token, oneshot::Sender<JoinResponse>>,
+    syncs: HashMap<Token, oneshot::Sender<SyncResponse>>,
+    next_token: Token,
+    timer: Option<SpawnHandle>,
+}
+
+impl GroupCoordinator {
+    pub fn new(group_id: String, config: GroupConfig, offsets: OffsetStore) -> Self {
+        GroupCoordinator {
+            state: GroupState::new(group_id.clone(), config),
+            group_id,
+            offsets,
+            clock: Instant::now(),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+            next_token: 0,
+            timer: None,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// Routes replies to their waiting requests and re-arms the timer.
+    fn deliver(&mut self, replies: Vec<Reply>, ctx: &mut Context<Self>) {
+        for reply in replies {
+            match reply {
+                Reply::Join(token, response) => {
+                    if let Some(tx) = self.joins.remove(&token) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Reply::Sync(token, response) => {
+                    if let Some(tx) = self.syncs.remove(&token) {
+                        let _ = tx.send(response);
+                    }
+                }
+            }
+        }
+        self.rearm(ctx);
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if let Some(deadline) = self.state.next_deadline() {
+            let delay = Duration::from_millis(deadline.saturating_sub(self.now()));
+            self.timer = Some(ctx.run_later(delay, |act, ctx| {
+                act.timer = None;
+                let replies = act.state.tick(act.now());
+                act.deliver(replies, ctx);
+            }));
+        }
+    }
+}
+
+impl Actor for GroupCoordinator {
+    type Context = Context<Self>;
+}
+
+/// Awaits a parked reply; a dropped sender means the group went away.
+fn parked<T: Send + 'static>(rx: oneshot::Receiver<T>, gone: T) -> ResponseFuture<T> {
+    Box::pin(async move { rx.await.unwrap_or(gone) })
+}
+
+#[derive(Message)]
+#[rtype(result = "JoinResponse")]
+pub struct Join(pub JoinRequest);
+
+impl Handler<Join> for GroupCoordinator {
+    type Result = ResponseFuture<JoinResponse>;
+
+    fn handle(&mut self, Join(request): Join, ctx: &mut Context<Self>) -> Self::Result {
+        let token = self.token();
+        let (tx, rx) = oneshot::channel();
+        self.joins.insert(token, tx);
+        let replies = self.state.join(token, request, self.now());
+        self.deliver(replies, ctx);
+        parked(
+            rx,
+            JoinResponse::error(ResponseError::CoordinatorNotAvailable.code()),
+        )
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "SyncResponse")]
+pub struct Sync(pub SyncRequest);
+
+impl Handler<Sync> for GroupCoordinator {
+    type Result = ResponseFuture<SyncResponse>;
+
+    fn handle(&mut self, Sync(request): Sync, ctx: &mut Context<Self>) -> Self::Result {
+        let token = self.token();
+        let (tx, rx) = oneshot::channel();
+        self.syncs.insert(token, tx);
+        let replies = self.state.sync(token, request, self.now());
+        self.deliver(replies, ctx);
+        parked(
+            rx,
+            SyncResponse::error(ResponseError::CoordinatorNotAvailable.code()),
+        )
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "i16")]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_id: i32,
+}
+
+impl Handler<Heartbeat> for GroupCoordinator {
+    type Result = i16;
+
+    fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) -> i16 {
+        let error = self.state.heartbeat(
+            &msg.member_id,
+            msg.group_instance_id.as_deref(),
+            msg.generation_id,
+            self.now(),
+        );
+        self.rearm(ctx);
+        error
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<(LeaveMember, i16)>")]
+pub struct Leave(pub Vec<LeaveMember>);
+
+impl Handler<Leave> for GroupCoordinator {
+    type Result = MessageResult<Leave>;
+
+    fn handle(&mut self, Leave(members): Leave, ctx: &mut Context<Self>) -> Self::Result {
+        let (results, replies) = self.state.leave(members, self.now());
+        self.deliver(replies, ctx);
+        MessageResult(results)
+    }
+}
+
+/// OffsetCommit from a member (or, with generation -1, from a client that
+/// manages its own partitions).
+#[derive(Message)]
+#[rtype(result = "i16")]
+pub struct Commit {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_id: i32,
+    pub offsets: Vec<PartitionOffset>,
+}
+
+impl Handler<Commit> for GroupCoordinator {
+    type Result = ResponseFuture<i16>;
+
+    fn handle(&mut self, msg: Commit, _: &mut Context<Self>) -> Self::Result {
+        let error = self.state.validate_commit(
+            &msg.member_id,
+            msg.group_instance_id.as_deref(),
+            msg.generation_id,
+        );
+        if error != 0 {
+            return Box::pin(async move { error });
+        }
+        let store = self.offsets.clone();
+        let group = self.group_id.clone();
+        Box::pin(async move {
+            match store.commit(&group, &msg.offsets).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::error!("group {group}: commit failed: {e}");
+                    ResponseError::KafkaStorageError.code()
+                }
+            }
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "GroupDescription")]
+pub struct Describe;
+
+impl Handler<Describe> for GroupCoordinator {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, _: Describe, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state.describe())
+    }
+}
+
+/// DeleteGroups for this group: only an empty group may go. Answers the
+/// Kafka error code (0 when deleted); a deleted coordinator stops.
+#[derive(Message)]
+#[rtype(result = "i16")]
+pub struct DeleteGroup;
+
+impl Handler<DeleteGroup> for GroupCoordinator {
+    type Result = i16;
+
+    fn handle(&mut self, _: DeleteGroup, ctx: &mut Context<Self>) -> i16 {
+        if !self.state.is_empty() {
+            return ResponseError::NonEmptyGroup.code();
+        }
+        self.state.remove_all();
+        ctx.stop();
+        0
+    }
+}

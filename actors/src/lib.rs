@@ -1,0 +1,23 @@
+//! The engine of actorlog: everything that runs inside the broker.
+//!
+//! Each partition, each client connection (and, later, each consumer group
+//! coordinator) is an actix actor. Actors own plain data structures — the
+//! partition [`partition::log::Log`], the topic [`catalog::Catalog`] — and turn
+//! messages into method calls on them, so the logic is testable without actors.
+
+pub mod broker;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod flusher;
+pub mod group;
+pub mod offsets;
+pub mod partition;
+pub mod server;
+pub mod topic;
+pub mod topic_config;
+pub mod txn;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;

@@ -1,0 +1,458 @@
+//! The Partition actor: the single owner of one partition's [`log::Log`].
+//!
+//! Producers' connections send it [`Append`] with validated batches; it assigns
+//! offsets and writes them, and for durable appends waits (without blocking its
+//! mailbox) for the flusher thread's fsync before answering. Fetches send
+//! [`Read`]. After every append it publishes the new [`LogOffsets`] on a watch
+//! channel so long-polling fetches wake up without asking.
+
+pub mod batch;
+pub mod compaction;
+pub mod index;
+pub mod log;
+pub mod producers;
+pub mod segment;
+pub mod transactions;
+
+use crate::clock::now_ms;
+use crate::flusher::Flusher;
+use crate::topic::LogOffsets;
+use crate::topic_config::Cleanup;
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture};
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use self::compaction::CompactionPolicy;
+use self::log::{Log, ReadError};
+use self::producers::{Producers, Verdict};
+use self::transactions::{Aborted, Transactions};
+
+/// Mailbox size: deep enough for a few pipelined requests from many
+/// connections; senders wait (backpressure) beyond it.
+const MAILBOX_CAPACITY: usize = 1024;
+
+/// ListOffsets special timestamps (KIP-734, KIP-405).
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+/// How much of the active segment a restart replays to rebuild the
+/// idempotent-producer state: retries come within seconds, so the last
+/// batches suffice.
+const PRODUCER_REPLAY_BYTES: u64 = 16 * 1024 * 1024;
+
+pub struct Partition {
+    name: String,
+    log: Log,
+    cleanup: Cleanup,
+    /// How often retention and compaction run.
+    cleanup_interval: Duration,
+    producers: Producers,
+    transactions: Transactions,
+    flusher: Flusher,
+    offsets: watch::Sender<LogOffsets>,
+}
+
+impl Partition {
+    /// Wraps an opened log. The receiver follows the log's offsets.
+    pub fn new(
+        name: String,
+        log: Log,
+        cleanup: Cleanup,
+        cleanup_interval: Duration,
+        flusher: Flusher,
+    ) -> io::Result<(Self, watch::Receiver<LogOffsets>)> {
+        let mut producers = Producers::default();
+        let mut transactions = Transactions::load(log.dir())?;
+        match log.tail_headers(PRODUCER_REPLAY_BYTES) {
+            Ok(headers) => headers.iter().for_each(|h| {
+                producers.record(h, h.base_offset);
+                transactions.on_batch(h, h.base_offset);
+            }),
+            Err(e) => ::log::warn!("{name}: cannot replay producer state: {e}"),
+        }
+        let (offsets, rx) = watch::channel(current_offsets(&log, &transactions));
+        let partition = Partition {
+            name,
+            log,
+            cleanup,
+            cleanup_interval,
+            producers,
+            transactions,
+            flusher,
+            offsets,
+        };
+        Ok((partition, rx))
+    }
+
+    fn publish(&self) {
+        self.offsets
+            .send_replace(current_offsets(&self.log, &self.transactions));
+    }
+
+    /// Applies the topic's cleanup policy: compaction of closed segments,
+    /// then deletion of those retention no longer keeps. Runs on the actor
+    /// between messages, so a read never sees a segment change under it.
+    fn clean(&mut self) {
+        let Cleanup {
+            delete, compact, ..
+        } = self.cleanup;
+        if compact {
+            let policy = CompactionPolicy {
+                delete_retention_ms: self.cleanup.delete_retention_ms,
+                min_compaction_lag_ms: self.cleanup.min_compaction_lag_ms,
+            };
+            match self.log.compact(now_ms(), &policy) {
+                Ok(0) => {}
+                Ok(removed) => ::log::info!("{}: compaction removed {removed} records", self.name),
+                Err(e) => ::log::error!("{}: compaction failed: {e}", self.name),
+            }
+        }
+        if delete {
+            let (ms, bytes) = (self.cleanup.retention_ms, self.cleanup.retention_bytes);
+            match self.log.enforce_retention(now_ms(), ms, bytes) {
+                Ok(0) => {}
+                Ok(deleted) => ::log::info!(
+                    "{}: retention deleted {deleted} segments; log starts at {}",
+                    self.name,
+                    self.log.log_start_offset()
+                ),
+                Err(e) => ::log::error!("{}: retention failed: {e}", self.name),
+            }
+        }
+        self.publish();
+    }
+}
+
+fn current_offsets(log: &Log, transactions: &Transactions) -> LogOffsets {
+    let high_watermark = log.log_end_offset();
+    LogOffsets {
+        log_start: log.log_start_offset(),
+        high_watermark,
+        last_stable: transactions.last_stable_offset(high_watermark),
+    }
+}
+
+impl Actor for Partition {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(self.cleanup_interval, |act, _| act.clean());
+    }
+}
+
+/// Appends already-validated batches (offsets are assigned here).
+#[derive(Message)]
+#[rtype(result = "Result<Appended, ResponseError>")]
+pub struct Append {
+    pub batches: Vec<Bytes>,
+    /// Answer only once the batches are fsynced (acks=all).
+    pub durable: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+impl Handler<Append> for Partition {
+    type Result = ResponseFuture<Result<Appended, ResponseError>>;
+
+    fn handle(&mut self, msg: Append, _: &mut Self::Context) -> Self::Result {
+        // Retried batches of idempotent producers are answered, not rewritten.
+        let mut duplicate_offset = None;
+        let mut fresh = Vec::with_capacity(msg.batches.len());
+        for bytes in msg.batches {
+            let header = match batch::parse_header(&bytes) {
+                Ok(header) => header,
+                Err(_) => return Box::pin(async { Err(ResponseError::CorruptMessage) }),
+            };
+            match self.producers.check(&header) {
+                Verdict::Write => fresh.push((header, bytes)),
+                Verdict::Duplicate { base_offset } => {
+                    duplicate_offset.get_or_insert(base_offset);
+                }
+                Verdict::Reject(error) => return Box::pin(async move { Err(error) }),
+            }
+        }
+        let batches: Vec<&[u8]> = fresh.iter().map(|(_, b)| b.as_ref()).collect();
+        let infos = match self.log.append_many(&batches, now_ms()) {
+            Ok(infos) => infos,
+            Err(e) => {
+                ::log::error!("{}: append failed: {e}", self.name);
+                self.publish();
+                return Box::pin(async { Err(ResponseError::KafkaStorageError) });
+            }
+        };
+        let base_offset = duplicate_offset.or(infos.first().map(|info| info.base_offset));
+        // A retry may overtake its original's fsync: sync the log end too.
+        let mut files: Vec<Arc<File>> = match duplicate_offset {
+            Some(_) => vec![self.log.active_file()],
+            None => Vec::new(),
+        };
+        for ((header, _), info) in fresh.iter().zip(infos) {
+            self.producers.record(header, info.base_offset);
+            self.transactions.on_batch(header, info.base_offset);
+            if !files.iter().any(|f| Arc::ptr_eq(f, &info.file)) {
+                files.push(info.file);
+            }
+        }
+        self.publish();
+        let appended = Appended {
+            base_offset: base_offset.unwrap_or_else(|| self.log.log_end_offset()),
+            log_start_offset: self.log.log_start_offset(),
+        };
+        if !msg.durable {
+            return Box::pin(async move { Ok(appended) });
+        }
+        let synced = self.flusher.flush(files);
+        let name = self.name.clone();
+        Box::pin(async move {
+            match synced.await {
+                Ok(Ok(())) => Ok(appended),
+                Ok(Err(e)) => {
+                    ::log::error!("{name}: fsync failed: {e}");
+                    Err(ResponseError::KafkaStorageError)
+                }
+                Err(_) => Err(ResponseError::KafkaStorageError),
+            }
+        })
+    }
+}
+
+/// Reads whole batches from `offset`, up to about `max_bytes`; with
+/// `committed` (read_committed isolation) only below the last stable offset.
+#[derive(Message)]
+#[rtype(result = "Result<Records, ReadFailure>")]
+pub struct Read {
+    pub offset: i64,
+    pub max_bytes: usize,
+    pub committed: bool,
+}
+
+pub struct Records {
+    pub records: Bytes,
+    pub offsets: LogOffsets,
+    /// For read_committed: aborted transactions among the records.
+    pub aborted: Vec<Aborted>,
+}
+
+pub struct ReadFailure {
+    pub error: ResponseError,
+    pub offsets: LogOffsets,
+}
+
+impl Handler<Read> for Partition {
+    type Result = MessageResult<Read>;
+
+    fn handle(&mut self, msg: Read, _: &mut Self::Context) -> Self::Result {
+        let offsets = current_offsets(&self.log, &self.transactions);
+        let read = if msg.committed && msg.offset >= offsets.last_stable {
+            // Nothing stable to give yet (but still check the offset).
+            self.log.read(msg.offset, 0).map(|_| Bytes::new())
+        } else {
+            self.log.read(msg.offset, msg.max_bytes)
+        };
+        MessageResult(match read {
+            Ok(records) if msg.committed => {
+                let records = batch::truncate_at_offset(records, offsets.last_stable);
+                let last = batch::last_offset_of(&records).unwrap_or(msg.offset);
+                let aborted = self.transactions.aborted_between(msg.offset, last);
+                Ok(Records {
+                    records,
+                    offsets,
+                    aborted,
+                })
+            }
+            Ok(records) => Ok(Records {
+                records,
+                offsets,
+                aborted: Vec::new(),
+            }),
+            Err(ReadError::OffsetOutOfRange { .. }) => Err(ReadFailure {
+                error: ResponseError::OffsetOutOfRange,
+                offsets,
+            }),
+            Err(e) => {
+                ::log::error!("{}: read at {} failed: {e}", self.name, msg.offset);
+                Err(ReadFailure {
+                    error: ResponseError::KafkaStorageError,
+                    offsets,
+                })
+            }
+        })
+    }
+}
+
+/// ListOffsets for one partition: `(offset, timestamp)`, -1 for unknown.
+/// With `committed`, "latest" is the last stable offset.
+#[derive(Message)]
+#[rtype(result = "Result<(i64, i64), ResponseError>")]
+pub struct ListOffset {
+    pub timestamp: i64,
+    pub committed: bool,
+}
+
+impl Handler<ListOffset> for Partition {
+    type Result = Result<(i64, i64), ResponseError>;
+
+    fn handle(&mut self, msg: ListOffset, _: &mut Self::Context) -> Self::Result {
+        let found = match msg.timestamp {
+            LATEST_TIMESTAMP => {
+                let offsets = current_offsets(&self.log, &self.transactions);
+                let latest = if msg.committed {
+                    offsets.last_stable
+                } else {
+                    offsets.high_watermark
+                };
+                return Ok((latest, -1));
+            }
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                return Ok((self.log.log_start_offset(), -1))
+            }
+            MAX_TIMESTAMP => self.log.max_timestamp(),
+            ts if ts >= 0 => self.log.offset_for_timestamp(ts),
+            _ => return Err(ResponseError::InvalidRequest),
+        };
+        match found {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Ok((-1, -1)),
+            Err(e) => {
+                ::log::error!("{}: offset lookup failed: {e}", self.name);
+                Err(ResponseError::KafkaStorageError)
+            }
+        }
+    }
+}
+
+/// Writes a transaction marker (commit or abort) for a producer and waits
+/// for its fsync: the end of that producer's transaction here.
+#[derive(Message)]
+#[rtype(result = "Result<(), ResponseError>")]
+pub struct WriteMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+impl Handler<WriteMarker> for Partition {
+    type Result = ResponseFuture<Result<(), ResponseError>>;
+
+    fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
+        let marker_offset = self.log.log_end_offset();
+        let written = batch::control_batch(
+            msg.producer_id,
+            msg.producer_epoch,
+            msg.commit,
+            msg.coordinator_epoch,
+            now_ms(),
+        )
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(|marker| {
+            // The abort is listed before its marker exists, never after.
+            if !msg.commit {
+                self.transactions.abort(msg.producer_id, marker_offset)?;
+            }
+            let info = self.log.append(&marker, now_ms())?;
+            let header =
+                batch::parse_header(&marker).map_err(|e| io::Error::other(e.to_string()))?;
+            self.producers.record(&header, info.base_offset);
+            self.transactions.on_batch(&header, info.base_offset);
+            Ok(info.file)
+        });
+        self.publish();
+        match written {
+            Ok(file) => {
+                let synced = self.flusher.flush(vec![file]);
+                Box::pin(async move {
+                    match synced.await {
+                        Ok(Ok(())) => Ok(()),
+                        _ => Err(ResponseError::KafkaStorageError),
+                    }
+                })
+            }
+            Err(e) => {
+                ::log::error!("{}: writing a transaction marker failed: {e}", self.name);
+                Box::pin(async { Err(ResponseError::KafkaStorageError) })
+            }
+        }
+    }
+}
+
+/// DeleteRecords: moves the log start offset up to `offset` (-1: the high
+/// watermark). Answers the new log start offset.
+#[derive(Message)]
+#[rtype(result = "Result<i64, ResponseError>")]
+pub struct DeleteRecords {
+    pub offset: i64,
+}
+
+impl Handler<DeleteRecords> for Partition {
+    type Result = Result<i64, ResponseError>;
+
+    fn handle(&mut self, msg: DeleteRecords, _: &mut Self::Context) -> Self::Result {
+        let end = self.log.log_end_offset();
+        let offset = if msg.offset == -1 { end } else { msg.offset };
+        if offset < 0 || offset > end {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
+        if let Err(e) = self.log.delete_records(offset) {
+            ::log::error!("{}: delete records failed: {e}", self.name);
+            return Err(ResponseError::KafkaStorageError);
+        }
+        self.publish();
+        Ok(self.log.log_start_offset())
+    }
+}
+
+/// New cleanup settings (AlterConfigs), applied at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetCleanup(pub Cleanup);
+
+impl Handler<SetCleanup> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, SetCleanup(cleanup): SetCleanup, _: &mut Self::Context) {
+        self.cleanup = cleanup;
+        self.clean();
+    }
+}
+
+/// Fsyncs the active segment (clean shutdown).
+#[derive(Message)]
+#[rtype(result = "io::Result<()>")]
+pub struct Sync;
+
+impl Handler<Sync> for Partition {
+    type Result = io::Result<()>;
+
+    fn handle(&mut self, _: Sync, _: &mut Self::Context) -> Self::Result {
+        self.log.active_file().sync_data()
+    }
+}
+
+/// Deletes the partition's files and stops the actor.
+#[derive(Message)]
+#[rtype(result = "io::Result<()>")]
+pub struct Delete;
+
+impl Handler<Delete> for Partition {
+    type Result = io::Result<()>;
+
+    fn handle(&mut self, _: Delete, ctx: &mut Self::Context) -> Self::Result {
+        use actix::ActorContext;
+        ctx.stop();
+        // The open files go when the actor (and its log) is dropped.
+        std::fs::remove_dir_all(self.log.dir())
+    }
+}

@@ -1,0 +1,1007 @@
+//! One segment of a partition log: `<base offset, 20 digits>.log` holding
+//! whole batches back to back, with its sparse `.index` and `.timeindex`.
+//!
+//! Every `index_interval_bytes` of log, the next batch gets an entry in both
+//! indexes. The indexes live in memory and are written to disk when the
+//! segment is sealed (rolled): the active segment is always re-scanned on
+//! open, so writing its indexes any earlier would only cost syscalls on the
+//! append path.
+//!
+//! Reads use positional I/O (`pread`), so readers never move the file cursor;
+//! only appends use it, and they seek to the known end first.
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::index::{IndexError, IndexLimits, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const LOG_EXTENSION: &str = "log";
+const INDEX_EXTENSION: &str = "index";
+const TIME_INDEX_EXTENSION: &str = "timeindex";
+/// Digits of the zero-padded base offset in file names.
+const NAME_DIGITS: usize = 20;
+/// How much of the log a recovery scan reads at once.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// `<dir>/<base offset, 20 digits>.<extension>`.
+fn file_path(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
+    dir.join(format!("{base_offset:0NAME_DIGITS$}.{extension}"))
+}
+
+/// The base offsets of the segments in `dir`, ascending. Files that are not
+/// segment logs are ignored.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if let Some(base) = name.to_str().and_then(parse_log_name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn parse_log_name(name: &str) -> Option<i64> {
+    let digits = name
+        .strip_suffix(LOG_EXTENSION)?
+        .strip_suffix('.')
+        .filter(|d| d.len() == NAME_DIGITS && d.bytes().all(|b| b.is_ascii_digit()))?;
+    digits.parse().ok()
+}
+
+/// Removes a segment's files (those that exist).
+pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    for extension in [LOG_EXTENSION, INDEX_EXTENSION, TIME_INDEX_EXTENSION] {
+        match fs::remove_file(file_path(dir, base_offset, extension)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Suffix of a compacted log file being written; one left over from a
+/// crash is incomplete and deleted on open.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+
+/// Replaces a sealed segment's log file with `contents` atomically: written
+/// and fsynced beside it, its indexes removed (they are rebuilt on load),
+/// then renamed over it. A crash leaves the old or the new file whole.
+pub fn replace_log(dir: &Path, base_offset: i64, contents: &[u8]) -> io::Result<()> {
+    let log = file_path(dir, base_offset, LOG_EXTENSION);
+    let mut cleaned = log.clone().into_os_string();
+    cleaned.push(CLEANED_SUFFIX);
+    let mut file = File::create(&cleaned)?;
+    std::io::Write::write_all(&mut file, contents)?;
+    file.sync_all()?;
+    for extension in [INDEX_EXTENSION, TIME_INDEX_EXTENSION] {
+        match fs::remove_file(file_path(dir, base_offset, extension)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    fs::rename(&cleaned, &log)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Milliseconds since the epoch by the wall clock.
+pub fn wall_clock_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn invalid_data(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// A batch about to be appended: the client's bytes, and its header as it
+/// will be stored (with the base offset the log assigned).
+#[derive(Debug, Clone, Copy)]
+pub struct PendingBatch<'a> {
+    bytes: &'a [u8],
+    header: BatchHeader,
+}
+
+impl<'a> PendingBatch<'a> {
+    /// Checks that `bytes` is one whole batch by its header (the CRC was
+    /// checked when the request came in) and gives it `base_offset`.
+    pub fn new(bytes: &'a [u8], base_offset: i64) -> io::Result<Self> {
+        let mut header = batch::parse_header(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if header.total_len() != bytes.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                batch::BatchError::InvalidLength,
+            ));
+        }
+        header.base_offset = base_offset;
+        Ok(PendingBatch { bytes, header })
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+/// A batch found in a segment file.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPosition {
+    pub position: u64,
+    pub header: BatchHeader,
+}
+
+impl BatchPosition {
+    /// File position just past the batch.
+    pub fn end(&self) -> u64 {
+        self.position + self.header.total_len() as u64
+    }
+}
+
+/// Where recovery cut a segment's log, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub position: u64,
+    pub bytes: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "dropped {} bytes from position {}: {}",
+            self.bytes, self.position, self.reason
+        )
+    }
+}
+
+pub struct Segment {
+    dir: PathBuf,
+    base_offset: i64,
+    file: Arc<File>,
+    size: u64,
+    next_offset: i64,
+    /// Largest batch maxTimestamp in the segment.
+    max_timestamp: Option<i64>,
+    created_ms: i64,
+    index_interval_bytes: u64,
+    bytes_since_index_entry: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+}
+
+impl Segment {
+    /// A new, empty segment. A stale file of the same name (beyond the log's
+    /// end, so never acknowledged) is emptied.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(file_path(dir, base_offset, LOG_EXTENSION))?;
+        Ok(Segment::empty(
+            dir,
+            base_offset,
+            file,
+            index_interval_bytes,
+            now_ms,
+        ))
+    }
+
+    /// Opens the active segment: reads and checks every batch, rebuilds the
+    /// indexes in memory, and cuts the log at the first torn or corrupt batch.
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+    ) -> io::Result<(Segment, Option<Cut>)> {
+        let mut segment = Segment::open_existing(dir, base_offset, index_interval_bytes)?;
+        let cut = segment.rebuild()?;
+        Ok((segment, cut))
+    }
+
+    /// Opens a sealed segment whose successor starts at `next_base_offset`.
+    /// Plausible index files are trusted, and only the batch headers after
+    /// their last entry are read; otherwise the segment is recovered like the
+    /// active one and its indexes are saved again.
+    pub fn load(
+        dir: &Path,
+        base_offset: i64,
+        next_base_offset: i64,
+        index_interval_bytes: u32,
+    ) -> io::Result<(Segment, Option<Cut>)> {
+        let mut segment = Segment::open_existing(dir, base_offset, index_interval_bytes)?;
+        let limits = IndexLimits {
+            log_size: segment.size,
+            max_relative_offset: u32::try_from((next_base_offset - base_offset - 1).max(0))
+                .unwrap_or(u32::MAX),
+        };
+        let loaded = segment
+            .load_indexes(&limits)
+            .map_err(|e| e.to_string())
+            .and_then(|()| segment.replay_tail().map_err(|e| e.to_string()));
+        match loaded {
+            Ok(completed) => {
+                if completed {
+                    // The files lacked entries at the tail (an interrupted
+                    // save): store the completed indexes.
+                    segment.seal()?;
+                }
+                return Ok((segment, None));
+            }
+            Err(reason) => ::log::warn!(
+                "{}: rebuilding indexes: {reason}",
+                segment.log_path().display()
+            ),
+        }
+        let cut = segment.rebuild()?;
+        segment.seal()?;
+        Ok((segment, cut))
+    }
+
+    fn open_existing(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+    ) -> io::Result<Segment> {
+        let file = OpenOptions::new().read(true).write(true).open(file_path(
+            dir,
+            base_offset,
+            LOG_EXTENSION,
+        ))?;
+        let metadata = file.metadata()?;
+        // Reopened segments age from their file's birth, where the
+        // filesystem records it, so restarts do not postpone segment.ms rolls.
+        let created = metadata.created().unwrap_or_else(|_| SystemTime::now());
+        let mut segment = Segment::empty(
+            dir,
+            base_offset,
+            file,
+            index_interval_bytes,
+            wall_clock_ms(created),
+        );
+        segment.size = metadata.len();
+        Ok(segment)
+    }
+
+    fn empty(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        index_interval_bytes: u32,
+        created_ms: i64,
+    ) -> Segment {
+        Segment {
+            dir: dir.to_path_buf(),
+            base_offset,
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: None,
+            created_ms,
+            index_interval_bytes: u64::from(index_interval_bytes.max(1)),
+            bytes_since_index_entry: 0,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+        }
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// One past the last offset in the segment.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The largest batch maxTimestamp, if the segment has batches.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.max_timestamp
+    }
+
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    /// The log file, for the flusher to fsync.
+    pub fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        file_path(&self.dir, self.base_offset, LOG_EXTENSION)
+    }
+
+    /// Writes the indexes to disk; called when the segment stops being the
+    /// active one.
+    pub fn seal(&self) -> io::Result<()> {
+        self.offset_index
+            .save(&file_path(&self.dir, self.base_offset, INDEX_EXTENSION))?;
+        self.time_index.save(&file_path(
+            &self.dir,
+            self.base_offset,
+            TIME_INDEX_EXTENSION,
+        ))
+    }
+
+    /// Appends `batches` at the end of the log with one vectored write (each
+    /// batch's new base offset, then the rest of its bytes, so nothing is
+    /// copied), then indexes them.
+    pub fn append(&mut self, batches: &[PendingBatch<'_>]) -> io::Result<()> {
+        let base_offsets: Vec<[u8; 8]> = batches
+            .iter()
+            .map(|b| b.header.base_offset.to_be_bytes())
+            .collect();
+        // A pending batch holds at least a whole header, so it has the 8
+        // bytes of base offset to replace.
+        let mut slices: Vec<IoSlice<'_>> = base_offsets
+            .iter()
+            .zip(batches)
+            .flat_map(|(base, b)| [IoSlice::new(base), IoSlice::new(&b.bytes[8..])])
+            .collect();
+        if let Err(e) = self.write_at_end(&mut slices) {
+            self.discard_partial_write();
+            return Err(e);
+        }
+        for batch in batches {
+            self.track(self.size, &batch.header);
+            self.size += batch.size();
+        }
+        Ok(())
+    }
+
+    fn write_at_end(&self, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        let mut file = &*self.file;
+        file.seek(SeekFrom::Start(self.size))?;
+        while !slices.is_empty() {
+            match file.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => IoSlice::advance_slices(&mut slices, written),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed write the file may end with part of a batch. The next
+    /// append overwrites it anyway (it seeks to the known end), but cutting
+    /// it now keeps a crash from leaving it for recovery.
+    fn discard_partial_write(&self) {
+        if let Err(e) = self.file.set_len(self.size) {
+            ::log::warn!(
+                "{}: cannot cut a failed write back to {} bytes: {e}",
+                self.log_path().display(),
+                self.size
+            );
+        }
+    }
+
+    /// Accounts for a batch stored at `position`: offsets, max timestamp, and
+    /// an index entry when `index_interval_bytes` have passed since the last.
+    fn track(&mut self, position: u64, header: &BatchHeader) {
+        let max_timestamp = self
+            .max_timestamp
+            .map_or(header.max_timestamp, |m| m.max(header.max_timestamp));
+        self.max_timestamp = Some(max_timestamp);
+        if self.bytes_since_index_entry >= self.index_interval_bytes {
+            // Entries must fit the u32 fields; the log rolls segments before
+            // they could not, and a file that breaks this is merely indexed
+            // more sparsely.
+            let relative = u32::try_from(header.base_offset - self.base_offset);
+            if let (Ok(relative_offset), Ok(position)) = (relative, u32::try_from(position)) {
+                self.offset_index.push(OffsetEntry {
+                    relative_offset,
+                    position,
+                });
+                self.time_index.push(TimeEntry {
+                    timestamp: max_timestamp,
+                    relative_offset,
+                });
+                self.bytes_since_index_entry = 0;
+            }
+        }
+        self.bytes_since_index_entry += header.total_len() as u64;
+        self.next_offset = header.last_offset() + 1;
+    }
+
+    /// Loads both index files, which must agree with each other: they get
+    /// entries at the same batches. If one is longer (a save was cut short),
+    /// only the common part is kept and the tail replay adds the rest.
+    fn load_indexes(&mut self, limits: &IndexLimits) -> Result<(), IndexError> {
+        let mut offsets = OffsetIndex::load(
+            &file_path(&self.dir, self.base_offset, INDEX_EXTENSION),
+            limits,
+        )?;
+        let mut times = TimeIndex::load(
+            &file_path(&self.dir, self.base_offset, TIME_INDEX_EXTENSION),
+            limits,
+        )?;
+        let in_step = offsets
+            .entries()
+            .iter()
+            .zip(times.entries())
+            .all(|(o, t)| o.relative_offset == t.relative_offset);
+        if !in_step {
+            return Err(IndexError::Corrupt(
+                "offset and time indexes disagree".to_string(),
+            ));
+        }
+        let common = offsets.entries().len().min(times.entries().len());
+        offsets.truncate(common);
+        times.truncate(common);
+        self.offset_index = offsets;
+        self.time_index = times;
+        Ok(())
+    }
+
+    /// Restores the in-memory state of a segment with loaded indexes by
+    /// reading the batch headers from its last index entry to the end, adding
+    /// any entries the files lack. Returns whether it added some.
+    fn replay_tail(&mut self) -> io::Result<bool> {
+        let (start, mut expected) = match self.offset_index.last() {
+            Some(entry) => (
+                u64::from(entry.position),
+                self.base_offset + i64::from(entry.relative_offset),
+            ),
+            None => (0, self.base_offset),
+        };
+        self.max_timestamp = self.time_index.last().map(|e| e.timestamp);
+        let entries = self.offset_index.entries().len();
+        let mut position = start;
+        while position < self.size {
+            let batch = self.batch_at(position)?;
+            // Compaction leaves gaps, so offsets only have to grow.
+            if batch.header.base_offset < expected {
+                return Err(invalid_data(format!(
+                    "batch at position {position} has base offset {}, expected {expected} or more",
+                    batch.header.base_offset
+                )));
+            }
+            self.track(position, &batch.header);
+            expected = self.next_offset;
+            position = batch.end();
+        }
+        Ok(self.offset_index.entries().len() > entries)
+    }
+
+    /// Re-reads the whole log, checking every batch's framing, CRC and
+    /// offsets, and rebuilds the in-memory state and indexes. The log is cut
+    /// at the first batch that fails, so a torn batch is never served.
+    fn rebuild(&mut self) -> io::Result<Option<Cut>> {
+        self.reset();
+        let file = Arc::clone(&self.file);
+        let file_len = file.metadata()?.len();
+        let mut scanner = Scanner::new(&file, file_len);
+        let bad = loop {
+            match scanner.next()? {
+                Scanned::End => break None,
+                Scanned::Bad(position, reason) => break Some((position, reason)),
+                // Compaction leaves gaps, so offsets only have to grow.
+                Scanned::Batch(batch) if batch.header.base_offset < self.next_offset => {
+                    let reason = format!(
+                        "base offset {} where {} or more was expected",
+                        batch.header.base_offset, self.next_offset
+                    );
+                    break Some((batch.position, reason));
+                }
+                Scanned::Batch(batch) => self.track(batch.position, &batch.header),
+            }
+        };
+        self.size = bad.as_ref().map_or(file_len, |(position, _)| *position);
+        let Some((position, reason)) = bad else {
+            return Ok(None);
+        };
+        file.set_len(position)?;
+        Ok(Some(Cut {
+            position,
+            bytes: file_len - position,
+            reason,
+        }))
+    }
+
+    fn reset(&mut self) {
+        self.next_offset = self.base_offset;
+        self.max_timestamp = None;
+        self.bytes_since_index_entry = 0;
+        self.offset_index = OffsetIndex::default();
+        self.time_index = TimeIndex::default();
+    }
+
+    /// The header of the batch at `position`, which must lie wholly within
+    /// the segment.
+    fn batch_at(&self, position: u64) -> io::Result<BatchPosition> {
+        if position + HEADER_LEN as u64 > self.size {
+            return Err(invalid_data(format!(
+                "{}: no batch header fits at position {position} of {}",
+                self.log_path().display(),
+                self.size
+            )));
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        self.file.read_exact_at(&mut buf, position)?;
+        let header = batch::parse_header(&buf).map_err(|e| {
+            invalid_data(format!(
+                "{}: bad batch at position {position}: {e}",
+                self.log_path().display()
+            ))
+        })?;
+        let found = BatchPosition { position, header };
+        if found.end() > self.size {
+            return Err(invalid_data(format!(
+                "{}: batch at position {position} runs past the end",
+                self.log_path().display()
+            )));
+        }
+        Ok(found)
+    }
+
+    /// Batch headers from `position` (a batch boundary) to the end, one
+    /// `pread` each.
+    fn batches_from(&self, position: u64) -> Hops<'_> {
+        Hops {
+            segment: self,
+            position,
+            failed: false,
+        }
+    }
+
+    /// Headers of the batches in about the last `tail_bytes` of the file,
+    /// oldest first, starting at the index entry just before that point.
+    pub fn tail_headers(&self, tail_bytes: u64) -> io::Result<Vec<BatchHeader>> {
+        let from = self.size.saturating_sub(tail_bytes);
+        let start = self
+            .offset_index
+            .floor_position(from)
+            .map_or(0, |e| u64::from(e.position));
+        self.batches_from(start)
+            .map(|b| b.map(|b| b.header))
+            .collect()
+    }
+
+    /// The batch holding `offset` (or, if the offset falls before or between
+    /// batches, the next one), found from the offset index's nearest entry.
+    pub fn find_batch(&self, offset: i64) -> io::Result<Option<BatchPosition>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
+        let start = self
+            .offset_index
+            .floor(relative)
+            .map_or(0, |e| u64::from(e.position));
+        for batch in self.batches_from(start) {
+            let batch = batch?;
+            if batch.header.last_offset() >= offset {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The end of a read starting with `first`: the last batch boundary no
+    /// more than `budget` bytes past its start, but never before the end of
+    /// `first`. The offset index finds the last indexed batch below the
+    /// limit, so only the headers after it are read.
+    pub fn read_end(&self, first: BatchPosition, budget: u64) -> io::Result<u64> {
+        let limit = first.position.saturating_add(budget);
+        if limit >= self.size {
+            return Ok(self.size);
+        }
+        let mut end = self
+            .offset_index
+            .floor_position(limit)
+            .map_or(0, |e| u64::from(e.position))
+            .max(first.end());
+        if end >= limit {
+            return Ok(end);
+        }
+        for batch in self.batches_from(end) {
+            let batch = batch?;
+            if batch.end() > limit {
+                break;
+            }
+            end = batch.end();
+        }
+        Ok(end)
+    }
+
+    /// Fills `buf` with the log bytes starting at `position`.
+    pub fn read_into(&self, position: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, position)
+    }
+
+    /// `(offset, timestamp)` of the first record with a timestamp of at least
+    /// `ts`. The time index gives the last batch that cannot match; from
+    /// there batch headers are skipped until one's maxTimestamp reaches `ts`,
+    /// and only that batch's records are read.
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        if self.max_timestamp.is_none_or(|max| max < ts) {
+            return Ok(None);
+        }
+        let start = self
+            .time_index
+            .last_before(ts)
+            .and_then(|e| self.offset_index.floor(e.relative_offset))
+            .map_or(0, |e| u64::from(e.position));
+        for batch in self.batches_from(start) {
+            let batch = batch?;
+            if batch.header.max_timestamp < ts {
+                continue;
+            }
+            let mut bytes = vec![0; batch.header.total_len()];
+            self.read_into(batch.position, &mut bytes)?;
+            let found = batch::first_offset_at_or_after_timestamp(&bytes, ts).map_err(|e| {
+                invalid_data(format!(
+                    "{}: batch at position {}: {e}",
+                    self.log_path().display(),
+                    batch.position
+                ))
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Hops from batch header to batch header; stops after the first error.
+struct Hops<'a> {
+    segment: &'a Segment,
+    position: u64,
+    failed: bool,
+}
+
+impl Iterator for Hops<'_> {
+    type Item = io::Result<BatchPosition>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.position >= self.segment.size {
+            return None;
+        }
+        let batch = self.segment.batch_at(self.position);
+        match &batch {
+            Ok(found) => self.position = found.end(),
+            Err(_) => self.failed = true,
+        }
+        Some(batch)
+    }
+}
+
+enum Scanned {
+    Batch(BatchPosition),
+    End,
+    /// The data at this position is not a whole, intact batch.
+    Bad(u64, String),
+}
+
+/// Reads a log file front to back in large chunks, checking each batch.
+struct Scanner<'a> {
+    file: &'a File,
+    file_len: u64,
+    /// File bytes from `buf_position` on.
+    buf: Vec<u8>,
+    buf_position: u64,
+    /// Start of the next batch within `buf`.
+    next: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(file: &'a File, file_len: u64) -> Self {
+        Scanner {
+            file,
+            file_len,
+            buf: Vec::new(),
+            buf_position: 0,
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> io::Result<Scanned> {
+        let position = self.buf_position + self.next as u64;
+        let left = self.file_len - position;
+        if left == 0 {
+            return Ok(Scanned::End);
+        }
+        if left < HEADER_LEN as u64 {
+            return Ok(Scanned::Bad(
+                position,
+                format!("{left} bytes of torn header"),
+            ));
+        }
+        self.fill(HEADER_LEN)?;
+        let header = match batch::parse_header(&self.buf[self.next..]) {
+            Ok(header) => header,
+            Err(e) => return Ok(Scanned::Bad(position, e.to_string())),
+        };
+        let len = header.total_len();
+        if len as u64 > left {
+            let reason = format!("torn batch: {len} bytes announced, {left} left");
+            return Ok(Scanned::Bad(position, reason));
+        }
+        self.fill(len)?;
+        if let Err(e) = batch::validate(&self.buf[self.next..self.next + len]) {
+            return Ok(Scanned::Bad(position, e.to_string()));
+        }
+        self.next += len;
+        Ok(Scanned::Batch(BatchPosition { position, header }))
+    }
+
+    /// Makes at least `wanted` bytes (which the file has) available from
+    /// `next`, reading a chunk or more.
+    fn fill(&mut self, wanted: usize) -> io::Result<()> {
+        if self.buf.len() - self.next >= wanted {
+            return Ok(());
+        }
+        self.buf.drain(..self.next);
+        self.buf_position += self.next as u64;
+        self.next = 0;
+        let have = self.buf.len();
+        let in_file = self.file_len - self.buf_position;
+        let target = wanted
+            .max(SCAN_CHUNK)
+            .min(usize::try_from(in_file).unwrap_or(usize::MAX));
+        self.buf.resize(target, 0);
+        self.file
+            .read_exact_at(&mut self.buf[have..], self.buf_position + have as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::batch::testing::{batch, batch_sized};
+
+    const INTERVAL: u32 = 100;
+
+    fn pending(bytes: &[u8], base_offset: i64) -> PendingBatch<'_> {
+        PendingBatch::new(bytes, base_offset).unwrap()
+    }
+
+    /// A segment at offset 10 with batches of 3 records, timestamps rising.
+    fn filled(dir: &Path, batches: i64) -> Segment {
+        let mut segment = Segment::create(dir, 10, INTERVAL, 0).unwrap();
+        for i in 0..batches {
+            let bytes = batch_sized(&[i * 10, i * 10 + 5, i * 10 + 1], 20);
+            segment.append(&[pending(&bytes, 10 + 3 * i)]).unwrap();
+        }
+        segment
+    }
+
+    #[test]
+    fn file_names() {
+        let dir = Path::new("/d");
+        assert_eq!(
+            file_path(dir, 42, LOG_EXTENSION),
+            Path::new("/d/00000000000000000042.log")
+        );
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+        assert_eq!(parse_log_name("0000000000000000042.log"), None);
+        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_log_name("99999999999999999999.log"), None);
+    }
+
+    #[test]
+    fn pending_batch_checks_its_length() {
+        let bytes = batch(&[1]);
+        assert!(PendingBatch::new(&bytes[..bytes.len() - 1], 0).is_err());
+        assert!(PendingBatch::new(&bytes[..30], 0).is_err());
+        assert_eq!(pending(&bytes, 7).header().base_offset, 7);
+    }
+
+    #[test]
+    fn append_writes_offsets_and_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        assert_eq!(segment.next_offset(), 40);
+        assert_eq!(segment.max_timestamp(), Some(95));
+        let batch_len = segment.size() / 10;
+        // Every batch after the first 100 bytes of log gets an entry.
+        let entries = segment.offset_index.entries();
+        assert_eq!(entries.len(), 9);
+        assert_eq!(entries[0].position as u64, batch_len);
+        assert_eq!(entries[0].relative_offset, 3);
+        assert_eq!(segment.time_index.entries()[0].timestamp, 15);
+
+        let on_disk = fs::read(segment.log_path()).unwrap();
+        assert_eq!(on_disk.len() as u64, segment.size());
+        for i in 0..10 {
+            let at = (i * batch_len) as usize;
+            let header = batch::validate(&on_disk[at..at + batch_len as usize]).unwrap();
+            assert_eq!(header.base_offset, 10 + 3 * i as i64);
+        }
+    }
+
+    #[test]
+    fn several_batches_in_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 0, INTERVAL, 0).unwrap();
+        let (a, b) = (batch(&[1, 2]), batch(&[3]));
+        segment.append(&[pending(&a, 0), pending(&b, 2)]).unwrap();
+        assert_eq!(segment.next_offset(), 3);
+        assert_eq!(segment.size(), (a.len() + b.len()) as u64);
+        let second = segment.find_batch(2).unwrap().unwrap();
+        assert_eq!(second.position, a.len() as u64);
+        assert_eq!(second.header.base_offset, 2);
+    }
+
+    #[test]
+    fn find_batch_and_read_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        let len = segment.size() / 10;
+        for offset in 10..40 {
+            let found = segment.find_batch(offset).unwrap().unwrap();
+            assert_eq!(found.position, (offset as u64 - 10) / 3 * len);
+        }
+        assert!(segment.find_batch(40).unwrap().is_none());
+        assert_eq!(segment.find_batch(0).unwrap().unwrap().position, 0);
+
+        let first = segment.find_batch(13).unwrap().unwrap();
+        assert_eq!(segment.read_end(first, 0).unwrap(), 2 * len);
+        assert_eq!(segment.read_end(first, len).unwrap(), 2 * len);
+        assert_eq!(segment.read_end(first, 3 * len - 1).unwrap(), 3 * len);
+        assert_eq!(segment.read_end(first, 3 * len).unwrap(), 4 * len);
+        assert_eq!(segment.read_end(first, u64::MAX).unwrap(), 10 * len);
+    }
+
+    #[test]
+    fn lookups_start_from_the_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        // Spoil the first batch's magic: lookups that the indexes send past
+        // it still work, which shows they never read it.
+        segment.file.write_all_at(&[0], 16).unwrap();
+        assert!(segment.find_batch(10).is_err());
+        assert!(segment.offset_for_timestamp(0).is_err());
+        assert_eq!(
+            segment.find_batch(13).unwrap().unwrap().header.base_offset,
+            13
+        );
+        assert_eq!(segment.offset_for_timestamp(16).unwrap(), Some((16, 20)));
+        let last = segment.find_batch(39).unwrap().unwrap();
+        assert_eq!(last.end(), segment.size());
+    }
+
+    #[test]
+    fn timestamps_within_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        let find = |ts| segment.offset_for_timestamp(ts).unwrap();
+        assert_eq!(find(i64::MIN), Some((10, 0)));
+        assert_eq!(find(2), Some((11, 5)));
+        assert_eq!(find(41), Some((23, 45)));
+        assert_eq!(find(90), Some((37, 90)));
+        assert_eq!(find(95), Some((38, 95)));
+        assert_eq!(find(96), None);
+    }
+
+    #[test]
+    fn sealed_segment_loads_from_its_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        segment.seal().unwrap();
+        let (loaded, cut) = Segment::load(dir.path(), 10, 40, INTERVAL).unwrap();
+        assert_eq!(cut, None);
+        assert_eq!(loaded.next_offset(), 40);
+        assert_eq!(loaded.size(), segment.size());
+        assert_eq!(loaded.max_timestamp(), Some(95));
+        assert_eq!(loaded.offset_index, segment.offset_index);
+        assert_eq!(loaded.time_index, segment.time_index);
+    }
+
+    #[test]
+    fn partly_saved_index_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        segment.seal().unwrap();
+        let index = file_path(dir.path(), 10, INDEX_EXTENSION);
+        let time_index = file_path(dir.path(), 10, TIME_INDEX_EXTENSION);
+        let bytes = fs::read(&index).unwrap();
+        fs::write(&index, &bytes[..16]).unwrap();
+        let bytes = fs::read(&time_index).unwrap();
+        fs::write(&time_index, &bytes[..24]).unwrap();
+
+        let (loaded, cut) = Segment::load(dir.path(), 10, 40, INTERVAL).unwrap();
+        assert_eq!(cut, None);
+        assert_eq!(loaded.offset_index, segment.offset_index);
+        assert_eq!(loaded.time_index, segment.time_index);
+        assert_eq!(fs::read(&index).unwrap().len(), 9 * 8);
+    }
+
+    #[test]
+    fn disagreeing_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 10);
+        segment.seal().unwrap();
+        let time_index = file_path(dir.path(), 10, TIME_INDEX_EXTENSION);
+        let mut bytes = fs::read(&time_index).unwrap();
+        // The first entry now names offset 2 instead of 3: still plausible
+        // alone, but not in step with the offset index.
+        bytes[11] = 2;
+        fs::write(&time_index, &bytes).unwrap();
+        let (loaded, cut) = Segment::load(dir.path(), 10, 40, INTERVAL).unwrap();
+        assert_eq!(cut, None);
+        assert_eq!(loaded.time_index, segment.time_index);
+        assert_eq!(fs::read(&time_index).unwrap()[11], 3);
+    }
+
+    #[test]
+    fn recovery_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = filled(dir.path(), 10).size();
+        let len = size / 10;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(file_path(dir.path(), 10, LOG_EXTENSION))
+            .unwrap();
+        file.set_len(size - 5).unwrap();
+        let (segment, cut) = Segment::recover(dir.path(), 10, INTERVAL).unwrap();
+        let cut = cut.unwrap();
+        assert_eq!((cut.position, cut.bytes), (9 * len, len - 5));
+        assert_eq!(segment.size(), 9 * len);
+        assert_eq!(segment.next_offset(), 37);
+        assert_eq!(file.metadata().unwrap().len(), 9 * len);
+    }
+
+    #[test]
+    fn recovery_keeps_offset_gaps_and_cuts_offsets_going_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 0, INTERVAL, 0).unwrap();
+        let bytes = batch(&[1]);
+        segment.append(&[pending(&bytes, 0)]).unwrap();
+        segment.append(&[pending(&bytes, 5)]).unwrap();
+        segment.append(&[pending(&bytes, 3)]).unwrap();
+        let (segment, cut) = Segment::recover(dir.path(), 0, INTERVAL).unwrap();
+        assert_eq!(cut.unwrap().position, 2 * bytes.len() as u64);
+        assert_eq!(segment.next_offset(), 6);
+    }
+
+    #[test]
+    fn scanner_handles_batches_larger_than_its_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 0, INTERVAL, 0).unwrap();
+        let big = batch_sized(&[1, 2], SCAN_CHUNK);
+        let small = batch(&[3]);
+        segment.append(&[pending(&small, 0)]).unwrap();
+        segment.append(&[pending(&big, 1)]).unwrap();
+        segment.append(&[pending(&small, 3)]).unwrap();
+        let (recovered, cut) = Segment::recover(dir.path(), 0, INTERVAL).unwrap();
+        assert_eq!(cut, None);
+        assert_eq!(recovered.next_offset(), 4);
+        assert_eq!(recovered.offset_index, segment.offset_index);
+    }
+
+    #[test]
+    fn corrupt_header_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = filled(dir.path(), 2);
+        assert!(segment.batch_at(1).is_err());
+        assert!(segment.batch_at(segment.size() - 10).is_err());
+        assert!(segment.batch_at(segment.size()).is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! A topic as the broker serves it: its partitions' actor addresses and the
+//! offsets each partition publishes for long-polling fetches.
+
+use crate::partition::Partition;
+use crate::topic_config::ProduceSettings;
+use actix::Addr;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Longest topic name Kafka accepts.
+const MAX_NAME_LEN: usize = 249;
+
+/// The offsets a partition publishes after every change, so fetches can
+/// wait for data without asking the actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    pub log_start: i64,
+    /// One past the last readable offset; on a single broker the log end.
+    pub high_watermark: i64,
+    /// The first offset of the oldest open transaction, or the high
+    /// watermark: how far `read_committed` consumers may read.
+    pub last_stable: i64,
+}
+
+impl LogOffsets {
+    /// What Kafka answers for a partition it cannot read.
+    pub const UNKNOWN: LogOffsets = LogOffsets {
+        log_start: -1,
+        high_watermark: -1,
+        last_stable: -1,
+    };
+}
+
+/// How to reach one partition.
+#[derive(Clone)]
+pub struct PartitionHandle {
+    pub addr: Addr<Partition>,
+    pub offsets: watch::Receiver<LogOffsets>,
+}
+
+/// A live topic. Immutable: adding partitions replaces the whole value.
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionHandle>,
+    pub configs: BTreeMap<String, String>,
+    /// Derived from `configs` (and the broker defaults) once, not per request.
+    pub produce: ProduceSettings,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&PartitionHandle> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// Checks a topic name the way Kafka does: 1 to 249 characters of
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name '{name}' is illegal"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "topic name is {} characters long, more than the maximum {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(c) => Err(format!(
+            "topic name '{name}' contains '{c}'; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("orders.v1_2-x").is_ok());
+        for bad in ["", ".", "..", "a/b", "spa ce", "é"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name(&"a".repeat(249)).is_ok());
+        assert!(validate_name(&"a".repeat(250)).is_err());
+    }
+}

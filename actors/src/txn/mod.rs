@@ -1,0 +1,325 @@
+//! The transaction coordinator: one actor for every transactional id of the
+//! broker, each id's state a [`state::Txn`] kept in sled (made durable
+//! before any answer that depends on it).
+//!
+//! Ending a transaction is two-phase: the prepare state is stored, then a
+//! commit or abort marker is written to every partition of the transaction
+//! (and, on commit, its consumer offsets stored), then the complete state is
+//! stored. A broker that dies in between finishes the end when it starts
+//! again, so a transaction is never left half visible. Open transactions
+//! that outlive their timeout are aborted, fencing their producer.
+
+pub mod state;
+
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::offsets::PartitionOffset;
+use crate::partition::WriteMarker;
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
+    ResponseActFuture, WrapFuture,
+};
+use futures_util::future::join_all;
+use kafka_protocol::ResponseError;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::Weak;
+use std::time::Duration;
+
+use self::state::{Bump, EndPlan, Txn};
+
+/// How often open transactions are checked against their timeout.
+const EXPIRY_CHECK: Duration = Duration::from_secs(1);
+/// Kafka's `transaction.max.timeout.ms` default.
+const MAX_TIMEOUT_MS: i32 = 900_000;
+
+pub struct TxnCoordinator {
+    broker: Weak<Broker>,
+    tree: sled::Tree,
+    txns: HashMap<String, Txn>,
+}
+
+fn io_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("transaction store: {e}"))
+}
+
+impl TxnCoordinator {
+    /// Loads every transactional id from the broker's sled database. The
+    /// broker reference is what markers are written through.
+    pub fn open(db: &sled::Db, broker: Weak<Broker>) -> io::Result<TxnCoordinator> {
+        let tree = db.open_tree("transactions").map_err(io_error)?;
+        let mut txns = HashMap::new();
+        for entry in tree.iter() {
+            let (key, value) = entry.map_err(io_error)?;
+            let id = String::from_utf8(key.to_vec()).map_err(io_error)?;
+            txns.insert(id, bincode::deserialize(&value).map_err(io_error)?);
+        }
+        Ok(TxnCoordinator { broker, tree, txns })
+    }
+
+    /// Stores an id's state; the future resolves once it is on disk.
+    fn save(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<(), ResponseError>> + 'static {
+        let stored = self.txns.get(id).map(|txn| {
+            let value = bincode::serialize(txn).map_err(io_error)?;
+            self.tree.insert(id.as_bytes(), value).map_err(io_error)
+        });
+        let tree = self.tree.clone();
+        async move {
+            let written = match stored {
+                Some(Err(e)) => Err(e),
+                _ => tree.flush_async().await.map(|_| ()).map_err(io_error),
+            };
+            written.map_err(|e| {
+                log::error!("{e}");
+                ResponseError::KafkaStorageError
+            })
+        }
+    }
+
+    /// Stores the prepare state, writes the markers and offsets, then stores
+    /// the complete state; resolves with the outcome.
+    fn end(
+        &mut self,
+        id: String,
+        plan: EndPlan,
+    ) -> ResponseActFuture<Self, Result<(), ResponseError>> {
+        let saved = self.save(&id);
+        let broker = self.broker.clone();
+        Box::pin(
+            async move {
+                saved.await?;
+                carry_out(broker, plan).await
+            }
+            .into_actor(self)
+            .then(move |done, act, _| {
+                if done.is_ok() {
+                    if let Some(txn) = act.txns.get_mut(&id) {
+                        txn.complete();
+                    }
+                }
+                let saved = act.save(&id);
+                async move { done.and(saved.await) }.into_actor(act)
+            }),
+        )
+    }
+
+    fn txn(&mut self, id: &str) -> Result<&mut Txn, ResponseError> {
+        self.txns
+            .get_mut(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)
+    }
+}
+
+/// Writes a transaction's markers and, on commit, its offsets.
+async fn carry_out(broker: Weak<Broker>, plan: EndPlan) -> Result<(), ResponseError> {
+    let broker = broker
+        .upgrade()
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let markers = plan.partitions.iter().filter_map(|(topic, partition)| {
+        // A partition deleted meanwhile needs no marker.
+        let handle = broker.topic(topic)?.partition(*partition)?.clone();
+        Some(handle.addr.send(WriteMarker {
+            producer_id: plan.producer_id,
+            producer_epoch: plan.producer_epoch,
+            commit: plan.commit,
+            coordinator_epoch: 0,
+        }))
+    });
+    for written in join_all(markers).await {
+        written.unwrap_or(Err(ResponseError::UnknownTopicOrPartition))?;
+    }
+    let mut by_group: BTreeMap<&str, Vec<PartitionOffset>> = BTreeMap::new();
+    for (group, offset) in &plan.offsets {
+        by_group.entry(group).or_default().push(offset.clone());
+    }
+    for (group, offsets) in by_group {
+        broker
+            .offsets()
+            .commit(group, &offsets)
+            .await
+            .map_err(|e| {
+                log::error!("committing transactional offsets of {group}: {e}");
+                ResponseError::KafkaStorageError
+            })?;
+    }
+    Ok(())
+}
+
+impl Actor for TxnCoordinator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Finish the ends a crash interrupted.
+        let unfinished: Vec<(String, EndPlan)> = self
+            .txns
+            .iter()
+            .filter(|(_, txn)| txn.is_preparing())
+            .map(|(id, txn)| (id.clone(), txn.plan()))
+            .collect();
+        for (id, plan) in unfinished {
+            log::info!("finishing the interrupted end of transaction {id}");
+            ctx.spawn(self.end(id, plan).map(|_, _, _| ()));
+        }
+        ctx.run_interval(EXPIRY_CHECK, |act, ctx| {
+            let now = now_ms();
+            let expired: Vec<String> = act
+                .txns
+                .iter()
+                .filter(|(_, txn)| txn.expired(now))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in expired {
+                let Some(Bump::Abort(plan)) =
+                    act.txns.get_mut(&id).map(|t| t.bump_epoch(t.timeout_ms))
+                else {
+                    continue;
+                };
+                log::info!("aborting transaction {id}: it outlived its timeout");
+                ctx.spawn(act.end(id, plan).map(|_, _, _| ()));
+            }
+        });
+    }
+}
+
+/// InitProducerId with a transactional id. `fresh_producer_id` is used if
+/// the id is new or its epochs are exhausted.
+#[derive(Message)]
+#[rtype(result = "Result<(i64, i16), ResponseError>")]
+pub struct InitTransactional {
+    pub id: String,
+    pub timeout_ms: i32,
+    pub fresh_producer_id: i64,
+}
+
+impl Handler<InitTransactional> for TxnCoordinator {
+    type Result = ResponseActFuture<Self, Result<(i64, i16), ResponseError>>;
+
+    fn handle(&mut self, msg: InitTransactional, _: &mut Self::Context) -> Self::Result {
+        if msg.timeout_ms <= 0 || msg.timeout_ms > MAX_TIMEOUT_MS {
+            return Box::pin(actix::fut::ready(Err(
+                ResponseError::InvalidTransactionTimeout,
+            )));
+        }
+        let id = msg.id;
+        let abort = match self.txns.get_mut(&id) {
+            Some(txn) if txn.is_preparing() => {
+                return Box::pin(actix::fut::ready(Err(
+                    ResponseError::ConcurrentTransactions,
+                )))
+            }
+            Some(txn) => match txn.bump_epoch(msg.timeout_ms) {
+                Bump::Done => None,
+                Bump::Abort(plan) => Some(plan),
+                Bump::Exhausted => {
+                    *txn = Txn::new(msg.fresh_producer_id, msg.timeout_ms);
+                    None
+                }
+            },
+            None => {
+                self.txns
+                    .insert(id.clone(), Txn::new(msg.fresh_producer_id, msg.timeout_ms));
+                None
+            }
+        };
+        let ended: ResponseActFuture<Self, Result<(), ResponseError>> = match abort {
+            Some(plan) => self.end(id.clone(), plan),
+            None => Box::pin(self.save(&id).into_actor(self)),
+        };
+        Box::pin(ended.map(move |done, act, _| {
+            done?;
+            let txn = act.txn(&id)?;
+            txn.status = state::Status::Empty;
+            Ok((txn.producer_id, txn.epoch))
+        }))
+    }
+}
+
+/// Which part of a transaction a request adds.
+pub enum Addition {
+    Partitions(Vec<(String, i32)>),
+    Group(String),
+    Offsets {
+        group: String,
+        offsets: Vec<PartitionOffset>,
+    },
+}
+
+/// AddPartitionsToTxn, AddOffsetsToTxn and TxnOffsetCommit.
+#[derive(Message)]
+#[rtype(result = "Result<(), ResponseError>")]
+pub struct Add {
+    pub id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub addition: Addition,
+}
+
+impl Handler<Add> for TxnCoordinator {
+    type Result = ResponseActFuture<Self, Result<(), ResponseError>>;
+
+    fn handle(&mut self, msg: Add, _: &mut Self::Context) -> Self::Result {
+        let (pid, epoch, now) = (msg.producer_id, msg.producer_epoch, now_ms());
+        let changed = self.txn(&msg.id).and_then(|txn| match msg.addition {
+            Addition::Partitions(partitions) => txn.add_partitions(pid, epoch, partitions, now),
+            Addition::Group(group) => txn.add_group(pid, epoch, group, now),
+            Addition::Offsets { group, offsets } => txn.add_offsets(pid, epoch, &group, offsets),
+        });
+        let saved = changed.map(|()| self.save(&msg.id));
+        Box::pin(
+            async move {
+                match saved {
+                    Ok(saved) => saved.await,
+                    Err(e) => Err(e),
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// EndTxn: commit or abort.
+#[derive(Message)]
+#[rtype(result = "Result<(), ResponseError>")]
+pub struct End {
+    pub id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+}
+
+impl Handler<End> for TxnCoordinator {
+    type Result = ResponseActFuture<Self, Result<(), ResponseError>>;
+
+    fn handle(&mut self, msg: End, _: &mut Self::Context) -> Self::Result {
+        let plan = self
+            .txn(&msg.id)
+            .and_then(|txn| txn.prepare_end(msg.producer_id, msg.producer_epoch, msg.commit));
+        match plan {
+            Ok(Some(plan)) => self.end(msg.id, plan),
+            Ok(None) => Box::pin(actix::fut::ready(Ok(()))),
+            Err(e) => Box::pin(actix::fut::ready(Err(e))),
+        }
+    }
+}
+
+/// Every transactional id with its state (DescribeTransactions, ListTransactions).
+#[derive(Message)]
+#[rtype(result = "Vec<(String, Txn)>")]
+pub struct Snapshot;
+
+impl Handler<Snapshot> for TxnCoordinator {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let mut all: Vec<(String, Txn)> = self
+            .txns
+            .iter()
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        MessageResult(all)
+    }
+}

@@ -1,0 +1,226 @@
+//! `actorlog topics create|list|describe|delete`.
+
+use super::{client_config, fail, REQUEST_TIMEOUT};
+use clap::Subcommand;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaErrorCode;
+
+#[derive(Subcommand)]
+pub enum TopicsCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Number of partitions.
+        #[arg(long, short, default_value_t = 1)]
+        partitions: i32,
+        /// Topic config overrides, key=value (repeatable).
+        #[arg(long = "config", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// List topic names, one per line.
+    List,
+    /// Show a topic's partitions, leaders and offsets.
+    Describe { name: String },
+    /// Delete a topic.
+    Delete { name: String },
+    /// Change a topic's config overrides (applied at once, kept across restarts).
+    AlterConfig {
+        name: String,
+        /// Set an override, key=value (repeatable).
+        #[arg(long = "set", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// Remove an override, back to the broker default (repeatable).
+        #[arg(long = "delete")]
+        delete: Vec<String>,
+    },
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got '{s}'"))
+}
+
+pub fn run(bootstrap: &str, command: TopicsCommand) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    match command {
+        TopicsCommand::Create {
+            name,
+            partitions,
+            configs,
+        } => runtime.block_on(create(bootstrap, &name, partitions, &configs)),
+        TopicsCommand::Delete { name } => runtime.block_on(delete(bootstrap, &name)),
+        TopicsCommand::AlterConfig { name, set, delete } => {
+            runtime.block_on(alter_config(bootstrap, &name, &set, &delete))
+        }
+        TopicsCommand::List => list(bootstrap),
+        TopicsCommand::Describe { name } => {
+            describe(bootstrap, &name)?;
+            runtime.block_on(describe_configs(bootstrap, &name))
+        }
+    }
+}
+
+fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, String> {
+    client_config(bootstrap)
+        .create()
+        .map_err(fail("cannot create admin client"))
+}
+
+fn options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT))
+}
+
+/// Turns the per-topic results of an admin call into one outcome.
+fn check(
+    results: KafkaResult<Vec<Result<String, (String, RDKafkaErrorCode)>>>,
+) -> Result<(), String> {
+    for result in results.map_err(fail("request failed"))? {
+        if let Err((topic, code)) = result {
+            return Err(format!("{topic}: {code}"));
+        }
+    }
+    Ok(())
+}
+
+async fn create(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> Result<(), String> {
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    check(admin(bootstrap)?.create_topics([&topic], &options()).await)?;
+    println!("created topic {name} with {partitions} partitions");
+    Ok(())
+}
+
+async fn delete(bootstrap: &str, name: &str) -> Result<(), String> {
+    check(admin(bootstrap)?.delete_topics(&[name], &options()).await)?;
+    println!("deleted topic {name}");
+    Ok(())
+}
+
+fn metadata_client(bootstrap: &str) -> Result<BaseConsumer, String> {
+    client_config(bootstrap)
+        .create()
+        .map_err(fail("cannot create client"))
+}
+
+fn list(bootstrap: &str) -> Result<(), String> {
+    let metadata = metadata_client(bootstrap)?
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(fail("metadata request failed"))?;
+    let mut names: Vec<_> = metadata.topics().iter().map(|t| t.name()).collect();
+    names.sort_unstable();
+    for name in names {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+fn describe(bootstrap: &str, name: &str) -> Result<(), String> {
+    let client = metadata_client(bootstrap)?;
+    let metadata = client
+        .fetch_metadata(Some(name), REQUEST_TIMEOUT)
+        .map_err(fail("metadata request failed"))?;
+    let topic = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == name)
+        .ok_or_else(|| format!("{name}: no such topic"))?;
+    if let Some(error) = topic.error() {
+        return Err(format!("{name}: {}", RDKafkaErrorCode::from(error)));
+    }
+    println!("topic {name}: {} partitions", topic.partitions().len());
+    for partition in topic.partitions() {
+        let (low, high) = client
+            .fetch_watermarks(name, partition.id(), REQUEST_TIMEOUT)
+            .map_err(fail("offsets request failed"))?;
+        println!(
+            "  partition {}  leader {}  replicas {:?}  offsets {low}..{high}",
+            partition.id(),
+            partition.leader(),
+            partition.replicas()
+        );
+    }
+    Ok(())
+}
+
+/// The topic's configs that are overrides, as key → value.
+async fn overrides(
+    admin: &AdminClient<DefaultClientContext>,
+    name: &str,
+) -> Result<Vec<(String, String, bool)>, String> {
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(name)], &options())
+        .await
+        .map_err(fail("describe configs failed"))?;
+    let resource = results
+        .into_iter()
+        .next()
+        .ok_or("no configs in the answer")?
+        .map_err(|code| format!("{name}: {code}"))?;
+    Ok(resource
+        .entries
+        .into_iter()
+        .map(|e| {
+            let overridden = matches!(e.source, ConfigSource::DynamicTopic);
+            (e.name, e.value.unwrap_or_default(), overridden)
+        })
+        .collect())
+}
+
+async fn describe_configs(bootstrap: &str, name: &str) -> Result<(), String> {
+    println!("  configs:");
+    for (key, value, overridden) in overrides(&admin(bootstrap)?, name).await? {
+        let origin = if overridden { "topic" } else { "default" };
+        println!("    {key}={value}  ({origin})");
+    }
+    Ok(())
+}
+
+async fn alter_config(
+    bootstrap: &str,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+) -> Result<(), String> {
+    let admin = admin(bootstrap)?;
+    // AlterConfigs replaces the whole override set: start from the current one.
+    let mut configs: Vec<(String, String)> = overrides(&admin, name)
+        .await?
+        .into_iter()
+        .filter(|(key, _, overridden)| *overridden && !delete.contains(key))
+        .map(|(key, value, _)| (key, value))
+        .collect();
+    for (key, value) in set {
+        configs.retain(|(k, _)| k != key);
+        configs.push((key.clone(), value.clone()));
+    }
+    let mut change = AlterConfig::new(ResourceSpecifier::Topic(name));
+    for (key, value) in &configs {
+        change = change.set(key, value);
+    }
+    let results = admin
+        .alter_configs([&change], &options())
+        .await
+        .map_err(fail("alter configs failed"))?;
+    for result in results {
+        result.map_err(|(_, code)| format!("{name}: {code}"))?;
+    }
+    println!("altered the configs of topic {name}");
+    Ok(())
+}

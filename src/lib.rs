@@ -1,0 +1,16 @@
+//! actorlog: a Kafka-compatible message broker built as an actor system.
+//!
+//! This crate is what a user runs or links: the `actorlog` command line,
+//! configuration loading, the server entry point and the embedding API
+//! ([`Broker`]). The actors themselves live in [`actorlog_actors`],
+//! re-exported as [`actors`].
+
+pub use actorlog_actors as actors;
+pub use actorlog_actors::BrokerConfig;
+
+pub mod cli;
+pub mod config;
+pub mod embedded;
+pub mod server;
+
+pub use embedded::{Broker, BrokerBuilder, ConsumedRecord, Error, Producer};

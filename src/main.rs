@@ -1,0 +1,78 @@
+use actorlog::cli::{self, consume::ConsumeArgs, produce::ProduceArgs, topics::TopicsCommand};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// actorlog: a Kafka-compatible message broker built as an actor system.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Broker to talk to (client commands), host:port.
+    #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve {
+        /// YAML config file; without it the embedded config.yaml is used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override `listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Override `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Create, list, describe and delete topics.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Produce lines from stdin, one record each.
+    Produce(ProduceArgs),
+    /// Print records of a topic, one value per line.
+    Consume(ConsumeArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => serve(config, listen, data_dir),
+        Command::Topics { command } => cli::topics::run(&cli.bootstrap, command),
+        Command::Produce(args) => cli::produce::run(&cli.bootstrap, args),
+        Command::Consume(args) => cli::consume::run(&cli.bootstrap, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("actorlog: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut config = actorlog::config::load(config.as_deref())?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = data_dir {
+        config.data_dir = data_dir;
+    }
+    config.validate()?;
+    actorlog::server::run(config).map_err(|e| e.to_string())
+}

@@ -1,0 +1,32 @@
+//! Running the broker as a service: start the actor system, listen, and
+//! shut down cleanly on SIGTERM or Ctrl-C.
+
+use actorlog_actors::{server, Broker, BrokerConfig};
+use std::io;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Runs a broker until it is told to stop. Blocks the calling thread.
+pub fn run(config: BrokerConfig) -> io::Result<()> {
+    actix_rt::System::new().block_on(async move {
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        let broker = Broker::start(config)?;
+        log::info!(
+            "listening on {}, data in {}",
+            listener.local_addr()?,
+            broker.config().data_dir.display()
+        );
+        let mut terminate = signal(SignalKind::terminate())?;
+        let result = tokio::select! {
+            served = server::serve(broker.clone(), listener) => served,
+            _ = terminate.recv() => Ok(()),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        };
+        log::info!("shutting down: flushing partitions");
+        broker.sync_all().await;
+        broker.stop();
+        result
+    })
+}
