@@ -1,0 +1,115 @@
+//! An embedded actorlog broker listening on a free loopback port, and
+//! librdkafka clients pointed at it. Shared by the group, transaction and
+//! cleanup tests; the broker and its temporary data go when it is dropped.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use actorlog::Broker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// Starts a broker; `edit` adjusts its config (e.g. shorter intervals).
+pub async fn start(edit: impl FnOnce(&mut actorlog::BrokerConfig)) -> (Broker, String) {
+    let broker = Broker::builder()
+        .temporary()
+        .listen("127.0.0.1:0".parse().expect("valid address"))
+        .config(edit)
+        .start()
+        .await
+        .expect("the embedded broker starts");
+    let bootstrap = broker.local_addr().expect("listening").to_string();
+    (broker, bootstrap)
+}
+
+pub fn config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3");
+    config
+}
+
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        config(bootstrap).create().expect("admin client");
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .expect("create topics request");
+    for result in results {
+        result.expect("topic created");
+    }
+}
+
+/// Produces `count` records `key-i` = `value-i` (acks=all), round robin
+/// over `partitions` partitions.
+pub async fn produce(bootstrap: &str, topic: &str, partitions: i32, count: usize) {
+    let producer: FutureProducer = config(bootstrap)
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for i in 0..count {
+        let (key, value) = (format!("key-{i}"), format!("value-{i}"));
+        let record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .partition((i % partitions as usize) as i32);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .expect("record acknowledged");
+    }
+}
+
+/// Reads every record of the partitions from the beginning with `assign`,
+/// until `idle` passes without one; values as strings.
+pub fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    idle: Duration,
+) -> Vec<String> {
+    let consumer: BaseConsumer = config(bootstrap)
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut values = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < idle {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("fetch");
+            values
+                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+            last = Instant::now();
+        }
+    }
+    values
+}
+
+/// Polls `until` returns true, failing the test after `limit`.
+pub fn eventually(limit: Duration, what: &str, mut until: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !until() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,232 @@
+//! Consumer groups with librdkafka consumers against the broker: partitions
+//! shared out, idle members beyond the partition count, hand-over when a
+//! member leaves, committed offsets resumed, independent groups.
+
+mod embedded_broker;
+
+use embedded_broker::{config, create_topic, eventually, produce, start};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::Message;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// What one member of a group saw.
+#[derive(Default)]
+struct Seen {
+    partitions: BTreeSet<i32>,
+    values: Vec<String>,
+}
+
+/// A group member polling on its own thread until told to stop.
+struct Member {
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Member {
+    fn join(bootstrap: &str, group: &str, topic: &str) -> Member {
+        let consumer: BaseConsumer = config(bootstrap)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_seen, thread_stop) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !thread_stop.load(Ordering::Relaxed) {
+                let message = consumer.poll(Duration::from_millis(100));
+                let mut seen = thread_seen.lock().expect("lock");
+                if let Some(Ok(message)) = message {
+                    seen.values.push(
+                        String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+                    );
+                }
+                seen.partitions = consumer
+                    .assignment()
+                    .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                    .unwrap_or_default();
+            }
+            let _ = consumer.commit_consumer_state(CommitMode::Sync);
+            drop(consumer);
+        });
+        Member {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn partitions(&self) -> BTreeSet<i32> {
+        self.seen.lock().expect("lock").partitions.clone()
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").values.clone()
+    }
+
+    /// Commits, closes (leaving the group) and waits for the thread.
+    fn leave(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("member thread");
+        }
+        self.values()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn fast_groups(config: &mut actorlog::BrokerConfig) {
+    config.group_initial_rebalance_delay_ms = 500;
+}
+
+/// Waits until the members' assignments have the given sizes (sorted) and
+/// cover all `partitions` exactly once.
+fn wait_for_balance(members: &[&Member], partitions: i32, sizes: &[usize]) {
+    eventually(LIMIT, "a balanced assignment", || {
+        let sets: Vec<BTreeSet<i32>> = members.iter().map(|m| m.partitions()).collect();
+        let mut got: Vec<usize> = sets.iter().map(BTreeSet::len).collect();
+        got.sort_unstable();
+        let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+        let total: usize = sets.iter().map(BTreeSet::len).sum();
+        got == sizes && total == partitions as usize && union == (0..partitions).collect()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_members_share_six_partitions_and_read_everything_once() {
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "shared", 6, &[]).await;
+    produce(&bootstrap, "shared", 6, 600).await;
+    let members: Vec<Member> = (0..3)
+        .map(|_| Member::join(&bootstrap, "g3", "shared"))
+        .collect();
+    wait_for_balance(&members.iter().collect::<Vec<_>>(), 6, &[2, 2, 2]);
+    eventually(LIMIT, "every record consumed", || {
+        members.iter().map(|m| m.values().len()).sum::<usize>() >= 600
+    });
+    let mut all: Vec<String> = members.into_iter().flat_map(Member::leave).collect();
+    all.sort();
+    let mut expected: Vec<String> = (0..600).map(|i| format!("value-{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "each record exactly once across the group");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_beyond_the_partition_count_stay_idle() {
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "six", 6, &[]).await;
+    let members: Vec<Member> = (0..7)
+        .map(|_| Member::join(&bootstrap, "g7", "six"))
+        .collect();
+    wait_for_balance(
+        &members.iter().collect::<Vec<_>>(),
+        6,
+        &[0, 1, 1, 1, 1, 1, 1],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_that_leaves_hands_its_partitions_over() {
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "handover", 4, &[]).await;
+    let stays = Member::join(&bootstrap, "g2", "handover");
+    let goes = Member::join(&bootstrap, "g2", "handover");
+    wait_for_balance(&[&stays, &goes], 4, &[2, 2]);
+    goes.leave();
+    wait_for_balance(&[&stays], 4, &[4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_member_resumes_after_the_committed_offset() {
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "resume", 1, &[]).await;
+    produce(&bootstrap, "resume", 1, 100).await;
+    let first = Member::join(&bootstrap, "resumers", "resume");
+    eventually(LIMIT, "the first 100 records", || {
+        first.values().len() >= 100
+    });
+    assert_eq!(first.leave().len(), 100);
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "resumers")
+        .create()
+        .expect("consumer");
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted.add_partition("resume", 0);
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .expect("committed offsets");
+    let offsets: HashMap<i32, i64> = committed
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw().map(|o| (e.partition(), o)))
+        .collect();
+    assert_eq!(
+        offsets.get(&0),
+        Some(&100),
+        "the commit covers what was read"
+    );
+    drop(consumer);
+    produce_from(&bootstrap, "resume", 100, 150).await;
+    let second = Member::join(&bootstrap, "resumers", "resume");
+    eventually(LIMIT, "the 50 new records", || second.values().len() >= 50);
+    std::thread::sleep(Duration::from_secs(1));
+    let values = second.leave();
+    let expected: Vec<String> = (100..150).map(|i| format!("value-{i}")).collect();
+    assert_eq!(
+        values, expected,
+        "nothing before the committed offset, nothing twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_groups_each_receive_every_record() {
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "fanout", 2, &[]).await;
+    produce(&bootstrap, "fanout", 2, 40).await;
+    let a = Member::join(&bootstrap, "group-a", "fanout");
+    let b = Member::join(&bootstrap, "group-b", "fanout");
+    eventually(LIMIT, "both groups reading everything", || {
+        a.values().len() >= 40 && b.values().len() >= 40
+    });
+    let (mut a, mut b) = (a.leave(), b.leave());
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), 40);
+    assert_eq!(a, b);
+}
+
+/// Produces `value-i` for i in `from..to` to partition 0.
+async fn produce_from(bootstrap: &str, topic: &str, from: usize, to: usize) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = config(bootstrap).create().expect("producer");
+    for i in from..to {
+        let value = format!("value-{i}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .payload(&value)
+                    .partition(0),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("acknowledged");
+    }
+}
