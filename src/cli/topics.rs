@@ -214,12 +214,17 @@ async fn alter_config(
     for (key, value) in &configs {
         change = change.set(key, value);
     }
-    let results = admin
+    admin
         .alter_configs([&change], &options())
         .await
         .map_err(fail("alter configs failed"))?;
-    for result in results {
-        result.map_err(|(_, code)| format!("{name}: {code}"))?;
+    // The rdkafka crate does not report per-topic AlterConfigs errors: check
+    // that the broker took the new values.
+    let now = overrides(&admin, name).await?;
+    for (key, value) in set {
+        if !now.iter().any(|(k, v, _)| k == key && v == value) {
+            return Err(format!("{name}: the broker refused {key}={value}"));
+        }
     }
     println!("altered the configs of topic {name}");
     Ok(())

@@ -4,19 +4,35 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use actorlog::Broker;
+use actorlog::{Broker, BrokerBuilder};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Starts a broker; `edit` adjusts its config (e.g. shorter intervals).
+/// Starts a broker on temporary data; `edit` adjusts its config (e.g.
+/// shorter intervals).
 pub async fn start(edit: impl FnOnce(&mut actorlog::BrokerConfig)) -> (Broker, String) {
-    let broker = Broker::builder()
-        .temporary()
+    launch(Broker::builder().temporary(), edit).await
+}
+
+/// Starts a broker keeping its data in `dir`, to start it again there.
+pub async fn start_in(
+    dir: &Path,
+    edit: impl FnOnce(&mut actorlog::BrokerConfig),
+) -> (Broker, String) {
+    launch(Broker::builder().data_dir(dir), edit).await
+}
+
+async fn launch(
+    builder: BrokerBuilder,
+    edit: impl FnOnce(&mut actorlog::BrokerConfig),
+) -> (Broker, String) {
+    let broker = builder
         .listen("127.0.0.1:0".parse().expect("valid address"))
         .config(edit)
         .start()

@@ -1,0 +1,249 @@
+//! Retention, DeleteRecords, compaction and topic configs, through Kafka
+//! clients: old segments go and offsets of what stays do not move, compacted
+//! topics keep the latest value of each key, configs change at run time and
+//! survive a restart.
+
+mod embedded_broker;
+
+use embedded_broker::{config, create_topic, eventually, start, start_in};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Small segments and frequent cleaning, so the tests see them at work.
+fn small_segments(config: &mut actorlog::BrokerConfig) {
+    config.segment_bytes = 2048;
+    config.retention_check_interval_ms = 100;
+}
+
+/// Produces one record per batch (key, value, timestamp) to partition 0.
+async fn produce_each(bootstrap: &str, topic: &str, records: &[(String, Option<String>, i64)]) {
+    let producer: FutureProducer = config(bootstrap)
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create()
+        .expect("producer");
+    for (key, value, timestamp) in records {
+        let mut record = FutureRecord::to(topic)
+            .key(key)
+            .partition(0)
+            .timestamp(*timestamp);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .expect("acknowledged");
+    }
+}
+
+fn now_ms() -> i64 {
+    actorlog::actors::clock::now_ms()
+}
+
+fn watermarks(bootstrap: &str, topic: &str) -> (i64, i64) {
+    let consumer: BaseConsumer = config(bootstrap).create().expect("client");
+    consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks")
+}
+
+/// (offset, key, value) of every record of partition 0 from the start.
+fn read_records(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let consumer: BaseConsumer = config(bootstrap)
+        .set("group.id", "cleanup-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+    let mut records = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_secs(2) {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("fetch");
+            let key = text(message.key()).unwrap_or_default();
+            records.push((message.offset(), key, text(message.payload())));
+            last = Instant::now();
+        }
+    }
+    records
+}
+
+fn numbered(count: usize, timestamp: i64) -> Vec<(String, Option<String>, i64)> {
+    (0..count)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                Some(format!("value-{i:04}-{}", "x".repeat(80))),
+                timestamp,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_by_size_deletes_old_segments_and_keeps_offsets() {
+    let (_broker, bootstrap) = start(small_segments).await;
+    create_topic(&bootstrap, "sized", 1, &[("retention.bytes", "4000")]).await;
+    produce_each(&bootstrap, "sized", &numbered(100, now_ms())).await;
+    eventually(LIMIT, "old segments deleted", || {
+        watermarks(&bootstrap, "sized").0 > 0
+    });
+    let (low, high) = watermarks(&bootstrap, "sized");
+    assert_eq!(high, 100);
+    let records = read_records(&bootstrap, "sized");
+    assert_eq!(
+        records.first().map(|r| r.0),
+        Some(low),
+        "a consumer from earliest starts at the new start"
+    );
+    for (offset, key, _) in &records {
+        assert_eq!(
+            *key,
+            format!("k{offset}"),
+            "offsets of what remains are unchanged"
+        );
+    }
+    assert_eq!(records.len() as i64, high - low);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_by_time_deletes_expired_segments() {
+    let (_broker, bootstrap) = start(small_segments).await;
+    create_topic(&bootstrap, "timed", 1, &[("retention.ms", "60000")]).await;
+    let hour_ago = now_ms() - 3_600_000;
+    produce_each(&bootstrap, "timed", &numbered(60, hour_ago)).await;
+    produce_each(&bootstrap, "timed", &numbered(1, now_ms())).await;
+    eventually(LIMIT, "expired segments deleted", || {
+        watermarks(&bootstrap, "timed").0 > 0
+    });
+    let (low, _) = watermarks(&bootstrap, "timed");
+    let records = read_records(&bootstrap, "timed");
+    assert_eq!(records.first().map(|r| r.0), Some(low));
+    assert_eq!(
+        records.last().map(|r| r.0),
+        Some(60),
+        "the fresh record stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_records_moves_the_log_start() {
+    let (_broker, bootstrap) = start(|_| {}).await;
+    create_topic(&bootstrap, "trimmed", 1, &[]).await;
+    produce_each(&bootstrap, "trimmed", &numbered(10, now_ms())).await;
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("trimmed", 0, Offset::Offset(4))
+        .expect("offset");
+    let result = admin
+        .delete_records(&offsets, &AdminOptions::new())
+        .await
+        .expect("delete records");
+    assert_eq!(result.elements()[0].offset(), Offset::Offset(4));
+    assert_eq!(watermarks(&bootstrap, "trimmed"), (4, 10));
+    let records = read_records(&bootstrap, "trimmed");
+    assert_eq!(records.first().map(|r| r.0), Some(4));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_keeps_the_latest_value_of_each_key() {
+    let (_broker, bootstrap) = start(small_segments).await;
+    create_topic(&bootstrap, "compacted", 1, &[("cleanup.policy", "compact")]).await;
+    let now = now_ms();
+    let updates: Vec<(String, Option<String>, i64)> = (0..400)
+        .map(|i| (format!("key-{}", i % 20), Some(format!("update-{i}")), now))
+        .collect();
+    produce_each(&bootstrap, "compacted", &updates).await;
+    eventually(LIMIT, "compaction", || {
+        read_records(&bootstrap, "compacted").len() < 200
+    });
+    let records = read_records(&bootstrap, "compacted");
+    let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    for (offset, key, value) in &records {
+        latest.insert(key.clone(), (*offset, value.clone()));
+    }
+    assert_eq!(latest.len(), 20, "every key keeps a value");
+    for i in 380..400 {
+        let key = format!("key-{}", i % 20);
+        let expected = (i as i64, Some(format!("update-{i}")));
+        assert_eq!(
+            latest[&key], expected,
+            "{key}: the latest value at its original offset"
+        );
+    }
+    let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "order is unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configs_change_at_run_time_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (broker, bootstrap) = start_in(dir.path(), |_| {}).await;
+    create_topic(&bootstrap, "configured", 1, &[("retention.ms", "1234")]).await;
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let change = AlterConfig::new(ResourceSpecifier::Topic("configured"))
+        .set("retention.ms", "5678")
+        .set("cleanup.policy", "compact");
+    for result in admin
+        .alter_configs([&change], &AdminOptions::new())
+        .await
+        .expect("alter configs")
+    {
+        result.expect("altered");
+    }
+    assert_eq!(describe(&admin, "retention.ms").await, "5678");
+    // The rdkafka crate drops per-resource errors of AlterConfigs, so the
+    // refusal shows as nothing having changed.
+    let bad = AlterConfig::new(ResourceSpecifier::Topic("configured")).set("retention.ms", "soon");
+    admin
+        .alter_configs([&bad], &AdminOptions::new())
+        .await
+        .expect("request");
+    assert_eq!(
+        describe(&admin, "retention.ms").await,
+        "5678",
+        "a bad value is refused"
+    );
+    drop(admin);
+    broker.shutdown().await.expect("shutdown");
+    let (_broker, bootstrap) = start_in(dir.path(), |_| {}).await;
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    assert_eq!(describe(&admin, "retention.ms").await, "5678");
+    assert_eq!(describe(&admin, "cleanup.policy").await, "compact");
+}
+
+async fn describe(admin: &AdminClient<DefaultClientContext>, key: &str) -> String {
+    let resources = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic("configured")],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("describe configs");
+    let resource = resources
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("described");
+    resource
+        .get(key)
+        .and_then(|entry| entry.value.clone())
+        .unwrap_or_default()
+}
