@@ -3,6 +3,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Keeps a hostile request's announced sizes from aborting the broker.
+#[global_allocator]
+static ALLOC: actorlog::actors::alloc::Guarded = actorlog::actors::alloc::Guarded;
+
 /// actorlog: a Kafka-compatible message broker built as an actor system.
 #[derive(Parser)]
 #[command(version, about)]
