@@ -1,0 +1,159 @@
+//! The real `actorlog` binary as a child process on a free loopback port,
+//! with its data in a temporary directory: start, SIGTERM, SIGKILL, start
+//! again on the same data. The process is killed when the handle drops,
+//! also when a test panics.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct BrokerProcess {
+    child: Option<Child>,
+    port: u16,
+    data: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl BrokerProcess {
+    pub fn start() -> BrokerProcess {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `serve` arguments (e.g. `--config FILE`).
+    pub fn start_with(extra: &[&str]) -> BrokerProcess {
+        let mut broker = BrokerProcess {
+            child: None,
+            port: free_port(),
+            data: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_actorlog"))
+            .args(["serve", "--listen", &self.bootstrap(), "--data-dir"])
+            .arg(self.data.path())
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the broker binary starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while TcpStream::connect(self.bootstrap()).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "broker did not listen"
+            );
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("broker exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the clean exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let status = child.wait().expect("broker exit");
+            assert!(status.success(), "clean shutdown on SIGTERM: {status}");
+        }
+    }
+
+    /// Starts again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().map(|s| s.is_none()).unwrap_or(false))
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `actorlog` with arguments (a client subcommand) and stdin; returns
+/// (success, stdout, stderr).
+pub fn actorlog(args: &[&str], stdin: &str) -> (bool, String, String) {
+    run(
+        Command::new(env!("CARGO_BIN_EXE_actorlog")).args(args),
+        stdin,
+    )
+}
+
+/// Runs a command with `stdin`, waiting at most a minute.
+pub fn run(command: &mut Command, stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    let start = Instant::now();
+    while child.try_wait().expect("status").is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("command timed out: {command:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A path inside the test sources (client scripts).
+pub fn source(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
