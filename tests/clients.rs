@@ -1,0 +1,146 @@
+//! Independent clients against the broker binary: kafka-python,
+//! confluent-kafka, kcat, and actorlog's own command line. These fail (they
+//! do not skip) when a client is missing: `scripts/test` installs them.
+
+mod broker_process;
+
+use broker_process::{actorlog, run, source, BrokerProcess};
+use std::process::Command;
+
+fn python_script(script: &str, broker: &BrokerProcess) {
+    let path = source(script);
+    let (ok, stdout, stderr) = run(
+        Command::new("python3")
+            .arg(&path)
+            .args(["--bootstrap", &broker.bootstrap()]),
+        "",
+    );
+    assert!(ok, "{script} failed:\n{stdout}\n{stderr}");
+}
+
+#[test]
+fn kafka_python_produces_consumes_and_commits() {
+    let broker = BrokerProcess::start();
+    python_script("tests/scripts/kafka_python_roundtrip.py", &broker);
+}
+
+#[test]
+fn confluent_kafka_round_trips_every_codec_and_transactions() {
+    let broker = BrokerProcess::start();
+    python_script("tests/scripts/confluent_roundtrip.py", &broker);
+}
+
+#[test]
+fn kcat_lists_produces_and_consumes() {
+    let broker = BrokerProcess::start();
+    let b = broker.bootstrap();
+    let lines = "first\nsecond\nthird\n";
+    let (ok, _, stderr) = run(
+        Command::new("kcat").args(["-b", &b, "-P", "-t", "kcat-topic"]),
+        lines,
+    );
+    assert!(ok, "kcat -P: {stderr}");
+    let (ok, stdout, stderr) = run(Command::new("kcat").args(["-b", &b, "-L"]), "");
+    assert!(ok, "kcat -L: {stderr}");
+    assert!(
+        stdout.contains("1 brokers") && stdout.contains("kcat-topic"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run(
+        Command::new("kcat").args([
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "kcat-topic",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ]),
+        "",
+    );
+    assert!(ok, "kcat -C: {stderr}");
+    assert_eq!(stdout, lines);
+}
+
+#[test]
+fn the_command_line_manages_topics_and_moves_records() {
+    let broker = BrokerProcess::start();
+    let b = broker.bootstrap();
+    let client = |args: &[&str], stdin: &str| {
+        let mut all = vec!["--bootstrap", b.as_str()];
+        all.extend_from_slice(args);
+        let (ok, stdout, stderr) = actorlog(&all, stdin);
+        assert!(ok, "actorlog {args:?}: {stderr}");
+        stdout
+    };
+    client(
+        &[
+            "topics",
+            "create",
+            "cli",
+            "--partitions",
+            "2",
+            "--config",
+            "retention.ms=60000",
+        ],
+        "",
+    );
+    assert!(client(&["topics", "list"], "").lines().any(|l| l == "cli"));
+    let described = client(&["topics", "describe", "cli"], "");
+    assert!(
+        described.contains("2 partitions") && described.contains("retention.ms=60000  (topic)"),
+        "{described}"
+    );
+    client(
+        &[
+            "topics",
+            "alter-config",
+            "cli",
+            "--set",
+            "retention.ms=1000",
+        ],
+        "",
+    );
+    assert!(client(&["topics", "describe", "cli"], "").contains("retention.ms=1000  (topic)"));
+    client(
+        &[
+            "produce",
+            "--topic",
+            "cli",
+            "--key-separator",
+            ":",
+            "--partition",
+            "1",
+        ],
+        "a:1\nb:2\nc:3\n",
+    );
+    let consumed = client(
+        &[
+            "consume",
+            "--topic",
+            "cli",
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--print-key",
+            "--key-separator",
+            "=",
+        ],
+        "",
+    );
+    assert_eq!(consumed, "a=1\nb=2\nc=3\n");
+    client(&["topics", "delete", "cli"], "");
+    assert!(!client(&["topics", "list"], "").lines().any(|l| l == "cli"));
+    let mut all = vec!["--bootstrap", b.as_str()];
+    all.extend_from_slice(&[
+        "topics",
+        "alter-config",
+        "nope-topic",
+        "--set",
+        "retention.ms=1",
+    ]);
+    let (ok, _, _) = actorlog(&all, "");
+    assert!(!ok, "altering an unknown topic fails");
+}
