@@ -1,4 +1,6 @@
-use actorlog::cli::{self, consume::ConsumeArgs, produce::ProduceArgs, topics::TopicsCommand};
+use actorlog::cli::{
+    self, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs, topics::TopicsCommand,
+};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// List, describe, delete consumer groups and reset their offsets.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
     /// Produce lines from stdin, one record each.
     Produce(ProduceArgs),
     /// Print records of a topic, one value per line.
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
             data_dir,
         } => serve(config, listen, data_dir),
         Command::Topics { command } => cli::topics::run(&cli.bootstrap, command),
+        Command::Groups { command } => cli::groups::run(&cli.bootstrap, command),
         Command::Produce(args) => cli::produce::run(&cli.bootstrap, args),
         Command::Consume(args) => cli::consume::run(&cli.bootstrap, args),
     };

@@ -144,3 +144,77 @@ fn the_command_line_manages_topics_and_moves_records() {
     let (ok, _, _) = actorlog(&all, "");
     assert!(!ok, "altering an unknown topic fails");
 }
+
+#[test]
+fn the_command_line_consumes_in_a_group_and_manages_its_offsets() {
+    let broker = BrokerProcess::start();
+    let b = broker.bootstrap();
+    let client = |args: &[&str], stdin: &str| {
+        let mut all = vec!["--bootstrap", b.as_str()];
+        all.extend_from_slice(args);
+        let (ok, stdout, stderr) = actorlog(&all, stdin);
+        assert!(ok, "actorlog {args:?}: {stderr}");
+        stdout
+    };
+    let lines: String = (0..10).map(|i| format!("line-{i}\n")).collect();
+    client(&["topics", "create", "grouped", "--partitions", "2"], "");
+    client(
+        &["produce", "--topic", "grouped", "--partition", "0"],
+        &lines,
+    );
+    let consume = [
+        "consume",
+        "--topic",
+        "grouped",
+        "--group",
+        "cli-group",
+        "--max-messages",
+        "10",
+    ];
+    let mut from_start = consume.to_vec();
+    from_start.push("--from-beginning");
+    assert_eq!(client(&from_start, ""), lines);
+    assert!(client(&["groups", "list"], "")
+        .lines()
+        .any(|l| l.starts_with("cli-group\t")));
+    let described = client(&["groups", "describe", "cli-group"], "");
+    assert!(
+        described.contains("grouped-0  10  10  0"),
+        "committed, log end and lag: {described}"
+    );
+    let dry_run = client(
+        &[
+            "groups",
+            "reset-offsets",
+            "cli-group",
+            "--topic",
+            "grouped",
+            "--shift-by",
+            "-3",
+        ],
+        "",
+    );
+    assert!(
+        dry_run.contains("grouped-0  7") && dry_run.contains("dry run"),
+        "{dry_run}"
+    );
+    assert!(client(&["groups", "describe", "cli-group"], "").contains("grouped-0  10  10  0"));
+    client(
+        &[
+            "groups",
+            "reset-offsets",
+            "cli-group",
+            "--topic",
+            "grouped",
+            "--to-earliest",
+            "--execute",
+        ],
+        "",
+    );
+    // The group resumes from its (reset) committed offset, not from the end.
+    assert_eq!(client(&consume, ""), lines);
+    client(&["groups", "delete", "cli-group"], "");
+    assert!(!client(&["groups", "list"], "")
+        .lines()
+        .any(|l| l.starts_with("cli-group\t")));
+}

@@ -2,7 +2,8 @@
 
 use super::{client_config, fail, REQUEST_TIMEOUT};
 use clap::Args;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,8 +20,12 @@ pub struct ConsumeArgs {
     #[arg(long)]
     offset: Option<i64>,
     /// Read only this partition (default: all).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "group")]
     partition: Option<i32>,
+    /// Join this consumer group: share the partitions with its other
+    /// members and resume from (and commit) the group's offsets.
+    #[arg(long, short, conflicts_with = "offset")]
+    group: Option<String>,
     /// Exit after this many records.
     #[arg(long)]
     max_messages: Option<u64>,
@@ -36,6 +41,45 @@ pub struct ConsumeArgs {
 }
 
 pub fn run(bootstrap: &str, args: ConsumeArgs) -> Result<(), String> {
+    let consumer = match &args.group {
+        Some(group) => joined(bootstrap, group, &args)?,
+        None => assigned(bootstrap, &args)?,
+    };
+    print(&consumer, &args)?;
+    if args.group.is_some() {
+        consumer
+            .commit_consumer_state(CommitMode::Sync)
+            .or_else(|e| match e.rdkafka_error_code() {
+                // Nothing consumed, nothing to commit.
+                Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(fail("commit failed"))?;
+    }
+    Ok(())
+}
+
+/// A group member: the group decides the partitions and the start offsets.
+fn joined(bootstrap: &str, group: &str, args: &ConsumeArgs) -> Result<BaseConsumer, String> {
+    let reset = if args.from_beginning {
+        "earliest"
+    } else {
+        "latest"
+    };
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", reset)
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(fail("cannot create consumer"))?;
+    consumer
+        .subscribe(&[&args.topic])
+        .map_err(fail("cannot subscribe"))?;
+    Ok(consumer)
+}
+
+/// Partitions chosen on the command line, read from the given offset.
+fn assigned(bootstrap: &str, args: &ConsumeArgs) -> Result<BaseConsumer, String> {
     // librdkafka wants a group id even for assigned partitions; nothing is
     // committed and no group is joined.
     let consumer: BaseConsumer = client_config(bootstrap)
@@ -72,6 +116,11 @@ pub fn run(bootstrap: &str, args: ConsumeArgs) -> Result<(), String> {
     consumer
         .assign(&assignment)
         .map_err(fail("cannot assign"))?;
+    Ok(consumer)
+}
+
+/// Prints records until `--max-messages` or `--idle-timeout-ms`.
+fn print(consumer: &BaseConsumer, args: &ConsumeArgs) -> Result<(), String> {
     let idle = args.idle_timeout_ms.map(Duration::from_millis);
     let mut last = Instant::now();
     let mut count = 0u64;

@@ -2,6 +2,7 @@
 //! so they work against any Kafka-compatible broker, not only actorlog.
 
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 
