@@ -218,3 +218,14 @@ fn the_command_line_consumes_in_a_group_and_manages_its_offsets() {
         .lines()
         .any(|l| l.starts_with("cli-group\t")));
 }
+
+#[test]
+fn kafkajs_consumer_groups_share_partitions_and_commit() {
+    let broker = BrokerProcess::start();
+    let script = source("tests/scripts/kafkajs_group.js");
+    let (ok, stdout, stderr) = run(
+        Command::new("node").arg(&script).args(["--bootstrap", &broker.bootstrap()]),
+        "",
+    );
+    assert!(ok, "kafkajs: {stdout}\n{stderr}");
+}

@@ -1,0 +1,57 @@
+// kafkajs against the broker: an idempotent producer, two consumers in one
+// group sharing a topic's partitions, commits, and a restarted member that
+// resumes after them. Exits non-zero on any mismatch.
+const path = require('path')
+const { Kafka, logLevel } = require(path.join(__dirname, '..', 'node', 'node_modules', 'kafkajs'))
+
+const bootstrap = process.argv[process.argv.indexOf('--bootstrap') + 1]
+const kafka = new Kafka({ clientId: 'kafkajs-test', brokers: [bootstrap], logLevel: logLevel.NOTHING })
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function consume (groupId, seen, assigned) {
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500 })
+  await consumer.connect()
+  await consumer.subscribe({ topic: 'kafkajs', fromBeginning: true })
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    assigned.push((e.payload.memberAssignment.kafkajs || []).length)
+  })
+  await consumer.run({ eachMessage: async ({ message }) => { seen.push(message.value.toString()) } })
+  return consumer
+}
+
+async function main () {
+  const admin = kafka.admin()
+  await admin.connect()
+  await admin.createTopics({ topics: [{ topic: 'kafkajs', numPartitions: 4 }] })
+  const producer = kafka.producer({ idempotent: true })
+  await producer.connect()
+  const messages = Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value: `v${i}` }))
+  await producer.send({ topic: 'kafkajs', messages })
+
+  const seen = []
+  const assignedA = []
+  const assignedB = []
+  const a = await consume('js-group', seen, assignedA)
+  const b = await consume('js-group', seen, assignedB)
+  for (let i = 0; i < 100 && (seen.length < 200 || assignedA.at(-1) + assignedB.at(-1) !== 4); i++) await sleep(200)
+  if (seen.length !== 200 || new Set(seen).size !== 200) throw new Error(`consumed ${seen.length} records`)
+  if (assignedA.at(-1) !== 2 || assignedB.at(-1) !== 2) throw new Error(`assignments ${assignedA} / ${assignedB}`)
+  await a.disconnect()
+  await b.disconnect()
+
+  await producer.send({ topic: 'kafkajs', messages: [{ key: 'late', value: 'after-commit' }] })
+  const resumed = []
+  const c = await consume('js-group', resumed, [])
+  for (let i = 0; i < 100 && resumed.length < 1; i++) await sleep(200)
+  await sleep(1000)
+  await c.disconnect()
+  if (resumed.length !== 1 || resumed[0] !== 'after-commit') throw new Error(`resumed with ${resumed.slice(0, 5)}`)
+  const offsets = await admin.fetchOffsets({ groupId: 'js-group', topics: ['kafkajs'] })
+  const committed = offsets[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0)
+  if (committed !== 201) throw new Error(`committed offsets add up to ${committed}`)
+  await producer.disconnect()
+  await admin.disconnect()
+  console.log('kafkajs group ok')
+}
+
+main().catch((e) => { console.error(e); process.exit(1) })
