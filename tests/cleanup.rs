@@ -193,6 +193,98 @@ async fn compaction_keeps_the_latest_value_of_each_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_thousand_updates_compact_to_the_latest_per_key() {
+    let (_broker, bootstrap) = start(|c| {
+        c.segment_bytes = 64 * 1024;
+        c.retention_check_interval_ms = 200;
+    })
+    .await;
+    create_topic(&bootstrap, "ledger", 1, &[("cleanup.policy", "compact")]).await;
+    let producer: FutureProducer = config(&bootstrap)
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    let sends: Vec<_> = (0..100_000)
+        .map(|i| {
+            let (key, value) = (format!("account-{}", i % 1000), format!("balance-{i}"));
+            let record = FutureRecord::to("ledger")
+                .key(&key)
+                .payload(&value)
+                .partition(0);
+            producer.send_result(record).expect("queued")
+        })
+        .collect();
+    for send in sends {
+        send.await.expect("sent").expect("acknowledged");
+    }
+    eventually(
+        Duration::from_secs(60),
+        "compaction of the closed segments",
+        || read_records(&bootstrap, "ledger").len() < 20_000,
+    );
+    let records = read_records(&bootstrap, "ledger");
+    let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    for (offset, key, value) in &records {
+        latest.insert(key.clone(), (*offset, value.clone()));
+    }
+    assert_eq!(latest.len(), 1000);
+    for i in 99_000..100_000i64 {
+        let key = format!("account-{}", i % 1000);
+        assert_eq!(latest[&key], (i, Some(format!("balance-{i}"))), "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_compression_and_log_append_time_apply_on_the_way_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_broker, bootstrap) = start_in(dir.path(), |_| {}).await;
+    // gzip: the rdkafka crate here is built with zlib only (zstd and the
+    // other codecs are covered by the confluent-kafka test).
+    let configs = [
+        ("compression.type", "gzip"),
+        ("message.timestamp.type", "LogAppendTime"),
+    ];
+    create_topic(&bootstrap, "stamped", 1, &configs).await;
+    let before = now_ms();
+    produce_each(&bootstrap, "stamped", &numbered(3, 1_000)).await;
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "stamps")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("stamped", 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let mut stamps = Vec::new();
+    let started = Instant::now();
+    while stamps.len() < 3 {
+        assert!(
+            started.elapsed() < LIMIT,
+            "read {} of 3 records",
+            stamps.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            stamps.push(message.expect("fetch").timestamp());
+        }
+    }
+    for stamp in stamps {
+        let rdkafka::Timestamp::LogAppendTime(ms) = stamp else {
+            panic!("expected a log append time, got {stamp:?}");
+        };
+        assert!(
+            ms >= before,
+            "stamped by the broker, not the producer's 1000"
+        );
+    }
+    let log = std::fs::read(dir.path().join("stamped-0").join(format!("{:020}.log", 0)))
+        .expect("segment file");
+    let attributes = u16::from_be_bytes([log[21], log[22]]);
+    assert_eq!(attributes & 0b111, 1, "stored gzip-compressed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn configs_change_at_run_time_and_survive_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (broker, bootstrap) = start_in(dir.path(), |_| {}).await;

@@ -8,7 +8,7 @@ use crate::flusher::Flusher;
 use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
 use crate::offsets::OffsetStore;
-use crate::partition::log::{Log, LogConfig};
+use crate::partition::log::Log;
 use crate::partition::{self, Partition};
 use crate::topic::{validate_name, PartitionHandle, Topic};
 use crate::topic_config;
@@ -361,9 +361,12 @@ impl Broker {
         catalog
             .upsert(record_of(&changed))
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
-        let cleanup = topic_config::cleanup(&self.config, &changed.configs);
+        let settings = partition::SetConfigs {
+            cleanup: topic_config::cleanup(&self.config, &changed.configs),
+            log: topic_config::log_config(&self.config, &changed.configs),
+        };
         for partition in &changed.partitions {
-            partition.addr.do_send(partition::SetCleanup(cleanup));
+            partition.addr.do_send(settings.clone());
         }
         self.register(Arc::new(changed));
         log::info!("changed the configs of topic {name}");
@@ -506,14 +509,6 @@ impl Broker {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    fn log_config(&self) -> LogConfig {
-        LogConfig {
-            segment_bytes: self.config.segment_bytes,
-            segment_ms: self.config.segment_ms,
-            index_interval_bytes: self.config.index_interval_bytes,
-        }
-    }
-
     fn start_partitions(
         &self,
         topic: &str,
@@ -524,7 +519,8 @@ impl Broker {
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         indexes
             .map(|index| {
-                let log = Log::open(&self.partition_dir(topic, index), self.log_config())?;
+                let log_config = topic_config::log_config(&self.config, configs);
+                let log = Log::open(&self.partition_dir(topic, index), log_config)?;
                 let (partition, offsets) = Partition::new(
                     format!("{topic}-{index}"),
                     log,

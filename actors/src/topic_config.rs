@@ -2,6 +2,7 @@
 //! of overrides given at CreateTopics.
 
 use crate::config::BrokerConfig;
+use crate::partition::log::LogConfig;
 use kafka_protocol::records::Compression;
 use std::collections::BTreeMap;
 
@@ -85,6 +86,21 @@ pub fn effective(
             .find(|k| k.name == name)
             .map(|k| k.default)
     })
+}
+
+/// Segment settings of a topic's partitions (`segment.bytes`, `segment.ms`).
+pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
+    let number = |name, default| {
+        effective(config, overrides, name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    };
+    LogConfig {
+        segment_bytes: number("segment.bytes", config.segment_bytes),
+        segment_ms: number("segment.ms", config.segment_ms),
+        index_interval_bytes: config.index_interval_bytes,
+    }
 }
 
 /// How a topic's partitions are cleaned up (`cleanup.policy` and friends).
@@ -224,6 +240,12 @@ mod tests {
         let set = cleanup(&config, &overrides);
         assert_eq!((set.retention_ms, set.retention_bytes), (1000, -1));
         assert!(set.compact && !set.delete);
+        let segments = BTreeMap::from([("segment.bytes".to_string(), "4096".to_string())]);
+        assert_eq!(log_config(&config, &segments).segment_bytes, 4096);
+        assert_eq!(
+            log_config(&config, &BTreeMap::new()).segment_ms,
+            config.segment_ms
+        );
         let defaults = cleanup(&config, &BTreeMap::new());
         assert_eq!(defaults.retention_ms, config.retention_ms);
         assert!(defaults.delete && !defaults.compact);

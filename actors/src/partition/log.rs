@@ -163,6 +163,11 @@ impl Log {
         }
     }
 
+    /// New segment settings; they apply from the next append on.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use self::compaction::CompactionPolicy;
-use self::log::{Log, ReadError};
+use self::log::{Log, LogConfig, ReadError};
 use self::producers::{Producers, Verdict};
 use self::transactions::{Aborted, Transactions};
 
@@ -414,16 +414,21 @@ impl Handler<DeleteRecords> for Partition {
     }
 }
 
-/// New cleanup settings (AlterConfigs), applied at once.
+/// New topic settings (AlterConfigs), applied at once.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetCleanup(pub Cleanup);
+#[derive(Clone)]
+pub struct SetConfigs {
+    pub cleanup: Cleanup,
+    pub log: LogConfig,
+}
 
-impl Handler<SetCleanup> for Partition {
+impl Handler<SetConfigs> for Partition {
     type Result = ();
 
-    fn handle(&mut self, SetCleanup(cleanup): SetCleanup, _: &mut Self::Context) {
-        self.cleanup = cleanup;
+    fn handle(&mut self, msg: SetConfigs, _: &mut Self::Context) {
+        self.cleanup = msg.cleanup;
+        self.log.set_config(msg.log);
         self.clean();
     }
 }
