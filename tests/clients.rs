@@ -224,7 +224,9 @@ fn kafkajs_consumer_groups_share_partitions_and_commit() {
     let broker = BrokerProcess::start();
     let script = source("tests/scripts/kafkajs_group.js");
     let (ok, stdout, stderr) = run(
-        Command::new("node").arg(&script).args(["--bootstrap", &broker.bootstrap()]),
+        Command::new("node")
+            .arg(&script)
+            .args(["--bootstrap", &broker.bootstrap()]),
         "",
     );
     assert!(ok, "kafkajs: {stdout}\n{stderr}");
