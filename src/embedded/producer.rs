@@ -3,12 +3,10 @@
 
 use super::{partition_for_key, Error};
 use actorlog_actors::clock::now_ms;
+use actorlog_actors::partition::batch;
 use actorlog_actors::partition::Append;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -69,27 +67,12 @@ impl Producer {
 }
 
 fn encode(key: Option<&[u8]>, value: &[u8]) -> Result<Bytes, Error> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
-        key: key.map(Bytes::copy_from_slice),
-        value: Some(Bytes::copy_from_slice(value)),
-        headers: IndexMap::new(),
-    };
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut out, [&record], &options)
-        .map_err(|e| Error::Kafka(ResponseError::CorruptMessage, e.to_string()))?;
-    Ok(out.freeze())
+    let record = batch::record(
+        0,
+        now_ms(),
+        key.map(Bytes::copy_from_slice),
+        Some(Bytes::copy_from_slice(value)),
+    );
+    batch::encode_records(&[record], Compression::None)
+        .map_err(|e| Error::Kafka(ResponseError::CorruptMessage, e.to_string()))
 }

@@ -287,24 +287,43 @@ pub fn control_batch(
     let record = Record {
         transactional: true,
         control: true,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
         producer_id,
         producer_epoch,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp,
-        key: Some(key.freeze()),
-        value: Some(value.freeze()),
-        headers: Default::default(),
+        ..record(0, timestamp, Some(key.freeze()), Some(value.freeze()))
     };
+    encode_records(&[record], Compression::None)
+}
+
+/// A plain record (no producer, no headers) at `offset`, ready for
+/// [`encode_records`]; its sequence follows the offset, as a decoder reports it.
+pub fn record(offset: i64, timestamp: i64, key: Option<Bytes>, value: Option<Bytes>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        // The encoder starts a new batch where offset - sequence changes.
+        sequence: (offset as i32).wrapping_sub(1),
+        timestamp,
+        key,
+        value,
+        headers: Default::default(),
+    }
+}
+
+/// Encodes records into v2 batches (one, unless their producer fields or
+/// offset/sequence relation differ).
+pub fn encode_records(records: &[Record], compression: Compression) -> Result<Bytes, BatchError> {
     let mut out = BytesMut::new();
     let options = RecordEncodeOptions {
         version: MAGIC,
-        compression: Compression::None,
+        compression,
     };
-    RecordBatchEncoder::encode(&mut out, [&record], &options)
+    RecordBatchEncoder::encode(&mut out, records, &options)
         .map_err(|e| BatchError::Corrupt(e.to_string()))?;
     Ok(out.freeze())
 }
@@ -318,14 +337,7 @@ pub fn recompress(batch: Bytes, codec: Compression) -> Result<Bytes, BatchError>
     let mut input = batch;
     let set =
         RecordBatchDecoder::decode(&mut input).map_err(|e| BatchError::Corrupt(e.to_string()))?;
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: MAGIC,
-        compression: codec,
-    };
-    RecordBatchEncoder::encode(&mut out, &set.records, &options)
-        .map_err(|e| BatchError::Corrupt(e.to_string()))?;
-    Ok(out.freeze())
+    encode_records(&set.records, codec)
 }
 
 /// The `(offset, timestamp)` of the first record in `batch` whose timestamp
@@ -612,8 +624,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::Record;
 
     #[test]
     fn header_fields_are_read() {
@@ -772,30 +783,11 @@ mod tests {
         let records: Vec<Record> = timestamps
             .iter()
             .enumerate()
-            .map(|(i, &timestamp)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch when offset - sequence changes.
-                sequence: i as i32,
-                timestamp,
-                key: None,
-                value: Some(Bytes::from(vec![b'x'; 64])),
-                headers: IndexMap::new(),
+            .map(|(i, &timestamp)| {
+                record(i as i64, timestamp, None, Some(Bytes::from(vec![b'x'; 64])))
             })
             .collect();
-        let mut buf = bytes::BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.to_vec()
+        encode_records(&records, compression).unwrap().to_vec()
     }
 
     #[test]

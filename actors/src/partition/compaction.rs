@@ -8,10 +8,8 @@
 //! after their timestamp, so consumers get to see the deletion.
 
 use super::batch::{self, BatchError};
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, NO_SEQUENCE,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Record, RecordBatchDecoder, NO_SEQUENCE};
 use std::collections::HashMap;
 
 /// The topic settings compaction follows.
@@ -99,20 +97,14 @@ pub fn compact_batch(
             r.sequence = NO_SEQUENCE.wrapping_add((r.offset - first) as i32);
         }
     }
-    let options = RecordEncodeOptions {
-        version: batch::MAGIC,
-        compression: header.compression()?,
-    };
-    let mut out = BytesMut::new();
-    RecordBatchEncoder::encode(&mut out, &kept, &options).map_err(corrupt)?;
-    Ok(Compacted::Rewritten(out.freeze(), total - kept.len()))
+    let rewritten = batch::encode_records(&kept, header.compression()?)?;
+    Ok(Compacted::Rewritten(rewritten, total - kept.len()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{Compression, TimestampType};
+    use kafka_protocol::records::Compression;
 
     const POLICY: CompactionPolicy = CompactionPolicy {
         delete_retention_ms: 100,
@@ -120,32 +112,12 @@ mod tests {
     };
 
     fn record(offset: i64, key: &str, value: Option<&str>, timestamp: i64) -> Record {
-        Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // What a decoder gives for a batch without sequences at base 0.
-            sequence: -1 + offset as i32,
-            timestamp,
-            key: Some(Bytes::copy_from_slice(key.as_bytes())),
-            value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            headers: IndexMap::new(),
-        }
+        let bytes = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        batch::record(offset, timestamp, Some(bytes(key)), value.map(bytes))
     }
 
     fn encode(records: &[Record], compression: Compression) -> Bytes {
-        let mut out = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut out, records, &options).unwrap();
-        out.freeze()
+        batch::encode_records(records, compression).unwrap()
     }
 
     #[test]

@@ -620,32 +620,11 @@ mod tests {
 
     /// A one-record batch of `key` = `value` at timestamp 10.
     fn keyed(key: &str, value: Option<&str>) -> Vec<u8> {
-        use kafka_protocol::indexmap::IndexMap;
-        use kafka_protocol::records::{
-            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 10,
-            key: Some(Bytes::copy_from_slice(key.as_bytes())),
-            value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            headers: IndexMap::new(),
-        };
-        let mut out = bytes::BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut out, [&record], &options).unwrap();
-        out.to_vec()
+        let bytes = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let record = batch::record(0, 10, Some(bytes(key)), value.map(bytes));
+        batch::encode_records(&[record], kafka_protocol::records::Compression::None)
+            .unwrap()
+            .to_vec()
     }
 
     fn values(log: &Log) -> Vec<(i64, String, Option<String>)> {
