@@ -7,6 +7,15 @@ mod broker_process;
 use broker_process::{actorlog, run, source, BrokerProcess};
 use std::process::Command;
 
+/// Runs an `actorlog` client subcommand against `bootstrap`; its stdout.
+fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> String {
+    let mut all = vec!["--bootstrap", bootstrap];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = actorlog(&all, stdin);
+    assert!(ok, "actorlog {args:?}: {stderr}");
+    stdout
+}
+
 fn python_script(script: &str, broker: &BrokerProcess) {
     let path = source(script);
     let (ok, stdout, stderr) = run(
@@ -68,13 +77,7 @@ fn kcat_lists_produces_and_consumes() {
 fn the_command_line_manages_topics_and_moves_records() {
     let broker = BrokerProcess::start();
     let b = broker.bootstrap();
-    let client = |args: &[&str], stdin: &str| {
-        let mut all = vec!["--bootstrap", b.as_str()];
-        all.extend_from_slice(args);
-        let (ok, stdout, stderr) = actorlog(&all, stdin);
-        assert!(ok, "actorlog {args:?}: {stderr}");
-        stdout
-    };
+    let client = |args: &[&str], stdin: &str| cli(&b, args, stdin);
     client(
         &[
             "topics",
@@ -149,13 +152,7 @@ fn the_command_line_manages_topics_and_moves_records() {
 fn the_command_line_consumes_in_a_group_and_manages_its_offsets() {
     let broker = BrokerProcess::start();
     let b = broker.bootstrap();
-    let client = |args: &[&str], stdin: &str| {
-        let mut all = vec!["--bootstrap", b.as_str()];
-        all.extend_from_slice(args);
-        let (ok, stdout, stderr) = actorlog(&all, stdin);
-        assert!(ok, "actorlog {args:?}: {stderr}");
-        stdout
-    };
+    let client = |args: &[&str], stdin: &str| cli(&b, args, stdin);
     let lines: String = (0..10).map(|i| format!("line-{i}\n")).collect();
     client(&["topics", "create", "grouped", "--partitions", "2"], "");
     client(
