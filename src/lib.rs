@@ -13,4 +13,4 @@ pub mod config;
 pub mod embedded;
 pub mod server;
 
-pub use embedded::{Broker, BrokerBuilder, ConsumedRecord, Error, Producer};
+pub use embedded::{Broker, BrokerBuilder, ConsumedRecord, Consumer, Delivered, Error, Producer};

@@ -23,9 +23,11 @@
 //! The broker's threads do not depend on the caller's runtime: its methods
 //! are plain futures that work under tokio, actix or any executor.
 
+mod consumer;
 mod partitioner;
 mod producer;
 
+pub use self::consumer::{Consumer, ConsumerBuilder, Delivered};
 pub use self::partitioner::{murmur2, partition_for_key};
 pub use self::producer::Producer;
 
@@ -249,6 +251,14 @@ impl Broker {
     /// An in-process producer.
     pub fn producer(&self) -> Producer {
         Producer::new(self.inner.clone())
+    }
+
+    /// A member of consumer group `group`, to [`ConsumerBuilder::subscribe`].
+    pub fn consumer(&self, group: &str) -> ConsumerBuilder {
+        ConsumerBuilder {
+            broker: self.inner.clone(),
+            group: group.to_string(),
+        }
     }
 
     /// The records of a partition from `offset` on (up to about 1 MiB).

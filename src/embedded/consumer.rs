@@ -1,0 +1,446 @@
+//! The in-process group consumer: joins a consumer group through the
+//! GroupCoordinator actor with the same classic protocol and consumer
+//! protocol bytes as Kafka's clients, so it can share a group with
+//! librdkafka or Java consumers; reads its partitions from the partition
+//! actors and commits to the same offset store.
+
+use super::{decode, ConsumedRecord, Error};
+use actorlog_actors::clock::now_ms;
+use actorlog_actors::group::state::{JoinRequest, JoinedMember, LeaveMember, SyncRequest};
+use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, Sync};
+use actorlog_actors::offsets::{CommittedOffset, PartitionOffset};
+use actorlog_actors::partition::Read;
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PROTOCOL_TYPE: &str = "consumer";
+/// The assignor this consumer offers (and runs when it leads the group).
+const ASSIGNOR: &str = "range";
+const SESSION_TIMEOUT_MS: i32 = 10_000;
+const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long `poll` waits for records when there are none.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+const FETCH_BYTES: usize = 1 << 20;
+/// The consumer protocol version of the bytes this consumer writes.
+const PROTOCOL_VERSION: i16 = 0;
+
+/// A record with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub topic: String,
+    pub partition: i32,
+    pub record: ConsumedRecord,
+}
+
+/// Starts a group consumer; see [`super::Broker::consumer`].
+pub struct ConsumerBuilder {
+    pub(super) broker: Arc<actorlog_actors::Broker>,
+    pub(super) group: String,
+}
+
+impl ConsumerBuilder {
+    /// Subscribes to `topics` and joins the group.
+    pub async fn subscribe<'a>(
+        self,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Consumer, Error> {
+        let mut consumer = Consumer {
+            broker: self.broker,
+            group: self.group,
+            topics: topics.into_iter().map(str::to_string).collect(),
+            member_id: String::new(),
+            generation: -1,
+            positions: BTreeMap::new(),
+            last_heartbeat: Instant::now(),
+        };
+        consumer.join().await?;
+        Ok(consumer)
+    }
+}
+
+/// A member of a consumer group inside this process.
+pub struct Consumer {
+    broker: Arc<actorlog_actors::Broker>,
+    group: String,
+    topics: Vec<String>,
+    member_id: String,
+    generation: i32,
+    /// Assigned partitions and the next offset to read from each.
+    positions: BTreeMap<(String, i32), i64>,
+    last_heartbeat: Instant,
+}
+
+fn kafka_error(code: i16, what: &str) -> Error {
+    let error = ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
+    Error::Kafka(error, what.to_string())
+}
+
+impl Consumer {
+    /// The partitions this member owns now.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.positions.keys().cloned().collect()
+    }
+
+    /// Records from the assigned partitions (waiting briefly when there are
+    /// none); heartbeats and rebalances happen here too.
+    pub async fn poll(&mut self) -> Result<Vec<Delivered>, Error> {
+        if self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+            self.heartbeat().await?;
+        }
+        let mut delivered = Vec::new();
+        let mut watches = Vec::new();
+        for ((topic, partition), position) in self.positions.iter_mut() {
+            let Some(handle) = self
+                .broker
+                .topic(topic)
+                .and_then(|t| t.partition(*partition).cloned())
+            else {
+                continue;
+            };
+            // Watch from before the read, so an append after it wakes us.
+            let mut watch = handle.offsets.clone();
+            watch.mark_unchanged();
+            watches.push(watch);
+            let read = Read {
+                offset: *position,
+                max_bytes: FETCH_BYTES,
+                committed: false,
+            };
+            let records = match handle.addr.send(read).await.map_err(|_| Error::Stopped)? {
+                Ok(records) => decode(records.records, *position)?,
+                // Behind the log start (retention): continue from there.
+                Err(failure) if failure.error == ResponseError::OffsetOutOfRange => {
+                    *position = failure.offsets.log_start.max(0);
+                    Vec::new()
+                }
+                Err(failure) => return Err(kafka_error(failure.error.code(), "fetch")),
+            };
+            if let Some(last) = records.last() {
+                *position = last.offset + 1;
+            }
+            delivered.extend(records.into_iter().map(|record| Delivered {
+                topic: topic.clone(),
+                partition: *partition,
+                record,
+            }));
+        }
+        if delivered.is_empty() {
+            if watches.is_empty() {
+                tokio::time::sleep(POLL_WAIT).await;
+            } else {
+                let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
+                let _ = tokio::time::timeout(POLL_WAIT, futures_util::future::select_all(changes))
+                    .await;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Commits the positions of every assigned partition, durably.
+    pub async fn commit(&mut self) -> Result<(), Error> {
+        let now = now_ms();
+        let offsets = self
+            .positions
+            .iter()
+            .map(|((topic, partition), offset)| PartitionOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                committed: CommittedOffset {
+                    offset: *offset,
+                    leader_epoch: -1,
+                    metadata: None,
+                    commit_timestamp_ms: now,
+                },
+            })
+            .collect();
+        let commit = Commit {
+            member_id: self.member_id.clone(),
+            group_instance_id: None,
+            generation_id: self.generation,
+            offsets,
+        };
+        let code = self
+            .broker
+            .group(&self.group)
+            .send(commit)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        match code {
+            0 => Ok(()),
+            code if code == ResponseError::RebalanceInProgress.code()
+                || code == ResponseError::IllegalGeneration.code() =>
+            {
+                // The group moved on: these partitions may be someone else's.
+                self.join().await
+            }
+            code => Err(kafka_error(code, "commit")),
+        }
+    }
+
+    /// Commits and leaves the group, so the others take over at once.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.commit().await?;
+        let leave = Leave(vec![LeaveMember {
+            member_id: self.member_id.clone(),
+            group_instance_id: None,
+        }]);
+        self.broker
+            .group(&self.group)
+            .send(leave)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), Error> {
+        self.last_heartbeat = Instant::now();
+        let heartbeat = Heartbeat {
+            member_id: self.member_id.clone(),
+            group_instance_id: None,
+            generation_id: self.generation,
+        };
+        let code = self
+            .broker
+            .group(&self.group)
+            .send(heartbeat)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        if code == 0 {
+            return Ok(());
+        }
+        if code == ResponseError::RebalanceInProgress.code() {
+            // Eager protocol: give everything up, committed, and rejoin.
+            self.commit_or_rejoin().await
+        } else {
+            self.member_id.clear();
+            self.join().await
+        }
+    }
+
+    async fn commit_or_rejoin(&mut self) -> Result<(), Error> {
+        match self.commit().await {
+            Ok(()) => self.join().await,
+            Err(Error::Stopped) => Err(Error::Stopped),
+            Err(_) => self.join().await,
+        }
+    }
+
+    /// The classic join: JoinGroup (twice for a new member, KIP-394), the
+    /// leader's range assignment, SyncGroup, then the committed positions.
+    async fn join(&mut self) -> Result<(), Error> {
+        let coordinator = self.broker.group(&self.group);
+        let joined = loop {
+            let request = JoinRequest {
+                member_id: self.member_id.clone(),
+                group_instance_id: None,
+                client_id: "actorlog-embedded".into(),
+                client_host: "/in-process".into(),
+                session_timeout_ms: SESSION_TIMEOUT_MS,
+                rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+                protocol_type: PROTOCOL_TYPE.into(),
+                protocols: vec![(ASSIGNOR.into(), subscription(&self.topics)?)],
+                require_known_member_id: true,
+                reason: None,
+            };
+            let response = coordinator
+                .send(Join(request))
+                .await
+                .map_err(|_| Error::Stopped)?;
+            match response.error {
+                0 => break response,
+                code if code == ResponseError::MemberIdRequired.code() => {
+                    self.member_id = response.member_id
+                }
+                code if code == ResponseError::UnknownMemberId.code() => self.member_id.clear(),
+                code => return Err(kafka_error(code, "join group")),
+            }
+        };
+        self.member_id = joined.member_id.clone();
+        self.generation = joined.generation_id;
+        let assignments = if joined.leader == self.member_id {
+            self.assign(&joined.members)?
+        } else {
+            Vec::new()
+        };
+        let sync = SyncRequest {
+            member_id: self.member_id.clone(),
+            group_instance_id: None,
+            generation_id: self.generation,
+            protocol_type: Some(PROTOCOL_TYPE.into()),
+            protocol_name: joined.protocol_name,
+            assignments,
+        };
+        let synced = coordinator
+            .send(Sync(sync))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        if synced.error == ResponseError::RebalanceInProgress.code() {
+            return Box::pin(self.join()).await;
+        }
+        if synced.error != 0 {
+            return Err(kafka_error(synced.error, "sync group"));
+        }
+        self.positions.clear();
+        for (topic, partition) in assigned(synced.assignment)? {
+            let committed = self
+                .broker
+                .offsets()
+                .fetch(&self.group, &topic, partition)
+                .map_err(Error::Io)?;
+            let start = match committed {
+                Some(c) => c.offset,
+                None => self
+                    .broker
+                    .topic(&topic)
+                    .and_then(|t| t.partition(partition).map(|p| p.offsets.borrow().log_start))
+                    .unwrap_or(0),
+            };
+            self.positions.insert((topic, partition), start);
+        }
+        self.last_heartbeat = Instant::now();
+        Ok(())
+    }
+
+    /// The range assignment of the group, as the leader computes it.
+    fn assign(&self, members: &[JoinedMember]) -> Result<Vec<(String, Bytes)>, Error> {
+        let mut subscribers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for member in members {
+            for topic in subscribed(member.metadata.clone())? {
+                subscribers
+                    .entry(topic)
+                    .or_default()
+                    .push(member.member_id.clone());
+            }
+        }
+        let mut plan: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        for (topic, mut ids) in subscribers {
+            ids.sort();
+            let count = self.broker.topic(&topic).map_or(0, |t| t.partitions.len());
+            for (member, partitions) in ids.iter().zip(range(count, ids.len())) {
+                plan.entry(member.clone())
+                    .or_default()
+                    .insert(topic.clone(), partitions);
+            }
+        }
+        members
+            .iter()
+            .map(|m| {
+                let topics = plan.remove(&m.member_id).unwrap_or_default();
+                Ok((m.member_id.clone(), assignment(topics)?))
+            })
+            .collect()
+    }
+}
+
+/// Kafka's range split: `count` partitions over `members`, the first
+/// `count % members` members getting one more.
+fn range(count: usize, members: usize) -> Vec<Vec<i32>> {
+    let members = members.max(1);
+    let (each, extra) = (count / members, count % members);
+    let mut next = 0;
+    (0..members)
+        .map(|i| {
+            let take = each + usize::from(i < extra);
+            let partitions = (next..next + take).map(|p| p as i32).collect();
+            next += take;
+            partitions
+        })
+        .collect()
+}
+
+fn encode_versioned(message: &impl Encodable) -> Result<Bytes, Error> {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    message
+        .encode(&mut out, PROTOCOL_VERSION)
+        .map_err(|e| Error::Kafka(ResponseError::InvalidRequest, e.to_string()))?;
+    Ok(out.freeze())
+}
+
+fn subscription(topics: &[String]) -> Result<Bytes, Error> {
+    let topics = topics
+        .iter()
+        .map(|t| StrBytes::from_string(t.clone()))
+        .collect();
+    encode_versioned(&ConsumerProtocolSubscription::default().with_topics(topics))
+}
+
+fn assignment(topics: BTreeMap<String, Vec<i32>>) -> Result<Bytes, Error> {
+    let partitions = topics
+        .into_iter()
+        .map(|(topic, partitions)| {
+            TopicPartition::default()
+                .with_topic(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    encode_versioned(&ConsumerProtocolAssignment::default().with_assigned_partitions(partitions))
+}
+
+/// Splits consumer-protocol bytes into their version and body.
+fn versioned(mut bytes: Bytes) -> Result<(i16, Bytes), Error> {
+    if bytes.remaining() < 2 {
+        return Err(Error::Kafka(
+            ResponseError::InconsistentGroupProtocol,
+            "empty consumer protocol bytes".into(),
+        ));
+    }
+    let version = bytes.get_i16();
+    Ok((version, bytes))
+}
+
+fn protocol_error(e: impl std::fmt::Display) -> Error {
+    Error::Kafka(ResponseError::InconsistentGroupProtocol, e.to_string())
+}
+
+fn subscribed(metadata: Bytes) -> Result<Vec<String>, Error> {
+    let (version, mut body) = versioned(metadata)?;
+    let subscription =
+        ConsumerProtocolSubscription::decode(&mut body, version).map_err(protocol_error)?;
+    Ok(subscription.topics.iter().map(|t| t.to_string()).collect())
+}
+
+fn assigned(bytes: Bytes) -> Result<Vec<(String, i32)>, Error> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (version, mut body) = versioned(bytes)?;
+    let assignment =
+        ConsumerProtocolAssignment::decode(&mut body, version).map_err(protocol_error)?;
+    Ok(assignment
+        .assigned_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.to_string(), *p)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_gives_the_first_members_one_more() {
+        assert_eq!(range(7, 3), vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
+        assert_eq!(range(2, 3), vec![vec![0], vec![1], vec![]]);
+    }
+
+    #[test]
+    fn protocol_bytes_round_trip() {
+        let topics = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(subscribed(subscription(&topics).unwrap()).unwrap(), topics);
+        let plan = BTreeMap::from([("a".to_string(), vec![0, 2])]);
+        assert_eq!(
+            assigned(assignment(plan).unwrap()).unwrap(),
+            vec![("a".to_string(), 0), ("a".to_string(), 2)]
+        );
+    }
+}
