@@ -1,7 +1,7 @@
 //! Running the broker as a service: start the actor system, listen, and
 //! shut down cleanly on SIGTERM or Ctrl-C.
 
-use actorlog_actors::{server, Broker, BrokerConfig};
+use actorlog_actors::{metrics, server, Broker, BrokerConfig};
 use std::io;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,6 +13,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
         let broker = Broker::start(config)?;
+        metrics::start(&broker).await;
         log::info!(
             "listening on {}, data in {}",
             listener.local_addr()?,

@@ -7,6 +7,7 @@ use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
 use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
+use crate::metrics::Metrics;
 use crate::offsets::OffsetStore;
 use crate::partition::log::Log;
 use crate::partition::{self, Partition};
@@ -81,6 +82,7 @@ pub struct Broker {
     arbiters: Vec<Arbiter>,
     next_arbiter: AtomicUsize,
     flusher: Flusher,
+    metrics: Arc<Metrics>,
 }
 
 impl Broker {
@@ -98,7 +100,8 @@ impl Broker {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let flusher = Flusher::start()?;
+        let metrics = Arc::new(Metrics::default());
+        let flusher = Flusher::start(metrics.clone())?;
         let state_db = sled::Config::new()
             .path(config.data_dir.join(STATE_DB_DIR))
             .open()
@@ -115,6 +118,7 @@ impl Broker {
             arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
             next_arbiter: AtomicUsize::new(0),
             flusher,
+            metrics,
             config,
             catalog: tokio::sync::Mutex::new(catalog),
         });
@@ -479,6 +483,10 @@ impl Broker {
             .send(msg)
             .await
             .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn offsets(&self) -> &OffsetStore {

@@ -41,6 +41,9 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// Threads running partition and connection actors; 0 means one per core.
     pub worker_threads: usize,
+    /// Address of the HTTP endpoint with `/metrics` (Prometheus) and
+    /// `/health`; none to turn it off.
+    pub metrics_listen: Option<SocketAddr>,
     /// How long the first rebalance of an empty group waits for more members
     /// (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay_ms: u64,
@@ -68,6 +71,7 @@ impl Default for BrokerConfig {
             retention_bytes: -1,
             retention_check_interval_ms: 5 * 60 * 1000,
             worker_threads: 0,
+            metrics_listen: None,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,

@@ -9,7 +9,10 @@ use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
 
 struct FlushRequest {
     files: Vec<Arc<File>>,
@@ -25,11 +28,11 @@ pub struct Flusher {
 impl Flusher {
     /// Starts the flusher thread. It ends by itself when the last handle is
     /// dropped, after answering what was queued.
-    pub fn start() -> io::Result<Flusher> {
+    pub fn start(metrics: Arc<Metrics>) -> io::Result<Flusher> {
         let (tx, rx) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("actorlog-flusher".into())
-            .spawn(move || run(rx))?;
+            .spawn(move || run(rx, &metrics))?;
         Ok(Flusher { tx })
     }
 
@@ -45,8 +48,9 @@ impl Flusher {
     }
 }
 
-fn run(rx: Receiver<FlushRequest>) {
+fn run(rx: Receiver<FlushRequest>, metrics: &Metrics) {
     while let Ok(first) = rx.recv() {
+        let started = Instant::now();
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         let mut files: Vec<&Arc<File>> = batch.iter().flat_map(|r| &r.files).collect();
@@ -59,6 +63,7 @@ fn run(rx: Receiver<FlushRequest>) {
         if let Some(msg) = &failure {
             log::error!("fsync failed: {msg}");
         }
+        metrics.fsynced(started.elapsed().as_micros() as u64);
         for request in batch {
             let result = match &failure {
                 None => Ok(()),
@@ -77,7 +82,7 @@ mod tests {
     fn answers_every_request() {
         let dir = tempfile::tempdir().unwrap();
         let file = Arc::new(File::create(dir.path().join("f")).unwrap());
-        let flusher = Flusher::start().unwrap();
+        let flusher = Flusher::start(Arc::default()).unwrap();
         let receivers: Vec<_> = (0..10)
             .map(|_| flusher.flush(vec![file.clone(), file.clone()]))
             .collect();

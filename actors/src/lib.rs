@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod flusher;
 pub mod group;
+pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod server;

@@ -35,6 +35,8 @@ struct Wanted {
 }
 
 struct WantedTopic {
+    /// The topic's name, also when the request named it by id.
+    label: String,
     name: TopicName,
     id: Uuid,
     partitions: Vec<Wanted>,
@@ -58,6 +60,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                 ResponseError::UnknownTopicOrPartition
             };
             WantedTopic {
+                label: topic
+                    .as_ref()
+                    .map_or_else(|| t.topic.to_string(), |t| t.name.to_string()),
                 name: t.topic,
                 id: t.topic_id,
                 partitions: t
@@ -98,11 +103,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                 });
         let satisfied = bytes >= min_bytes.max(1) || errors || watches.is_empty();
         if satisfied || Instant::now() >= deadline {
-            return respond(version, topics, results);
+            return respond(broker, version, topics, results);
         }
         let changed = select_all(watches.iter_mut().map(|rx| rx.changed().boxed()));
         if timeout_at(deadline, changed).await.is_err() {
-            return respond(version, topics, results);
+            return respond(broker, version, topics, results);
         }
     }
 }
@@ -177,11 +182,24 @@ async fn read_one(wanted: &Wanted) -> ReadResult {
     }
 }
 
-fn respond(version: i16, topics: Vec<WantedTopic>, results: Vec<Vec<ReadResult>>) -> FetchResponse {
+fn respond(
+    broker: &Broker,
+    version: i16,
+    topics: Vec<WantedTopic>,
+    results: Vec<Vec<ReadResult>>,
+) -> FetchResponse {
     let responses = topics
         .into_iter()
         .zip(results)
         .map(|(topic, results)| {
+            let bytes = results
+                .iter()
+                .flatten()
+                .map(|r| r.records.len())
+                .sum::<usize>();
+            if bytes > 0 {
+                broker.metrics().fetched(&topic.label, bytes);
+            }
             let partitions = topic
                 .partitions
                 .iter()

@@ -103,6 +103,7 @@ impl Connection {
     }
 
     fn close(&mut self, why: &str, ctx: &mut Context<Self>) {
+        self.broker.metrics().rejected();
         log::warn!("closing connection from {}: {why}", self.peer);
         ctx.stop();
     }
@@ -110,6 +111,14 @@ impl Connection {
 
 impl Actor for Connection {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.broker.metrics().connection_opened();
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.broker.metrics().connection_closed();
+    }
 }
 
 impl WriteHandler<io::Error> for Connection {}
@@ -127,12 +136,15 @@ impl StreamHandler<Result<BytesMut, io::Error>> for Connection {
         let seq = self.next_request;
         self.next_request += 1;
         let (api_key, version, correlation_id, reply) = match frame::decode(frame) {
-            Ok(request) => (
-                request.api_key,
-                request.version,
-                request.correlation_id,
-                dispatch(&self.broker, self.peer, request),
-            ),
+            Ok(request) => {
+                self.broker.metrics().request(request.api_key);
+                (
+                    request.api_key,
+                    request.version,
+                    request.correlation_id,
+                    dispatch(&self.broker, self.peer, request),
+                )
+            }
             Err(Rejection::ApiVersionsTooNew { correlation_id }) => {
                 let body = ResponseKind::ApiVersions(api_versions::handle(Some(
                     ResponseError::UnsupportedVersion,

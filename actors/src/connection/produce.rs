@@ -8,6 +8,7 @@
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 use crate::partition::batch::{self, BatchError};
 use crate::partition::{Append, Appended};
 use crate::topic::Topic;
@@ -69,7 +70,7 @@ fn start_topic(
         let replies: Vec<_> = data
             .partition_data
             .into_iter()
-            .map(|p| start_partition(&topic, acks, p))
+            .map(|p| start_partition(&topic, acks, broker.metrics(), p))
             .collect();
         return async move { response.with_partition_responses(join_all(replies).await) }
             .boxed_local();
@@ -81,7 +82,7 @@ fn start_topic(
                 let replies: Vec<_> = data
                     .partition_data
                     .into_iter()
-                    .map(|p| start_partition(&topic, acks, p))
+                    .map(|p| start_partition(&topic, acks, broker.metrics(), p))
                     .collect();
                 join_all(replies).await
             }
@@ -104,7 +105,12 @@ fn unknown(partitions: &[PartitionProduceData], why: &str) -> Vec<PartitionProdu
         .collect()
 }
 
-fn start_partition(topic: &Topic, acks: i16, data: PartitionProduceData) -> PartitionReply {
+fn start_partition(
+    topic: &Topic,
+    acks: i16,
+    metrics: &Metrics,
+    data: PartitionProduceData,
+) -> PartitionReply {
     let index = data.index;
     let Some(partition) = topic.partition(index) else {
         let reply = failed(
@@ -116,7 +122,10 @@ fn start_partition(topic: &Topic, acks: i16, data: PartitionProduceData) -> Part
     };
     let append_time = topic.produce.log_append_time.then(now_ms);
     let batches = match prepare(data.records, &topic.produce, append_time) {
-        Ok(batches) => batches,
+        Ok((batches, records)) => {
+            metrics.produced(&topic.name, batches.iter().map(Bytes::len).sum(), records);
+            batches
+        }
         Err((error, message)) => {
             let reply = failed(index, error, &message);
             return async move { reply }.boxed_local();
@@ -153,12 +162,13 @@ fn prepare(
     records: Option<Bytes>,
     settings: &ProduceSettings,
     append_time: Option<i64>,
-) -> Result<Vec<Bytes>, (ResponseError, String)> {
+) -> Result<(Vec<Bytes>, usize), (ResponseError, String)> {
     let max_batch = settings.max_message_bytes;
     let records = records
         .filter(|r| !r.is_empty())
         .ok_or((ResponseError::InvalidRecord, "no records".to_string()))?;
     let batches = batch::split(records).map_err(rejection)?;
+    let mut count = 0;
     for one in &batches {
         if one.len() > max_batch {
             return Err((
@@ -169,9 +179,12 @@ fn prepare(
                 ),
             ));
         }
-        batch::validate(one).map_err(rejection)?;
+        count += batch::validate(one)
+            .map_err(rejection)?
+            .records_count
+            .max(0) as usize;
     }
-    batches
+    let prepared = batches
         .into_iter()
         .map(|one| {
             let one = match settings.compression {
@@ -183,7 +196,8 @@ fn prepare(
                 None => one,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((prepared, count))
 }
 
 fn rejection(err: BatchError) -> (ResponseError, String) {

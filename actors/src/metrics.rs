@@ -1,0 +1,247 @@
+//! Broker metrics in Prometheus' text format, and the HTTP endpoint that
+//! serves them (`/metrics`) with a health probe (`/health`).
+//!
+//! Counters are atomics updated on the request path (one relaxed add each);
+//! partition offsets are read from the partitions' watch channels when
+//! scraped, so nothing is collected that nobody asks for.
+
+use crate::broker::Broker;
+use dashmap::DashMap;
+use kafka_protocol::messages::ApiKey;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Per-topic traffic.
+#[derive(Default)]
+struct TopicCounters {
+    bytes_in: AtomicU64,
+    records_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// What the broker counts.
+#[derive(Default)]
+pub struct Metrics {
+    /// Requests by API.
+    requests: DashMap<ApiKey, AtomicU64>,
+    /// Requests that closed their connection (undecodable, refused).
+    rejected: AtomicU64,
+    connections: AtomicI64,
+    topics: DashMap<String, TopicCounters>,
+    fsyncs: AtomicU64,
+    fsync_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn request(&self, api: ApiKey) {
+        self.requests
+            .entry(api)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn topic(&self, topic: &str, update: impl FnOnce(&TopicCounters)) {
+        if let Some(counters) = self.topics.get(topic) {
+            return update(&counters);
+        }
+        update(&self.topics.entry(topic.to_string()).or_default());
+    }
+
+    pub fn produced(&self, topic: &str, bytes: usize, records: usize) {
+        self.topic(topic, |c| {
+            c.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+            c.records_in.fetch_add(records as u64, Ordering::Relaxed);
+        });
+    }
+
+    pub fn fetched(&self, topic: &str, bytes: usize) {
+        self.topic(topic, |c| {
+            c.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        });
+    }
+
+    pub fn fsynced(&self, micros: u64) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything, with partition offsets.
+    pub fn render(&self, broker: &Broker) -> String {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let mut out = String::new();
+        let mut apis: Vec<(String, String)> = self
+            .requests
+            .iter()
+            .map(|e| (format!("api=\"{:?}\"", e.key()), load(e.value())))
+            .collect();
+        apis.sort();
+        family(
+            &mut out,
+            "actorlog_requests_total",
+            "counter",
+            "Kafka requests served, by API.",
+            apis,
+        );
+        let single = |value: String| [(String::new(), value)];
+        family(
+            &mut out,
+            "actorlog_rejected_requests_total",
+            "counter",
+            "Requests that closed their connection.",
+            single(load(&self.rejected)),
+        );
+        family(
+            &mut out,
+            "actorlog_connections",
+            "gauge",
+            "Open client connections.",
+            single(self.connections.load(Ordering::Relaxed).to_string()),
+        );
+        family(
+            &mut out,
+            "actorlog_fsyncs_total",
+            "counter",
+            "Group-commit fsync rounds.",
+            single(load(&self.fsyncs)),
+        );
+        let fsync_seconds = self.fsync_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        family(
+            &mut out,
+            "actorlog_fsync_seconds_total",
+            "counter",
+            "Time spent in fsync rounds.",
+            single(fsync_seconds.to_string()),
+        );
+        let mut topics: Vec<String> = self.topics.iter().map(|e| e.key().clone()).collect();
+        topics.sort();
+        let per_topic = |pick: fn(&TopicCounters) -> &AtomicU64| -> Vec<(String, String)> {
+            topics
+                .iter()
+                .filter_map(|t| {
+                    self.topics
+                        .get(t)
+                        .map(|c| (format!("topic=\"{t}\""), load(pick(&c))))
+                })
+                .collect()
+        };
+        family(
+            &mut out,
+            "actorlog_topic_bytes_in_total",
+            "counter",
+            "Record batch bytes produced, by topic.",
+            per_topic(|c| &c.bytes_in),
+        );
+        family(
+            &mut out,
+            "actorlog_topic_records_in_total",
+            "counter",
+            "Records produced, by topic.",
+            per_topic(|c| &c.records_in),
+        );
+        family(
+            &mut out,
+            "actorlog_topic_bytes_out_total",
+            "counter",
+            "Record batch bytes fetched, by topic.",
+            per_topic(|c| &c.bytes_out),
+        );
+        let ends = broker.topics().into_iter().flat_map(|topic| {
+            (0..topic.partitions.len())
+                .map(|i| {
+                    let end = topic.partitions[i].offsets.borrow().high_watermark;
+                    (
+                        format!("topic=\"{}\",partition=\"{i}\"", topic.name),
+                        end.to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        family(
+            &mut out,
+            "actorlog_partition_log_end_offset",
+            "gauge",
+            "Next offset to be written, by partition.",
+            ends,
+        );
+        out
+    }
+}
+
+/// One metric family: its help and type lines, then its samples.
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// Serves `/metrics` and `/health` until the listener fails. Holds the
+/// broker weakly, so it never keeps a stopped broker alive.
+pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        actix_rt::spawn(async move {
+            let mut request = [0u8; 1024];
+            let Ok(n) = stream.read(&mut request).await else {
+                return;
+            };
+            let line = String::from_utf8_lossy(&request[..n]);
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = match path {
+                "/metrics" => ("200 OK", broker.metrics().render(&broker)),
+                "/health" => ("200 OK", "ok\n".to_string()),
+                _ => ("404 Not Found", "try /metrics or /health\n".to_string()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+/// Starts the endpoint if configured; a port already in use is a warning,
+/// not a reason to refuse Kafka clients.
+pub async fn start(broker: &Arc<Broker>) {
+    let Some(addr) = broker.config().metrics_listen else {
+        return;
+    };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            log::info!("metrics on http://{addr}/metrics");
+            actix_rt::spawn(serve(Arc::downgrade(broker), listener));
+        }
+        Err(e) => log::warn!("metrics endpoint not started: cannot listen on {addr}: {e}"),
+    }
+}
