@@ -126,3 +126,49 @@ async fn acknowledged_records_survive_sigkill() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotent_producer_survives_a_broker_kill_without_duplicates() {
+    let mut broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "exactly-once", 1, &[]).await;
+    let producer: FutureProducer = config(&bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("producer");
+    const COUNT: usize = 20_000;
+    let mut deliveries = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        let payload = format!("{i:06}");
+        let record = FutureRecord::<(), _>::to("exactly-once")
+            .payload(&payload)
+            .partition(0);
+        deliveries.push(producer.send_result(record).expect("queued"));
+        if i == COUNT / 2 {
+            // Kill the broker with requests in flight, start it again: the
+            // producer retries, and the broker must not write anything twice.
+            std::thread::sleep(Duration::from_millis(100));
+            broker.kill9();
+            std::thread::sleep(Duration::from_millis(500));
+            broker.restart();
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .expect("not cancelled")
+            .expect("delivered in the end");
+    }
+    let values = read_all(
+        &bootstrap,
+        "exactly-once",
+        1,
+        "read_uncommitted",
+        Duration::from_secs(3),
+    );
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("{i:06}")).collect();
+    assert_eq!(values.len(), COUNT, "no record lost or written twice");
+    assert!(values == expected, "every record exactly once, in order");
+}
