@@ -3,6 +3,7 @@
 //! the same transactional id fences the first, and offsets sent with a
 //! transaction count only once it commits.
 
+mod broker_process;
 mod embedded_broker;
 
 use embedded_broker::{config, create_topic, read_all, start};
@@ -174,4 +175,46 @@ fn committed_offset(consumer: &BaseConsumer) -> Option<i64> {
         .first()
         .and_then(|e| e.offset().to_raw())
         .filter(|o| *o >= 0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_pipeline_restarted_writes_each_result_exactly_once() {
+    use std::process::{Command, Stdio};
+    let broker = broker_process::BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "input", 1, &[]).await;
+    create_topic(&bootstrap, "output", 1, &[]).await;
+    embedded_broker::produce(&bootstrap, "input", 1, 2000).await;
+    let script = broker_process::source("tests/scripts/transform_pipeline.py");
+    let pipeline = || {
+        Command::new("python3")
+            .arg(&script)
+            .args(["--bootstrap", &bootstrap])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pipeline starts")
+    };
+    // First run: kill it once it has committed some transactions.
+    let mut first = pipeline();
+    let stdout = first.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    for _ in 0..5 {
+        lines
+            .next()
+            .expect("a committed transaction")
+            .expect("line");
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().expect("exit");
+    // Second run: it resumes from the committed offsets and drains the input.
+    let second = pipeline().wait_with_output().expect("second run");
+    assert!(second.status.success(), "the restarted pipeline finishes");
+    let output = read_all(&bootstrap, "output", 1, "read_committed", IDLE);
+    let mut expected: Vec<String> = (0..2000).map(|i| format!("VALUE-{i}")).collect();
+    let mut got = output.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got.len(), 2000, "each input exactly once in the output");
+    assert_eq!(got, expected);
 }
