@@ -172,3 +172,69 @@ async fn an_idempotent_producer_survives_a_broker_kill_without_duplicates() {
     assert_eq!(values.len(), COUNT, "no record lost or written twice");
     assert!(values == expected, "every record exactly once, in order");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_interrupted_between_prepare_and_markers_completes_at_restart() {
+    use actorlog::actors::txn::state::{Status, Txn};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let mut broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "half", 2, &[]).await;
+    let producer: BaseProducer = config(&bootstrap)
+        .set("transactional.id", "interrupted")
+        .create()
+        .expect("producer");
+    producer
+        .init_transactions(Duration::from_secs(20))
+        .expect("init");
+    producer.begin_transaction().expect("begin");
+    for partition in 0..2 {
+        producer
+            .send(
+                BaseRecord::<(), _>::to("half")
+                    .payload("pending")
+                    .partition(partition),
+            )
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    assert!(read_all(
+        &bootstrap,
+        "half",
+        2,
+        "read_committed",
+        Duration::from_secs(1)
+    )
+    .is_empty());
+    // Crash, and leave the state a crash after the prepare step leaves: the
+    // commit decided and stored, no marker written yet.
+    broker.kill9();
+    drop(producer);
+    {
+        let db = sled::open(broker.data_dir().join("state.sled")).expect("state database");
+        let tree = db.open_tree("transactions").expect("tree");
+        let stored = tree
+            .get("interrupted")
+            .expect("read")
+            .expect("the transaction");
+        let mut txn: Txn = bincode::deserialize(&stored).expect("decode");
+        assert_eq!(txn.status, Status::Ongoing);
+        txn.status = Status::PrepareCommit;
+        tree.insert("interrupted", bincode::serialize(&txn).expect("encode"))
+            .expect("write");
+        db.flush().expect("flush");
+    }
+    broker.restart();
+    let committed = read_all(
+        &bootstrap,
+        "half",
+        2,
+        "read_committed",
+        Duration::from_secs(3),
+    );
+    assert_eq!(
+        committed,
+        ["pending", "pending"],
+        "the commit was finished at start"
+    );
+}
