@@ -9,6 +9,7 @@ use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetStore;
+use crate::partition::cleaner::Cleaner;
 use crate::partition::log::Log;
 use crate::partition::{self, Partition};
 use crate::topic::{validate_name, PartitionHandle, Topic};
@@ -82,6 +83,7 @@ pub struct Broker {
     arbiters: Vec<Arbiter>,
     next_arbiter: AtomicUsize,
     flusher: Flusher,
+    cleaner: Cleaner,
     metrics: Arc<Metrics>,
 }
 
@@ -102,6 +104,7 @@ impl Broker {
         };
         let metrics = Arc::new(Metrics::default());
         let flusher = Flusher::start(metrics.clone())?;
+        let cleaner = Cleaner::start(config.compaction_bytes_per_sec)?;
         let state_db = sled::Config::new()
             .path(config.data_dir.join(STATE_DB_DIR))
             .open()
@@ -118,6 +121,7 @@ impl Broker {
             arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
             next_arbiter: AtomicUsize::new(0),
             flusher,
+            cleaner,
             metrics,
             config,
             catalog: tokio::sync::Mutex::new(catalog),
@@ -535,6 +539,7 @@ impl Broker {
                     cleanup,
                     interval,
                     self.flusher.clone(),
+                    self.cleaner.clone(),
                 )?;
                 let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
                 Ok(PartitionHandle { addr, offsets })

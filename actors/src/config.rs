@@ -37,8 +37,10 @@ pub struct BrokerConfig {
     /// Delete the oldest closed segments while a partition stays above this
     /// size; -1 for no limit (a topic's `retention.bytes` overrides it).
     pub retention_bytes: i64,
-    /// How often each partition applies retention.
+    /// How often each partition applies retention and compaction.
     pub retention_check_interval_ms: u64,
+    /// Most bytes per second the compaction thread reads.
+    pub compaction_bytes_per_sec: u64,
     /// Threads running partition and connection actors; 0 means one per core.
     pub worker_threads: usize,
     /// Address of the HTTP endpoint with `/metrics` (Prometheus) and
@@ -70,6 +72,7 @@ impl Default for BrokerConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             retention_check_interval_ms: 5 * 60 * 1000,
+            compaction_bytes_per_sec: 64 * 1024 * 1024,
             worker_threads: 0,
             metrics_listen: None,
             group_initial_rebalance_delay_ms: 3000,
@@ -110,6 +113,9 @@ impl BrokerConfig {
         }
         if self.retention_check_interval_ms == 0 {
             return bad("retention_check_interval_ms", "must be at least 1");
+        }
+        if self.compaction_bytes_per_sec == 0 {
+            return bad("compaction_bytes_per_sec", "must be at least 1");
         }
         if self.group_min_session_timeout_ms < 1 {
             return bad("group_min_session_timeout_ms", "must be at least 1");

@@ -1,5 +1,12 @@
-//! Log compaction, record by record: which offset holds the latest value of
-//! each key, and what remains of a batch once older values are gone.
+//! Log compaction: which offset holds the latest value of each key, what
+//! remains of a batch once older values are gone, and the job that reads a
+//! snapshot of a partition's files and writes the cleaned segments.
+//!
+//! The job only reads files (sealed segments never change; the active one
+//! only grows, and is read up to its size at the snapshot) and writes
+//! `.cleaned` files beside them, so it runs on the cleaner thread while the
+//! partition goes on serving; the partition actor then swaps each cleaned
+//! file in, if its segment is still as it was.
 //!
 //! Kept records keep their offsets (gaps appear, order stays); a batch whose
 //! records all stay is kept byte for byte; a batch that loses some is
@@ -8,9 +15,15 @@
 //! after their timestamp, so consumers get to see the deletion.
 
 use super::batch::{self, BatchError};
-use bytes::Bytes;
+use super::segment;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Record, RecordBatchDecoder, NO_SEQUENCE};
 use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The topic settings compaction follows.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +112,122 @@ pub fn compact_batch(
     }
     let rewritten = batch::encode_records(&kept, header.compression()?)?;
     Ok(Compacted::Rewritten(rewritten, total - kept.len()))
+}
+
+/// Part of a log file: the first `size` bytes.
+#[derive(Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub size: u64,
+}
+
+/// A sealed segment as the job sees it.
+#[derive(Clone)]
+pub struct SealedFile {
+    pub base: i64,
+    pub range: FileRange,
+    pub max_timestamp: Option<i64>,
+}
+
+/// What a compaction job reads: the partition's files at one moment.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub dir: PathBuf,
+    pub sealed: Vec<SealedFile>,
+    pub active: FileRange,
+}
+
+/// A sealed segment the job cleaned: its `.cleaned` file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleaned {
+    pub base: i64,
+    /// The segment's size when it was read: swap only if it still is.
+    pub size: u64,
+    pub removed: u64,
+}
+
+/// How much a job reads at a time.
+const CHUNK: usize = 4 << 20;
+
+fn io_error(e: BatchError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Calls `f` with every whole batch of the range, reading a few megabytes
+/// at a time; `pace` hears of every chunk read (rate limiting).
+pub fn for_each_batch(
+    range: &FileRange,
+    pace: &mut impl FnMut(usize),
+    mut f: impl FnMut(&Bytes) -> Result<(), BatchError>,
+) -> io::Result<()> {
+    let mut position = 0u64;
+    let mut pending = BytesMut::new();
+    while position < range.size {
+        let want = CHUNK.min((range.size - position) as usize);
+        let start = pending.len();
+        pending.resize(start + want, 0);
+        range.file.read_exact_at(&mut pending[start..], position)?;
+        position += want as u64;
+        pace(want);
+        while let Ok(header) = batch::parse_header(&pending) {
+            if header.total_len() > pending.len() {
+                break;
+            }
+            let one = pending.split_to(header.total_len()).freeze();
+            f(&one).map_err(io_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Compacts every sealed segment of the snapshot whose records are all
+/// older than the compaction lag, writing `.cleaned` files for those that
+/// lose records.
+pub fn clean(
+    snapshot: &Snapshot,
+    now_ms: i64,
+    policy: &CompactionPolicy,
+    pace: &mut impl FnMut(usize),
+) -> io::Result<Vec<Cleaned>> {
+    let mut latest = LatestOffsets::new();
+    for range in snapshot
+        .sealed
+        .iter()
+        .map(|s| &s.range)
+        .chain([&snapshot.active])
+    {
+        for_each_batch(range, pace, |b| note_keys(b, &mut latest))?;
+    }
+    let horizon = now_ms.saturating_sub(policy.min_compaction_lag_ms);
+    let mut cleaned = Vec::new();
+    for sealed in &snapshot.sealed {
+        if sealed.max_timestamp.is_some_and(|t| t > horizon) {
+            continue;
+        }
+        let (mut kept, mut removed, mut changed) = (Vec::new(), 0u64, false);
+        for_each_batch(&sealed.range, pace, |one| {
+            match compact_batch(one, &latest, now_ms, policy)? {
+                Compacted::Unchanged => kept.extend_from_slice(one),
+                Compacted::Empty => changed = true,
+                Compacted::Rewritten(bytes, gone) => {
+                    kept.extend_from_slice(&bytes);
+                    removed += gone as u64;
+                    changed = true;
+                }
+            }
+            Ok(())
+        })?;
+        if changed {
+            // An emptied segment stays (empty) so the log start does not move.
+            segment::write_cleaned(&snapshot.dir, sealed.base, &kept)?;
+            cleaned.push(Cleaned {
+                base: sealed.base,
+                size: sealed.range.size,
+                removed,
+            });
+        }
+    }
+    Ok(cleaned)
 }
 
 #[cfg(test)]

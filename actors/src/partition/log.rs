@@ -5,8 +5,8 @@
 //! rewritten, so appends never decode records and reads return file bytes
 //! as they are.
 
-use super::batch::{self, BatchError, BatchHeader};
-use super::compaction::{self, Compacted, CompactionPolicy, LatestOffsets};
+use super::batch::BatchHeader;
+use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, Snapshot};
 use super::segment::{self, PendingBatch, Segment};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -210,82 +210,62 @@ impl Log {
     }
 
     /// Compacts the sealed segments whose records are all older than the
-    /// compaction lag: only the latest record of each key stays (see
-    /// [`compaction`]). Returns how many records went.
+    /// compaction lag, here and now (the broker runs the same job on its
+    /// cleaner thread instead). Returns how many records went.
     pub fn compact(&mut self, now_ms: i64, policy: &CompactionPolicy) -> io::Result<u64> {
-        let mut latest = LatestOffsets::new();
-        self.for_each_batch(self.log_start_offset(), self.log_end_offset(), |batch| {
-            compaction::note_keys(batch, &mut latest)
-        })?;
-        let horizon = now_ms.saturating_sub(policy.min_compaction_lag_ms);
-        let bases: Vec<i64> = self.sealed.keys().copied().collect();
-        let mut removed = 0;
-        for (i, &base) in bases.iter().enumerate() {
-            let segment = &self.sealed[&base];
-            if segment.max_timestamp().is_some_and(|t| t > horizon) {
-                continue;
-            }
-            let (mut kept, mut changed) = (Vec::new(), false);
-            self.for_each_batch(base, segment.next_offset(), |batch| {
-                match compaction::compact_batch(batch, &latest, now_ms, policy)? {
-                    Compacted::Unchanged => kept.extend_from_slice(batch),
-                    Compacted::Empty => changed = true,
-                    Compacted::Rewritten(bytes, gone) => {
-                        kept.extend_from_slice(&bytes);
-                        removed += gone as u64;
-                        changed = true;
-                    }
-                }
-                Ok(())
-            })?;
-            if !changed {
-                continue;
-            }
-            // An emptied segment stays (empty) so the log start does not move.
-            segment::replace_log(&self.dir, base, &kept)?;
-            let next_base = bases
-                .get(i + 1)
-                .copied()
-                .unwrap_or(self.active.base_offset());
-            let interval = self.config.index_interval_bytes;
-            let (segment, cut) = Segment::load(&self.dir, base, next_base, interval)?;
-            if let Some(cut) = cut {
-                ::log::warn!("{}: after compaction: {cut}", segment.log_path().display());
-            }
-            self.sealed.insert(base, segment);
+        let cleaned = compaction::clean(&self.compaction_snapshot(), now_ms, policy, &mut |_| {})?;
+        for done in &cleaned {
+            self.install_cleaned(done)?;
         }
-        Ok(removed)
+        Ok(cleaned.iter().map(|c| c.removed).sum())
     }
 
-    /// Calls `f` with each batch holding offsets in `from..to`, in order,
-    /// reading a few megabytes at a time.
-    fn for_each_batch(
-        &self,
-        from: i64,
-        to: i64,
-        mut f: impl FnMut(&Bytes) -> Result<(), BatchError>,
-    ) -> io::Result<()> {
-        const CHUNK: usize = 4 << 20;
-        let mut next = from;
-        while next < to {
-            let chunk = self
-                .read(next, CHUNK)
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            if chunk.is_empty() {
-                break;
-            }
-            let batches = batch::split(chunk).map_err(|e| io::Error::other(e.to_string()))?;
-            for one in &batches {
-                let header =
-                    batch::parse_header(one).map_err(|e| io::Error::other(e.to_string()))?;
-                if header.base_offset >= to {
-                    return Ok(());
-                }
-                f(one).map_err(|e| io::Error::other(e.to_string()))?;
-                next = header.last_offset() + 1;
-            }
+    /// The files a compaction job reads.
+    pub fn compaction_snapshot(&self) -> Snapshot {
+        let range = |s: &Segment| FileRange {
+            file: s.file(),
+            size: s.size(),
+        };
+        Snapshot {
+            dir: self.dir.clone(),
+            sealed: self
+                .sealed
+                .values()
+                .map(|s| SealedFile {
+                    base: s.base_offset(),
+                    range: range(s),
+                    max_timestamp: s.max_timestamp(),
+                })
+                .collect(),
+            active: range(&self.active),
         }
-        Ok(())
+    }
+
+    /// Swaps a cleaned file in, if its segment is still the one that was
+    /// read (retention or DeleteRecords may have removed it meanwhile).
+    /// Returns whether it was installed.
+    pub fn install_cleaned(&mut self, cleaned: &Cleaned) -> io::Result<bool> {
+        let unchanged = self
+            .sealed
+            .get(&cleaned.base)
+            .is_some_and(|s| s.size() == cleaned.size);
+        if !unchanged {
+            segment::discard_cleaned(&self.dir, cleaned.base)?;
+            return Ok(false);
+        }
+        segment::install_cleaned(&self.dir, cleaned.base)?;
+        let next_base = self
+            .sealed
+            .range(cleaned.base + 1..)
+            .next()
+            .map_or(self.active.base_offset(), |(&base, _)| base);
+        let interval = self.config.index_interval_bytes;
+        let (segment, cut) = Segment::load(&self.dir, cleaned.base, next_base, interval)?;
+        if let Some(cut) = cut {
+            ::log::warn!("{}: after compaction: {cut}", segment.log_path().display());
+        }
+        self.sealed.insert(cleaned.base, segment);
+        Ok(true)
     }
 
     /// Moves the log start offset up to `offset` (DeleteRecords): reads
@@ -629,16 +609,24 @@ mod tests {
 
     fn values(log: &Log) -> Vec<(i64, String, Option<String>)> {
         let mut out = Vec::new();
-        log.for_each_batch(log.log_start_offset(), log.log_end_offset(), |b| {
-            let mut input = b.clone();
-            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut input).unwrap();
-            for r in set.records {
-                let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
-                out.push((r.offset, text(r.key).unwrap(), text(r.value)));
-            }
-            Ok(())
-        })
-        .unwrap();
+        let snapshot = log.compaction_snapshot();
+        let ranges = snapshot
+            .sealed
+            .iter()
+            .map(|s| &s.range)
+            .chain([&snapshot.active]);
+        for range in ranges {
+            compaction::for_each_batch(range, &mut |_| {}, |b| {
+                let mut input = b.clone();
+                let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut input).unwrap();
+                for r in set.records {
+                    let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+                    out.push((r.offset, text(r.key).unwrap(), text(r.value)));
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
         out
     }
 

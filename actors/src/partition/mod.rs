@@ -7,6 +7,7 @@
 //! channel so long-polling fetches wake up without asking.
 
 pub mod batch;
+pub mod cleaner;
 pub mod compaction;
 pub mod index;
 pub mod log;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
 use self::log::{Log, LogConfig, ReadError};
 use self::producers::{Producers, Verdict};
@@ -56,6 +58,9 @@ pub struct Partition {
     producers: Producers,
     transactions: Transactions,
     flusher: Flusher,
+    cleaner: Cleaner,
+    /// A compaction job of this partition is on the cleaner thread.
+    compacting: bool,
     offsets: watch::Sender<LogOffsets>,
 }
 
@@ -67,6 +72,7 @@ impl Partition {
         cleanup: Cleanup,
         cleanup_interval: Duration,
         flusher: Flusher,
+        cleaner: Cleaner,
     ) -> io::Result<(Self, watch::Receiver<LogOffsets>)> {
         let mut producers = Producers::default();
         let mut transactions = Transactions::load(log.dir())?;
@@ -86,6 +92,8 @@ impl Partition {
             producers,
             transactions,
             flusher,
+            cleaner,
+            compacting: false,
             offsets,
         };
         Ok((partition, rx))
@@ -96,23 +104,23 @@ impl Partition {
             .send_replace(current_offsets(&self.log, &self.transactions));
     }
 
-    /// Applies the topic's cleanup policy: compaction of closed segments,
-    /// then deletion of those retention no longer keeps. Runs on the actor
+    /// Applies the topic's cleanup policy: a compaction job for the cleaner
+    /// thread (one at a time), then deletion of the closed segments that
+    /// retention no longer keeps. Files change only here, on the actor
     /// between messages, so a read never sees a segment change under it.
-    fn clean(&mut self) {
+    fn clean(&mut self, ctx: &mut Context<Self>) {
         let Cleanup {
             delete, compact, ..
         } = self.cleanup;
-        if compact {
+        if compact && !self.compacting && self.log.segment_count() > 1 {
             let policy = CompactionPolicy {
                 delete_retention_ms: self.cleanup.delete_retention_ms,
                 min_compaction_lag_ms: self.cleanup.min_compaction_lag_ms,
             };
-            match self.log.compact(now_ms(), &policy) {
-                Ok(0) => {}
-                Ok(removed) => ::log::info!("{}: compaction removed {removed} records", self.name),
-                Err(e) => ::log::error!("{}: compaction failed: {e}", self.name),
-            }
+            self.compacting = true;
+            let snapshot = self.log.compaction_snapshot();
+            self.cleaner
+                .compact(snapshot, now_ms(), policy, ctx.address().recipient());
         }
         if delete {
             let (ms, bytes) = (self.cleanup.retention_ms, self.cleanup.retention_bytes);
@@ -144,7 +152,7 @@ impl Actor for Partition {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.cleanup_interval, |act, _| act.clean());
+        ctx.run_interval(self.cleanup_interval, |act, ctx| act.clean(ctx));
     }
 }
 
@@ -426,10 +434,36 @@ pub struct SetConfigs {
 impl Handler<SetConfigs> for Partition {
     type Result = ();
 
-    fn handle(&mut self, msg: SetConfigs, _: &mut Self::Context) {
+    fn handle(&mut self, msg: SetConfigs, ctx: &mut Self::Context) {
         self.cleanup = msg.cleanup;
         self.log.set_config(msg.log);
-        self.clean();
+        self.clean(ctx);
+    }
+}
+
+impl Handler<CompactionDone> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, CompactionDone(result): CompactionDone, _: &mut Self::Context) {
+        self.compacting = false;
+        let cleaned = match result {
+            Ok(cleaned) => cleaned,
+            Err(e) => return ::log::error!("{}: compaction failed: {e}", self.name),
+        };
+        let mut removed = 0;
+        for done in &cleaned {
+            match self.log.install_cleaned(done) {
+                Ok(true) => removed += done.removed,
+                Ok(false) => {}
+                Err(e) => {
+                    return ::log::error!("{}: installing a compacted segment: {e}", self.name)
+                }
+            }
+        }
+        if removed > 0 {
+            ::log::info!("{}: compaction removed {removed} records", self.name);
+        }
+        self.publish();
     }
 }
 

@@ -70,24 +70,42 @@ pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
 /// crash is incomplete and deleted on open.
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 
-/// Replaces a sealed segment's log file with `contents` atomically: written
-/// and fsynced beside it, its indexes removed (they are rebuilt on load),
-/// then renamed over it. A crash leaves the old or the new file whole.
-pub fn replace_log(dir: &Path, base_offset: i64, contents: &[u8]) -> io::Result<()> {
-    let log = file_path(dir, base_offset, LOG_EXTENSION);
-    let mut cleaned = log.clone().into_os_string();
+fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
+    let mut cleaned = file_path(dir, base_offset, LOG_EXTENSION).into_os_string();
     cleaned.push(CLEANED_SUFFIX);
-    let mut file = File::create(&cleaned)?;
+    PathBuf::from(cleaned)
+}
+
+/// Writes (and fsyncs) the compacted contents of a sealed segment beside it.
+pub fn write_cleaned(dir: &Path, base_offset: i64, contents: &[u8]) -> io::Result<()> {
+    let mut file = File::create(cleaned_path(dir, base_offset))?;
     std::io::Write::write_all(&mut file, contents)?;
-    file.sync_all()?;
+    file.sync_all()
+}
+
+/// Replaces a sealed segment's log with its cleaned file atomically: the
+/// indexes go (they are rebuilt on load), then a rename over the log. A
+/// crash leaves the old or the new file whole.
+pub fn install_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
     for extension in [INDEX_EXTENSION, TIME_INDEX_EXTENSION] {
         match fs::remove_file(file_path(dir, base_offset, extension)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
     }
-    fs::rename(&cleaned, &log)?;
+    fs::rename(
+        cleaned_path(dir, base_offset),
+        file_path(dir, base_offset, LOG_EXTENSION),
+    )?;
     File::open(dir)?.sync_all()
+}
+
+/// Drops a cleaned file that is no longer wanted (its segment changed).
+pub fn discard_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
+    match fs::remove_file(cleaned_path(dir, base_offset)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Milliseconds since the epoch by the wall clock.
