@@ -238,3 +238,82 @@ async fn a_commit_interrupted_between_prepare_and_markers_completes_at_restart()
         "the commit was finished at start"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkill_during_compaction_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_file = dir.path().join("config.yaml");
+    // Small segments, frequent and slow compaction: a kill lands mid-job.
+    std::fs::write(
+        &config_file,
+        "segment_bytes: 65536\nretention_check_interval_ms: 100\ncompaction_bytes_per_sec: 300000\n",
+    )
+    .expect("config");
+    let file = config_file.to_str().expect("utf-8");
+    let mut broker = BrokerProcess::start_with(&["--config", file]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "accounts", 1, &[("cleanup.policy", "compact")]).await;
+    let producer: FutureProducer = config(&bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let sends: Vec<_> = (0..30_000)
+        .map(|i| {
+            let (key, value) = (format!("account-{}", i % 300), format!("balance-{i}"));
+            let record = FutureRecord::to("accounts")
+                .key(&key)
+                .payload(&value)
+                .partition(0);
+            producer.send_result(record).expect("queued")
+        })
+        .collect();
+    for send in sends {
+        send.await.expect("sent").expect("acknowledged");
+    }
+    let partition_dir = broker.data_dir().join("accounts-0");
+    let cleaning = || {
+        std::fs::read_dir(&partition_dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".cleaned"))
+            })
+            .unwrap_or(false)
+    };
+    let started = Instant::now();
+    while !cleaning() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(cleaning(), "the kill comes in the middle of a compaction");
+    broker.kill9();
+    broker.restart();
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "audit")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("accounts", 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_secs(3) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+            latest.insert(key, (message.offset(), value));
+            last = Instant::now();
+        }
+    }
+    assert_eq!(latest.len(), 300, "every key survives");
+    for i in 29_700..30_000i64 {
+        let key = format!("account-{}", i % 300);
+        assert_eq!(
+            latest[&key],
+            (i, format!("balance-{i}")),
+            "{key}: its latest value at its offset"
+        );
+    }
+}
