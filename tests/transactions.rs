@@ -218,3 +218,59 @@ async fn a_killed_pipeline_restarted_writes_each_result_exactly_once() {
     assert_eq!(got.len(), 2000, "each input exactly once in the output");
     assert_eq!(got, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_drops_aborted_records() {
+    let (_broker, bootstrap) = start(|c| {
+        c.segment_bytes = 4096;
+        c.retention_check_interval_ms = 100;
+    })
+    .await;
+    create_topic(
+        &bootstrap,
+        "compacted-txn",
+        1,
+        &[("cleanup.policy", "compact")],
+    )
+    .await;
+    let producer = transactional(&bootstrap, "compactor");
+    producer.begin_transaction().expect("begin");
+    for i in 0..20 {
+        let key = format!("aborted-{i}");
+        producer
+            .send(
+                BaseRecord::to("compacted-txn")
+                    .key(&key)
+                    .payload("dropped")
+                    .partition(0),
+            )
+            .expect("enqueued");
+    }
+    producer.flush(TIMEOUT).expect("flush");
+    producer.abort_transaction(TIMEOUT).expect("abort");
+    // Enough committed data after it to close the segments it is in.
+    producer.begin_transaction().expect("begin");
+    for i in 0..200 {
+        let key = format!("kept-{i}");
+        producer
+            .send(
+                BaseRecord::to("compacted-txn")
+                    .key(&key)
+                    .payload("kept")
+                    .partition(0),
+            )
+            .expect("enqueued");
+    }
+    producer.commit_transaction(TIMEOUT).expect("commit");
+    embedded_broker::eventually(
+        Duration::from_secs(30),
+        "aborted records compacted away",
+        || {
+            !read_all(&bootstrap, "compacted-txn", 1, "read_uncommitted", IDLE)
+                .iter()
+                .any(|v| v == "dropped")
+        },
+    );
+    let committed = read_all(&bootstrap, "compacted-txn", 1, "read_committed", IDLE);
+    assert_eq!(committed.len(), 200);
+}

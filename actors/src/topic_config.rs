@@ -104,7 +104,7 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
 }
 
 /// How a topic's partitions are cleaned up (`cleanup.policy` and friends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cleanup {
     /// `delete` in the policy: retention by time and size applies.
     pub delete: bool,
@@ -114,6 +114,9 @@ pub struct Cleanup {
     pub retention_bytes: i64,
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact once this share of the closed
+    /// segments has not been compacted yet.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 pub fn cleanup(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Cleanup {
@@ -127,6 +130,7 @@ pub fn cleanup(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> C
         retention_bytes: number("retention.bytes", config.retention_bytes),
         delete_retention_ms: number("delete.retention.ms", 86_400_000),
         min_compaction_lag_ms: number("min.compaction.lag.ms", 0),
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
     }
 }
 

@@ -14,8 +14,9 @@
 //! never touched. Tombstones (null values) stay until `delete_retention_ms`
 //! after their timestamp, so consumers get to see the deletion.
 
-use super::batch::{self, BatchError};
+use super::batch::{self, BatchError, BatchHeader};
 use super::segment;
+use super::transactions::Aborted;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Record, RecordBatchDecoder, NO_SEQUENCE};
 use std::collections::HashMap;
@@ -129,12 +130,24 @@ pub struct SealedFile {
     pub max_timestamp: Option<i64>,
 }
 
-/// What a compaction job reads: the partition's files at one moment.
+/// What a compaction job reads: the partition's files at one moment, and
+/// its aborted transactions (their records go; markers stay).
 #[derive(Clone)]
 pub struct Snapshot {
     pub dir: PathBuf,
     pub sealed: Vec<SealedFile>,
     pub active: FileRange,
+    pub aborted: Vec<Aborted>,
+}
+
+/// Whether a transactional batch belongs to an aborted transaction.
+fn is_aborted(header: &BatchHeader, aborted: &[Aborted]) -> bool {
+    header.is_transactional()
+        && !header.is_control()
+        && aborted.iter().any(|a| {
+            a.producer_id == header.producer_id
+                && (a.first_offset..=a.last_offset).contains(&header.base_offset)
+        })
 }
 
 /// A sealed segment the job cleaned: its `.cleaned` file is written.
@@ -206,6 +219,12 @@ pub fn clean(
         }
         let (mut kept, mut removed, mut changed) = (Vec::new(), 0u64, false);
         for_each_batch(&sealed.range, pace, |one| {
+            let header = batch::parse_header(one)?;
+            if is_aborted(&header, &snapshot.aborted) {
+                removed += header.records_count.max(0) as u64;
+                changed = true;
+                return Ok(());
+            }
             match compact_batch(one, &latest, now_ms, policy)? {
                 Compacted::Unchanged => kept.extend_from_slice(one),
                 Compacted::Empty => changed = true,

@@ -8,6 +8,7 @@
 use super::batch::BatchHeader;
 use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, Snapshot};
 use super::segment::{self, PendingBatch, Segment};
+use super::transactions::Aborted;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -213,15 +214,17 @@ impl Log {
     /// compaction lag, here and now (the broker runs the same job on its
     /// cleaner thread instead). Returns how many records went.
     pub fn compact(&mut self, now_ms: i64, policy: &CompactionPolicy) -> io::Result<u64> {
-        let cleaned = compaction::clean(&self.compaction_snapshot(), now_ms, policy, &mut |_| {})?;
+        let snapshot = self.compaction_snapshot(Vec::new());
+        let cleaned = compaction::clean(&snapshot, now_ms, policy, &mut |_| {})?;
         for done in &cleaned {
             self.install_cleaned(done)?;
         }
         Ok(cleaned.iter().map(|c| c.removed).sum())
     }
 
-    /// The files a compaction job reads.
-    pub fn compaction_snapshot(&self) -> Snapshot {
+    /// The files a compaction job reads, with the aborted transactions
+    /// whose records it drops.
+    pub fn compaction_snapshot(&self, aborted: Vec<Aborted>) -> Snapshot {
         let range = |s: &Segment| FileRange {
             file: s.file(),
             size: s.size(),
@@ -238,7 +241,26 @@ impl Log {
                 })
                 .collect(),
             active: range(&self.active),
+            aborted,
         }
+    }
+
+    /// The share of the closed segments' bytes at or after `offset`: what
+    /// compaction has not seen since it last ran up to there.
+    pub fn dirty_ratio(&self, offset: i64) -> f64 {
+        let total: u64 = self.sealed.values().map(Segment::size).sum();
+        let dirty: u64 = self.sealed.range(offset..).map(|(_, s)| s.size()).sum();
+        if total == 0 {
+            0.0
+        } else {
+            dirty as f64 / total as f64
+        }
+    }
+
+    /// The base offset of the active segment: compaction covers the log
+    /// below it.
+    pub fn active_base_offset(&self) -> i64 {
+        self.active.base_offset()
     }
 
     /// Swaps a cleaned file in, if its segment is still the one that was
@@ -609,7 +631,7 @@ mod tests {
 
     fn values(log: &Log) -> Vec<(i64, String, Option<String>)> {
         let mut out = Vec::new();
-        let snapshot = log.compaction_snapshot();
+        let snapshot = log.compaction_snapshot(Vec::new());
         let ranges = snapshot
             .sealed
             .iter()

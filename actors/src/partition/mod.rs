@@ -61,6 +61,9 @@ pub struct Partition {
     cleaner: Cleaner,
     /// A compaction job of this partition is on the cleaner thread.
     compacting: bool,
+    /// Compaction has run over the log below this offset (in this run of
+    /// the broker); what lies after it is "dirty".
+    compacted_below: i64,
     offsets: watch::Sender<LogOffsets>,
 }
 
@@ -94,6 +97,7 @@ impl Partition {
             flusher,
             cleaner,
             compacting: false,
+            compacted_below: 0,
             offsets,
         };
         Ok((partition, rx))
@@ -112,13 +116,17 @@ impl Partition {
         let Cleanup {
             delete, compact, ..
         } = self.cleanup;
-        if compact && !self.compacting && self.log.segment_count() > 1 {
+        let dirty = self.log.dirty_ratio(self.compacted_below);
+        if compact && !self.compacting && dirty >= self.cleanup.min_cleanable_dirty_ratio {
             let policy = CompactionPolicy {
                 delete_retention_ms: self.cleanup.delete_retention_ms,
                 min_compaction_lag_ms: self.cleanup.min_compaction_lag_ms,
             };
             self.compacting = true;
-            let snapshot = self.log.compaction_snapshot();
+            self.compacted_below = self.log.active_base_offset();
+            let snapshot = self
+                .log
+                .compaction_snapshot(self.transactions.aborted().to_vec());
             self.cleaner
                 .compact(snapshot, now_ms(), policy, ctx.address().recipient());
         }
@@ -448,7 +456,11 @@ impl Handler<CompactionDone> for Partition {
         self.compacting = false;
         let cleaned = match result {
             Ok(cleaned) => cleaned,
-            Err(e) => return ::log::error!("{}: compaction failed: {e}", self.name),
+            Err(e) => {
+                // Try the whole log again next round.
+                self.compacted_below = 0;
+                return ::log::error!("{}: compaction failed: {e}", self.name);
+            }
         };
         let mut removed = 0;
         for done in &cleaned {

@@ -113,6 +113,11 @@ impl Transactions {
             .min(high_watermark)
     }
 
+    /// Every aborted transaction known here.
+    pub fn aborted(&self) -> &[Aborted] {
+        &self.aborted
+    }
+
     /// Aborted transactions overlapping offsets `from..=to`, oldest first.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<Aborted> {
         self.aborted
