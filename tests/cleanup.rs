@@ -5,7 +5,7 @@
 
 mod embedded_broker;
 
-use embedded_broker::{config, create_topic, eventually, start, start_in};
+use embedded_broker::{config, create_topic, eventually, read_records, start, start_in};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -53,32 +53,6 @@ fn watermarks(bootstrap: &str, topic: &str) -> (i64, i64) {
     consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .expect("watermarks")
-}
-
-/// (offset, key, value) of every record of partition 0 from the start.
-fn read_records(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> {
-    let consumer: BaseConsumer = config(bootstrap)
-        .set("group.id", "cleanup-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&assignment).expect("assign");
-    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-    let mut records = Vec::new();
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_secs(2) {
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("fetch");
-            let key = text(message.key()).unwrap_or_default();
-            records.push((message.offset(), key, text(message.payload())));
-            last = Instant::now();
-        }
-    }
-    records
 }
 
 fn numbered(count: usize, timestamp: i64) -> Vec<(String, Option<String>, i64)> {

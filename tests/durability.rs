@@ -6,7 +6,7 @@ mod broker_process;
 mod embedded_broker;
 
 use broker_process::BrokerProcess;
-use embedded_broker::{config, create_topic, read_all};
+use embedded_broker::{config, create_topic, read_all, read_records};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -287,25 +287,9 @@ async fn a_sigkill_during_compaction_loses_nothing() {
     assert!(cleaning(), "the kill comes in the middle of a compaction");
     broker.kill9();
     broker.restart();
-    let consumer: BaseConsumer = config(&bootstrap)
-        .set("group.id", "audit")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset("accounts", 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&assignment).expect("assign");
     let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_secs(3) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
-            latest.insert(key, (message.offset(), value));
-            last = Instant::now();
-        }
+    for (offset, key, value) in read_records(&bootstrap, "accounts") {
+        latest.insert(key, (offset, value.unwrap_or_default()));
     }
     assert_eq!(latest.len(), 300, "every key survives");
     for i in 29_700..30_000i64 {

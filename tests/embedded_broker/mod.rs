@@ -121,6 +121,32 @@ pub fn read_all(
     values
 }
 
+/// (offset, key, value) of every record of partition 0 from the start.
+pub fn read_records(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let consumer: BaseConsumer = config(bootstrap)
+        .set("group.id", "record-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+    let mut records = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_secs(2) {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("fetch");
+            let key = text(message.key()).unwrap_or_default();
+            records.push((message.offset(), key, text(message.payload())));
+            last = Instant::now();
+        }
+    }
+    records
+}
+
 /// Polls `until` returns true, failing the test after `limit`.
 pub fn eventually(limit: Duration, what: &str, mut until: impl FnMut() -> bool) {
     let start = Instant::now();
