@@ -1,8 +1,10 @@
 //! Topic administration through librdkafka's admin client: duplicate
 //! creation, growing partitions, deletion, and auto-creation turned off.
 
+mod broker_process;
 mod embedded_broker;
 
+use broker_process::BrokerProcess;
 use embedded_broker::{config, create_topic, start};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -121,4 +123,26 @@ async fn without_auto_creation_unknown_topics_stay_unknown() {
         other => panic!("expected a failed delivery, got {other:?}"),
     }
     assert_eq!(partitions(&bootstrap, "nowhere"), None);
+}
+
+#[test]
+fn a_config_file_turns_auto_creation_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "auto_create_topics: false\n").expect("config written");
+    let broker = BrokerProcess::start_with(&["--config", path.to_str().expect("utf-8")]);
+    let client: BaseConsumer = config(&broker.bootstrap())
+        .set("allow.auto.create.topics", "true")
+        .create()
+        .expect("client");
+    let metadata = client
+        .fetch_metadata(Some("nowhere"), Duration::from_secs(10))
+        .expect("metadata");
+    let topic = &metadata.topics()[0];
+    assert_eq!(topic.name(), "nowhere");
+    assert_eq!(
+        topic.error().map(RDKafkaErrorCode::from),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+    );
+    assert_eq!(partitions(&broker.bootstrap(), "nowhere"), None);
 }

@@ -109,6 +109,7 @@ async fn keyed_records_with_headers_round_trip_in_order() {
             .expect("numbered");
         assert_eq!(key, format!("customer-{}", i % 997));
         let headers = message.headers().expect("headers");
+        assert_eq!(headers.count(), 1, "exactly the headers sent");
         let seq = headers.get(0);
         assert_eq!(
             (seq.key, seq.value),
@@ -190,16 +191,20 @@ async fn offsets_are_found_by_timestamp() {
     }
     let from_middle = assigned(&bootstrap, "timeline", &[(0, Offset::Offset(6))], "100");
     let mut values = Vec::new();
-    while values.len() < 14 {
-        if let Some(Ok(message)) = from_middle.poll(Duration::from_millis(100)) {
-            values
-                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Some(message) = from_middle.poll(Duration::from_millis(100)) {
+            let message = message.expect("fetch");
+            values.push((
+                message.offset(),
+                String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            ));
         }
     }
+    let expected: Vec<(i64, String)> = (6..20).map(|i| (i, format!("t{i}"))).collect();
     assert_eq!(
-        values.first().map(String::as_str),
-        Some("t6"),
-        "consuming from the found offset"
+        values, expected,
+        "consuming from the found offset yields exactly the later records"
     );
 }
 

@@ -3,8 +3,10 @@
 //! config file stops `serve` with a message naming the key.
 
 mod broker_process;
+mod embedded_broker;
 
 use broker_process::{actorlog, BrokerProcess};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -54,6 +56,12 @@ fn serves(broker: &BrokerProcess) {
         .read_exact(&mut response)
         .expect("the whole response");
     assert_eq!(&response[..4], &7i32.to_be_bytes(), "correlation id echoed");
+    let client: BaseConsumer = embedded_broker::config(&broker.bootstrap())
+        .create()
+        .expect("client");
+    client
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("librdkafka gets metadata");
 }
 
 #[test]
