@@ -230,3 +230,38 @@ async fn produce_from(bootstrap: &str, topic: &str, from: usize, to: usize) {
             .expect("acknowledged");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_of_an_empty_group_expire() {
+    let (_broker, bootstrap) = start(|c| {
+        c.offsets_retention_ms = 500;
+        c.retention_check_interval_ms = 100;
+    })
+    .await;
+    create_topic(&bootstrap, "expiring", 1, &[]).await;
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "gone")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset("expiring", 0, rdkafka::Offset::Offset(0))
+        .expect("offset");
+    consumer
+        .commit(&offsets, CommitMode::Sync)
+        .expect("committed");
+    let committed = || {
+        let mut wanted = rdkafka::TopicPartitionList::new();
+        wanted.add_partition("expiring", 0);
+        consumer
+            .committed_offsets(wanted, Duration::from_secs(10))
+            .expect("offset fetch")
+            .elements()[0]
+            .offset()
+    };
+    assert_eq!(committed(), rdkafka::Offset::Offset(0));
+    eventually(LIMIT, "the offsets expired", || {
+        committed() == rdkafka::Offset::Invalid
+    });
+}

@@ -131,6 +131,7 @@ impl Broker {
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
         let _ = broker.transactions.set(addr);
+        broker.start_offset_expiry();
         Ok(broker)
     }
 
@@ -460,6 +461,55 @@ impl Broker {
     /// Whether the group has a coordinator or committed offsets.
     pub fn group_exists(&self, group_id: &str) -> io::Result<bool> {
         Ok(self.groups.contains_key(group_id) || self.offsets.has_group(group_id)?)
+    }
+
+    /// Deletes committed offsets older than `offsets_retention_ms` of groups
+    /// that have no members; returns how many went.
+    pub async fn expire_offsets(&self) -> io::Result<usize> {
+        let horizon = crate::clock::now_ms() - self.config.offsets_retention_ms;
+        let mut expired = 0;
+        for group in self.offsets.groups()? {
+            if let Some(coordinator) = self.existing_group(&group) {
+                let live = coordinator
+                    .send(crate::group::Describe)
+                    .await
+                    .is_ok_and(|d| !d.members.is_empty());
+                if live {
+                    continue;
+                }
+            }
+            let old: Vec<(String, i32)> = self
+                .offsets
+                .fetch_all(&group)?
+                .into_iter()
+                .filter(|o| o.committed.commit_timestamp_ms < horizon)
+                .map(|o| (o.topic, o.partition))
+                .collect();
+            if !old.is_empty() {
+                self.offsets.delete(&group, Some(&old)).await?;
+                log::info!("expired {} committed offsets of group {group}", old.len());
+                expired += old.len();
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Expires old offsets of empty groups every `retention_check_interval_ms`,
+    /// for as long as the broker lives.
+    fn start_offset_expiry(self: &Arc<Self>) {
+        let broker = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.retention_check_interval_ms);
+        actix_rt::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                if let Err(e) = broker.expire_offsets().await {
+                    log::error!("expiring committed offsets: {e}");
+                }
+            }
+        });
     }
 
     /// Forgets a group's coordinator (after DeleteGroups).

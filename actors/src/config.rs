@@ -49,6 +49,9 @@ pub struct BrokerConfig {
     /// How long the first rebalance of an empty group waits for more members
     /// (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay_ms: u64,
+    /// Committed offsets of a group without members are deleted this long
+    /// after their commit (Kafka's `offsets.retention.minutes`).
+    pub offsets_retention_ms: i64,
     /// Smallest session timeout a consumer may ask for.
     pub group_min_session_timeout_ms: i32,
     /// Largest session timeout a consumer may ask for.
@@ -76,6 +79,7 @@ impl Default for BrokerConfig {
             worker_threads: 0,
             metrics_listen: None,
             group_initial_rebalance_delay_ms: 3000,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
         }
@@ -113,6 +117,9 @@ impl BrokerConfig {
         }
         if self.retention_check_interval_ms == 0 {
             return bad("retention_check_interval_ms", "must be at least 1");
+        }
+        if self.offsets_retention_ms < 1 {
+            return bad("offsets_retention_ms", "must be at least 1");
         }
         if self.compaction_bytes_per_sec == 0 {
             return bad("compaction_bytes_per_sec", "must be at least 1");
