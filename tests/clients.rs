@@ -228,3 +228,9 @@ fn kafkajs_consumer_groups_share_partitions_and_commit() {
     );
     assert!(ok, "kafkajs: {stdout}\n{stderr}");
 }
+
+#[test]
+fn cooperative_rebalancing_and_static_membership() {
+    let broker = BrokerProcess::start();
+    python_script("tests/scripts/cooperative_static.py", &broker);
+}
