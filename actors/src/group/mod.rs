@@ -8,6 +8,8 @@
 //! drives session expiry and rebalance timeouts. Committed offsets go to the
 //! shared sled [`OffsetStore`] after the machine has checked the member.
 
+pub mod assignor;
+pub mod consumer_protocol;
 pub mod state;
 
 use crate::offsets::{OffsetStore, PartitionOffset};
