@@ -66,8 +66,21 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The sled database (committed offsets, transactions) inside the data directory.
 const STATE_DB_DIR: &str = "state.sled";
 
+/// Where a broker keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In `data_dir`, durable: what the server runs on.
+    Disk,
+    /// In memory only, for tests: partition segments are anonymous memory
+    /// files, the catalog is never written, and committed offsets and
+    /// transactions are in a temporary sled database (on Linux in
+    /// `/dev/shm`) deleted when the broker goes. Nothing survives the broker.
+    Memory,
+}
+
 pub struct Broker {
     config: BrokerConfig,
+    storage: Storage,
     cluster_id: String,
     topics: DashMap<String, Arc<Topic>>,
     ids: DashMap<Uuid, String>,
@@ -80,7 +93,9 @@ pub struct Broker {
     /// Producer ids reserved in the catalog and not handed out yet.
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
     offsets: OffsetStore,
-    arbiters: Vec<Arbiter>,
+    arbiters: Vec<ArbiterHandle>,
+    /// The worker threads, joined by [`Broker::stop`].
+    arbiter_threads: std::sync::Mutex<Vec<Arbiter>>,
     next_arbiter: AtomicUsize,
     flusher: Flusher,
     cleaner: Cleaner,
@@ -91,13 +106,28 @@ impl Broker {
     /// Opens the data directory, recovers every partition log and starts
     /// their actors. Must run inside an actix `System`.
     pub fn start(config: BrokerConfig) -> io::Result<Arc<Broker>> {
-        fs::create_dir_all(&config.data_dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot create data_dir {}: {e}", config.data_dir.display()),
-            )
-        })?;
-        let catalog = Catalog::open(&config.data_dir)?;
+        Broker::start_with(config, Storage::Disk)
+    }
+
+    /// Starts a broker keeping its data as `storage` says; with
+    /// [`Storage::Disk`] this is [`Broker::start`].
+    pub fn start_with(config: BrokerConfig, storage: Storage) -> io::Result<Arc<Broker>> {
+        let (catalog, state_db) = match storage {
+            Storage::Disk => {
+                fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot create data_dir {}: {e}", config.data_dir.display()),
+                    )
+                })?;
+                let catalog = Catalog::open(&config.data_dir)?;
+                (
+                    catalog,
+                    sled::Config::new().path(config.data_dir.join(STATE_DB_DIR)),
+                )
+            }
+            Storage::Memory => (Catalog::in_memory(), sled::Config::new().temporary(true)),
+        };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -105,12 +135,13 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let flusher = Flusher::start(metrics.clone())?;
         let cleaner = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = sled::Config::new()
-            .path(config.data_dir.join(STATE_DB_DIR))
+        let state_db = state_db
             .open()
             .map_err(|e| io::Error::other(format!("cannot open the state database: {e}")))?;
         let offsets = OffsetStore::open(&state_db)?;
+        let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let broker = Arc::new(Broker {
+            storage,
             groups: DashMap::new(),
             transactions: OnceLock::new(),
             producer_ids: std::sync::Mutex::new(0..0),
@@ -118,7 +149,8 @@ impl Broker {
             cluster_id: catalog.cluster_id().to_string(),
             topics: DashMap::new(),
             ids: DashMap::new(),
-            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
+            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
+            arbiter_threads: std::sync::Mutex::new(arbiters),
             next_arbiter: AtomicUsize::new(0),
             flusher,
             cleaner,
@@ -142,7 +174,9 @@ impl Broker {
             .map_err(io::Error::other)?
             .topics()
             .to_vec();
-        self.remove_stray_partition_dirs(&records)?;
+        if self.storage == Storage::Disk {
+            self.remove_stray_partition_dirs(&records)?;
+        }
         for record in records {
             let topic = Topic {
                 name: record.name.as_str().into(),
@@ -396,10 +430,20 @@ impl Broker {
         }
     }
 
-    /// Stops the worker threads after [`Broker::sync_all`].
+    /// Stops the worker threads after [`Broker::sync_all`], and waits
+    /// until they have ended (their actors, hence their files, are closed).
     pub fn stop(&self) {
-        for arbiter in &self.arbiters {
+        let arbiters = match self.arbiter_threads.lock() {
+            Ok(mut arbiters) => std::mem::take(&mut *arbiters),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for arbiter in &arbiters {
             arbiter.stop();
+        }
+        for arbiter in arbiters {
+            if arbiter.join().is_err() {
+                log::error!("a worker thread panicked");
+            }
         }
     }
 
@@ -559,7 +603,7 @@ impl Broker {
     /// The worker arbiter for the next actor, round robin.
     pub fn next_arbiter(&self) -> ArbiterHandle {
         let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        self.arbiters[i].handle()
+        self.arbiters[i].clone()
     }
 
     fn register(&self, topic: Arc<Topic>) {
@@ -582,7 +626,10 @@ impl Broker {
         indexes
             .map(|index| {
                 let log_config = topic_config::log_config(&self.config, configs);
-                let log = Log::open(&self.partition_dir(topic, index), log_config)?;
+                let log = match self.storage {
+                    Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
+                    Storage::Memory => Log::in_memory(log_config)?,
+                };
                 let (partition, offsets) = Partition::new(
                     format!("{topic}-{index}"),
                     log,
