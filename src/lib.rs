@@ -13,4 +13,9 @@ pub mod config;
 pub mod embedded;
 pub mod server;
 
-pub use embedded::{Broker, BrokerBuilder, ConsumedRecord, Consumer, Delivered, Error, Producer};
+pub use embedded::{
+    block_on, Broker, BrokerBuilder, ConsumedRecord, Consumer, ConsumerBuilder, Delivered, Error,
+    Producer,
+};
+/// Kafka's error codes, as [`Error::Kafka`] carries them.
+pub use kafka_protocol::ResponseError;

@@ -94,12 +94,19 @@ pub struct Broker {
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
     offsets: OffsetStore,
     arbiters: Vec<ArbiterHandle>,
-    /// The worker threads, joined by [`Broker::stop`].
-    arbiter_threads: std::sync::Mutex<Vec<Arbiter>>,
     next_arbiter: AtomicUsize,
+    /// Taken by [`Broker::stop`].
+    threads: std::sync::Mutex<Option<Threads>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The broker's threads and the handles that keep the flusher and cleaner
+/// threads alive (the partitions hold clones).
+struct Threads {
+    arbiters: Vec<Arbiter>,
     flusher: Flusher,
     cleaner: Cleaner,
-    metrics: Arc<Metrics>,
+    services: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Broker {
@@ -133,8 +140,8 @@ impl Broker {
             n => n,
         };
         let metrics = Arc::new(Metrics::default());
-        let flusher = Flusher::start(metrics.clone())?;
-        let cleaner = Cleaner::start(config.compaction_bytes_per_sec)?;
+        let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
+        let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
         let state_db = state_db
             .open()
             .map_err(|e| io::Error::other(format!("cannot open the state database: {e}")))?;
@@ -150,10 +157,13 @@ impl Broker {
             topics: DashMap::new(),
             ids: DashMap::new(),
             arbiters: arbiters.iter().map(Arbiter::handle).collect(),
-            arbiter_threads: std::sync::Mutex::new(arbiters),
             next_arbiter: AtomicUsize::new(0),
-            flusher,
-            cleaner,
+            threads: std::sync::Mutex::new(Some(Threads {
+                arbiters,
+                flusher,
+                cleaner,
+                services: vec![flusher_thread, cleaner_thread],
+            })),
             metrics,
             config,
             catalog: tokio::sync::Mutex::new(catalog),
@@ -430,19 +440,31 @@ impl Broker {
         }
     }
 
-    /// Stops the worker threads after [`Broker::sync_all`], and waits
-    /// until they have ended (their actors, hence their files, are closed).
+    /// Stops the broker's threads after [`Broker::sync_all`], and waits
+    /// until they have ended: the workers (so every actor and its files are
+    /// closed), then the flusher and the cleaner.
     pub fn stop(&self) {
-        let arbiters = match self.arbiter_threads.lock() {
-            Ok(mut arbiters) => std::mem::take(&mut *arbiters),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => threads.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
         };
-        for arbiter in &arbiters {
+        let Some(threads) = threads else {
+            return;
+        };
+        for arbiter in &threads.arbiters {
             arbiter.stop();
         }
-        for arbiter in arbiters {
+        for arbiter in threads.arbiters {
             if arbiter.join().is_err() {
                 log::error!("a worker thread panicked");
+            }
+        }
+        // The partitions are gone with their workers: these were the last
+        // handles, so the threads end once their queues are empty.
+        drop((threads.flusher, threads.cleaner));
+        for thread in threads.services {
+            if thread.join().is_err() {
+                log::error!("the flusher or cleaner thread panicked");
             }
         }
     }
@@ -623,6 +645,10 @@ impl Broker {
     ) -> io::Result<Vec<PartitionHandle>> {
         let cleanup = topic_config::cleanup(&self.config, configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        let (flusher, cleaner) = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
+            _ => return Err(io::Error::other("the broker has stopped")),
+        };
         indexes
             .map(|index| {
                 let log_config = topic_config::log_config(&self.config, configs);
@@ -635,8 +661,8 @@ impl Broker {
                     log,
                     cleanup,
                     interval,
-                    self.flusher.clone(),
-                    self.cleaner.clone(),
+                    flusher.clone(),
+                    cleaner.clone(),
                 )?;
                 let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
                 Ok(PartitionHandle { addr, offsets })
