@@ -14,8 +14,8 @@ pub mod embedded;
 pub mod server;
 
 pub use embedded::{
-    block_on, Broker, BrokerBuilder, ConsumedRecord, Consumer, ConsumerBuilder, Delivered, Error,
-    Producer,
+    block_on, murmur2, partition_for_key, Broker, BrokerBuilder, ConsumedRecord, Consumer,
+    ConsumerBuilder, Delivered, Error, Producer,
 };
 /// Kafka's error codes, as [`Error::Kafka`] carries them.
 pub use kafka_protocol::ResponseError;
