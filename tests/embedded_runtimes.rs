@@ -120,7 +120,7 @@ fn runs_under_any_runtime_and_shuts_down_cleanly() {
         broker.shutdown().await.expect("shut down");
     });
 
-    in_memory_under("no runtime", |f| actorlog::block_on(f));
+    in_memory_under("no runtime", actorlog::block_on);
     in_memory_under("tokio current-thread", |f| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

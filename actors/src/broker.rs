@@ -31,7 +31,9 @@ use uuid::Uuid;
 /// Why a topic operation failed, with the Kafka error code clients expect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicError {
+    /// The code the client gets.
     pub code: ResponseError,
+    /// What failed, for the client's error message and the log.
     pub message: String,
 }
 
@@ -78,6 +80,8 @@ pub enum Storage {
     Memory,
 }
 
+/// One broker: its topics and their partition actors, group and transaction
+/// coordinators, and the threads they run on.
 pub struct Broker {
     config: BrokerConfig,
     storage: Storage,
@@ -230,18 +234,22 @@ impl Broker {
         Ok(())
     }
 
+    /// The settings this broker runs with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
 
+    /// The cluster id, kept in the catalog across restarts.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
 
+    /// The topic of that name, if it exists.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.get(name).map(|t| t.clone())
     }
 
+    /// The topic with that id, if it exists.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
         self.ids.get(&id).and_then(|name| self.topic(&name))
     }
@@ -605,10 +613,12 @@ impl Broker {
             .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     }
 
+    /// The counters `/metrics` shows.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// The committed offsets of every group.
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
     }

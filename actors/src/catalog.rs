@@ -15,9 +15,13 @@ const FORMAT_VERSION: u32 = 1;
 /// One topic as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicRecord {
+    /// The topic's name.
     pub name: String,
+    /// The topic id (a UUID) clients see in Metadata.
     pub id: [u8; 16],
+    /// How many partitions it has.
     pub partitions: i32,
+    /// Its config overrides.
     pub configs: BTreeMap<String, String>,
 }
 
@@ -81,10 +85,12 @@ impl Catalog {
         }
     }
 
+    /// The cluster id, fixed at the first start.
     pub fn cluster_id(&self) -> &str {
         &self.state.cluster_id
     }
 
+    /// Every topic, in the order they were last changed.
     pub fn topics(&self) -> &[TopicRecord] {
         &self.state.topics
     }
