@@ -11,6 +11,8 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -263,6 +265,21 @@ fn dispatch(
             }
             .boxed_local()
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            let client_id = request.client_id;
+            async move {
+                let response =
+                    consumer_group_heartbeat::handle(&broker, client_id, peer, req).await;
+                Some(ResponseKind::ConsumerGroupHeartbeat(response))
+            }
+            .boxed_local()
+        }
+        RequestKind::ConsumerGroupDescribe(req) => async move {
+            Some(ResponseKind::ConsumerGroupDescribe(
+                consumer_group_describe::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
         RequestKind::SyncGroup(req) => async move {
             Some(ResponseKind::SyncGroup(
                 sync_group::handle(&broker, req).await,
