@@ -6,6 +6,7 @@
 
 mod embedded_broker;
 
+use actorlog_actors::group::consumer_protocol::decode_assignment;
 use embedded_broker::{config, create_topic, eventually, produce, start};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::Message;
@@ -137,6 +138,23 @@ async fn three_members_share_six_partitions_and_read_everything_once(protocol: P
     eventually(LIMIT, "every record consumed", || {
         members.iter().map(|m| m.values().len()).sum::<usize>() >= 600
     });
+    // DescribeGroups shows the group, whichever protocol it speaks, with
+    // each member's two partitions in consumer-protocol bytes.
+    let admin: BaseConsumer = config(&bootstrap).create().expect("client");
+    let groups = admin
+        .fetch_group_list(Some("g3"), Duration::from_secs(10))
+        .expect("describe groups");
+    let group = &groups.groups()[0];
+    assert_eq!(
+        (group.state(), group.protocol_type()),
+        ("Stable", "consumer")
+    );
+    assert_eq!(group.members().len(), 3);
+    for member in group.members() {
+        let bytes = member.assignment().expect("an assignment");
+        let assignment = decode_assignment(bytes::Bytes::copy_from_slice(bytes));
+        assert_eq!(assignment.map(|a| a.len()), Ok(2));
+    }
     let mut all: Vec<String> = members.into_iter().flat_map(Member::leave).collect();
     all.sort();
     let mut expected: Vec<String> = (0..600).map(|i| format!("value-{i}")).collect();
