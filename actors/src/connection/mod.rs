@@ -7,6 +7,7 @@
 //! Kafka clients require responses in request order. A frame that cannot be
 //! served closes this connection only, with a log line.
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
@@ -251,6 +252,9 @@ fn dispatch(
         RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
             describe_configs::handle(&broker, req),
         )),
+        RequestKind::DescribeAcls(_) => ready(ResponseKind::DescribeAcls(acls::describe())),
+        RequestKind::CreateAcls(req) => ready(ResponseKind::CreateAcls(acls::create(req))),
+        RequestKind::DeleteAcls(req) => ready(ResponseKind::DeleteAcls(acls::delete(req))),
         RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(&broker),
         )),
