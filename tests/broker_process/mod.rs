@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 pub struct BrokerProcess {
     child: Option<Child>,
     port: u16,
-    data: tempfile::TempDir,
+    data: PathBuf,
+    /// The temporary data directory, unless the test gave its own.
+    temporary: Option<tempfile::TempDir>,
     extra: Vec<String>,
     /// Holds the `--config` file of [`BrokerProcess::start_with_config`].
     config_dir: Option<tempfile::TempDir>,
@@ -34,10 +36,19 @@ impl BrokerProcess {
 
     /// Starts with extra `serve` arguments (e.g. `--config FILE`).
     pub fn start_with(extra: &[&str]) -> BrokerProcess {
+        let temporary = tempfile::tempdir().expect("temp dir");
+        let mut broker = Self::start_on(temporary.path(), extra);
+        broker.temporary = Some(temporary);
+        broker
+    }
+
+    /// Starts with its data in `data_dir`, which the test cleans up.
+    pub fn start_on(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
         let mut broker = BrokerProcess {
             child: None,
             port: free_port(),
-            data: tempfile::tempdir().expect("temp dir"),
+            data: data_dir.to_path_buf(),
+            temporary: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             config_dir: None,
         };
@@ -60,13 +71,13 @@ impl BrokerProcess {
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.data.path()
+        &self.data
     }
 
     fn spawn(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_actorlog"))
             .args(["serve", "--listen", &self.bootstrap(), "--data-dir"])
-            .arg(self.data.path())
+            .arg(&self.data)
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
