@@ -23,7 +23,7 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
-mod frame;
+pub mod frame;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
@@ -34,7 +34,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
-mod produce;
+pub mod produce;
 mod sync_group;
 mod txn_offset_commit;
 
@@ -77,10 +77,7 @@ impl Connection {
         let max_frame = broker.config().max_request_bytes as usize;
         let (read, write) = stream.into_split();
         Connection::create(move |ctx| {
-            let codec = LengthDelimitedCodec::builder()
-                .max_frame_length(max_frame)
-                .new_codec();
-            ctx.add_stream(FramedRead::new(read, codec));
+            ctx.add_stream(FramedRead::new(read, frame::codec(max_frame)));
             Connection {
                 broker,
                 peer,

@@ -157,8 +157,9 @@ fn start_partition(
 }
 
 /// Splits the record set into batches, checks each one and applies the
-/// topic's compression and timestamp settings.
-fn prepare(
+/// topic's compression and timestamp settings. Returns the batches and
+/// their record count.
+pub fn prepare(
     records: Option<Bytes>,
     settings: &ProduceSettings,
     append_time: Option<i64>,
