@@ -33,7 +33,7 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
-mod frame;
+pub mod frame;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
@@ -44,7 +44,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
-mod produce;
+pub mod produce;
 mod sync_group;
 mod txn_offset_commit;
 
@@ -108,11 +108,8 @@ impl Connection {
         let shutdown = broker.connections().shutdown_signal();
         let (read, write) = stream.into_split();
         Connection::create(move |ctx| {
-            let codec = LengthDelimitedCodec::builder()
-                .max_frame_length(max_frame)
-                .new_codec();
             ctx.add_stream(admitted_frames(
-                FramedRead::new(read, codec),
+                FramedRead::new(read, frame::codec(max_frame)),
                 slot.budget(),
                 shutdown,
             ));
