@@ -317,3 +317,54 @@ async fn a_sigkill_during_compaction_loses_nothing() {
         );
     }
 }
+
+/// A synchronous OffsetCommit is answered only once sled has flushed it, so
+/// a SIGKILL right after the answer keeps it.
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_offsets_survive_sigkill() {
+    let mut broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "committed", 3, &[]).await;
+    embedded_broker::produce(&bootstrap, "committed", 3, 30).await;
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "kept-offsets")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut offsets = TopicPartitionList::new();
+    for partition in 0..3 {
+        offsets
+            .add_partition_offset(
+                "committed",
+                partition,
+                Offset::Offset(3 + i64::from(partition)),
+            )
+            .expect("offset");
+    }
+    consumer
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .expect("committed");
+    drop(consumer);
+    broker.kill9();
+    broker.restart();
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "kept-offsets")
+        .create()
+        .expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..3 {
+        wanted.add_partition("committed", partition);
+    }
+    let found = consumer
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .expect("offset fetch");
+    let got: Vec<(i32, Offset)> = found
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset()))
+        .collect();
+    let expected: Vec<(i32, Offset)> = (0..3)
+        .map(|p| (p, Offset::Offset(3 + i64::from(p))))
+        .collect();
+    assert_eq!(got, expected);
+}

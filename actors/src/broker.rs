@@ -5,6 +5,8 @@
 use crate::catalog::{Catalog, TopicRecord};
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
+use crate::group::assignor::Topics;
+use crate::group::consumer_group::ConsumerGroupConfig;
 use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
 use crate::limits::Connections;
@@ -455,6 +457,7 @@ impl Broker {
                 let coordinator = GroupCoordinator::new(
                     group_id.to_string(),
                     self.group_config(),
+                    self.consumer_group_config(),
                     self.offsets.clone(),
                 );
                 GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
@@ -577,6 +580,22 @@ impl Broker {
             max_session_timeout_ms: self.config.group_max_session_timeout_ms,
             max_size: 0,
         }
+    }
+
+    fn consumer_group_config(&self) -> ConsumerGroupConfig {
+        ConsumerGroupConfig {
+            session_timeout_ms: self.config.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.config.group_consumer_heartbeat_interval_ms,
+            ..ConsumerGroupConfig::default()
+        }
+    }
+
+    /// Every topic's partition count, as group assignors see them.
+    pub fn partition_counts(&self) -> Topics {
+        self.topics
+            .iter()
+            .map(|t| (t.key().clone(), t.value().partitions.len() as i32))
+            .collect()
     }
 
     /// The worker arbiter for the next actor, round robin.

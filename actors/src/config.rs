@@ -59,6 +59,12 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     /// Largest session timeout a consumer may ask for.
     pub group_max_session_timeout_ms: i32,
+    /// Session timeout of members of new-protocol (KIP-848) consumer
+    /// groups (Kafka's `group.consumer.session.timeout.ms`).
+    pub group_consumer_session_timeout_ms: u64,
+    /// How often KIP-848 members heartbeat; new partitions reach a member
+    /// on its next heartbeat (`group.consumer.heartbeat.interval.ms`).
+    pub group_consumer_heartbeat_interval_ms: i32,
     /// Open client connections at most; more are closed at accept.
     pub max_connections: u32,
     /// Open client connections from one IP address at most.
@@ -102,6 +108,8 @@ impl Default for BrokerConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
             max_connections: 10_000,
             max_connections_per_ip: 10_000,
             connections_max_idle_ms: 10 * 60 * 1000,
@@ -158,6 +166,17 @@ impl BrokerConfig {
             return bad(
                 "group_max_session_timeout_ms",
                 "must not be below group_min_session_timeout_ms",
+            );
+        }
+        if self.group_consumer_heartbeat_interval_ms < 1 {
+            return bad("group_consumer_heartbeat_interval_ms", "must be at least 1");
+        }
+        if self.group_consumer_session_timeout_ms
+            <= self.group_consumer_heartbeat_interval_ms as u64
+        {
+            return bad(
+                "group_consumer_session_timeout_ms",
+                "must be above group_consumer_heartbeat_interval_ms",
             );
         }
         if self.max_connections == 0 {

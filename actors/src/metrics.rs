@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Per-topic traffic.
 #[derive(Default)]
@@ -356,11 +356,10 @@ pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
             return;
         };
         actix_rt::spawn(async move {
-            let mut request = [0u8; 1024];
-            let Ok(n) = stream.read(&mut request).await else {
+            let Some(head) = read_head(&mut stream).await else {
                 return;
             };
-            let line = String::from_utf8_lossy(&request[..n]);
+            let line = String::from_utf8_lossy(&head);
             let path = line.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = match path {
                 "/metrics" => ("200 OK", broker.metrics().render(&broker)),
@@ -374,6 +373,23 @@ pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
             let _ = stream.write_all(response.as_bytes()).await;
         });
     }
+}
+
+/// Reads an HTTP request up to the blank line after its headers, which a
+/// client may send in several pieces; `None` if the peer goes away first or
+/// sends more than a request head can hold.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    const MAX_HEAD: usize = 8192;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        head.extend_from_slice(&chunk[..n]);
+        if head.len() > MAX_HEAD {
+            return None;
+        }
+    }
+    Some(head)
 }
 
 /// Starts the endpoint if configured; a port already in use is a warning,

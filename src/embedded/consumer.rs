@@ -6,32 +6,29 @@
 
 use super::{decode, ConsumedRecord, Error};
 use actorlog_actors::clock::now_ms;
+use actorlog_actors::group::assignor::{Assignor, Subscriber, Topics};
+use actorlog_actors::group::consumer_protocol::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, ProtocolError,
+    Subscription, PROTOCOL_TYPE,
+};
 use actorlog_actors::group::state::{JoinRequest, JoinedMember, LeaveMember, SyncRequest};
 use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, Sync};
 use actorlog_actors::offsets::{CommittedOffset, PartitionOffset};
 use actorlog_actors::partition::Read;
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PROTOCOL_TYPE: &str = "consumer";
 /// The assignor this consumer offers (and runs when it leads the group).
-const ASSIGNOR: &str = "range";
+const ASSIGNOR: Assignor = Assignor::Range;
 const SESSION_TIMEOUT_MS: i32 = 10_000;
 const REBALANCE_TIMEOUT_MS: i32 = 30_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long `poll` waits for records when there are none.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 const FETCH_BYTES: usize = 1 << 20;
-/// The consumer protocol version of the bytes this consumer writes.
-const PROTOCOL_VERSION: i16 = 0;
 
 /// A record with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +244,7 @@ impl Consumer {
                 session_timeout_ms: SESSION_TIMEOUT_MS,
                 rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
                 protocol_type: PROTOCOL_TYPE.into(),
-                protocols: vec![(ASSIGNOR.into(), subscription(&self.topics)?)],
+                protocols: vec![(ASSIGNOR.name().into(), subscription(&self.topics)?)],
                 require_known_member_id: true,
                 reason: None,
             };
@@ -290,7 +287,7 @@ impl Consumer {
             return Err(kafka_error(synced.error, "sync group"));
         }
         self.positions.clear();
-        for (topic, partition) in assigned(synced.assignment)? {
+        for (topic, partition) in decode_assignment(synced.assignment).map_err(protocol_error)? {
             let committed = self
                 .broker
                 .offsets()
@@ -312,135 +309,44 @@ impl Consumer {
 
     /// The range assignment of the group, as the leader computes it.
     fn assign(&self, members: &[JoinedMember]) -> Result<Vec<(String, Bytes)>, Error> {
-        let mut subscribers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut subscribers = Vec::with_capacity(members.len());
+        let mut topics = Topics::new();
         for member in members {
-            for topic in subscribed(member.metadata.clone())? {
-                subscribers
-                    .entry(topic)
-                    .or_default()
-                    .push(member.member_id.clone());
+            let subscription =
+                decode_subscription(member.metadata.clone()).map_err(protocol_error)?;
+            for topic in &subscription.topics {
+                if let Some(t) = self.broker.topic(topic) {
+                    topics.insert(topic.clone(), t.partitions.len() as i32);
+                }
             }
+            subscribers.push(Subscriber {
+                member_id: member.member_id.clone(),
+                instance_id: member.group_instance_id.clone(),
+                topics: subscription.topics.into_iter().collect(),
+                owned: subscription.owned,
+            });
         }
-        let mut plan: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-        for (topic, mut ids) in subscribers {
-            ids.sort();
-            let count = self.broker.topic(&topic).map_or(0, |t| t.partitions.len());
-            for (member, partitions) in ids.iter().zip(range(count, ids.len())) {
-                plan.entry(member.clone())
-                    .or_default()
-                    .insert(topic.clone(), partitions);
-            }
-        }
-        members
-            .iter()
-            .map(|m| {
-                let topics = plan.remove(&m.member_id).unwrap_or_default();
-                Ok((m.member_id.clone(), assignment(topics)?))
+        ASSIGNOR
+            .assign(&subscribers, &topics)
+            .into_iter()
+            .map(|(member, partitions)| {
+                Ok((
+                    member,
+                    encode_assignment(&partitions).map_err(protocol_error)?,
+                ))
             })
             .collect()
     }
 }
 
-/// Kafka's range split: `count` partitions over `members`, the first
-/// `count % members` members getting one more.
-fn range(count: usize, members: usize) -> Vec<Vec<i32>> {
-    let members = members.max(1);
-    let (each, extra) = (count / members, count % members);
-    let mut next = 0;
-    (0..members)
-        .map(|i| {
-            let take = each + usize::from(i < extra);
-            let partitions = (next..next + take).map(|p| p as i32).collect();
-            next += take;
-            partitions
-        })
-        .collect()
-}
-
-fn encode_versioned(message: &impl Encodable) -> Result<Bytes, Error> {
-    let mut out = BytesMut::new();
-    out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    message
-        .encode(&mut out, PROTOCOL_VERSION)
-        .map_err(|e| Error::Kafka(ResponseError::InvalidRequest, e.to_string()))?;
-    Ok(out.freeze())
-}
-
-fn subscription(topics: &[String]) -> Result<Bytes, Error> {
-    let topics = topics
-        .iter()
-        .map(|t| StrBytes::from_string(t.clone()))
-        .collect();
-    encode_versioned(&ConsumerProtocolSubscription::default().with_topics(topics))
-}
-
-fn assignment(topics: BTreeMap<String, Vec<i32>>) -> Result<Bytes, Error> {
-    let partitions = topics
-        .into_iter()
-        .map(|(topic, partitions)| {
-            TopicPartition::default()
-                .with_topic(TopicName(StrBytes::from_string(topic)))
-                .with_partitions(partitions)
-        })
-        .collect();
-    encode_versioned(&ConsumerProtocolAssignment::default().with_assigned_partitions(partitions))
-}
-
-/// Splits consumer-protocol bytes into their version and body.
-fn versioned(mut bytes: Bytes) -> Result<(i16, Bytes), Error> {
-    if bytes.remaining() < 2 {
-        return Err(Error::Kafka(
-            ResponseError::InconsistentGroupProtocol,
-            "empty consumer protocol bytes".into(),
-        ));
-    }
-    let version = bytes.get_i16();
-    Ok((version, bytes))
-}
-
-fn protocol_error(e: impl std::fmt::Display) -> Error {
+fn protocol_error(e: ProtocolError) -> Error {
     Error::Kafka(ResponseError::InconsistentGroupProtocol, e.to_string())
 }
 
-fn subscribed(metadata: Bytes) -> Result<Vec<String>, Error> {
-    let (version, mut body) = versioned(metadata)?;
-    let subscription =
-        ConsumerProtocolSubscription::decode(&mut body, version).map_err(protocol_error)?;
-    Ok(subscription.topics.iter().map(|t| t.to_string()).collect())
-}
-
-fn assigned(bytes: Bytes) -> Result<Vec<(String, i32)>, Error> {
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (version, mut body) = versioned(bytes)?;
-    let assignment =
-        ConsumerProtocolAssignment::decode(&mut body, version).map_err(protocol_error)?;
-    Ok(assignment
-        .assigned_partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.to_string(), *p)))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_gives_the_first_members_one_more() {
-        assert_eq!(range(7, 3), vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
-        assert_eq!(range(2, 3), vec![vec![0], vec![1], vec![]]);
-    }
-
-    #[test]
-    fn protocol_bytes_round_trip() {
-        let topics = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(subscribed(subscription(&topics).unwrap()).unwrap(), topics);
-        let plan = BTreeMap::from([("a".to_string(), vec![0, 2])]);
-        assert_eq!(
-            assigned(assignment(plan).unwrap()).unwrap(),
-            vec![("a".to_string(), 0), ("a".to_string(), 2)]
-        );
-    }
+fn subscription(topics: &[String]) -> Result<Bytes, Error> {
+    let subscription = Subscription {
+        topics: topics.to_vec(),
+        owned: Vec::new(),
+    };
+    encode_subscription(&subscription).map_err(protocol_error)
 }

@@ -14,10 +14,13 @@
 //! in flight closes after `connections_max_idle_ms` without a request, and
 //! at shutdown it stops reading, writes its last responses and closes.
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -360,6 +363,9 @@ fn dispatch(
         RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
             describe_configs::handle(&broker, req),
         )),
+        RequestKind::DescribeAcls(_) => ready(ResponseKind::DescribeAcls(acls::describe())),
+        RequestKind::CreateAcls(req) => ready(ResponseKind::CreateAcls(acls::create(req))),
+        RequestKind::DeleteAcls(req) => ready(ResponseKind::DeleteAcls(acls::delete(req))),
         RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(&broker),
         )),
@@ -374,6 +380,21 @@ fn dispatch(
             }
             .boxed_local()
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            let client_id = request.client_id;
+            async move {
+                let response =
+                    consumer_group_heartbeat::handle(&broker, client_id, peer, req).await;
+                Some(ResponseKind::ConsumerGroupHeartbeat(response))
+            }
+            .boxed_local()
+        }
+        RequestKind::ConsumerGroupDescribe(req) => async move {
+            Some(ResponseKind::ConsumerGroupDescribe(
+                consumer_group_describe::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
         RequestKind::SyncGroup(req) => async move {
             Some(ResponseKind::SyncGroup(
                 sync_group::handle(&broker, req).await,
