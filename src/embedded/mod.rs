@@ -258,19 +258,23 @@ async fn run(
         }
     };
     metrics::start(&broker).await;
-    if let Some(listener) = listener {
+    let serving = listener.map(|listener| {
         let serving = broker.clone();
         actix_rt::spawn(async move {
             if let Err(e) = server::serve(serving, listener).await {
                 log::error!("embedded listener stopped: {e}");
             }
-        });
-    }
+        })
+    });
     if started.send(Ok((broker.clone(), local_addr))).is_ok() {
         let _ = stop.await;
     }
-    broker.sync_all().await;
-    broker.stop();
+    if let Some(serving) = serving {
+        // Closes the listener; open connections finish in shut_down.
+        serving.abort();
+        let _ = serving.await;
+    }
+    crate::server::shut_down(&broker).await;
 }
 
 /// A broker running inside this process.
@@ -417,7 +421,9 @@ impl Broker {
         record::decode(records.records, offset)
     }
 
-    /// Fsyncs every partition and stops the actor system; when it returns,
+    /// Stops the broker as the server stops on SIGTERM: no new connections,
+    /// in-flight requests of Kafka clients finish (for at most
+    /// `shutdown_timeout_ms`), every partition is fsynced. When it returns,
     /// the broker's threads have ended (and a temporary directory is gone).
     pub async fn shutdown(mut self) -> Result<(), Error> {
         if let Some(stop) = self.stop.take() {
