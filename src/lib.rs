@@ -2,8 +2,8 @@
 //!
 //! This crate is what a user runs or links: the `actorlog` command line,
 //! configuration loading, the server entry point and the embedding API
-//! ([`Broker`]). The actors themselves live in [`actorlog_actors`],
-//! re-exported as [`actors`].
+//! ([`Broker`]; [`embedded`] starts with an example). The actors themselves
+//! live in [`actorlog_actors`], re-exported as [`actors`].
 
 pub use actorlog_actors as actors;
 pub use actorlog_actors::BrokerConfig;

@@ -127,7 +127,7 @@ pub fn discard_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
 
 /// A new anonymous file in memory: it has no name in any filesystem, and
 /// its pages are freed when the last handle to it closes.
-pub fn memory_file(base_offset: i64) -> io::Result<File> {
+fn memory_file(base_offset: i64) -> io::Result<File> {
     let name = CString::new(format!(
         "actorlog-{base_offset:0NAME_DIGITS$}.{LOG_EXTENSION}"
     ))
