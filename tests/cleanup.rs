@@ -166,6 +166,63 @@ async fn compaction_keeps_the_latest_value_of_each_key() {
     );
 }
 
+/// Deleted keys: the tombstone stays while a consumer may still need it
+/// (`delete.retention.ms`), then goes with the values it deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn tombstones_vanish_after_their_retention() {
+    let (_broker, bootstrap) = start(small_segments).await;
+    create_topic(
+        &bootstrap,
+        "deletions",
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "1500"),
+        ],
+    )
+    .await;
+    let now = now_ms();
+    let mut records: Vec<(String, Option<String>, i64)> = (0..200)
+        .map(|i| {
+            (
+                format!("key-{}", i % 10),
+                Some(format!("value-{i}-{}", "x".repeat(40))),
+                now,
+            )
+        })
+        .collect();
+    // Delete the even keys, then write enough to close the segment holding
+    // the tombstones.
+    records.extend((0..10).step_by(2).map(|k| (format!("key-{k}"), None, now)));
+    records.extend((0..100).map(|i| (format!("filler-{}", i % 5), Some("y".repeat(60)), now)));
+    produce_each(&bootstrap, "deletions", &records).await;
+    let keys = |records: &[(i64, String, Option<String>)]| {
+        let mut latest: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (_, key, value) in records {
+            latest.insert(key.clone(), value.clone());
+        }
+        latest
+    };
+    eventually(LIMIT, "compaction that keeps the tombstones", || {
+        let records = read_records(&bootstrap, "deletions");
+        records.len() < 200 && keys(&records).values().filter(|v| v.is_none()).count() == 5
+    });
+    eventually(LIMIT, "the tombstones expiring", || {
+        let latest = keys(&read_records(&bootstrap, "deletions"));
+        (0..10).all(|k| latest.contains_key(&format!("key-{k}")) == (k % 2 == 1))
+    });
+    let latest = keys(&read_records(&bootstrap, "deletions"));
+    for k in (1..10).step_by(2) {
+        assert_eq!(
+            latest[&format!("key-{k}")]
+                .as_deref()
+                .map(|v| v.starts_with(&format!("value-{}", 190 + k))),
+            Some(true),
+            "key-{k} keeps its latest value"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hundred_thousand_updates_compact_to_the_latest_per_key() {
     let (_broker, bootstrap) = start(|c| {

@@ -3,7 +3,7 @@
 //! produce and fetch on the disk. A partition gets its job's result back as
 //! a message and swaps the cleaned segments in between its other messages.
 
-use super::compaction::{self, Cleaned, CompactionPolicy, Snapshot};
+use super::compaction::{self, Compaction, CompactionPolicy, Snapshot};
 use actix::{Message, Recipient};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// The outcome of a compaction job, for the partition that asked.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CompactionDone(pub io::Result<Vec<Cleaned>>);
+pub struct CompactionDone(pub io::Result<Compaction>);
 
 struct Job {
     snapshot: Snapshot,

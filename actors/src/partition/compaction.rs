@@ -73,12 +73,14 @@ pub enum Compacted {
     Rewritten(Bytes, usize),
 }
 
-/// Compacts one batch against the latest offsets of its keys.
+/// Compacts one batch against the latest offsets of its keys. Lowers
+/// `tombstones_expire_ms` to when the first tombstone it keeps may go.
 pub fn compact_batch(
     batch: &Bytes,
     latest: &LatestOffsets,
     now_ms: i64,
     policy: &CompactionPolicy,
+    tombstones_expire_ms: &mut Option<i64>,
 ) -> Result<Compacted, BatchError> {
     let header = batch::parse_header(batch)?;
     if header.is_control() {
@@ -98,6 +100,12 @@ pub fn compact_batch(
             }
         })
         .collect();
+    for kept_tombstone in kept.iter().filter(|r| r.key.is_some() && r.value.is_none()) {
+        let expiry = kept_tombstone
+            .timestamp
+            .saturating_add(policy.delete_retention_ms);
+        *tombstones_expire_ms = Some(tombstones_expire_ms.map_or(expiry, |e| e.min(expiry)));
+    }
     if kept.len() == total {
         return Ok(Compacted::Unchanged);
     }
@@ -197,6 +205,15 @@ pub fn for_each_batch(
     Ok(())
 }
 
+/// What a compaction pass did.
+#[derive(Debug, Clone, Default)]
+pub struct Compaction {
+    pub cleaned: Vec<Cleaned>,
+    /// When the first tombstone the pass kept may go: the log is worth
+    /// another pass then, even if nothing new was written.
+    pub tombstones_expire_ms: Option<i64>,
+}
+
 /// Compacts every sealed segment of the snapshot whose records are all
 /// older than the compaction lag, writing `.cleaned` files for those that
 /// lose records.
@@ -205,7 +222,7 @@ pub fn clean(
     now_ms: i64,
     policy: &CompactionPolicy,
     pace: &mut impl FnMut(usize),
-) -> io::Result<Vec<Cleaned>> {
+) -> io::Result<Compaction> {
     let mut latest = LatestOffsets::new();
     for range in snapshot
         .sealed
@@ -217,6 +234,7 @@ pub fn clean(
     }
     let horizon = now_ms.saturating_sub(policy.min_compaction_lag_ms);
     let mut cleaned = Vec::new();
+    let mut tombstones_expire_ms = None;
     for sealed in &snapshot.sealed {
         if sealed.max_timestamp.is_some_and(|t| t > horizon) {
             continue;
@@ -229,7 +247,7 @@ pub fn clean(
                 changed = true;
                 return Ok(());
             }
-            match compact_batch(one, &latest, now_ms, policy)? {
+            match compact_batch(one, &latest, now_ms, policy, &mut tombstones_expire_ms)? {
                 Compacted::Unchanged => kept.extend_from_slice(one),
                 Compacted::Empty => {
                     removed += header.records_count.max(0) as u64;
@@ -260,7 +278,10 @@ pub fn clean(
             });
         }
     }
-    Ok(cleaned)
+    Ok(Compaction {
+        cleaned,
+        tombstones_expire_ms,
+    })
 }
 
 #[cfg(test)]
@@ -298,7 +319,7 @@ mod tests {
             note_keys(&first, &mut latest).unwrap();
             note_keys(&second, &mut latest).unwrap();
             let Compacted::Rewritten(bytes, removed) =
-                compact_batch(&first, &latest, 20, &POLICY).unwrap()
+                compact_batch(&first, &latest, 20, &POLICY, &mut None).unwrap()
             else {
                 panic!("expected a rewrite");
             };
@@ -315,7 +336,7 @@ mod tests {
                 codec
             );
             assert_eq!(
-                compact_batch(&second, &latest, 20, &POLICY).unwrap(),
+                compact_batch(&second, &latest, 20, &POLICY, &mut None).unwrap(),
                 Compacted::Unchanged
             );
         }
@@ -329,14 +350,23 @@ mod tests {
         );
         let mut latest = LatestOffsets::new();
         note_keys(&batch, &mut latest).unwrap();
-        let Compacted::Rewritten(bytes, 1) = compact_batch(&batch, &latest, 50, &POLICY).unwrap()
+        let mut expiry = None;
+        let Compacted::Rewritten(bytes, 1) =
+            compact_batch(&batch, &latest, 50, &POLICY, &mut expiry).unwrap()
         else {
             panic!("the old value goes, the fresh tombstone stays");
         };
         assert_eq!(decode(&bytes).unwrap()[0].offset, 1);
         assert_eq!(
-            compact_batch(&batch, &latest, 500, &POLICY).unwrap(),
+            expiry,
+            Some(10 + POLICY.delete_retention_ms),
+            "when to look again"
+        );
+        let mut expiry = None;
+        assert_eq!(
+            compact_batch(&batch, &latest, 500, &POLICY, &mut expiry).unwrap(),
             Compacted::Empty
         );
+        assert_eq!(expiry, None, "no tombstone kept");
     }
 }

@@ -233,11 +233,11 @@ impl Log {
     /// cleaner thread instead). Returns how many records went.
     pub fn compact(&mut self, now_ms: i64, policy: &CompactionPolicy) -> io::Result<u64> {
         let snapshot = self.compaction_snapshot(Vec::new());
-        let cleaned = compaction::clean(&snapshot, now_ms, policy, &mut |_| {})?;
-        for done in &cleaned {
-            self.install_cleaned(done)?;
+        let done = compaction::clean(&snapshot, now_ms, policy, &mut |_| {})?;
+        for cleaned in &done.cleaned {
+            self.install_cleaned(cleaned)?;
         }
-        Ok(cleaned.iter().map(|c| c.removed).sum())
+        Ok(done.cleaned.iter().map(|c| c.removed).sum())
     }
 
     /// The files a compaction job reads, with the aborted transactions

@@ -64,6 +64,9 @@ pub struct Partition {
     /// Compaction has run over the log below this offset (in this run of
     /// the broker); what lies after it is "dirty".
     compacted_below: i64,
+    /// When tombstones kept by the last compaction may go: compaction runs
+    /// again then even without new records, or they would stay forever.
+    tombstones_expire_ms: Option<i64>,
     offsets: watch::Sender<LogOffsets>,
 }
 
@@ -101,6 +104,7 @@ impl Partition {
             cleaner,
             compacting: false,
             compacted_below: 0,
+            tombstones_expire_ms: None,
             offsets,
         };
         Ok((partition, rx))
@@ -120,7 +124,12 @@ impl Partition {
             delete, compact, ..
         } = self.cleanup;
         let dirty = self.log.dirty_ratio(self.compacted_below);
-        if compact && !self.compacting && dirty >= self.cleanup.min_cleanable_dirty_ratio {
+        let tombstones_due = self.tombstones_expire_ms.is_some_and(|t| t <= now_ms());
+        if compact
+            && !self.compacting
+            && (dirty >= self.cleanup.min_cleanable_dirty_ratio || tombstones_due)
+        {
+            self.tombstones_expire_ms = None;
             let policy = CompactionPolicy {
                 delete_retention_ms: self.cleanup.delete_retention_ms,
                 min_compaction_lag_ms: self.cleanup.min_compaction_lag_ms,
@@ -457,18 +466,19 @@ impl Handler<CompactionDone> for Partition {
 
     fn handle(&mut self, CompactionDone(result): CompactionDone, _: &mut Self::Context) {
         self.compacting = false;
-        let cleaned = match result {
-            Ok(cleaned) => cleaned,
+        let done = match result {
+            Ok(done) => done,
             Err(e) => {
                 // Try the whole log again next round.
                 self.compacted_below = 0;
                 return ::log::error!("{}: compaction failed: {e}", self.name);
             }
         };
+        self.tombstones_expire_ms = done.tombstones_expire_ms;
         let mut removed = 0;
-        for done in &cleaned {
-            match self.log.install_cleaned(done) {
-                Ok(true) => removed += done.removed,
+        for cleaned in &done.cleaned {
+            match self.log.install_cleaned(cleaned) {
+                Ok(true) => removed += cleaned.removed,
                 Ok(false) => {}
                 Err(e) => {
                     return ::log::error!("{}: installing a compacted segment: {e}", self.name)
