@@ -164,7 +164,10 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
         broker.kill9();
         summary.kills += 1;
         tokio::time::sleep(Duration::from_millis(rng.between(0, 300))).await;
-        broker.restart()?;
+        if let Err(e) = broker.restart() {
+            shared.violation(format!("restart after kill {}: {e}", summary.kills));
+            break;
+        }
         check_commits(&bootstrap, options.partitions, &shared).await;
         let in_log = check_log(&bootstrap, options.partitions, &shared).await;
         let ledger = shared.ledger.lock().unwrap();
@@ -180,7 +183,7 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
     for producer in producers {
         producer.await.map_err(|e| format!("producer task: {e}"))?;
     }
-    let consumer_stats = consumer
+    let consumed = consumer
         .join()
         .map_err(|_| "the consumer panicked".to_string())?;
     let records_in_log = check_log(&bootstrap, options.partitions, &shared).await;
@@ -189,7 +192,7 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
     }
     let ledger = shared.ledger.lock().unwrap();
     summary.acknowledged = ledger.acknowledged.len();
-    summary.consumed = consumer_stats;
+    summary.consumed = consumed;
     summary.records_in_log = records_in_log;
     summary.produce_errors = shared.produce_errors.load(Ordering::SeqCst);
     summary.commits = shared.commits.load(Ordering::SeqCst);
