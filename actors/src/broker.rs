@@ -5,8 +5,11 @@
 use crate::catalog::{Catalog, TopicRecord};
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
+use crate::group::assignor::Topics;
+use crate::group::consumer_group::ConsumerGroupConfig;
 use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
+use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetStore;
 use crate::partition::cleaner::Cleaner;
@@ -22,7 +25,7 @@ use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -31,7 +34,9 @@ use uuid::Uuid;
 /// Why a topic operation failed, with the Kafka error code clients expect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicError {
+    /// The code the client gets.
     pub code: ResponseError,
+    /// What failed, for the client's error message and the log.
     pub message: String,
 }
 
@@ -66,8 +71,23 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The sled database (committed offsets, transactions) inside the data directory.
 const STATE_DB_DIR: &str = "state.sled";
 
+/// Where a broker keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In `data_dir`, durable: what the server runs on.
+    Disk,
+    /// In memory only, for tests: partition segments are anonymous memory
+    /// files, the catalog is never written, and committed offsets and
+    /// transactions are in a temporary sled database (on Linux in
+    /// `/dev/shm`) deleted when the broker goes. Nothing survives the broker.
+    Memory,
+}
+
+/// One broker: its topics and their partition actors, group and transaction
+/// coordinators, and the threads they run on.
 pub struct Broker {
     config: BrokerConfig,
+    storage: Storage,
     cluster_id: String,
     topics: DashMap<String, Arc<Topic>>,
     ids: DashMap<Uuid, String>,
@@ -80,37 +100,58 @@ pub struct Broker {
     /// Producer ids reserved in the catalog and not handed out yet.
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
     offsets: OffsetStore,
-    arbiters: Vec<Arbiter>,
+    arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    /// Taken by [`Broker::stop`].
+    threads: std::sync::Mutex<Option<Threads>>,
+    metrics: Arc<Metrics>,
+    connections: Arc<Connections>,
+}
+
+/// The broker's threads and the handles that keep the flusher and cleaner
+/// threads alive (the partitions hold clones).
+struct Threads {
+    arbiters: Vec<Arbiter>,
     flusher: Flusher,
     cleaner: Cleaner,
-    metrics: Arc<Metrics>,
+    services: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Broker {
     /// Opens the data directory, recovers every partition log and starts
     /// their actors. Must run inside an actix `System`.
     pub fn start(config: BrokerConfig) -> io::Result<Arc<Broker>> {
-        fs::create_dir_all(&config.data_dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot create data_dir {}: {e}", config.data_dir.display()),
-            )
-        })?;
-        let catalog = Catalog::open(&config.data_dir)?;
+        Broker::start_with(config, Storage::Disk)
+    }
+
+    /// Starts a broker keeping its data as `storage` says; with
+    /// [`Storage::Disk`] this is [`Broker::start`].
+    pub fn start_with(config: BrokerConfig, storage: Storage) -> io::Result<Arc<Broker>> {
+        let (catalog, state_db) = match storage {
+            Storage::Disk => {
+                check_data_dir(&config.data_dir)?;
+                let catalog = Catalog::open(&config.data_dir)?;
+                (
+                    catalog,
+                    sled::Config::new().path(config.data_dir.join(STATE_DB_DIR)),
+                )
+            }
+            Storage::Memory => (Catalog::in_memory(), sled::Config::new().temporary(true)),
+        };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         let metrics = Arc::new(Metrics::default());
-        let flusher = Flusher::start(metrics.clone())?;
-        let cleaner = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = sled::Config::new()
-            .path(config.data_dir.join(STATE_DB_DIR))
+        let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
+        let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
+        let state_db = state_db
             .open()
             .map_err(|e| io::Error::other(format!("cannot open the state database: {e}")))?;
         let offsets = OffsetStore::open(&state_db)?;
+        let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let broker = Arc::new(Broker {
+            storage,
             groups: DashMap::new(),
             transactions: OnceLock::new(),
             producer_ids: std::sync::Mutex::new(0..0),
@@ -118,11 +159,16 @@ impl Broker {
             cluster_id: catalog.cluster_id().to_string(),
             topics: DashMap::new(),
             ids: DashMap::new(),
-            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
+            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
             next_arbiter: AtomicUsize::new(0),
-            flusher,
-            cleaner,
+            threads: std::sync::Mutex::new(Some(Threads {
+                arbiters,
+                flusher,
+                cleaner,
+                services: vec![flusher_thread, cleaner_thread],
+            })),
             metrics,
+            connections: Connections::new(&config),
             config,
             catalog: tokio::sync::Mutex::new(catalog),
         });
@@ -142,7 +188,9 @@ impl Broker {
             .map_err(io::Error::other)?
             .topics()
             .to_vec();
-        self.remove_stray_partition_dirs(&records)?;
+        if self.storage == Storage::Disk {
+            self.remove_stray_partition_dirs(&records)?;
+        }
         for record in records {
             let topic = Topic {
                 name: record.name.as_str().into(),
@@ -186,18 +234,22 @@ impl Broker {
         Ok(())
     }
 
+    /// The settings this broker runs with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
 
+    /// The cluster id, kept in the catalog across restarts.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
 
+    /// The topic of that name, if it exists.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.get(name).map(|t| t.clone())
     }
 
+    /// The topic with that id, if it exists.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
         self.ids.get(&id).and_then(|name| self.topic(&name))
     }
@@ -248,6 +300,7 @@ impl Broker {
                 format!("topic '{name}' already exists"),
             ));
         }
+        self.check_partition_room(partitions)?;
         let handles = self
             .start_partitions(name, 0..partitions, &configs)
             .map_err(|e| TopicError::storage(&format!("creating topic {name}"), e))?;
@@ -317,6 +370,7 @@ impl Broker {
                 format!("topic '{name}' has {current} partitions; the new count must be larger, got {count}"),
             ));
         }
+        self.check_partition_room(count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -382,6 +436,24 @@ impl Broker {
         Ok(())
     }
 
+    /// POLICY_VIOLATION if `added` more partitions would take the broker
+    /// past `max_partitions`. Creators check it with the catalog lock held,
+    /// so two of them cannot both take the last room.
+    pub fn check_partition_room(&self, added: i32) -> Result<(), TopicError> {
+        let current: u64 = self.topics.iter().map(|t| t.partitions.len() as u64).sum();
+        let after = current + u64::try_from(added).unwrap_or(0);
+        let max = self.config.max_partitions;
+        if after > u64::from(max) {
+            return Err(TopicError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "{added} more partitions would make {after} on this broker; max_partitions is {max}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Fsyncs every partition: the last step of a clean shutdown.
     pub async fn sync_all(&self) {
         let syncs = self
@@ -396,10 +468,32 @@ impl Broker {
         }
     }
 
-    /// Stops the worker threads after [`Broker::sync_all`].
+    /// Stops the broker's threads after [`Broker::sync_all`], and waits
+    /// until they have ended: the workers (so every actor and its files are
+    /// closed), then the flusher and the cleaner.
     pub fn stop(&self) {
-        for arbiter in &self.arbiters {
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => threads.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(threads) = threads else {
+            return;
+        };
+        for arbiter in &threads.arbiters {
             arbiter.stop();
+        }
+        for arbiter in threads.arbiters {
+            if arbiter.join().is_err() {
+                log::error!("a worker thread panicked");
+            }
+        }
+        // The partitions are gone with their workers: these were the last
+        // handles, so the threads end once their queues are empty.
+        drop((threads.flusher, threads.cleaner));
+        for thread in threads.services {
+            if thread.join().is_err() {
+                log::error!("the flusher or cleaner thread panicked");
+            }
         }
     }
 
@@ -437,6 +531,7 @@ impl Broker {
                 let coordinator = GroupCoordinator::new(
                     group_id.to_string(),
                     self.group_config(),
+                    self.consumer_group_config(),
                     self.offsets.clone(),
                 );
                 GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
@@ -539,10 +634,17 @@ impl Broker {
             .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     }
 
+    /// The counters `/metrics` shows.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// Open client connections and their limits.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
+    /// The committed offsets of every group.
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
     }
@@ -556,10 +658,26 @@ impl Broker {
         }
     }
 
+    fn consumer_group_config(&self) -> ConsumerGroupConfig {
+        ConsumerGroupConfig {
+            session_timeout_ms: self.config.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.config.group_consumer_heartbeat_interval_ms,
+            ..ConsumerGroupConfig::default()
+        }
+    }
+
+    /// Every topic's partition count, as group assignors see them.
+    pub fn partition_counts(&self) -> Topics {
+        self.topics
+            .iter()
+            .map(|t| (t.key().clone(), t.value().partitions.len() as i32))
+            .collect()
+    }
+
     /// The worker arbiter for the next actor, round robin.
     pub fn next_arbiter(&self) -> ArbiterHandle {
         let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        self.arbiters[i].handle()
+        self.arbiters[i].clone()
     }
 
     fn register(&self, topic: Arc<Topic>) {
@@ -579,23 +697,51 @@ impl Broker {
     ) -> io::Result<Vec<PartitionHandle>> {
         let cleanup = topic_config::cleanup(&self.config, configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        let (flusher, cleaner) = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
+            _ => return Err(io::Error::other("the broker has stopped")),
+        };
         indexes
             .map(|index| {
                 let log_config = topic_config::log_config(&self.config, configs);
-                let log = Log::open(&self.partition_dir(topic, index), log_config)?;
+                let log = match self.storage {
+                    Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
+                    Storage::Memory => Log::in_memory(log_config)?,
+                };
                 let (partition, offsets) = Partition::new(
                     format!("{topic}-{index}"),
                     log,
                     cleanup,
                     interval,
-                    self.flusher.clone(),
-                    self.cleaner.clone(),
+                    flusher.clone(),
+                    cleaner.clone(),
                 )?;
                 let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
                 Ok(PartitionHandle { addr, offsets })
             })
             .collect()
     }
+}
+
+/// Creates the data directory if its parent exists, and checks that the
+/// broker can write there, so a wrong path or a read-only disk stops the
+/// start with a message naming `data_dir` rather than failing later.
+fn check_data_dir(dir: &Path) -> io::Result<()> {
+    let named = |what: &str, e: io::Error| {
+        io::Error::new(e.kind(), format!("data_dir {}: {what}: {e}", dir.display()))
+    };
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(named("its parent directory does not exist", e));
+        }
+        Err(e) => return Err(named("cannot create it", e)),
+    }
+    let probe = dir.join(".write-check");
+    fs::write(&probe, b"actorlog")
+        .and_then(|()| fs::remove_file(&probe))
+        .map_err(|e| named("not writable", e))
 }
 
 fn record_of(topic: &Topic) -> TopicRecord {

@@ -4,51 +4,63 @@
 //! librdkafka or Java consumers; reads its partitions from the partition
 //! actors and commits to the same offset store.
 
-use super::{decode, ConsumedRecord, Error};
+use super::record::{decode, ConsumedRecord};
+use super::Error;
 use actorlog_actors::clock::now_ms;
+use actorlog_actors::group::assignor::{Assignor, Subscriber, Topics};
+use actorlog_actors::group::consumer_protocol::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, ProtocolError,
+    Subscription, PROTOCOL_TYPE,
+};
 use actorlog_actors::group::state::{JoinRequest, JoinedMember, LeaveMember, SyncRequest};
 use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, Sync};
 use actorlog_actors::offsets::{CommittedOffset, PartitionOffset};
 use actorlog_actors::partition::Read;
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
-const PROTOCOL_TYPE: &str = "consumer";
 /// The assignor this consumer offers (and runs when it leads the group).
-const ASSIGNOR: &str = "range";
+const ASSIGNOR: Assignor = Assignor::Range;
 const SESSION_TIMEOUT_MS: i32 = 10_000;
 const REBALANCE_TIMEOUT_MS: i32 = 30_000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long `poll` waits for records when there are none.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 const FETCH_BYTES: usize = 1 << 20;
-/// The consumer protocol version of the bytes this consumer writes.
-const PROTOCOL_VERSION: i16 = 0;
 
 /// A record with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
+    /// The topic it was read from.
     pub topic: String,
+    /// The partition it was read from.
     pub partition: i32,
+    /// The record itself.
     pub record: ConsumedRecord,
 }
 
-/// Starts a group consumer; see [`super::Broker::consumer`].
+/// Starts a group consumer; see [`Broker::consumer`](super::Broker::consumer).
 pub struct ConsumerBuilder {
-    pub(super) broker: Arc<actorlog_actors::Broker>,
-    pub(super) group: String,
+    broker: Arc<actorlog_actors::Broker>,
+    group: String,
 }
 
 impl ConsumerBuilder {
-    /// Subscribes to `topics` and joins the group.
+    pub(super) fn new(broker: Arc<actorlog_actors::Broker>, group: &str) -> Self {
+        ConsumerBuilder {
+            broker,
+            group: group.to_string(),
+        }
+    }
+
+    /// Subscribes to `topics` and joins the group; returns once this member
+    /// has its partitions (which may be none, if the group has more
+    /// members than partitions). Each partition is read from the group's
+    /// committed offset, or from its start if nothing was committed.
     pub async fn subscribe<'a>(
         self,
         topics: impl IntoIterator<Item = &'a str>,
@@ -68,6 +80,28 @@ impl ConsumerBuilder {
 }
 
 /// A member of a consumer group inside this process.
+///
+/// Run each consumer in its own task and call [`poll`](Self::poll) in a
+/// loop, as with any Kafka consumer: heartbeats and rebalances happen
+/// there, and a rebalance waits for every member to poll.
+///
+/// ```
+/// # actorlog::block_on(async {
+/// # let broker = actorlog::Broker::builder().in_memory().start().await?;
+/// let producer = broker.producer();
+/// for i in 0..3 {
+///     producer.send("jobs", None, format!("job {i}").as_bytes()).await?;
+/// }
+/// let mut worker = broker.consumer("workers").subscribe(["jobs"]).await?;
+/// let mut done = 0;
+/// while done < 3 {
+///     done += worker.poll().await?.len();
+/// }
+/// worker.commit().await?;
+/// worker.close().await?;
+/// # broker.shutdown().await
+/// # }).unwrap();
+/// ```
 pub struct Consumer {
     broker: Arc<actorlog_actors::Broker>,
     group: String,
@@ -79,19 +113,20 @@ pub struct Consumer {
     last_heartbeat: Instant,
 }
 
-fn kafka_error(code: i16, what: &str) -> Error {
-    let error = ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
-    Error::Kafka(error, what.to_string())
-}
-
 impl Consumer {
     /// The partitions this member owns now.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.positions.keys().cloned().collect()
     }
 
-    /// Records from the assigned partitions (waiting briefly when there are
-    /// none); heartbeats and rebalances happen here too.
+    /// The group this consumer is a member of.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Records from the assigned partitions, in offset order within each
+    /// partition; waits up to 100 ms for some when there are none, then
+    /// returns an empty batch. Heartbeats and rebalances happen here too.
     pub async fn poll(&mut self) -> Result<Vec<Delivered>, Error> {
         if self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
             self.heartbeat().await?;
@@ -122,7 +157,7 @@ impl Consumer {
                     *position = failure.offsets.log_start.max(0);
                     Vec::new()
                 }
-                Err(failure) => return Err(kafka_error(failure.error.code(), "fetch")),
+                Err(failure) => return Err(Error::kafka_code(failure.error.code(), "fetch")),
             };
             if let Some(last) = records.last() {
                 *position = last.offset + 1;
@@ -134,18 +169,42 @@ impl Consumer {
             }));
         }
         if delivered.is_empty() {
+            let timer = self.timer(POLL_WAIT)?;
             if watches.is_empty() {
-                tokio::time::sleep(POLL_WAIT).await;
+                let _ = timer.await;
             } else {
                 let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
-                let _ = tokio::time::timeout(POLL_WAIT, futures_util::future::select_all(changes))
-                    .await;
+                let changed = futures_util::future::select_all(changes);
+                let _ = futures_util::future::select(changed, timer).await;
             }
         }
         Ok(delivered)
     }
 
-    /// Commits the positions of every assigned partition, durably.
+    /// Resolves after `wait`, timed on the broker's own threads, so that
+    /// `poll` needs no timer from the caller's runtime.
+    fn timer(&self, wait: Duration) -> Result<oneshot::Receiver<()>, Error> {
+        let (done, timer) = oneshot::channel();
+        let spawned = self.broker.next_arbiter().spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = done.send(());
+        });
+        if spawned {
+            Ok(timer)
+        } else {
+            Err(Error::Stopped)
+        }
+    }
+
+    /// Commits the positions of every assigned partition (one past the
+    /// last record `poll` returned), durably: once this returns, the group
+    /// resumes from there, even after a broker restart.
+    ///
+    /// If the group rebalanced since the last poll, the commit is refused
+    /// with [`ResponseError::RebalanceInProgress`] (or
+    /// [`ResponseError::IllegalGeneration`]) as Kafka refuses it, and this
+    /// consumer rejoins: records it returned since its last successful commit
+    /// may be delivered again, here or to another member.
     pub async fn commit(&mut self) -> Result<(), Error> {
         let now = now_ms();
         let offsets = self
@@ -180,15 +239,24 @@ impl Consumer {
                 || code == ResponseError::IllegalGeneration.code() =>
             {
                 // The group moved on: these partitions may be someone else's.
-                self.join().await
+                self.join().await?;
+                Err(Error::kafka_code(
+                    code,
+                    "commit refused: the group rebalanced",
+                ))
             }
-            code => Err(kafka_error(code, "commit")),
+            code => Err(Error::kafka_code(code, "commit")),
         }
     }
 
-    /// Commits and leaves the group, so the others take over at once.
+    /// Commits and leaves the group, so the others take over at once. A
+    /// commit refused because the group rebalanced does not keep it from
+    /// leaving.
     pub async fn close(mut self) -> Result<(), Error> {
-        self.commit().await?;
+        match self.commit().await {
+            Err(e) if !is_rebalance(&e) => return Err(e),
+            _ => {}
+        }
         let leave = Leave(vec![LeaveMember {
             member_id: self.member_id.clone(),
             group_instance_id: None,
@@ -229,6 +297,8 @@ impl Consumer {
     async fn commit_or_rejoin(&mut self) -> Result<(), Error> {
         match self.commit().await {
             Ok(()) => self.join().await,
+            // A refused commit has rejoined already.
+            Err(e) if is_rebalance(&e) => Ok(()),
             Err(Error::Stopped) => Err(Error::Stopped),
             Err(_) => self.join().await,
         }
@@ -247,7 +317,7 @@ impl Consumer {
                 session_timeout_ms: SESSION_TIMEOUT_MS,
                 rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
                 protocol_type: PROTOCOL_TYPE.into(),
-                protocols: vec![(ASSIGNOR.into(), subscription(&self.topics)?)],
+                protocols: vec![(ASSIGNOR.name().into(), subscription(&self.topics)?)],
                 require_known_member_id: true,
                 reason: None,
             };
@@ -261,7 +331,7 @@ impl Consumer {
                     self.member_id = response.member_id
                 }
                 code if code == ResponseError::UnknownMemberId.code() => self.member_id.clear(),
-                code => return Err(kafka_error(code, "join group")),
+                code => return Err(Error::kafka_code(code, "join group")),
             }
         };
         self.member_id = joined.member_id.clone();
@@ -287,10 +357,10 @@ impl Consumer {
             return Box::pin(self.join()).await;
         }
         if synced.error != 0 {
-            return Err(kafka_error(synced.error, "sync group"));
+            return Err(Error::kafka_code(synced.error, "sync group"));
         }
         self.positions.clear();
-        for (topic, partition) in assigned(synced.assignment)? {
+        for (topic, partition) in decode_assignment(synced.assignment).map_err(protocol_error)? {
             let committed = self
                 .broker
                 .offsets()
@@ -312,135 +382,52 @@ impl Consumer {
 
     /// The range assignment of the group, as the leader computes it.
     fn assign(&self, members: &[JoinedMember]) -> Result<Vec<(String, Bytes)>, Error> {
-        let mut subscribers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut subscribers = Vec::with_capacity(members.len());
+        let mut topics = Topics::new();
         for member in members {
-            for topic in subscribed(member.metadata.clone())? {
-                subscribers
-                    .entry(topic)
-                    .or_default()
-                    .push(member.member_id.clone());
+            let subscription =
+                decode_subscription(member.metadata.clone()).map_err(protocol_error)?;
+            for topic in &subscription.topics {
+                if let Some(t) = self.broker.topic(topic) {
+                    topics.insert(topic.clone(), t.partitions.len() as i32);
+                }
             }
+            subscribers.push(Subscriber {
+                member_id: member.member_id.clone(),
+                instance_id: member.group_instance_id.clone(),
+                topics: subscription.topics.into_iter().collect(),
+                owned: subscription.owned,
+            });
         }
-        let mut plan: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-        for (topic, mut ids) in subscribers {
-            ids.sort();
-            let count = self.broker.topic(&topic).map_or(0, |t| t.partitions.len());
-            for (member, partitions) in ids.iter().zip(range(count, ids.len())) {
-                plan.entry(member.clone())
-                    .or_default()
-                    .insert(topic.clone(), partitions);
-            }
-        }
-        members
-            .iter()
-            .map(|m| {
-                let topics = plan.remove(&m.member_id).unwrap_or_default();
-                Ok((m.member_id.clone(), assignment(topics)?))
+        ASSIGNOR
+            .assign(&subscribers, &topics)
+            .into_iter()
+            .map(|(member, partitions)| {
+                Ok((
+                    member,
+                    encode_assignment(&partitions).map_err(protocol_error)?,
+                ))
             })
             .collect()
     }
 }
 
-/// Kafka's range split: `count` partitions over `members`, the first
-/// `count % members` members getting one more.
-fn range(count: usize, members: usize) -> Vec<Vec<i32>> {
-    let members = members.max(1);
-    let (each, extra) = (count / members, count % members);
-    let mut next = 0;
-    (0..members)
-        .map(|i| {
-            let take = each + usize::from(i < extra);
-            let partitions = (next..next + take).map(|p| p as i32).collect();
-            next += take;
-            partitions
-        })
-        .collect()
+/// Whether a commit was refused because the group rebalanced.
+fn is_rebalance(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration)
+    )
 }
 
-fn encode_versioned(message: &impl Encodable) -> Result<Bytes, Error> {
-    let mut out = BytesMut::new();
-    out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    message
-        .encode(&mut out, PROTOCOL_VERSION)
-        .map_err(|e| Error::Kafka(ResponseError::InvalidRequest, e.to_string()))?;
-    Ok(out.freeze())
+fn protocol_error(e: ProtocolError) -> Error {
+    Error::kafka(ResponseError::InconsistentGroupProtocol, e.to_string())
 }
 
 fn subscription(topics: &[String]) -> Result<Bytes, Error> {
-    let topics = topics
-        .iter()
-        .map(|t| StrBytes::from_string(t.clone()))
-        .collect();
-    encode_versioned(&ConsumerProtocolSubscription::default().with_topics(topics))
-}
-
-fn assignment(topics: BTreeMap<String, Vec<i32>>) -> Result<Bytes, Error> {
-    let partitions = topics
-        .into_iter()
-        .map(|(topic, partitions)| {
-            TopicPartition::default()
-                .with_topic(TopicName(StrBytes::from_string(topic)))
-                .with_partitions(partitions)
-        })
-        .collect();
-    encode_versioned(&ConsumerProtocolAssignment::default().with_assigned_partitions(partitions))
-}
-
-/// Splits consumer-protocol bytes into their version and body.
-fn versioned(mut bytes: Bytes) -> Result<(i16, Bytes), Error> {
-    if bytes.remaining() < 2 {
-        return Err(Error::Kafka(
-            ResponseError::InconsistentGroupProtocol,
-            "empty consumer protocol bytes".into(),
-        ));
-    }
-    let version = bytes.get_i16();
-    Ok((version, bytes))
-}
-
-fn protocol_error(e: impl std::fmt::Display) -> Error {
-    Error::Kafka(ResponseError::InconsistentGroupProtocol, e.to_string())
-}
-
-fn subscribed(metadata: Bytes) -> Result<Vec<String>, Error> {
-    let (version, mut body) = versioned(metadata)?;
-    let subscription =
-        ConsumerProtocolSubscription::decode(&mut body, version).map_err(protocol_error)?;
-    Ok(subscription.topics.iter().map(|t| t.to_string()).collect())
-}
-
-fn assigned(bytes: Bytes) -> Result<Vec<(String, i32)>, Error> {
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (version, mut body) = versioned(bytes)?;
-    let assignment =
-        ConsumerProtocolAssignment::decode(&mut body, version).map_err(protocol_error)?;
-    Ok(assignment
-        .assigned_partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.to_string(), *p)))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_gives_the_first_members_one_more() {
-        assert_eq!(range(7, 3), vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
-        assert_eq!(range(2, 3), vec![vec![0], vec![1], vec![]]);
-    }
-
-    #[test]
-    fn protocol_bytes_round_trip() {
-        let topics = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(subscribed(subscription(&topics).unwrap()).unwrap(), topics);
-        let plan = BTreeMap::from([("a".to_string(), vec![0, 2])]);
-        assert_eq!(
-            assigned(assignment(plan).unwrap()).unwrap(),
-            vec![("a".to_string(), 0), ("a".to_string(), 2)]
-        );
-    }
+    let subscription = Subscription {
+        topics: topics.to_vec(),
+        owned: Vec::new(),
+    };
+    encode_subscription(&subscription).map_err(protocol_error)
 }
