@@ -164,15 +164,26 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
         broker.kill9();
         summary.kills += 1;
         tokio::time::sleep(Duration::from_millis(rng.between(0, 300))).await;
-        broker.restart()?;
+        if let Err(e) = broker.restart() {
+            shared.violation(format!("restart after kill {}: {e}", summary.kills));
+            break;
+        }
         check_commits(&bootstrap, options.partitions, &shared).await;
-        check_log(&bootstrap, options.partitions, &shared).await;
+        let in_log = check_log(&bootstrap, options.partitions, &shared).await;
+        let ledger = shared.ledger.lock().unwrap();
+        eprintln!(
+            "kill {}/{}: {} records acknowledged, {in_log} in the log, {} violations",
+            summary.kills,
+            options.kills,
+            ledger.acknowledged.len(),
+            ledger.violations.len()
+        );
     }
     shared.stop.store(true, Ordering::SeqCst);
     for producer in producers {
         producer.await.map_err(|e| format!("producer task: {e}"))?;
     }
-    let consumer_stats = consumer
+    let consumed = consumer
         .join()
         .map_err(|_| "the consumer panicked".to_string())?;
     let records_in_log = check_log(&bootstrap, options.partitions, &shared).await;
@@ -181,7 +192,7 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
     }
     let ledger = shared.ledger.lock().unwrap();
     summary.acknowledged = ledger.acknowledged.len();
-    summary.consumed = consumer_stats;
+    summary.consumed = consumed;
     summary.records_in_log = records_in_log;
     summary.produce_errors = shared.produce_errors.load(Ordering::SeqCst);
     summary.commits = shared.commits.load(Ordering::SeqCst);
@@ -201,9 +212,11 @@ fn client(bootstrap: &str) -> ClientConfig {
     config
 }
 
-/// Sends `p<id>-<seq>` records with keys spread over the partitions until
-/// told to stop, then waits for the deliveries still outstanding.
+/// Sends `p<id>-<seq>` records with keys spread over the partitions, one
+/// every [`SEND_PAUSE`], until told to stop, then waits for the deliveries
+/// still outstanding.
 async fn produce(bootstrap: String, id: usize, shared: Arc<Shared>) {
+    use futures_util::StreamExt;
     let producer: FutureProducer = client(&bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -214,45 +227,48 @@ async fn produce(bootstrap: String, id: usize, shared: Arc<Shared>) {
         .expect("producer config");
     let mut pending = futures_util::stream::FuturesUnordered::new();
     let mut seq = 0u64;
+    let mut next_send = tokio::time::Instant::now();
     loop {
-        use futures_util::StreamExt;
         let stopping = shared.stop.load(Ordering::SeqCst);
         if stopping && pending.is_empty() {
             break;
         }
-        if !stopping && pending.len() < IN_FLIGHT {
+        let now = tokio::time::Instant::now();
+        if !stopping && pending.len() < IN_FLIGHT && now >= next_send {
+            next_send = now + SEND_PAUSE;
             let value = format!("p{id}-{seq}");
             let key = format!("k{}", seq % 17);
             seq += 1;
-            let send = producer.send_result(FutureRecord::to(TOPIC).key(&key).payload(&value));
-            match send {
+            match producer.send_result(FutureRecord::to(TOPIC).key(&key).payload(&value)) {
                 Ok(delivery) => pending.push(async move { (value, delivery.await) }),
                 Err(_) => {
                     shared.produce_errors.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
-            if pending.len() < IN_FLIGHT {
-                tokio::time::sleep(SEND_PAUSE).await;
-                continue;
-            }
         }
-        match pending.next().await {
-            Some((value, Ok(Ok(delivery)))) => {
-                let mut ledger = shared.ledger.lock().unwrap();
-                let key = (delivery.partition, delivery.offset);
-                if let Some(old) = ledger.acknowledged.insert(key, value.clone()) {
-                    ledger.violations.push(format!(
-                        "partition {} offset {} acknowledged for {old} and for {value}",
-                        key.0, key.1
-                    ));
+        tokio::select! {
+            Some((value, delivered)) = pending.next(), if !pending.is_empty() => {
+                match delivered {
+                    Ok(Ok(delivery)) => acknowledged(&shared, delivery.partition, delivery.offset, value),
+                    _ => {
+                        shared.produce_errors.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             }
-            Some(_) => {
-                shared.produce_errors.fetch_add(1, Ordering::SeqCst);
-            }
-            None => {}
+            () = tokio::time::sleep_until(next_send), if !stopping => {}
         }
+    }
+}
+
+fn acknowledged(shared: &Shared, partition: i32, offset: i64, value: String) {
+    let mut ledger = shared.ledger.lock().unwrap();
+    if let Some(old) = ledger
+        .acknowledged
+        .insert((partition, offset), value.clone())
+    {
+        ledger.violations.push(format!(
+            "partition {partition} offset {offset} acknowledged for {old} and for {value}"
+        ));
     }
 }
 
