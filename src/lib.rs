@@ -12,5 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod server;
+pub mod simulate;
 
 pub use embedded::{Broker, BrokerBuilder, ConsumedRecord, Consumer, Delivered, Error, Producer};

@@ -1,0 +1,203 @@
+//! The virtual clock: plays a scenario's events and the protocol's timers
+//! in time order, jumping from one instant to the next.
+
+use super::classic::Classic;
+use super::protocol::Protocol as _;
+use super::report::{Observer, PlayedEvent, Report};
+use super::scenario::{Action, Protocol, Scenario};
+use actorlog_actors::group::assignor::{TopicPartition, Topics};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Instants a run may have before it is stopped as runaway (a group that
+/// heartbeats every 10 ms for a day has under ten million).
+const MAX_INSTANTS: usize = 20_000_000;
+
+/// One thing the runner does to a consumer or topic.
+#[derive(Debug, Clone)]
+enum Step {
+    Start(usize),
+    /// `returns`: a restart, whose consumer is still expected to read.
+    Leave {
+        consumer: usize,
+        returns: bool,
+    },
+    Crash(usize),
+    Pause {
+        consumer: usize,
+        until: u64,
+    },
+    Subscribe(usize, Vec<String>),
+    Grow(String, i32),
+}
+
+/// Plays `scenario` to its end.
+pub fn run(scenario: &Scenario) -> Result<Report, String> {
+    let mut protocol = match scenario.group.protocol {
+        Protocol::Classic => Classic::new(&scenario.group, &scenario.topics, &scenario.consumers),
+        Protocol::Consumer => {
+            return Err(
+                "the consumer protocol (KIP-848) is not simulated yet; use protocol: classic"
+                    .into(),
+            )
+        }
+    };
+    let index: BTreeMap<&str, usize> = scenario
+        .consumers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let consumer = |name: &str| {
+        index
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("no consumer named `{name}`"))
+    };
+    let mut steps: Vec<(u64, Step)> = Vec::new();
+    let mut played = Vec::new();
+    for event in &scenario.events {
+        let at = event.at.0;
+        let mut last = at;
+        match &event.action {
+            Action::Join(names) => {
+                for name in names {
+                    steps.push((at, Step::Start(consumer(name)?)));
+                }
+            }
+            Action::Leave(name) => steps.push((
+                at,
+                Step::Leave {
+                    consumer: consumer(name)?,
+                    returns: false,
+                },
+            )),
+            Action::Crash(name) => steps.push((at, Step::Crash(consumer(name)?))),
+            Action::Restart {
+                consumer: name,
+                down,
+            } => {
+                let c = consumer(name)?;
+                last = at + down.0;
+                steps.push((
+                    at,
+                    Step::Leave {
+                        consumer: c,
+                        returns: true,
+                    },
+                ));
+                steps.push((last, Step::Start(c)));
+            }
+            Action::Pause {
+                consumer: name,
+                duration,
+            } => {
+                last = at + duration.0;
+                steps.push((
+                    at,
+                    Step::Pause {
+                        consumer: consumer(name)?,
+                        until: last,
+                    },
+                ));
+            }
+            Action::Subscribe {
+                consumer: name,
+                topics,
+            } => steps.push((at, Step::Subscribe(consumer(name)?, topics.clone()))),
+            Action::AddPartitions { topic, count } => {
+                steps.push((at, Step::Grow(topic.clone(), *count)))
+            }
+        }
+        played.push(PlayedEvent {
+            at,
+            last,
+            text: event.action.to_string(),
+            subjects: event.action.subjects(),
+        });
+    }
+    // Stable: what happens at the same instant happens in file order.
+    steps.sort_by_key(|(at, _)| *at);
+
+    let end = scenario.duration.0;
+    let mut topics = scenario.topics.clone();
+    let mut subscriptions: Vec<Vec<String>> = scenario
+        .consumers
+        .iter()
+        .map(|c| c.topics.clone())
+        .collect();
+    let mut expected = vec![false; scenario.consumers.len()];
+    let mut observer = Observer::new(scenario);
+    observer.observe(0, &protocol.view(), &BTreeSet::new());
+    let mut next = 0;
+    let mut instants = 0;
+    loop {
+        let event_due = steps.get(next).map(|(at, _)| *at);
+        let Some(now) = [event_due, protocol.next_due()].into_iter().flatten().min() else {
+            break;
+        };
+        if now > end {
+            break;
+        }
+        instants += 1;
+        if instants > MAX_INSTANTS {
+            return Err(format!(
+                "more than {MAX_INSTANTS} instants by {now} ms; the run does not progress"
+            ));
+        }
+        while let Some((_, step)) = steps.get(next).filter(|(at, _)| *at == now) {
+            match step.clone() {
+                Step::Start(c) => {
+                    expected[c] = true;
+                    protocol.start(c, now);
+                }
+                Step::Leave { consumer, returns } => {
+                    expected[consumer] = returns;
+                    protocol.leave(consumer, now);
+                }
+                Step::Crash(c) => protocol.crash(c, now),
+                Step::Pause { consumer, until } => protocol.pause(consumer, until, now),
+                Step::Subscribe(c, list) => {
+                    subscriptions[c] = list.clone();
+                    protocol.subscribe(c, list, now);
+                }
+                Step::Grow(topic, count) => {
+                    topics.insert(topic, count);
+                    protocol.topics_changed(&topics, now);
+                }
+            }
+            next += 1;
+        }
+        protocol.advance(now)?;
+        for text in protocol.take_notes() {
+            observer.note(now, text);
+        }
+        let wanted = expected_partitions(&topics, &subscriptions, &expected);
+        observer.observe(now, &protocol.view(), &wanted);
+    }
+    let mut report = observer.finish(end, &protocol.view(), &played);
+    report.description = scenario.description.clone();
+    report.protocol = match scenario.group.protocol {
+        Protocol::Classic if scenario.group.assignor.0.is_cooperative() => "classic (cooperative)",
+        Protocol::Classic => "classic (eager)",
+        Protocol::Consumer => "consumer (KIP-848)",
+    }
+    .to_string();
+    report.assignor = scenario.group.assignor.0.name().to_string();
+    Ok(report)
+}
+
+/// The partitions of the topics that consumers expected to run subscribe to.
+fn expected_partitions(
+    topics: &Topics,
+    subscriptions: &[Vec<String>],
+    expected: &[bool],
+) -> BTreeSet<TopicPartition> {
+    subscriptions
+        .iter()
+        .zip(expected)
+        .filter(|(_, e)| **e)
+        .flat_map(|(s, _)| s.iter())
+        .filter_map(|t| topics.get(t).map(|n| (t, *n)))
+        .flat_map(|(t, n)| (0..n).map(move |p| (t.clone(), p)))
+        .collect()
+}
