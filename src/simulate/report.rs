@@ -162,9 +162,16 @@ impl Observer {
         self.notes.push(Note { at_ms: now, text });
     }
 
-    /// Takes in the view after everything at `now` happened; `expected`
-    /// are the partitions someone should be fetching.
-    pub fn observe(&mut self, now: u64, view: &View, expected: &BTreeSet<TopicPartition>) {
+    /// Takes in the view after everything at `now` happened. `expected`
+    /// are the partitions someone should be fetching; the group is settled
+    /// only when the running consumers fetch all of `subscribed`, theirs.
+    pub fn observe(
+        &mut self,
+        now: u64,
+        view: &View,
+        expected: &BTreeSet<TopicPartition>,
+        subscribed: &BTreeSet<TopicPartition>,
+    ) {
         for c in 0..self.consumers.len() {
             self.consumer(now, c, view.running[c], &view.fetching[c]);
         }
@@ -176,8 +183,9 @@ impl Observer {
                 partitions: missing,
             });
         }
-        if self.settled.last().is_none_or(|(_, s)| *s != view.settled) {
-            self.settled.push((now, view.settled));
+        let settled = view.settled && subscribed.iter().all(|tp| fetched.contains(tp));
+        if self.settled.last().is_none_or(|(_, s)| *s != settled) {
+            self.settled.push((now, settled));
         }
         self.generation(now, view);
         match (self.rebalancing_since, view.rebalancing) {
@@ -301,7 +309,7 @@ impl Observer {
             rebalancing_ms: self.rebalancing.iter().map(|w| w.to_ms - w.from_ms).sum(),
             final_assignment,
             final_skew,
-            settled_at_end: view.settled,
+            settled_at_end: self.settled.last().is_some_and(|(_, s)| *s),
         };
         Report {
             description: String::new(),

@@ -127,7 +127,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
         .collect();
     let mut expected = vec![false; scenario.consumers.len()];
     let mut observer = Observer::new(scenario);
-    observer.observe(0, &protocol.view(), &BTreeSet::new());
+    observer.observe(0, &protocol.view(), &BTreeSet::new(), &BTreeSet::new());
     let mut next = 0;
     let mut instants = 0;
     loop {
@@ -171,8 +171,10 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
         for text in protocol.take_notes() {
             observer.note(now, text);
         }
+        let view = protocol.view();
         let wanted = expected_partitions(&topics, &subscriptions, &expected);
-        observer.observe(now, &protocol.view(), &wanted);
+        let running = expected_partitions(&topics, &subscriptions, &view.running);
+        observer.observe(now, &view, &wanted, &running);
     }
     let mut report = observer.finish(end, &protocol.view(), &played);
     report.description = scenario.description.clone();
@@ -186,15 +188,15 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
     Ok(report)
 }
 
-/// The partitions of the topics that consumers expected to run subscribe to.
+/// The partitions of the topics that the `chosen` consumers subscribe to.
 fn expected_partitions(
     topics: &Topics,
     subscriptions: &[Vec<String>],
-    expected: &[bool],
+    chosen: &[bool],
 ) -> BTreeSet<TopicPartition> {
     subscriptions
         .iter()
-        .zip(expected)
+        .zip(chosen)
         .filter(|(_, e)| **e)
         .flat_map(|(s, _)| s.iter())
         .filter_map(|t| topics.get(t).map(|n| (t, *n)))

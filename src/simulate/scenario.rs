@@ -18,19 +18,45 @@ use std::fmt;
 pub struct Millis(pub u64);
 
 impl Millis {
+    /// `1m30s`, `1.5s`, `250ms`: numbers with units, added up.
     pub fn parse(text: &str) -> Option<Millis> {
-        let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit())?;
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().ok()?;
-        let scale = match unit.trim() {
-            "ms" => 1,
-            "s" => 1000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            _ => return None,
-        };
-        number.checked_mul(scale).map(Millis)
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total: u64 = 0;
+        while !rest.is_empty() {
+            let number_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            let unit_end = rest[number_end..]
+                .find(|c: char| c.is_ascii_digit())
+                .map_or(rest.len(), |i| number_end + i);
+            let (number, unit) = (&rest[..number_end], &rest[number_end..unit_end]);
+            let scale: u64 = match unit {
+                "ms" => 1,
+                "s" => 1000,
+                "m" | "min" => 60_000,
+                "h" => 3_600_000,
+                _ => return None,
+            };
+            let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+            let whole: u64 = whole.parse().ok()?;
+            let mut part = whole.checked_mul(scale)?;
+            if !fraction.is_empty() {
+                let digits = u32::try_from(fraction.len()).ok()?;
+                let fraction: u64 = fraction.parse().ok()?;
+                let divisor = 10u64.checked_pow(digits)?;
+                let scaled = fraction.checked_mul(scale)?;
+                if scaled % divisor != 0 {
+                    return None;
+                }
+                part = part.checked_add(scaled / divisor)?;
+            }
+            total = total.checked_add(part)?;
+            rest = &rest[unit_end..];
+        }
+        Some(Millis(total))
     }
 }
 
@@ -63,7 +89,7 @@ impl<'de> Deserialize<'de> for Millis {
         let text = String::deserialize(deserializer)?;
         Millis::parse(&text).ok_or_else(|| {
             de::Error::custom(format!(
-                "`{text}` is not a duration; write it like 500ms, 30s, 5m or 1h"
+                "`{text}` is not a duration; write it like 500ms, 1.5s, 30s, 5m or 1h30m"
             ))
         })
     }
@@ -365,32 +391,37 @@ impl<'de> Visitor<'de> for EventVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
         let mut fields = EventFields::default();
         while let Some(key) = map.next_key::<String>()? {
+            let field = |e: A::Error| de::Error::custom(format!("field `{key}`: {e}"));
             let target = match key.as_str() {
                 "at" => {
-                    fields.at = Some(map.next_value()?);
+                    fields.at = Some(map.next_value().map_err(field)?);
                     continue;
                 }
                 "down" => {
-                    fields.down = Some(map.next_value()?);
+                    fields.down = Some(map.next_value().map_err(field)?);
                     continue;
                 }
                 "for" => {
-                    fields.duration = Some(map.next_value()?);
+                    fields.duration = Some(map.next_value().map_err(field)?);
                     continue;
                 }
                 "topics" => {
-                    fields.topics = Some(map.next_value()?);
+                    fields.topics = Some(map.next_value().map_err(field)?);
                     continue;
                 }
                 "count" => {
-                    fields.count = Some(map.next_value()?);
+                    fields.count = Some(map.next_value().map_err(field)?);
                     continue;
                 }
-                "join" => ActionTarget::Consumers(map.next_value::<ConsumerList>()?.0),
-                "leave" | "crash" | "restart" | "pause" | "subscribe" => {
-                    ActionTarget::Consumers(vec![map.next_value::<ConsumerRef>()?.0])
+                "join" => {
+                    ActionTarget::Consumers(map.next_value::<ConsumerList>().map_err(field)?.0)
                 }
-                "add_partitions" => ActionTarget::Topic(map.next_value::<TopicRef>()?.0),
+                "leave" | "crash" | "restart" | "pause" | "subscribe" => {
+                    ActionTarget::Consumers(vec![map.next_value::<ConsumerRef>().map_err(field)?.0])
+                }
+                "add_partitions" => {
+                    ActionTarget::Topic(map.next_value::<TopicRef>().map_err(field)?.0)
+                }
                 other => {
                     return Err(de::Error::custom(format!(
                         "unknown event field `{other}`; an event has `at` and one of {ACTIONS}"
