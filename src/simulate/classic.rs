@@ -467,14 +467,16 @@ impl Classic {
         client.started_at + since.div_ceil(client.poll_time) * client.poll_time
     }
 
-    fn run(&mut self, c: usize, task: Task, now: u64) {
+    /// Runs a timer; false when it changed nothing anyone can see (a
+    /// heartbeat the group answered with no error).
+    fn run(&mut self, c: usize, task: Task, now: u64) -> bool {
         match task {
-            Task::Heartbeat(chain) => self.heartbeat(c, chain, now),
+            Task::Heartbeat(chain) => return self.heartbeat(c, chain, now),
             Task::Rejoin => {
                 let eager = !self.cooperative();
                 let client = &mut self.clients[c];
                 if !client.rejoining || client.paused_until.is_some() {
-                    return;
+                    return false;
                 }
                 if eager {
                     client.owned.clear();
@@ -497,12 +499,14 @@ impl Classic {
                 }
             }
         }
+        true
     }
 
-    fn heartbeat(&mut self, c: usize, chain: u64, now: u64) {
+    /// Whether the heartbeat's answer changes anything.
+    fn heartbeat(&mut self, c: usize, chain: u64, now: u64) -> bool {
         let client = &self.clients[c];
         if client.phase != Phase::Stable || client.heartbeats != chain {
-            return;
+            return false;
         }
         let error = self.group.heartbeat(
             &client.member_id,
@@ -512,7 +516,7 @@ impl Classic {
         );
         self.schedule(now + self.heartbeat_interval, c, Task::Heartbeat(chain));
         match error {
-            0 => {}
+            0 => return false,
             REBALANCE_IN_PROGRESS => {
                 let boundary = self.poll_boundary(c, now);
                 self.request_rejoin(c, now, boundary);
@@ -527,6 +531,7 @@ impl Classic {
                 self.request_rejoin(c, now, boundary);
             }
         }
+        true
     }
 
     /// The client gives up its membership, as librdkafka and the Java
@@ -690,14 +695,16 @@ impl Protocol for Classic {
             .min()
     }
 
-    fn advance(&mut self, now: u64) -> Result<(), String> {
+    fn advance(&mut self, now: u64) -> Result<bool, String> {
         self.exchanges = 0;
+        let mut changed = !self.replies.is_empty();
         self.deliver(now)?;
         loop {
             if self.group.next_deadline().is_some_and(|d| d <= now) {
                 let replies = self.group.tick(now);
                 self.replies.extend(replies);
                 self.deliver(now)?;
+                changed = true;
                 continue;
             }
             let Some(entry) = self.agenda.first_entry() else {
@@ -708,11 +715,11 @@ impl Protocol for Classic {
             }
             let (c, incarnation, task) = entry.remove();
             if self.clients[c].incarnation == incarnation && self.clients[c].running {
-                self.run(c, task, now);
+                changed |= self.run(c, task, now);
                 self.deliver(now)?;
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn view(&self) -> View {

@@ -20,8 +20,9 @@ pub trait Protocol {
     fn topics_changed(&mut self, topics: &Topics, now: u64);
     /// When something is next due (a timer of the group or of a client).
     fn next_due(&self) -> Option<u64>;
-    /// Does everything due at `now`.
-    fn advance(&mut self, now: u64) -> Result<(), String>;
+    /// Does everything due at `now`; false when nothing that [`View`]
+    /// shows can have changed (most instants are quiet heartbeats).
+    fn advance(&mut self, now: u64) -> Result<bool, String>;
     /// What an observer sees now.
     fn view(&self) -> View;
     /// What happened that a reader should know about (fenced members,

@@ -128,6 +128,9 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
     let mut expected = vec![false; scenario.consumers.len()];
     let mut observer = Observer::new(scenario);
     observer.observe(0, &protocol.view(), &BTreeSet::new(), &BTreeSet::new());
+    // Bumped when topics or subscriptions change.
+    let mut version = 0u64;
+    let mut wanted = Wanted::default();
     let mut next = 0;
     let mut instants = 0;
     loop {
@@ -144,7 +147,9 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
                 "more than {MAX_INSTANTS} instants by {now} ms; the run does not progress"
             ));
         }
+        let mut changed = false;
         while let Some((_, step)) = steps.get(next).filter(|(at, _)| *at == now) {
+            changed = true;
             match step.clone() {
                 Step::Start(c) => {
                     expected[c] = true;
@@ -158,23 +163,33 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
                 Step::Pause { consumer, until } => protocol.pause(consumer, until, now),
                 Step::Subscribe(c, list) => {
                     subscriptions[c] = list.clone();
+                    version += 1;
                     protocol.subscribe(c, list, now);
                 }
                 Step::Grow(topic, count) => {
                     topics.insert(topic, count);
+                    version += 1;
                     protocol.topics_changed(&topics, now);
                 }
             }
             next += 1;
         }
-        protocol.advance(now)?;
+        changed |= protocol.advance(now)?;
         for text in protocol.take_notes() {
             observer.note(now, text);
         }
-        let view = protocol.view();
-        let wanted = expected_partitions(&topics, &subscriptions, &expected);
-        let running = expected_partitions(&topics, &subscriptions, &view.running);
-        observer.observe(now, &view, &wanted, &running);
+        if changed {
+            let view = protocol.view();
+            let inputs = (version, expected.clone(), view.running.clone());
+            if wanted.inputs != inputs {
+                wanted = Wanted {
+                    expected: expected_partitions(&topics, &subscriptions, &expected),
+                    running: expected_partitions(&topics, &subscriptions, &view.running),
+                    inputs,
+                };
+            }
+            observer.observe(now, &view, &wanted.expected, &wanted.running);
+        }
     }
     let mut report = observer.finish(end, &protocol.view(), &played);
     report.description = scenario.description.clone();
@@ -186,6 +201,17 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
     .to_string();
     report.assignor = scenario.group.assignor.0.name().to_string();
     Ok(report)
+}
+
+/// The partitions someone should fetch, kept while their inputs stay.
+#[derive(Default)]
+struct Wanted {
+    /// The topics-and-subscriptions version, who is expected, who runs.
+    inputs: (u64, Vec<bool>, Vec<bool>),
+    /// Of the consumers expected to run (crashed ones included).
+    expected: BTreeSet<TopicPartition>,
+    /// Of the running consumers.
+    running: BTreeSet<TopicPartition>,
 }
 
 /// The partitions of the topics that the `chosen` consumers subscribe to.
