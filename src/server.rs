@@ -3,6 +3,7 @@
 
 use actorlog_actors::{metrics, server, Broker, BrokerConfig};
 use std::io;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -25,7 +26,15 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
             _ = terminate.recv() => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
-        log::info!("shutting down: flushing partitions");
+        // The listener is closed: no new connections. Let the open ones
+        // finish what they read and write their responses.
+        log::info!("shutting down: finishing in-flight requests");
+        let timeout = Duration::from_millis(broker.config().shutdown_timeout_ms);
+        let left = broker.connections().drain(timeout).await;
+        if left > 0 {
+            log::warn!("{left} connections still busy after shutdown_timeout_ms; dropping them");
+        }
+        log::info!("flushing partitions");
         broker.sync_all().await;
         broker.stop();
         result

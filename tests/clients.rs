@@ -16,12 +16,13 @@ fn cli(bootstrap: &str, args: &[&str], stdin: &str) -> String {
     stdout
 }
 
-fn python_script(script: &str, broker: &BrokerProcess) {
+fn python_script(script: &str, broker: &BrokerProcess, args: &[&str]) {
     let path = source(script);
     let (ok, stdout, stderr) = run(
         Command::new("python3")
             .arg(&path)
-            .args(["--bootstrap", &broker.bootstrap()]),
+            .args(["--bootstrap", &broker.bootstrap()])
+            .args(args),
         "",
     );
     assert!(ok, "{script} failed:\n{stdout}\n{stderr}");
@@ -30,13 +31,13 @@ fn python_script(script: &str, broker: &BrokerProcess) {
 #[test]
 fn kafka_python_produces_consumes_and_commits() {
     let broker = BrokerProcess::start();
-    python_script("tests/scripts/kafka_python_roundtrip.py", &broker);
+    python_script("tests/scripts/kafka_python_roundtrip.py", &broker, &[]);
 }
 
 #[test]
 fn confluent_kafka_round_trips_every_codec_and_transactions() {
     let broker = BrokerProcess::start();
-    python_script("tests/scripts/confluent_roundtrip.py", &broker);
+    python_script("tests/scripts/confluent_roundtrip.py", &broker, &[]);
 }
 
 #[test]
@@ -229,8 +230,33 @@ fn kafkajs_consumer_groups_share_partitions_and_commit() {
     assert!(ok, "kafkajs: {stdout}\n{stderr}");
 }
 
+/// Short group timeouts, so that a killed member is expelled quickly.
+fn quick_groups_broker() -> (BrokerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "group_initial_rebalance_delay_ms: 500\n\
+         group_consumer_session_timeout_ms: 6000\n\
+         group_consumer_heartbeat_interval_ms: 500\n",
+    )
+    .expect("config");
+    let broker = BrokerProcess::start_with(&["--config", config.to_str().expect("utf-8")]);
+    (broker, dir)
+}
+
 #[test]
-fn cooperative_rebalancing_and_static_membership() {
-    let broker = BrokerProcess::start();
-    python_script("tests/scripts/cooperative_static.py", &broker);
+fn cooperative_rebalancing_static_membership_and_expiry() {
+    let (broker, _dir) = quick_groups_broker();
+    python_script("tests/scripts/cooperative_static.py", &broker, &[]);
+}
+
+#[test]
+fn consumer_protocol_rebalancing_static_membership_and_expiry() {
+    let (broker, _dir) = quick_groups_broker();
+    python_script(
+        "tests/scripts/cooperative_static.py",
+        &broker,
+        &["--protocol", "consumer"],
+    );
 }

@@ -1,6 +1,7 @@
 //! What the README promises about durability, checked by stopping the real
 //! broker process: topics and records survive a clean restart at the same
-//! offsets, and every record acknowledged with acks=all survives SIGKILL.
+//! offsets, and every record acknowledged with acks=all survives SIGKILL and
+//! SIGTERM.
 
 mod broker_process;
 mod embedded_broker;
@@ -56,6 +57,21 @@ async fn topics_and_records_survive_a_clean_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_records_survive_sigkill() {
+    acknowledged_records_survive(BrokerProcess::kill9).await;
+}
+
+/// SIGTERM in the middle of the run: the broker finishes what it read,
+/// exits with status 0 (`terminate` checks it) and loses nothing it
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_records_survive_sigterm() {
+    acknowledged_records_survive(BrokerProcess::terminate).await;
+}
+
+/// Produces with acks=all without pause, stops the broker with `stop` while
+/// requests are in flight, starts it again and checks that every
+/// acknowledged record is there at its acknowledged offset.
+async fn acknowledged_records_survive(stop: fn(&mut BrokerProcess)) {
     let mut broker = BrokerProcess::start();
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "durable", 2, &[]).await;
@@ -65,7 +81,7 @@ async fn acknowledged_records_survive_sigkill() {
         .set("message.timeout.ms", "5000")
         .create()
         .expect("producer");
-    // Produce without pause; kill the broker while requests are in flight.
+    // Produce without pause; stop the broker while requests are in flight.
     let mut acknowledged: BTreeMap<(i32, i64), String> = BTreeMap::new();
     let mut in_flight = Vec::new();
     let started = Instant::now();
@@ -79,11 +95,11 @@ async fn acknowledged_records_survive_sigkill() {
             producer.send_result(record).expect("queued"),
         ));
         if i == 10_000 {
-            // Let part of the run be acknowledged, then pull the plug.
+            // Let part of the run be acknowledged, then stop the broker.
             while started.elapsed() < Duration::from_millis(200) {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            broker.kill9();
+            stop(&mut broker);
         }
     }
     for (payload, delivery) in in_flight {
@@ -300,4 +316,55 @@ async fn a_sigkill_during_compaction_loses_nothing() {
             "{key}: its latest value at its offset"
         );
     }
+}
+
+/// A synchronous OffsetCommit is answered only once sled has flushed it, so
+/// a SIGKILL right after the answer keeps it.
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_offsets_survive_sigkill() {
+    let mut broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "committed", 3, &[]).await;
+    embedded_broker::produce(&bootstrap, "committed", 3, 30).await;
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "kept-offsets")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut offsets = TopicPartitionList::new();
+    for partition in 0..3 {
+        offsets
+            .add_partition_offset(
+                "committed",
+                partition,
+                Offset::Offset(3 + i64::from(partition)),
+            )
+            .expect("offset");
+    }
+    consumer
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .expect("committed");
+    drop(consumer);
+    broker.kill9();
+    broker.restart();
+    let consumer: BaseConsumer = config(&bootstrap)
+        .set("group.id", "kept-offsets")
+        .create()
+        .expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..3 {
+        wanted.add_partition("committed", partition);
+    }
+    let found = consumer
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .expect("offset fetch");
+    let got: Vec<(i32, Offset)> = found
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset()))
+        .collect();
+    let expected: Vec<(i32, Offset)> = (0..3)
+        .map(|p| (p, Offset::Offset(3 + i64::from(p))))
+        .collect();
+    assert_eq!(got, expected);
 }

@@ -1,9 +1,12 @@
 //! Consumer groups with librdkafka consumers against the broker: partitions
 //! shared out, idle members beyond the partition count, hand-over when a
-//! member leaves, committed offsets resumed, independent groups.
+//! member leaves, committed offsets resumed, independent groups; each under
+//! the classic protocol and under the new consumer protocol (KIP-848,
+//! `group.protocol=consumer`), where the broker computes the assignment.
 
 mod embedded_broker;
 
+use actorlog_actors::group::consumer_protocol::decode_assignment;
 use embedded_broker::{config, create_topic, eventually, produce, start};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::Message;
@@ -29,15 +32,27 @@ struct Member {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The group protocol a member speaks.
+#[derive(Clone, Copy)]
+enum Protocol {
+    Classic,
+    /// KIP-848: timeouts are the broker's, not the client's, to set.
+    Consumer,
+}
+
 impl Member {
-    fn join(bootstrap: &str, group: &str, topic: &str) -> Member {
-        let consumer: BaseConsumer = config(bootstrap)
+    fn join(protocol: Protocol, bootstrap: &str, group: &str, topic: &str) -> Member {
+        let mut settings = config(bootstrap);
+        settings
             .set("group.id", group)
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .create()
-            .expect("consumer");
+            .set("auto.offset.reset", "earliest");
+        match protocol {
+            Protocol::Classic => settings
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "500"),
+            Protocol::Consumer => settings.set("group.protocol", "consumer"),
+        };
+        let consumer: BaseConsumer = settings.create().expect("consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -95,6 +110,8 @@ impl Drop for Member {
 
 fn fast_groups(config: &mut actorlog::BrokerConfig) {
     config.group_initial_rebalance_delay_ms = 500;
+    config.group_consumer_heartbeat_interval_ms = 200;
+    config.group_consumer_session_timeout_ms = 6000;
 }
 
 /// Waits until the members' assignments have the given sizes (sorted) and
@@ -110,18 +127,34 @@ fn wait_for_balance(members: &[&Member], partitions: i32, sizes: &[usize]) {
     });
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn three_members_share_six_partitions_and_read_everything_once() {
+async fn three_members_share_six_partitions_and_read_everything_once(protocol: Protocol) {
     let (_broker, bootstrap) = start(fast_groups).await;
     create_topic(&bootstrap, "shared", 6, &[]).await;
     produce(&bootstrap, "shared", 6, 600).await;
     let members: Vec<Member> = (0..3)
-        .map(|_| Member::join(&bootstrap, "g3", "shared"))
+        .map(|_| Member::join(protocol, &bootstrap, "g3", "shared"))
         .collect();
     wait_for_balance(&members.iter().collect::<Vec<_>>(), 6, &[2, 2, 2]);
     eventually(LIMIT, "every record consumed", || {
         members.iter().map(|m| m.values().len()).sum::<usize>() >= 600
     });
+    // DescribeGroups shows the group, whichever protocol it speaks, with
+    // each member's two partitions in consumer-protocol bytes.
+    let admin: BaseConsumer = config(&bootstrap).create().expect("client");
+    let groups = admin
+        .fetch_group_list(Some("g3"), Duration::from_secs(10))
+        .expect("describe groups");
+    let group = &groups.groups()[0];
+    assert_eq!(
+        (group.state(), group.protocol_type()),
+        ("Stable", "consumer")
+    );
+    assert_eq!(group.members().len(), 3);
+    for member in group.members() {
+        let bytes = member.assignment().expect("an assignment");
+        let assignment = decode_assignment(bytes::Bytes::copy_from_slice(bytes));
+        assert_eq!(assignment.map(|a| a.len()), Ok(2));
+    }
     let mut all: Vec<String> = members.into_iter().flat_map(Member::leave).collect();
     all.sort();
     let mut expected: Vec<String> = (0..600).map(|i| format!("value-{i}")).collect();
@@ -129,12 +162,11 @@ async fn three_members_share_six_partitions_and_read_everything_once() {
     assert_eq!(all, expected, "each record exactly once across the group");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn members_beyond_the_partition_count_stay_idle() {
+async fn members_beyond_the_partition_count_stay_idle(protocol: Protocol) {
     let (_broker, bootstrap) = start(fast_groups).await;
     create_topic(&bootstrap, "six", 6, &[]).await;
     let members: Vec<Member> = (0..7)
-        .map(|_| Member::join(&bootstrap, "g7", "six"))
+        .map(|_| Member::join(protocol, &bootstrap, "g7", "six"))
         .collect();
     wait_for_balance(
         &members.iter().collect::<Vec<_>>(),
@@ -143,23 +175,21 @@ async fn members_beyond_the_partition_count_stay_idle() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_member_that_leaves_hands_its_partitions_over() {
+async fn a_member_that_leaves_hands_its_partitions_over(protocol: Protocol) {
     let (_broker, bootstrap) = start(fast_groups).await;
     create_topic(&bootstrap, "handover", 4, &[]).await;
-    let stays = Member::join(&bootstrap, "g2", "handover");
-    let goes = Member::join(&bootstrap, "g2", "handover");
+    let stays = Member::join(protocol, &bootstrap, "g2", "handover");
+    let goes = Member::join(protocol, &bootstrap, "g2", "handover");
     wait_for_balance(&[&stays, &goes], 4, &[2, 2]);
     goes.leave();
     wait_for_balance(&[&stays], 4, &[4]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_restarted_member_resumes_after_the_committed_offset() {
+async fn a_restarted_member_resumes_after_the_committed_offset(protocol: Protocol) {
     let (_broker, bootstrap) = start(fast_groups).await;
     create_topic(&bootstrap, "resume", 1, &[]).await;
     produce(&bootstrap, "resume", 1, 100).await;
-    let first = Member::join(&bootstrap, "resumers", "resume");
+    let first = Member::join(protocol, &bootstrap, "resumers", "resume");
     eventually(LIMIT, "the first 100 records", || {
         first.values().len() >= 100
     });
@@ -185,7 +215,7 @@ async fn a_restarted_member_resumes_after_the_committed_offset() {
     );
     drop(consumer);
     produce_from(&bootstrap, "resume", 100, 150).await;
-    let second = Member::join(&bootstrap, "resumers", "resume");
+    let second = Member::join(protocol, &bootstrap, "resumers", "resume");
     eventually(LIMIT, "the 50 new records", || second.values().len() >= 50);
     std::thread::sleep(Duration::from_secs(1));
     let values = second.leave();
@@ -196,13 +226,12 @@ async fn a_restarted_member_resumes_after_the_committed_offset() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_groups_each_receive_every_record() {
+async fn two_groups_each_receive_every_record(protocol: Protocol) {
     let (_broker, bootstrap) = start(fast_groups).await;
     create_topic(&bootstrap, "fanout", 2, &[]).await;
     produce(&bootstrap, "fanout", 2, 40).await;
-    let a = Member::join(&bootstrap, "group-a", "fanout");
-    let b = Member::join(&bootstrap, "group-b", "fanout");
+    let a = Member::join(protocol, &bootstrap, "group-a", "fanout");
+    let b = Member::join(protocol, &bootstrap, "group-b", "fanout");
     eventually(LIMIT, "both groups reading everything", || {
         a.values().len() >= 40 && b.values().len() >= 40
     });
@@ -212,6 +241,36 @@ async fn two_groups_each_receive_every_record() {
     assert_eq!(a.len(), 40);
     assert_eq!(a, b);
 }
+
+/// Each scenario runs once per group protocol, as its own test.
+macro_rules! under_both_protocols {
+    ($($scenario:ident),* $(,)?) => {
+        mod classic {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario(super::Protocol::Classic).await
+                }
+            )*
+        }
+        mod consumer_protocol {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario(super::Protocol::Consumer).await
+                }
+            )*
+        }
+    };
+}
+
+under_both_protocols!(
+    three_members_share_six_partitions_and_read_everything_once,
+    members_beyond_the_partition_count_stay_idle,
+    a_member_that_leaves_hands_its_partitions_over,
+    a_restarted_member_resumes_after_the_committed_offset,
+    two_groups_each_receive_every_record
+);
 
 /// Produces `value-i` for i in `from..to` to partition 0.
 async fn produce_from(bootstrap: &str, topic: &str, from: usize, to: usize) {

@@ -1,35 +1,53 @@
 //! What operators see: Prometheus metrics and the health probe over HTTP.
 
 mod broker_process;
+mod embedded_broker;
 
-use broker_process::{run, BrokerProcess};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use broker_process::{free_port, http_get as get, run, sample, BrokerProcess};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use std::process::Command;
-
-fn get(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
-}
 
 #[test]
 fn metrics_and_health_over_http() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, format!("metrics_listen: \"127.0.0.1:{port}\"\n")).expect("config");
-    let broker = BrokerProcess::start_with(&["--config", config.to_str().expect("utf-8")]);
+    let port = free_port();
+    let broker =
+        BrokerProcess::start_with_config(&format!("metrics_listen: \"127.0.0.1:{port}\"\n"));
     let (ok, _, stderr) = run(
         Command::new("kcat").args(["-b", &broker.bootstrap(), "-P", "-t", "observed"]),
-        "one\ntwo\n",
+        "one\ntwo\nthree\n",
     );
     assert!(ok, "kcat: {stderr}");
+    let (ok, stdout, stderr) = run(
+        Command::new("kcat").args([
+            "-b",
+            &broker.bootstrap(),
+            "-C",
+            "-t",
+            "observed",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ]),
+        "",
+    );
+    assert!(
+        ok && stdout.lines().count() == 3,
+        "kcat -C: {stdout} {stderr}"
+    );
+    let consumer: BaseConsumer = embedded_broker::config(&broker.bootstrap())
+        .set("group.id", "watched")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset("observed", 0, Offset::Offset(1))
+        .expect("partition");
+    consumer
+        .commit(&committed, CommitMode::Sync)
+        .expect("commit");
     let health = get(port, "/health");
     assert!(
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
@@ -39,14 +57,41 @@ fn metrics_and_health_over_http() {
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for expected in [
         "actorlog_requests_total{api=\"Produce\"}",
-        "actorlog_topic_records_in_total{topic=\"observed\"} 2",
-        "actorlog_partition_log_end_offset{topic=\"observed\",partition=\"0\"} 2",
+        "actorlog_topic_records_in_total{topic=\"observed\"} 3",
+        "actorlog_partition_log_end_offset{topic=\"observed\",partition=\"0\"} 3",
+        "actorlog_group_lag{group=\"watched\",topic=\"observed\",partition=\"0\"} 2",
         "# TYPE actorlog_connections gauge",
+        "# TYPE actorlog_produce_latency_seconds histogram",
+        "# TYPE actorlog_fetch_latency_seconds histogram",
+        "actorlog_refused_connections_total 0",
     ] {
         assert!(
             metrics.contains(expected),
             "missing {expected} in\n{metrics}"
         );
     }
+    for histogram in [
+        "actorlog_produce_latency_seconds",
+        "actorlog_fetch_latency_seconds",
+    ] {
+        let count = sample(&metrics, &format!("{histogram}_count")).expect("a count");
+        let all = sample(&metrics, &format!("{histogram}_bucket{{le=\"+Inf\"}}"));
+        assert!(count >= 1.0, "{histogram} observed a request:\n{metrics}");
+        assert_eq!(all, Some(count), "+Inf holds every observation");
+        let buckets: Vec<f64> = metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{histogram}_bucket")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert!(
+            buckets.windows(2).all(|w| w[0] <= w[1]),
+            "{histogram} buckets are cumulative: {buckets:?}"
+        );
+    }
+    assert!(
+        sample(&metrics, "actorlog_connections").is_some_and(|open| open >= 1.0),
+        "the consumer's connection is counted:\n{metrics}"
+    );
+    drop(consumer);
     assert!(get(port, "/nothing").starts_with("HTTP/1.1 404"));
 }

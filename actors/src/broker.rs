@@ -5,8 +5,11 @@
 use crate::catalog::{Catalog, TopicRecord};
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
+use crate::group::assignor::Topics;
+use crate::group::consumer_group::ConsumerGroupConfig;
 use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
+use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetStore;
 use crate::partition::cleaner::Cleaner;
@@ -22,7 +25,7 @@ use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -85,18 +88,14 @@ pub struct Broker {
     flusher: Flusher,
     cleaner: Cleaner,
     metrics: Arc<Metrics>,
+    connections: Arc<Connections>,
 }
 
 impl Broker {
     /// Opens the data directory, recovers every partition log and starts
     /// their actors. Must run inside an actix `System`.
     pub fn start(config: BrokerConfig) -> io::Result<Arc<Broker>> {
-        fs::create_dir_all(&config.data_dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot create data_dir {}: {e}", config.data_dir.display()),
-            )
-        })?;
+        check_data_dir(&config.data_dir)?;
         let catalog = Catalog::open(&config.data_dir)?;
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -123,6 +122,7 @@ impl Broker {
             flusher,
             cleaner,
             metrics,
+            connections: Connections::new(&config),
             config,
             catalog: tokio::sync::Mutex::new(catalog),
         });
@@ -248,6 +248,7 @@ impl Broker {
                 format!("topic '{name}' already exists"),
             ));
         }
+        self.check_partition_room(partitions)?;
         let handles = self
             .start_partitions(name, 0..partitions, &configs)
             .map_err(|e| TopicError::storage(&format!("creating topic {name}"), e))?;
@@ -317,6 +318,7 @@ impl Broker {
                 format!("topic '{name}' has {current} partitions; the new count must be larger, got {count}"),
             ));
         }
+        self.check_partition_room(count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -382,6 +384,24 @@ impl Broker {
         Ok(())
     }
 
+    /// POLICY_VIOLATION if `added` more partitions would take the broker
+    /// past `max_partitions`. Creators check it with the catalog lock held,
+    /// so two of them cannot both take the last room.
+    pub fn check_partition_room(&self, added: i32) -> Result<(), TopicError> {
+        let current: u64 = self.topics.iter().map(|t| t.partitions.len() as u64).sum();
+        let after = current + u64::try_from(added).unwrap_or(0);
+        let max = self.config.max_partitions;
+        if after > u64::from(max) {
+            return Err(TopicError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "{added} more partitions would make {after} on this broker; max_partitions is {max}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Fsyncs every partition: the last step of a clean shutdown.
     pub async fn sync_all(&self) {
         let syncs = self
@@ -437,6 +457,7 @@ impl Broker {
                 let coordinator = GroupCoordinator::new(
                     group_id.to_string(),
                     self.group_config(),
+                    self.consumer_group_config(),
                     self.offsets.clone(),
                 );
                 GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
@@ -543,6 +564,11 @@ impl Broker {
         &self.metrics
     }
 
+    /// Open client connections and their limits.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
     }
@@ -554,6 +580,22 @@ impl Broker {
             max_session_timeout_ms: self.config.group_max_session_timeout_ms,
             max_size: 0,
         }
+    }
+
+    fn consumer_group_config(&self) -> ConsumerGroupConfig {
+        ConsumerGroupConfig {
+            session_timeout_ms: self.config.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.config.group_consumer_heartbeat_interval_ms,
+            ..ConsumerGroupConfig::default()
+        }
+    }
+
+    /// Every topic's partition count, as group assignors see them.
+    pub fn partition_counts(&self) -> Topics {
+        self.topics
+            .iter()
+            .map(|t| (t.key().clone(), t.value().partitions.len() as i32))
+            .collect()
     }
 
     /// The worker arbiter for the next actor, round robin.
@@ -596,6 +638,27 @@ impl Broker {
             })
             .collect()
     }
+}
+
+/// Creates the data directory if its parent exists, and checks that the
+/// broker can write there, so a wrong path or a read-only disk stops the
+/// start with a message naming `data_dir` rather than failing later.
+fn check_data_dir(dir: &Path) -> io::Result<()> {
+    let named = |what: &str, e: io::Error| {
+        io::Error::new(e.kind(), format!("data_dir {}: {what}: {e}", dir.display()))
+    };
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(named("its parent directory does not exist", e));
+        }
+        Err(e) => return Err(named("cannot create it", e)),
+    }
+    let probe = dir.join(".write-check");
+    fs::write(&probe, b"actorlog")
+        .and_then(|()| fs::remove_file(&probe))
+        .map_err(|e| named("not writable", e))
 }
 
 fn record_of(topic: &Topic) -> TopicRecord {

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The in-flight limits count bytes as semaphore permits, which have a ceiling.
+const MAX_IN_FLIGHT_BYTES: u64 = tokio::sync::Semaphore::MAX_PERMITS as u64;
+
 /// Everything a broker needs to start. Field names are the `config.yaml` keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -56,6 +59,29 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     /// Largest session timeout a consumer may ask for.
     pub group_max_session_timeout_ms: i32,
+    /// Session timeout of members of new-protocol (KIP-848) consumer
+    /// groups (Kafka's `group.consumer.session.timeout.ms`).
+    pub group_consumer_session_timeout_ms: u64,
+    /// How often KIP-848 members heartbeat; new partitions reach a member
+    /// on its next heartbeat (`group.consumer.heartbeat.interval.ms`).
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// Open client connections at most; more are closed at accept.
+    pub max_connections: u32,
+    /// Open client connections from one IP address at most.
+    pub max_connections_per_ip: u32,
+    /// A connection with nothing in flight is closed after this long without
+    /// a request (Kafka's `connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// Request bytes of one connection being served at once; beyond it the
+    /// broker stops reading that connection until responses go out.
+    pub max_in_flight_bytes_per_connection: u64,
+    /// Request bytes of all connections being served at once.
+    pub max_in_flight_bytes: u64,
+    /// Partitions of all topics together at most; creating more is refused.
+    pub max_partitions: u32,
+    /// On SIGTERM, how long in-flight requests may take to finish before the
+    /// remaining connections are dropped.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -82,6 +108,15 @@ impl Default for BrokerConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 10_000,
+            connections_max_idle_ms: 10 * 60 * 1000,
+            max_in_flight_bytes_per_connection: 100 * 1024 * 1024,
+            max_in_flight_bytes: 1024 * 1024 * 1024,
+            max_partitions: 100_000,
+            shutdown_timeout_ms: 30_000,
         }
     }
 }
@@ -132,6 +167,42 @@ impl BrokerConfig {
                 "group_max_session_timeout_ms",
                 "must not be below group_min_session_timeout_ms",
             );
+        }
+        if self.group_consumer_heartbeat_interval_ms < 1 {
+            return bad("group_consumer_heartbeat_interval_ms", "must be at least 1");
+        }
+        if self.group_consumer_session_timeout_ms
+            <= self.group_consumer_heartbeat_interval_ms as u64
+        {
+            return bad(
+                "group_consumer_session_timeout_ms",
+                "must be above group_consumer_heartbeat_interval_ms",
+            );
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_ip == 0 {
+            return bad("max_connections_per_ip", "must be at least 1");
+        }
+        if self.connections_max_idle_ms == 0 {
+            return bad("connections_max_idle_ms", "must be at least 1");
+        }
+        let in_flight_range = 1024..=MAX_IN_FLIGHT_BYTES;
+        if !in_flight_range.contains(&self.max_in_flight_bytes_per_connection) {
+            return bad(
+                "max_in_flight_bytes_per_connection",
+                &format!("must be between 1024 and {MAX_IN_FLIGHT_BYTES}"),
+            );
+        }
+        if !in_flight_range.contains(&self.max_in_flight_bytes) {
+            return bad(
+                "max_in_flight_bytes",
+                &format!("must be between 1024 and {MAX_IN_FLIGHT_BYTES}"),
+            );
+        }
+        if self.num_partitions > self.max_partitions {
+            return bad("num_partitions", "must not exceed max_partitions");
         }
         if let Some(adv) = &self.advertised_listener {
             if parse_host_port(adv).is_none() {

@@ -8,11 +8,13 @@
 pub mod alloc;
 pub mod broker;
 pub mod catalog;
+pub mod client_log;
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod flusher;
 pub mod group;
+pub mod limits;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;

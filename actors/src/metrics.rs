@@ -11,8 +11,9 @@ use kafka_protocol::messages::ApiKey;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Per-topic traffic.
 #[derive(Default)]
@@ -20,6 +21,45 @@ struct TopicCounters {
     bytes_in: AtomicU64,
     records_in: AtomicU64,
     bytes_out: AtomicU64,
+}
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A Prometheus histogram of durations: a count per bucket (the last one
+/// is +Inf), their sum and count.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The `_bucket` (cumulative), `_sum` and `_count` lines.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        let bounds = LATENCY_BUCKETS.iter().map(f64::to_string);
+        for (bucket, bound) in self.buckets.iter().zip(bounds.chain(["+Inf".into()])) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
 }
 
 /// What the broker counts.
@@ -30,9 +70,15 @@ pub struct Metrics {
     /// Requests that closed their connection (undecodable, refused).
     rejected: AtomicU64,
     connections: AtomicI64,
+    /// Connections closed at accept by the connection limits.
+    refused_connections: AtomicU64,
+    /// Connections closed after `connections_max_idle_ms` without requests.
+    idle_closed: AtomicU64,
     topics: DashMap<String, TopicCounters>,
     fsyncs: AtomicU64,
     fsync_micros: AtomicU64,
+    produce_latency: Histogram,
+    fetch_latency: Histogram,
 }
 
 impl Metrics {
@@ -53,6 +99,23 @@ impl Metrics {
 
     pub fn connection_closed(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn idle_closed(&self) {
+        self.idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was answered `elapsed` after its frame was read.
+    pub fn served(&self, api: ApiKey, elapsed: Duration) {
+        match api {
+            ApiKey::Produce => self.produce_latency.observe(elapsed),
+            ApiKey::Fetch => self.fetch_latency.observe(elapsed),
+            _ => {}
+        }
     }
 
     fn topic(&self, topic: &str, update: impl FnOnce(&TopicCounters)) {
@@ -111,6 +174,37 @@ impl Metrics {
             "gauge",
             "Open client connections.",
             single(self.connections.load(Ordering::Relaxed).to_string()),
+        );
+        family(
+            &mut out,
+            "actorlog_refused_connections_total",
+            "counter",
+            "Connections closed at accept by max_connections or max_connections_per_ip.",
+            single(load(&self.refused_connections)),
+        );
+        family(
+            &mut out,
+            "actorlog_idle_closed_connections_total",
+            "counter",
+            "Connections closed after connections_max_idle_ms without requests.",
+            single(load(&self.idle_closed)),
+        );
+        family(
+            &mut out,
+            "actorlog_in_flight_request_bytes",
+            "gauge",
+            "Request bytes of all connections being served.",
+            single(broker.connections().in_flight_bytes().to_string()),
+        );
+        self.produce_latency.render(
+            &mut out,
+            "actorlog_produce_latency_seconds",
+            "Time from reading a Produce request to its response (acks=all includes the fsync).",
+        );
+        self.fetch_latency.render(
+            &mut out,
+            "actorlog_fetch_latency_seconds",
+            "Time from reading a Fetch request to its response (includes the long-poll wait).",
         );
         family(
             &mut out,
@@ -178,8 +272,59 @@ impl Metrics {
             "Next offset to be written, by partition.",
             ends,
         );
+        family(
+            &mut out,
+            "actorlog_group_lag",
+            "gauge",
+            "Records between a group's committed offset and the log end, by group and partition.",
+            group_lag(broker),
+        );
         out
     }
+}
+
+/// Log end minus committed offset of every committed partition whose topic
+/// still exists. Read from the offset store when scraped.
+fn group_lag(broker: &Broker) -> Vec<(String, String)> {
+    let groups = broker.offsets().groups().unwrap_or_else(|e| {
+        log::warn!("metrics: cannot list groups: {e}");
+        Vec::new()
+    });
+    let mut samples = Vec::new();
+    for group in groups {
+        let Ok(committed) = broker.offsets().fetch_all(&group) else {
+            continue;
+        };
+        for offset in committed.into_iter().filter(|o| o.committed.offset >= 0) {
+            let Some(topic) = broker.topic(&offset.topic) else {
+                continue;
+            };
+            let Some(partition) = topic.partition(offset.partition) else {
+                continue;
+            };
+            let end = partition.offsets.borrow().high_watermark;
+            let lag = (end - offset.committed.offset).max(0);
+            samples.push((
+                format!(
+                    "group=\"{}\",topic=\"{}\",partition=\"{}\"",
+                    label(&group),
+                    offset.topic,
+                    offset.partition
+                ),
+                lag.to_string(),
+            ));
+        }
+    }
+    samples
+}
+
+/// A label value in the exposition format: backslash, quote and newline
+/// escaped (group ids are any string a client sends).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// One metric family: its help and type lines, then its samples.
@@ -211,11 +356,10 @@ pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
             return;
         };
         actix_rt::spawn(async move {
-            let mut request = [0u8; 1024];
-            let Ok(n) = stream.read(&mut request).await else {
+            let Some(head) = read_head(&mut stream).await else {
                 return;
             };
-            let line = String::from_utf8_lossy(&request[..n]);
+            let line = String::from_utf8_lossy(&head);
             let path = line.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = match path {
                 "/metrics" => ("200 OK", broker.metrics().render(&broker)),
@@ -229,6 +373,23 @@ pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
             let _ = stream.write_all(response.as_bytes()).await;
         });
     }
+}
+
+/// Reads an HTTP request up to the blank line after its headers, which a
+/// client may send in several pieces; `None` if the peer goes away first or
+/// sends more than a request head can hold.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    const MAX_HEAD: usize = 8192;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        head.extend_from_slice(&chunk[..n]);
+        if head.len() > MAX_HEAD {
+            return None;
+        }
+    }
+    Some(head)
 }
 
 /// Starts the endpoint if configured; a port already in use is a warning,

@@ -1,7 +1,9 @@
 //! The Kafka listener: accepts TCP connections and starts a Connection actor
-//! for each on the next worker arbiter.
+//! for each on the next worker arbiter. A connection over the limits
+//! (`max_connections`, `max_connections_per_ip`) is closed at once.
 
 use crate::broker::Broker;
+use crate::client_log;
 use crate::connection::Connection;
 use std::io;
 use std::sync::Arc;
@@ -23,6 +25,14 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) -> io::Result<()>
                 continue;
             }
         };
+        let slot = match broker.connections().admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                broker.metrics().connection_refused();
+                client_log::warn(peer, "connection_limit", format_args!("refused: {refusal}"));
+                continue;
+            }
+        };
         if let Err(e) = stream.set_nodelay(true) {
             log::warn!("{peer}: cannot set TCP_NODELAY: {e}");
         }
@@ -32,7 +42,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) -> io::Result<()>
         let worker_broker = broker.clone();
         broker.next_arbiter().spawn(async move {
             match TcpStream::from_std(socket) {
-                Ok(stream) => Connection::start(worker_broker, stream, peer),
+                Ok(stream) => Connection::start(worker_broker, stream, peer, slot),
                 Err(e) => log::warn!("{peer}: cannot register connection: {e}"),
             }
         });

@@ -13,12 +13,16 @@ use std::time::{Duration, Instant};
 pub struct BrokerProcess {
     child: Option<Child>,
     port: u16,
-    data: tempfile::TempDir,
+    data: PathBuf,
+    /// The temporary data directory, unless the test gave its own.
+    temporary: Option<tempfile::TempDir>,
     extra: Vec<String>,
+    /// Holds the `--config` file of [`BrokerProcess::start_with_config`].
+    config_dir: Option<tempfile::TempDir>,
 }
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -32,13 +36,33 @@ impl BrokerProcess {
 
     /// Starts with extra `serve` arguments (e.g. `--config FILE`).
     pub fn start_with(extra: &[&str]) -> BrokerProcess {
+        let temporary = tempfile::tempdir().expect("temp dir");
+        let mut broker = Self::start_on(temporary.path(), extra);
+        broker.temporary = Some(temporary);
+        broker
+    }
+
+    /// Starts with its data in `data_dir`, which the test cleans up.
+    pub fn start_on(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
         let mut broker = BrokerProcess {
             child: None,
             port: free_port(),
-            data: tempfile::tempdir().expect("temp dir"),
+            data: data_dir.to_path_buf(),
+            temporary: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            config_dir: None,
         };
         broker.spawn();
+        broker
+    }
+
+    /// Starts with `yaml` as its config file.
+    pub fn start_with_config(yaml: &str) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).expect("config written");
+        let mut broker = Self::start_with(&["--config", path.to_str().expect("utf-8")]);
+        broker.config_dir = Some(dir);
         broker
     }
 
@@ -47,13 +71,13 @@ impl BrokerProcess {
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.data.path()
+        &self.data
     }
 
     fn spawn(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_actorlog"))
             .args(["serve", "--listen", &self.bootstrap(), "--data-dir"])
-            .arg(self.data.path())
+            .arg(&self.data)
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -151,6 +175,24 @@ pub fn run(command: &mut Command, stdin: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// The response to `GET path` on `127.0.0.1:port` (the metrics endpoint).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+/// The value of the sample `name_and_labels` in a metrics page.
+pub fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
 }
 
 /// A path inside the test sources (client scripts).

@@ -1,11 +1,14 @@
 """Round trip through kafka-python: admin create, idempotent keyed produce,
-a consumer group that commits, and a second member of the same group that
-resumes after the commit. Exits non-zero on any mismatch."""
+a consumer group that commits, a second member of the same group that
+resumes after the commit, and ACL requests answered as by a Kafka broker
+without an authorizer. Exits non-zero on any mismatch."""
 import argparse
 import sys
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                         KafkaAdminClient, NewTopic, ResourcePatternFilter, ResourceType)
+from kafka.errors import SecurityDisabledError
 
 
 def main():
@@ -42,6 +45,17 @@ def main():
     if resumed != ["after-commit"]:
         print(f"after the commit the group read {resumed[:5]}... ({len(resumed)} records)")
         return 1
+    # No authorizer: ACL requests get SECURITY_DISABLED, as from Kafka.
+    acl_filter = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                           permission_type=ACLPermissionType.ANY,
+                           resource_pattern=ResourcePatternFilter(
+                               ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    try:
+        admin.describe_acls(acl_filter)
+        print("describe_acls succeeded on a broker without an authorizer")
+        return 1
+    except SecurityDisabledError:
+        pass
     print("kafka-python round trip ok")
     return 0
 

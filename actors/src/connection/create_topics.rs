@@ -79,6 +79,9 @@ async fn create(broker: &Broker, req: CreatableTopic, validate_only: bool) -> Cr
                 format!("topic '{}' already exists", &*req.name),
             );
         }
+        if let Err(e) = broker.check_partition_room(partitions) {
+            return fail(e.code, e.message);
+        }
         return result
             .with_num_partitions(partitions)
             .with_replication_factor(1);

@@ -1,10 +1,11 @@
-//! Request decoding and response encoding around the kafka-protocol codecs.
-//! Framing (the 4-byte length prefix) is the codec's job in `mod.rs`.
+//! Framing, request decoding and response encoding around the
+//! kafka-protocol codecs.
 
 use super::api_versions;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio_util::codec::LengthDelimitedCodec;
 
 /// A decoded request.
 pub struct Request {
@@ -23,6 +24,15 @@ pub enum Rejection {
     ApiVersionsTooNew { correlation_id: i32 },
     /// Anything else: close the connection and log why.
     Close(String),
+}
+
+/// Splits the byte stream of a connection into frames at their 4-byte
+/// length prefix; a prefix above `max_frame` is an error, before anything
+/// is allocated for the frame.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame)
+        .new_codec()
 }
 
 /// Decodes one frame (without its length prefix).

@@ -2,15 +2,17 @@
 //! optionally filtered by state (v4+) and type (v5+).
 
 use crate::broker::Broker;
-use crate::group::Describe;
+use crate::group::consumer_group::ConsumerGroupState;
+use crate::group::{Describe, DescribeConsumerGroup};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-/// Every group here speaks the classic protocol.
-const GROUP_TYPE: &str = "classic";
-const CONSUMER_PROTOCOL: &str = "consumer";
+const CLASSIC: &str = "classic";
+/// Both the protocol type of classic consumer groups and the group type
+/// of KIP-848 groups.
+const CONSUMER: &str = "consumer";
 
 pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
     let ids = match broker.group_ids() {
@@ -23,12 +25,18 @@ pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespon
     };
     let mut groups = Vec::with_capacity(ids.len());
     for id in ids {
-        let (state, protocol_type) = match broker.existing_group(&id) {
-            Some(coordinator) => match coordinator.send(Describe).await {
-                Ok(d) => (d.state.to_string(), d.protocol_type),
+        let (state, protocol_type, group_type) = match broker.existing_group(&id) {
+            Some(coordinator) => match coordinator.send(DescribeConsumerGroup).await {
+                Ok(Some(d)) if d.state != ConsumerGroupState::Empty => {
+                    (d.state.as_str().to_string(), CONSUMER.to_string(), CONSUMER)
+                }
+                Ok(_) => match coordinator.send(Describe).await {
+                    Ok(d) => (d.state.to_string(), d.protocol_type, CLASSIC),
+                    Err(_) => continue,
+                },
                 Err(_) => continue,
             },
-            None => ("Empty".to_string(), CONSUMER_PROTOCOL.to_string()),
+            None => ("Empty".to_string(), CONSUMER.to_string(), CLASSIC),
         };
         let state_ok = req.states_filter.is_empty()
             || req
@@ -39,14 +47,14 @@ pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespon
             || req
                 .types_filter
                 .iter()
-                .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+                .any(|t| t.eq_ignore_ascii_case(group_type));
         if state_ok && type_ok {
             groups.push(
                 ListedGroup::default()
                     .with_group_id(GroupId(StrBytes::from_string(id)))
                     .with_protocol_type(StrBytes::from_string(protocol_type))
                     .with_group_state(StrBytes::from_string(state))
-                    .with_group_type(StrBytes::from_static_str(GROUP_TYPE)),
+                    .with_group_type(StrBytes::from_static_str(group_type)),
             );
         }
     }

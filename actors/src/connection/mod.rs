@@ -5,12 +5,22 @@
 //! once) proceed concurrently. Each request gets a sequence number
 //! and finished responses wait in `done` until all earlier ones are written:
 //! Kafka clients require responses in request order. A frame that cannot be
-//! served closes this connection only, with a log line.
+//! served closes this connection only, with a rate-limited log line.
+//!
+//! Each frame read takes its size from the connection's and the broker's
+//! in-flight budgets until its response is written; the next frame is not
+//! read before the budgets admit this one, so a client sending faster than
+//! the broker serves is slowed down at its socket. A connection with nothing
+//! in flight closes after `connections_max_idle_ms` without a request, and
+//! at shutdown it stops reading, writes its last responses and closes.
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -23,7 +33,7 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
-mod frame;
+pub mod frame;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
@@ -34,24 +44,28 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
-mod produce;
+pub mod produce;
 mod sync_group;
 mod txn_offset_commit;
 
 use crate::broker::Broker;
+use crate::client_log;
+use crate::limits::{Admitted, Budget, Slot};
 use actix::io::{FramedWrite, WriteHandler};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, Stream, StreamExt};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::tcp::OwnedWriteHalf;
+use std::time::{Duration, Instant};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use self::frame::{Rejection, Request};
@@ -67,20 +81,42 @@ pub struct Connection {
     next_request: u64,
     /// Sequence number of the next response to write.
     next_response: u64,
-    /// Finished responses waiting for earlier ones; `None`: nothing to send.
-    done: BTreeMap<u64, Option<Bytes>>,
+    /// Finished requests waiting for earlier ones.
+    done: BTreeMap<u64, Finished>,
+    /// False once the client closed its side or the broker shuts down: the
+    /// connection closes when its last response is written.
+    reading: bool,
+    /// When a request last arrived or a response was last written.
+    last_active: Instant,
+    /// This connection's place under the connection limits.
+    _slot: Slot,
+}
+
+/// A request whose handler finished.
+struct Finished {
+    /// `None`: nothing to send (acks=0).
+    response: Option<Bytes>,
+    /// Given back to the budgets once the response is written.
+    _admitted: Admitted,
 }
 
 impl Connection {
     /// Starts the actor for an accepted stream on the current arbiter.
-    pub fn start(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+    pub fn start(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, slot: Slot) {
         let max_frame = broker.config().max_request_bytes as usize;
+        let idle = Duration::from_millis(broker.config().connections_max_idle_ms);
+        let shutdown = broker.connections().shutdown_signal();
         let (read, write) = stream.into_split();
         Connection::create(move |ctx| {
-            let codec = LengthDelimitedCodec::builder()
-                .max_frame_length(max_frame)
-                .new_codec();
-            ctx.add_stream(FramedRead::new(read, codec));
+            ctx.add_stream(admitted_frames(
+                FramedRead::new(read, frame::codec(max_frame)),
+                slot.budget(),
+                shutdown,
+            ));
+            let check_every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+            ctx.run_interval(check_every, move |connection, ctx| {
+                connection.close_if_idle(idle, ctx)
+            });
             Connection {
                 broker,
                 peer,
@@ -88,25 +124,73 @@ impl Connection {
                 next_request: 0,
                 next_response: 0,
                 done: BTreeMap::new(),
+                reading: true,
+                last_active: Instant::now(),
+                _slot: slot,
             }
         });
     }
 
-    fn complete(&mut self, seq: u64, response: Option<Bytes>) {
-        self.done.insert(seq, response);
-        while let Some(response) = self.done.remove(&self.next_response) {
-            if let Some(bytes) = response {
+    fn complete(&mut self, seq: u64, finished: Finished) {
+        self.done.insert(seq, finished);
+        while let Some(finished) = self.done.remove(&self.next_response) {
+            if let Some(bytes) = finished.response {
                 self.writer.write(bytes);
             }
             self.next_response += 1;
+            self.last_active = Instant::now();
+        }
+        if !self.reading && self.idle() {
+            self.writer.close();
         }
     }
 
-    fn close(&mut self, why: &str, ctx: &mut Context<Self>) {
+    /// Nothing in flight.
+    fn idle(&self) -> bool {
+        self.next_response == self.next_request
+    }
+
+    fn close_if_idle(&mut self, max_idle: Duration, ctx: &mut Context<Self>) {
+        if self.idle() && self.last_active.elapsed() >= max_idle {
+            log::debug!("closing idle connection from {}", self.peer);
+            self.broker.metrics().idle_closed();
+            ctx.stop();
+        }
+    }
+
+    /// Closes after a client error; `kind` groups the log lines that are
+    /// rate-limited together.
+    fn close(&mut self, kind: &'static str, why: &str, ctx: &mut Context<Self>) {
         self.broker.metrics().rejected();
-        log::warn!("closing connection from {}: {why}", self.peer);
+        client_log::warn(
+            self.peer,
+            kind,
+            format_args!("closing the connection: {why}"),
+        );
         ctx.stop();
     }
+}
+
+/// The client's frames, each with its share of the in-flight budgets. The
+/// next frame is read only once this one is admitted: waiting here is what
+/// stops reading the socket. Ends when the client closes its side or the
+/// broker shuts down.
+fn admitted_frames(
+    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    budget: Budget,
+    shutdown: watch::Receiver<bool>,
+) -> impl Stream<Item = (io::Result<BytesMut>, Admitted)> {
+    futures_util::stream::unfold(
+        (frames, budget, shutdown),
+        |(mut frames, budget, mut shutdown)| async move {
+            let frame = tokio::select! {
+                frame = frames.next() => frame?,
+                Ok(_) = shutdown.wait_for(|stop| *stop) => return None,
+            };
+            let admitted = budget.admit(frame.as_ref().map_or(0, BytesMut::len)).await;
+            Some(((frame, admitted), (frames, budget, shutdown)))
+        },
+    )
 }
 
 impl Actor for Connection {
@@ -123,15 +207,21 @@ impl Actor for Connection {
 
 impl WriteHandler<io::Error> for Connection {}
 
-impl StreamHandler<Result<BytesMut, io::Error>> for Connection {
-    fn handle(&mut self, frame: Result<BytesMut, io::Error>, ctx: &mut Context<Self>) {
+impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
+    fn handle(
+        &mut self,
+        (frame, admitted): (io::Result<BytesMut>, Admitted),
+        ctx: &mut Context<Self>,
+    ) {
+        let started = Instant::now();
+        self.last_active = started;
         let frame = match frame {
             Ok(frame) => frame.freeze(),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 log::debug!("{} reset the connection", self.peer);
                 return ctx.stop();
             }
-            Err(e) => return self.close(&format!("unreadable frame: {e}"), ctx),
+            Err(e) => return self.close("unreadable_frame", &e.to_string(), ctx),
         };
         let seq = self.next_request;
         self.next_request += 1;
@@ -152,7 +242,7 @@ impl StreamHandler<Result<BytesMut, io::Error>> for Connection {
                 let reply = async move { Some(body) }.boxed_local();
                 (ApiKey::ApiVersions, 0, correlation_id, reply)
             }
-            Err(Rejection::Close(why)) => return self.close(&why, ctx),
+            Err(Rejection::Close(why)) => return self.close("bad_request", &why, ctx),
         };
         // The handler runs as its own task, not on this actor's context:
         // appends already sent must finish even if the client disconnects.
@@ -164,9 +254,19 @@ impl StreamHandler<Result<BytesMut, io::Error>> for Connection {
             addr.do_send(Completed {
                 seq,
                 api_key,
+                started,
                 response,
+                admitted,
             });
         });
+    }
+
+    /// The client closed its side, or the broker shuts down.
+    fn finished(&mut self, _: &mut Context<Self>) {
+        self.reading = false;
+        if self.idle() {
+            self.writer.close();
+        }
     }
 }
 
@@ -176,22 +276,33 @@ impl StreamHandler<Result<BytesMut, io::Error>> for Connection {
 struct Completed {
     seq: u64,
     api_key: ApiKey,
+    /// When its frame was read.
+    started: Instant,
     /// `None`: nothing to send (acks=0).
     response: Option<Result<Bytes, String>>,
+    admitted: Admitted,
 }
 
 impl Handler<Completed> for Connection {
     type Result = ();
 
     fn handle(&mut self, done: Completed, ctx: &mut Context<Self>) {
-        match done.response {
+        self.broker
+            .metrics()
+            .served(done.api_key, done.started.elapsed());
+        let response = match done.response {
             Some(Err(why)) => {
                 let why = format!("cannot encode {:?} response: {why}", done.api_key);
-                self.close(&why, ctx)
+                return self.close("unencodable_response", &why, ctx);
             }
-            Some(Ok(bytes)) => self.complete(done.seq, Some(bytes)),
-            None => self.complete(done.seq, None),
-        }
+            Some(Ok(bytes)) => Some(bytes),
+            None => None,
+        };
+        let finished = Finished {
+            response,
+            _admitted: done.admitted,
+        };
+        self.complete(done.seq, finished);
     }
 }
 
@@ -249,6 +360,9 @@ fn dispatch(
         RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
             describe_configs::handle(&broker, req),
         )),
+        RequestKind::DescribeAcls(_) => ready(ResponseKind::DescribeAcls(acls::describe())),
+        RequestKind::CreateAcls(req) => ready(ResponseKind::CreateAcls(acls::create(req))),
+        RequestKind::DeleteAcls(req) => ready(ResponseKind::DeleteAcls(acls::delete(req))),
         RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(&broker),
         )),
@@ -263,6 +377,21 @@ fn dispatch(
             }
             .boxed_local()
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            let client_id = request.client_id;
+            async move {
+                let response =
+                    consumer_group_heartbeat::handle(&broker, client_id, peer, req).await;
+                Some(ResponseKind::ConsumerGroupHeartbeat(response))
+            }
+            .boxed_local()
+        }
+        RequestKind::ConsumerGroupDescribe(req) => async move {
+            Some(ResponseKind::ConsumerGroupDescribe(
+                consumer_group_describe::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
         RequestKind::SyncGroup(req) => async move {
             Some(ResponseKind::SyncGroup(
                 sync_group::handle(&broker, req).await,

@@ -9,7 +9,7 @@
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::partition::batch::{self, BatchError};
+use crate::partition::batch::{self, BatchError, BatchHeader};
 use crate::partition::{Append, Appended};
 use crate::topic::Topic;
 use crate::topic_config::ProduceSettings;
@@ -157,8 +157,9 @@ fn start_partition(
 }
 
 /// Splits the record set into batches, checks each one and applies the
-/// topic's compression and timestamp settings.
-fn prepare(
+/// topic's compression and timestamp settings. Returns the batches and
+/// their record count.
+pub fn prepare(
     records: Option<Bytes>,
     settings: &ProduceSettings,
     append_time: Option<i64>,
@@ -179,10 +180,9 @@ fn prepare(
                 ),
             ));
         }
-        count += batch::validate(one)
-            .map_err(rejection)?
-            .records_count
-            .max(0) as usize;
+        let header = batch::validate(one).map_err(rejection)?;
+        check_record_count(&header)?;
+        count += header.records_count as usize;
     }
     let prepared = batches
         .into_iter()
@@ -198,6 +198,23 @@ fn prepare(
         })
         .collect::<Result<_, _>>()?;
     Ok((prepared, count))
+}
+
+/// Kafka's check of a client's batch beyond its framing: at least one
+/// record, and as many as its offset range spans. A batch without records
+/// would leave nothing to recompress or to stamp.
+fn check_record_count(header: &BatchHeader) -> Result<(), (ResponseError, String)> {
+    let span = i64::from(header.last_offset_delta) + 1;
+    if header.records_count <= 0 || i64::from(header.records_count) != span {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!(
+                "batch reports {} records for an offset range of {span}",
+                header.records_count
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn rejection(err: BatchError) -> (ResponseError, String) {
@@ -216,4 +233,70 @@ fn failed(index: i32, error: ResponseError, message: &str) -> PartitionProduceRe
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(Some(StrBytes::from_string(message.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::batch::testing;
+    use kafka_protocol::records::Compression;
+
+    fn settings(compression: Option<Compression>, log_append_time: bool) -> ProduceSettings {
+        ProduceSettings {
+            max_message_bytes: 1 << 20,
+            log_append_time,
+            compression,
+        }
+    }
+
+    /// The batch of fuzz crash da4eb1d8 (a transactional batch that reports
+    /// no records), with its CRC made valid as the fuzz target does: it
+    /// recompressed to nothing, and stamping the log append time on nothing
+    /// panicked.
+    fn empty_batch() -> Bytes {
+        let mut batch = vec![
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 2,
+            0, 1, 162, 49, 2, 179, 38, 0, 0, 1, 162, 49, 2, 179, 38, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(batch)
+    }
+
+    #[test]
+    fn a_batch_without_records_is_an_invalid_record() {
+        for codec in [None, Some(Compression::Zstd), Some(Compression::Gzip)] {
+            for stamp in [false, true] {
+                let append_time = stamp.then_some(1_700_000_000_000);
+                let result = prepare(Some(empty_batch()), &settings(codec, stamp), append_time);
+                let (error, _) = result.expect_err("an empty batch is refused");
+                assert_eq!(error, ResponseError::InvalidRecord);
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_count_other_than_the_offset_range_is_an_invalid_record() {
+        let records = Bytes::from(testing::assemble(0, 1, 0, 0, 3, &[]));
+        let (error, message) = prepare(Some(records), &settings(None, false), None).unwrap_err();
+        assert_eq!(error, ResponseError::InvalidRecord);
+        assert!(
+            message.contains("3 records for an offset range of 2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn whole_batches_pass_with_their_record_count() {
+        let mut records = testing::batch(&[1, 2, 3]);
+        records.extend(testing::batch(&[4]));
+        let prepared = prepare(
+            Some(Bytes::from(records)),
+            &settings(Some(Compression::Lz4), true),
+            Some(9),
+        );
+        let (batches, count) = prepared.unwrap();
+        assert_eq!((batches.len(), count), (2, 4));
+    }
 }

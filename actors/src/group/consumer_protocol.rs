@@ -3,7 +3,7 @@
 //! number followed by the message. The broker only stores these bytes; the
 //! embedded consumer, the simulator and the admin tools read and write them.
 
-use super::assignor::TopicPartition;
+use super::assignor::{by_topic, TopicPartition};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
@@ -11,7 +11,6 @@ use kafka_protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// The protocol type of consumer groups in JoinGroup.
@@ -48,7 +47,7 @@ pub fn encode_subscription(subscription: &Subscription) -> Result<Bytes, Protoco
         .iter()
         .map(|t| StrBytes::from_string(t.clone()))
         .collect();
-    let owned = grouped(&subscription.owned)
+    let owned = by_topic(&subscription.owned)
         .into_iter()
         .map(|(topic, partitions)| {
             OwnedTopic::default()
@@ -77,7 +76,7 @@ pub fn decode_subscription(bytes: Bytes) -> Result<Subscription, ProtocolError> 
 }
 
 pub fn encode_assignment(partitions: &[TopicPartition]) -> Result<Bytes, ProtocolError> {
-    let topics = grouped(partitions)
+    let topics = by_topic(partitions)
         .into_iter()
         .map(|(topic, partitions)| {
             AssignedTopic::default()
@@ -102,14 +101,6 @@ pub fn decode_assignment(bytes: Bytes) -> Result<Vec<TopicPartition>, ProtocolEr
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.to_string(), *p)))
         .collect())
-}
-
-fn grouped(partitions: &[TopicPartition]) -> BTreeMap<String, Vec<i32>> {
-    let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (topic, partition) in partitions {
-        topics.entry(topic.clone()).or_default().push(*partition);
-    }
-    topics
 }
 
 fn encode(message: &impl Encodable, version: i16) -> Result<Bytes, ProtocolError> {

@@ -7,8 +7,15 @@
 //! back through those. One timer, always set to the machine's next deadline,
 //! drives session expiry and rebalance timeouts. Committed offsets go to the
 //! shared sled [`OffsetStore`] after the machine has checked the member.
+//!
+//! A group speaks one protocol at a time: the classic one (JoinGroup,
+//! SyncGroup) or the new consumer protocol of KIP-848
+//! (ConsumerGroupHeartbeat, [`consumer_group::ConsumerGroup`]). While one
+//! has members, requests of the other are refused, as Kafka does for a
+//! group it does not convert.
 
 pub mod assignor;
+pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod state;
 
@@ -22,6 +29,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+use self::assignor::Topics;
+use self::consumer_group::{
+    ConsumerGroup, ConsumerGroupConfig, ConsumerGroupDescription, HeartbeatRequest,
+    HeartbeatResponse,
+};
 use self::state::{
     GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, Reply,
     SyncRequest, SyncResponse, Token,
@@ -30,6 +42,7 @@ use self::state::{
 pub struct GroupCoordinator {
     group_id: String,
     state: GroupState,
+    consumer: ConsumerGroup,
     offsets: OffsetStore,
     /// The state machine's clock is milliseconds since the actor started.
     clock: Instant,
@@ -40,9 +53,15 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    pub fn new(group_id: String, config: GroupConfig, offsets: OffsetStore) -> Self {
+    pub fn new(
+        group_id: String,
+        config: GroupConfig,
+        consumer_config: ConsumerGroupConfig,
+        offsets: OffsetStore,
+    ) -> Self {
         GroupCoordinator {
             state: GroupState::new(group_id.clone(), config),
+            consumer: ConsumerGroup::new(consumer_config),
             group_id,
             offsets,
             clock: Instant::now(),
@@ -85,11 +104,17 @@ impl GroupCoordinator {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        if let Some(deadline) = self.state.next_deadline() {
+        let deadline = [self.state.next_deadline(), self.consumer.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(deadline) = deadline {
             let delay = Duration::from_millis(deadline.saturating_sub(self.now()));
             self.timer = Some(ctx.run_later(delay, |act, ctx| {
                 act.timer = None;
-                let replies = act.state.tick(act.now());
+                let now = act.now();
+                act.consumer.tick(now);
+                let replies = act.state.tick(now);
                 act.deliver(replies, ctx);
             }));
         }
@@ -113,6 +138,10 @@ impl Handler<Join> for GroupCoordinator {
     type Result = ResponseFuture<JoinResponse>;
 
     fn handle(&mut self, Join(request): Join, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.consumer.is_empty() {
+            let error = JoinResponse::error(ResponseError::InconsistentGroupProtocol.code());
+            return Box::pin(async move { error });
+        }
         let token = self.token();
         let (tx, rx) = oneshot::channel();
         self.joins.insert(token, tx);
@@ -197,11 +226,16 @@ impl Handler<Commit> for GroupCoordinator {
     type Result = ResponseFuture<i16>;
 
     fn handle(&mut self, msg: Commit, _: &mut Context<Self>) -> Self::Result {
-        let error = self.state.validate_commit(
-            &msg.member_id,
-            msg.group_instance_id.as_deref(),
-            msg.generation_id,
-        );
+        let error = if self.consumer.is_empty() {
+            self.state.validate_commit(
+                &msg.member_id,
+                msg.group_instance_id.as_deref(),
+                msg.generation_id,
+            )
+        } else {
+            self.consumer
+                .validate_commit(&msg.member_id, msg.generation_id)
+        };
         if error != 0 {
             return Box::pin(async move { error });
         }
@@ -241,11 +275,54 @@ impl Handler<DeleteGroup> for GroupCoordinator {
     type Result = i16;
 
     fn handle(&mut self, _: DeleteGroup, ctx: &mut Context<Self>) -> i16 {
-        if !self.state.is_empty() {
+        if !self.state.is_empty() || !self.consumer.is_empty() {
             return ResponseError::NonEmptyGroup.code();
         }
         self.state.remove_all();
         ctx.stop();
         0
+    }
+}
+
+/// ConsumerGroupHeartbeat (KIP-848), with the partition counts of the
+/// broker's topics.
+#[derive(Message)]
+#[rtype(result = "HeartbeatResponse")]
+pub struct ConsumerHeartbeat {
+    pub request: HeartbeatRequest,
+    pub topics: Topics,
+}
+
+impl Handler<ConsumerHeartbeat> for GroupCoordinator {
+    type Result = MessageResult<ConsumerHeartbeat>;
+
+    fn handle(&mut self, msg: ConsumerHeartbeat, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.state.is_empty() {
+            return MessageResult(HeartbeatResponse {
+                error: ResponseError::GroupIdNotFound.code(),
+                error_message: Some(format!("group {} is a classic group", self.group_id)),
+                ..HeartbeatResponse::default()
+            });
+        }
+        let response = self
+            .consumer
+            .heartbeat(msg.request, &msg.topics, self.now());
+        self.rearm(ctx);
+        MessageResult(response)
+    }
+}
+
+/// ConsumerGroupDescribe: `None` for a group that is not a KIP-848 group.
+#[derive(Message)]
+#[rtype(result = "Option<ConsumerGroupDescription>")]
+pub struct DescribeConsumerGroup;
+
+impl Handler<DescribeConsumerGroup> for GroupCoordinator {
+    type Result = MessageResult<DescribeConsumerGroup>;
+
+    fn handle(&mut self, _: DescribeConsumerGroup, _: &mut Context<Self>) -> Self::Result {
+        let described =
+            (!self.consumer.is_empty() || self.state.is_empty()).then(|| self.consumer.describe());
+        MessageResult(described)
     }
 }

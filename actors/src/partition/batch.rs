@@ -337,6 +337,12 @@ pub fn recompress(batch: Bytes, codec: Compression) -> Result<Bytes, BatchError>
     let mut input = batch;
     let set =
         RecordBatchDecoder::decode(&mut input).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    // Encoding no records gives no batch at all.
+    if set.records.is_empty() {
+        return Err(BatchError::Corrupt(
+            "the batch holds no records".to_string(),
+        ));
+    }
     encode_records(&set.records, codec)
 }
 
@@ -513,6 +519,15 @@ mod rewrite_tests {
         let header = validate(&stamped).unwrap();
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp, 1234);
+    }
+
+    #[test]
+    fn recompressing_a_batch_without_records_fails() {
+        let empty = Bytes::from(testing::assemble(0, 0, 0, 0, 0, &[]));
+        assert!(matches!(
+            recompress(empty, Compression::Gzip),
+            Err(BatchError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -122,6 +122,15 @@ fn partitions_of<'a>(
         .collect()
 }
 
+/// Partitions grouped by topic, each list in the given order.
+pub fn by_topic(partitions: &[TopicPartition]) -> BTreeMap<String, Vec<i32>> {
+    let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        topics.entry(topic.clone()).or_default().push(*partition);
+    }
+    topics
+}
+
 /// One incremental step towards `target`, as the classic cooperative
 /// protocol takes it: a partition that another member still owns is held
 /// back this round. Its owner sees it missing from its own assignment,
