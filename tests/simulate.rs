@@ -5,7 +5,9 @@
 
 mod embedded_broker;
 
-use actorlog::simulate::{run, Report, Scenario};
+use actorlog::actors::group::assignor::Assignor;
+use actorlog::simulate::scenario::{AssignorName, Protocol};
+use actorlog::simulate::{load, run, Report, Scenario};
 use embedded_broker::{config, create_topic, eventually, start};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -22,8 +24,12 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// Group settings short enough to read, as the tests below count on them.
 fn group(assignor: &str) -> String {
+    group_of("classic", assignor)
+}
+
+fn group_of(protocol: &str, assignor: &str) -> String {
     format!(
-        "group: {{assignor: {assignor}, session_timeout: 10s, heartbeat_interval: 1s, \
+        "group: {{protocol: {protocol}, assignor: {assignor}, session_timeout: 10s, heartbeat_interval: 1s, \
          max_poll_interval: 30s, initial_rebalance_delay: 1s, metadata_max_age: 30s}}"
     )
 }
@@ -263,6 +269,83 @@ fn random_crashes_follow_their_seed() {
     assert_eq!(a, b);
     assert_eq!(a.events.len(), 1 + 2 * 5);
     assert_ne!(a.events, c.events);
+}
+
+#[test]
+fn the_consumer_protocol_moves_partitions_without_stopping_anyone() {
+    let report = play(&format!(
+        "topics: {{t: 12}}\n{}\nduration: 2m\n\
+         consumers: [{{name: c, count: 4}}]\n\
+         generators: [{{scale: {{from: 3, to: 4, at: 30s, gap: 10s}}}}]\n",
+        group_of("consumer", "uniform")
+    ));
+    assert_eq!(report.protocol, "consumer (KIP-848)");
+    let join = &report.events[1];
+    assert!(join.stopped.is_empty());
+    assert_eq!(join.moves, 3);
+    // Members hear of the new target at their next heartbeat (1s), revoke
+    // at the end of their poll and confirm; then c4 gets what was freed.
+    assert!(join.settled_after_ms.is_some_and(|ms| ms <= 3_000));
+    assert_eq!(sizes(&report.summary.final_assignment), vec![3, 3, 3, 3]);
+    assert!(report.summary.settled_at_end);
+}
+
+#[test]
+fn a_static_member_of_the_consumer_protocol_that_crashed_waits_for_its_old_session() {
+    let report = play(&format!(
+        "topics: {{t: 6}}\n{}\nduration: 2m\n\
+         consumers: [{{name: c, count: 3, static: true}}]\n\
+         events: [{{at: 0s, join: [c1, c2, c3]}}, {{at: 30s, crash: c2}}, {{at: 32s, join: c2}}]\n",
+        group_of("consumer", "uniform")
+    ));
+    assert!(report.notes[0]
+        .text
+        .contains("still held by its previous process"));
+    let back = &report.events[2];
+    // Until the crashed process's session (10s) expires, about 40s.
+    assert!(back
+        .settled_after_ms
+        .is_some_and(|ms| (7_000..=10_000).contains(&ms)));
+    assert_eq!(sizes(&report.summary.final_assignment), vec![2, 2, 2]);
+}
+
+/// Over every example, in both protocols: a partition is never fetched by
+/// two consumers at once.
+#[test]
+fn no_partition_ever_has_two_fetching_owners() {
+    for file in examples() {
+        let mut scenario = load(&file).expect("example parses");
+        let classic = run(&scenario).expect("runs");
+        scenario.group.protocol = Protocol::Consumer;
+        scenario.group.assignor = AssignorName(Assignor::Uniform);
+        let consumer = run(&scenario).expect("runs");
+        for report in [classic, consumer] {
+            let mut spans: BTreeMap<&str, Vec<(u64, u64, &str)>> = BTreeMap::new();
+            for (member, segments) in &report.timeline {
+                for segment in segments {
+                    for p in &segment.partitions {
+                        spans
+                            .entry(p)
+                            .or_default()
+                            .push((segment.from_ms, segment.to_ms, member));
+                    }
+                }
+            }
+            for (partition, mut list) in spans {
+                list.sort();
+                for pair in list.windows(2) {
+                    assert!(
+                        pair[0].1 <= pair[1].0,
+                        "{}, {}: {partition} fetched by {} and {} at once",
+                        file.display(),
+                        report.protocol,
+                        pair[0].2,
+                        pair[1].2
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// A scenario file with one mistake, and what the error must say.

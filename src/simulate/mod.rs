@@ -6,6 +6,7 @@
 
 mod classic;
 mod generate;
+mod kip848;
 mod protocol;
 mod report;
 mod runner;

@@ -2,7 +2,8 @@
 //! in time order, jumping from one instant to the next.
 
 use super::classic::Classic;
-use super::protocol::Protocol as _;
+use super::kip848::Kip848;
+use super::protocol::Protocol as GroupProtocol;
 use super::report::{Observer, PlayedEvent, Report};
 use super::scenario::{Action, Protocol, Scenario};
 use actorlog_actors::group::assignor::{TopicPartition, Topics};
@@ -32,14 +33,10 @@ enum Step {
 
 /// Plays `scenario` to its end.
 pub fn run(scenario: &Scenario) -> Result<Report, String> {
-    let mut protocol = match scenario.group.protocol {
-        Protocol::Classic => Classic::new(&scenario.group, &scenario.topics, &scenario.consumers),
-        Protocol::Consumer => {
-            return Err(
-                "the consumer protocol (KIP-848) is not simulated yet; use protocol: classic"
-                    .into(),
-            )
-        }
+    let (group, topics, consumers) = (&scenario.group, &scenario.topics, &scenario.consumers);
+    let mut protocol: Box<dyn GroupProtocol> = match scenario.group.protocol {
+        Protocol::Classic => Box::new(Classic::new(group, topics, consumers)),
+        Protocol::Consumer => Box::new(Kip848::new(group, topics, consumers)),
     };
     let index: BTreeMap<&str, usize> = scenario
         .consumers
