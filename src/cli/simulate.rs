@@ -16,8 +16,8 @@ pub struct SimulateArgs {
     /// Also draw the run as an SVG swimlane chart into this file.
     #[arg(long)]
     svg: Option<PathBuf>,
-    /// Play the same events under another scenario file's group settings
-    /// and print both side by side.
+    /// Play the same events with another scenario file's group settings and
+    /// consumers (e.g. static members) and print both side by side.
     #[arg(long, conflicts_with = "compare_with")]
     compare: Option<PathBuf>,
     /// Play the same events with these group settings changed, e.g.
@@ -30,7 +30,7 @@ pub fn run(args: SimulateArgs) -> Result<(), String> {
     let scenario = simulate::load(&args.scenario).map_err(|e| e.to_string())?;
     let report = simulate::run(&scenario)?;
     let other = match (&args.compare, &args.compare_with) {
-        (Some(path), _) => Some(with_group_of(&scenario, path)?),
+        (Some(path), _) => Some(configured_as(&scenario, path)?),
         (None, Some(settings)) => Some(overridden(&scenario, settings)?),
         (None, None) => None,
     };
@@ -58,11 +58,13 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The scenario's events with the group settings of another file.
-fn with_group_of(scenario: &Scenario, path: &Path) -> Result<Scenario, String> {
+/// The scenario's topics and events with the group settings and consumers
+/// of another file.
+fn configured_as(scenario: &Scenario, path: &Path) -> Result<Scenario, String> {
     let other = simulate::load(path).map_err(|e| e.to_string())?;
     Ok(Scenario {
         group: other.group,
+        consumers: other.consumers,
         ..scenario.clone()
     })
 }

@@ -538,9 +538,10 @@ pub fn compare(a: &Report, b: &Report) -> String {
     ];
     let mut out = String::new();
     let (la, lb) = (label(a), label(b));
-    let _ = writeln!(out, "{:<24} {:>30} {:>30} {:>10}", "", la, lb, "delta");
+    let w = la.len().max(lb.len()).max(10);
+    let _ = writeln!(out, "{:<24} {la:>w$} {lb:>w$} {:>10}", "", "delta");
     for (name, x, y) in rows {
-        let _ = writeln!(out, "{name:<24} {x:>30.1} {y:>30.1} {:>+10.1}", y - x);
+        let _ = writeln!(out, "{name:<24} {x:>w$.1} {y:>w$.1} {:>+10.1}", y - x);
     }
     let _ = writeln!(out);
     let _ = writeln!(

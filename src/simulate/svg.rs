@@ -192,22 +192,39 @@ fn unowned_chart(svg: &mut String, report: &Report, top: f64, x: &impl Fn(u64) -
     );
 }
 
+/// Event lines, labelled in the first of three rows where the label does
+/// not run into the one before; dense events keep their line and a
+/// tooltip only.
 fn events(svg: &mut String, report: &Report, x: &impl Fn(u64) -> f64, bottom: f64) {
-    for (i, e) in report.events.iter().enumerate() {
+    const ROWS: usize = 3;
+    const CHAR_WIDTH: f64 = 5.6;
+    let mut row_ends = [f64::MIN; ROWS];
+    for e in &report.events {
         let ex = x(e.at_ms);
-        let row = (i % 3) as f64;
-        let label_y = 58.0 + row * 12.0;
+        let label: String = if e.event.chars().count() > 40 {
+            e.event.chars().take(39).chain(['…']).collect()
+        } else {
+            e.event.clone()
+        };
+        let width = label.chars().count() as f64 * CHAR_WIDTH;
+        let row = row_ends.iter().position(|end| ex > end + 6.0);
+        let top = row.map_or(TOP - 6.0, |r| 58.0 + r as f64 * 12.0 + 2.0);
         let _ = writeln!(
             svg,
-            r##"<line x1="{ex:.1}" y1="{:.1}" x2="{ex:.1}" y2="{bottom:.1}" stroke="#333" stroke-dasharray="3,3" stroke-width="1"/>"##,
-            label_y + 2.0
-        );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{:.1}" y="{label_y:.1}" font-size="10" fill="#333">{}</text>"##,
-            ex + 2.0,
+            r##"<line x1="{ex:.1}" y1="{top:.1}" x2="{ex:.1}" y2="{bottom:.1}" stroke="#333" stroke-dasharray="3,3" stroke-width="1"><title>{} {}</title></line>"##,
+            millis(e.at_ms),
             escape(&e.event)
         );
+        if let Some(r) = row {
+            row_ends[r] = ex + 2.0 + width;
+            let _ = writeln!(
+                svg,
+                r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#333">{}</text>"##,
+                ex + 2.0,
+                58.0 + r as f64 * 12.0,
+                escape(&label)
+            );
+        }
     }
 }
 
