@@ -348,6 +348,10 @@ impl Classic {
     }
 
     fn on_sync(&mut self, c: usize, response: SyncResponse, now: u64) {
+        // An answer to a SyncGroup overtaken by the member's own rejoin.
+        if self.clients[c].phase != Phase::Syncing {
+            return;
+        }
         match response.error {
             0 => {
                 let assigned = match decode_assignment(response.assignment) {
@@ -396,7 +400,8 @@ impl Classic {
             let subscription = match decode_subscription(member.metadata.clone()) {
                 Ok(s) => s,
                 Err(e) => {
-                    self.note(c, format!("member {}: {e}", member.member_id));
+                    let label = self.labels.get(&member.member_id).cloned();
+                    self.note(c, format!("member {}: {e}", label.unwrap_or_default()));
                     Subscription::default()
                 }
             };

@@ -7,6 +7,7 @@
 
 use super::generate::{self, Generator};
 use actorlog_actors::group::assignor::{Assignor, Topics};
+use actorlog_actors::group::state::GroupConfig;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -608,6 +609,12 @@ impl Scenario {
         }
         // Stable: events at the same time keep their order in the file.
         events.sort_by_key(|e| e.at);
+        if let Some(late) = events.iter().find(|e| e.at > file.duration) {
+            return Err(format!(
+                "events: `{}` at {} is after the end of the scenario (duration {})",
+                late.action, late.at, file.duration
+            ));
+        }
         check_partition_growth(&events, &topics)?;
         Ok(Scenario {
             description: file.description,
@@ -648,6 +655,18 @@ fn check_group(group: &GroupSettings) -> Result<(), String> {
                  uniform or range, not {other}"
             ))
         }
+    }
+    let session = group.session_timeout.0;
+    let broker = GroupConfig::default();
+    let (min, max) = (broker.min_session_timeout_ms, broker.max_session_timeout_ms);
+    let accepted = u64::try_from(min).unwrap_or(0)..=u64::try_from(max).unwrap_or(u64::MAX);
+    if group.protocol == Protocol::Classic && !accepted.contains(&session) {
+        return Err(format!(
+            "group.session_timeout: the broker accepts {} to {} \
+             (group.min.session.timeout.ms, group.max.session.timeout.ms)",
+            Millis(*accepted.start()),
+            Millis(*accepted.end())
+        ));
     }
     if group.heartbeat_interval >= group.session_timeout {
         return Err("group.heartbeat_interval: must be below session_timeout".into());
