@@ -257,6 +257,36 @@ fn added_partitions_are_assigned_once_the_leader_refreshes_metadata() {
 }
 
 #[test]
+fn a_subscription_changed_during_a_rebalance_is_not_lost() {
+    // c2's 15s polls keep the rebalance that c1's return starts open while
+    // c1 changes its subscription; c1 rejoins once that rebalance is over.
+    let report = play(&format!(
+        "topics: {{a: 7, b: 1}}\n{}\nduration: 2m\n\
+         consumers:\n  - {{name: c1, static: true, topics: [a]}}\n\
+         \x20 - {{name: c2, static: true, topics: [a], poll_time: 15s}}\n\
+         events:\n  - {{at: 0s, join: [c1, c2]}}\n  - {{at: 36s, leave: c1}}\n\
+         \x20 - {{at: 46s, join: c1}}\n  - {{at: 48s, subscribe: c1, topics: [a, b]}}\n",
+        group("range")
+    ));
+    assert!(report.summary.final_assignment["c1"].contains(&"b-0".to_string()));
+    assert!(report.summary.settled_at_end);
+}
+
+#[test]
+fn a_static_leader_back_from_a_long_pause_still_sees_new_partitions() {
+    let report = play(&format!(
+        "topics: {{a: 4, b: 1}}\n{}\nduration: 3m\n\
+         consumers: [{{name: c1, static: true}}, {{name: c2, static: true}}]\n\
+         events:\n  - {{at: 0s, join: [c1, c2]}}\n  - {{at: 31s, pause: c1, for: 31s}}\n\
+         \x20 - {{at: 56s, add_partitions: b, count: 4}}\n",
+        group("range")
+    ));
+    let assigned: usize = report.summary.final_assignment.values().map(Vec::len).sum();
+    assert_eq!(assigned, 8);
+    assert!(report.summary.settled_at_end);
+}
+
+#[test]
 fn cooperative_rebalancing_stops_no_one_but_takes_two_generations() {
     let scale = |assignor: &str| {
         play(&format!(

@@ -61,7 +61,8 @@ enum Task {
     /// The pause started by this pause number outlasts max.poll.interval.
     MaxPoll(u64),
     Resume(u64),
-    /// A metadata refresh, in which the leader notices new partitions.
+    /// A metadata refresh, every `metadata_max_age`, in which the leader
+    /// notices new partitions.
     Refresh,
 }
 
@@ -82,8 +83,6 @@ struct Client {
     ids: u32,
     generation: i32,
     is_leader: bool,
-    /// The topics as the leader last assigned them.
-    assigned_with: Option<Topics>,
     phase: Phase,
     /// The partitions it fetches from (when not paused).
     owned: Vec<TopicPartition>,
@@ -114,6 +113,10 @@ pub struct Classic {
     max_poll_interval: u64,
     metadata_max_age: u64,
     topics: Topics,
+    /// The partition counts the group's assignment was computed for: the
+    /// leader compares them with its metadata (a restarted static leader
+    /// that skipped the assignment, KIP-814, compares the same).
+    assigned_with: Option<Topics>,
     clients: Vec<Client>,
     waiting: BTreeMap<Token, (usize, u32, Waiting)>,
     next_token: Token,
@@ -142,6 +145,7 @@ impl Classic {
             max_poll_interval: group.max_poll_interval.0,
             metadata_max_age: group.metadata_max_age.0,
             topics: topics.clone(),
+            assigned_with: None,
             clients: consumers
                 .iter()
                 .map(|c| Client {
@@ -157,7 +161,6 @@ impl Classic {
                     ids: 0,
                     generation: -1,
                     is_leader: false,
-                    assigned_with: None,
                     phase: Phase::Out,
                     owned: Vec::new(),
                     previous: Vec::new(),
@@ -385,7 +388,9 @@ impl Classic {
                 if error == UNKNOWN_MEMBER_ID || error == ILLEGAL_GENERATION {
                     self.lose(c);
                 }
-                self.clients[c].phase = Phase::Out;
+                let client = &mut self.clients[c];
+                client.phase = Phase::Out;
+                client.rejoining = false;
                 self.request_rejoin(c, now, now);
             }
         }
@@ -424,7 +429,7 @@ impl Classic {
         } else {
             target
         };
-        self.clients[c].assigned_with = Some(self.topics.clone());
+        self.assigned_with = Some(self.topics.clone());
         let mut out = Vec::new();
         for (label, partitions) in assignment {
             let bytes = match encode_assignment(&partitions) {
@@ -450,14 +455,16 @@ impl Classic {
     }
 
     /// The member must rejoin: at the end of the poll it is in (`now` when
-    /// it already is between polls), or when its pause ends.
+    /// it already is between polls), when its pause ends, or, in the middle
+    /// of a rebalance, once that one is over.
     fn request_rejoin(&mut self, c: usize, now: u64, boundary: u64) {
         let client = &mut self.clients[c];
-        if client.rejoining || client.phase == Phase::Joining || client.left_for_poll {
+        if client.rejoining || client.left_for_poll {
             return;
         }
         client.rejoining = true;
-        if client.paused_until.is_none() {
+        let in_rebalance = matches!(client.phase, Phase::Joining | Phase::Syncing);
+        if client.paused_until.is_none() && !in_rebalance {
             self.schedule(boundary.max(now), c, Task::Rejoin);
         }
     }
@@ -497,11 +504,16 @@ impl Classic {
             Task::MaxPoll(pause) => self.max_poll_exceeded(c, pause, now),
             Task::Resume(pause) => self.resume(c, pause, now),
             Task::Refresh => {
+                self.schedule(now + self.metadata_max_age, c, Task::Refresh);
                 let client = &self.clients[c];
-                let stale = client.assigned_with.as_ref() != Some(&self.topics);
+                let stale = self
+                    .assigned_with
+                    .as_ref()
+                    .is_some_and(|t| *t != self.topics);
                 if client.is_leader && client.phase == Phase::Stable && stale {
                     self.request_rejoin(c, now, self.poll_boundary(c, now));
                 }
+                return stale;
             }
         }
         true
@@ -562,9 +574,11 @@ impl Classic {
         if !is_static && !member_id.is_empty() {
             self.leave_group(member_id, now);
         }
-        // The pause's resume timer belongs to the old incarnation.
+        // The pause's resume timer and the metadata refreshes belonged to
+        // the old incarnation.
         let until = self.clients[c].paused_until.unwrap_or_default();
         self.schedule(until, c, Task::Resume(pause));
+        self.schedule(now + self.metadata_max_age, c, Task::Refresh);
     }
 
     fn resume(&mut self, c: usize, pause: u64, now: u64) {
@@ -630,7 +644,7 @@ impl Protocol for Classic {
         client.generation = -1;
         client.owned.clear();
         client.previous.clear();
-        client.assigned_with = None;
+        self.schedule(now + self.metadata_max_age, c, Task::Refresh);
         self.send_join(c, now);
     }
 
@@ -680,16 +694,9 @@ impl Protocol for Classic {
         }
     }
 
-    fn topics_changed(&mut self, topics: &Topics, now: u64) {
+    fn topics_changed(&mut self, topics: &Topics, _now: u64) {
+        // Clients see it at their next metadata refresh.
         self.topics = topics.clone();
-        for c in 0..self.clients.len() {
-            let client = &self.clients[c];
-            if client.running {
-                let age = self.metadata_max_age;
-                let refreshes = (now - client.started_at) / age + 1;
-                self.schedule(client.started_at + refreshes * age, c, Task::Refresh);
-            }
-        }
     }
 
     fn next_due(&self) -> Option<u64> {
