@@ -2,8 +2,8 @@
 //!
 //! This crate is what a user runs or links: the `actorlog` command line,
 //! configuration loading, the server entry point and the embedding API
-//! ([`Broker`]). The actors themselves live in [`actorlog_actors`],
-//! re-exported as [`actors`].
+//! ([`Broker`]; [`embedded`] starts with an example). The actors themselves
+//! live in [`actorlog_actors`], re-exported as [`actors`].
 
 pub use actorlog_actors as actors;
 pub use actorlog_actors::BrokerConfig;
@@ -14,4 +14,9 @@ pub mod embedded;
 pub mod server;
 pub mod simulate;
 
-pub use embedded::{Broker, BrokerBuilder, ConsumedRecord, Consumer, Delivered, Error, Producer};
+pub use embedded::{
+    block_on, murmur2, partition_for_key, Broker, BrokerBuilder, ConsumedRecord, Consumer,
+    ConsumerBuilder, Delivered, Error, Producer,
+};
+/// Kafka's error codes, as [`Error::Kafka`] carries them.
+pub use kafka_protocol::ResponseError;

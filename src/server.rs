@@ -26,17 +26,23 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
             _ = terminate.recv() => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
-        // The listener is closed: no new connections. Let the open ones
-        // finish what they read and write their responses.
-        log::info!("shutting down: finishing in-flight requests");
-        let timeout = Duration::from_millis(broker.config().shutdown_timeout_ms);
-        let left = broker.connections().drain(timeout).await;
-        if left > 0 {
-            log::warn!("{left} connections still busy after shutdown_timeout_ms; dropping them");
-        }
-        log::info!("flushing partitions");
-        broker.sync_all().await;
-        broker.stop();
+        shut_down(&broker).await;
         result
     })
+}
+
+/// The end of a broker's run, once its listener is closed (no new
+/// connections): lets the open connections finish what they read and write
+/// their responses (for at most `shutdown_timeout_ms`), fsyncs every
+/// partition and stops the broker's threads.
+pub async fn shut_down(broker: &Broker) {
+    log::info!("shutting down: finishing in-flight requests");
+    let timeout = Duration::from_millis(broker.config().shutdown_timeout_ms);
+    let left = broker.connections().drain(timeout).await;
+    if left > 0 {
+        log::warn!("{left} connections still busy after shutdown_timeout_ms; dropping them");
+    }
+    log::info!("flushing partitions");
+    broker.sync_all().await;
+    broker.stop();
 }

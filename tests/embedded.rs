@@ -4,7 +4,7 @@
 
 mod embedded_broker;
 
-use actorlog::Broker;
+use actorlog::{Broker, Error, ResponseError};
 use embedded_broker::{config, eventually, start};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use std::collections::BTreeSet;
@@ -169,4 +169,87 @@ async fn an_in_process_and_a_librdkafka_consumer_share_one_group() {
     assert_eq!(local_partitions.len() + remote_set.len(), 6);
     drop(remote);
     local.stop().await;
+}
+
+#[tokio::test]
+async fn keyless_records_stick_to_a_partition_then_move_on() {
+    let broker = Broker::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("started");
+    broker.create_topic("spread", 3).await.expect("topic");
+    let producer = broker.producer();
+    let mut partitions = Vec::new();
+    for _ in 0..600 {
+        let (partition, _) = producer
+            .send("spread", None, &[7; 100])
+            .await
+            .expect("sent");
+        partitions.push(partition);
+    }
+    let mut runs: Vec<(i32, usize)> = Vec::new();
+    for p in partitions {
+        match runs.last_mut() {
+            Some((last, n)) if *last == p => *n += 1,
+            _ => runs.push((p, 1)),
+        }
+    }
+    let whole = &runs[..runs.len() - 1];
+    assert!(whole.len() >= 3, "{runs:?}");
+    assert!(
+        whole.iter().all(|&(_, n)| n == whole[0].1 && n > 1),
+        "{runs:?}"
+    );
+    let used: BTreeSet<i32> = runs.iter().map(|&(p, _)| p).collect();
+    assert_eq!(used.len(), 3, "{runs:?}");
+    broker.shutdown().await.expect("shut down");
+}
+
+#[tokio::test]
+async fn errors_are_typed() {
+    let broker = Broker::builder()
+        .in_memory()
+        .config(|c| c.auto_create_topics = false)
+        .start()
+        .await
+        .expect("started");
+    let unknown = broker.producer().send("nowhere", None, b"x").await;
+    assert_eq!(
+        unknown.expect_err("no topic").code(),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
+    let bad_config = broker
+        .create_topic_with("t", 1, [("retention.ms", "soon")])
+        .await;
+    assert_eq!(
+        bad_config.expect_err("invalid").code(),
+        Some(ResponseError::InvalidConfig)
+    );
+    let bad_count = broker.create_topic("t", 0).await;
+    assert_eq!(
+        bad_count.expect_err("invalid").code(),
+        Some(ResponseError::InvalidPartitions)
+    );
+    let listening = Broker::builder()
+        .in_memory()
+        .listen("127.0.0.1:0")
+        .start()
+        .await
+        .expect("started");
+    let taken = listening.local_addr().expect("listening");
+    let clash = Broker::builder().in_memory().listen(taken).start().await;
+    assert!(matches!(clash, Err(Error::Io(_))), "{:?}", clash.err());
+    let invalid = Broker::builder()
+        .in_memory()
+        .config(|c| c.segment_bytes = 0)
+        .start()
+        .await;
+    assert!(
+        matches!(invalid, Err(Error::InvalidConfig(_))),
+        "{:?}",
+        invalid.err()
+    );
+    listening.shutdown().await.expect("shut down");
+    broker.shutdown().await.expect("shut down");
 }

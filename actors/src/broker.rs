@@ -34,7 +34,9 @@ use uuid::Uuid;
 /// Why a topic operation failed, with the Kafka error code clients expect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicError {
+    /// The code the client gets.
     pub code: ResponseError,
+    /// What failed, for the client's error message and the log.
     pub message: String,
 }
 
@@ -69,8 +71,23 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The sled database (committed offsets, transactions) inside the data directory.
 const STATE_DB_DIR: &str = "state.sled";
 
+/// Where a broker keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In `data_dir`, durable: what the server runs on.
+    Disk,
+    /// In memory only, for tests: partition segments are anonymous memory
+    /// files, the catalog is never written, and committed offsets and
+    /// transactions are in a temporary sled database (on Linux in
+    /// `/dev/shm`) deleted when the broker goes. Nothing survives the broker.
+    Memory,
+}
+
+/// One broker: its topics and their partition actors, group and transaction
+/// coordinators, and the threads they run on.
 pub struct Broker {
     config: BrokerConfig,
+    storage: Storage,
     cluster_id: String,
     topics: DashMap<String, Arc<Topic>>,
     ids: DashMap<Uuid, String>,
@@ -83,33 +100,58 @@ pub struct Broker {
     /// Producer ids reserved in the catalog and not handed out yet.
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
     offsets: OffsetStore,
-    arbiters: Vec<Arbiter>,
+    arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
-    flusher: Flusher,
-    cleaner: Cleaner,
+    /// Taken by [`Broker::stop`].
+    threads: std::sync::Mutex<Option<Threads>>,
     metrics: Arc<Metrics>,
     connections: Arc<Connections>,
+}
+
+/// The broker's threads and the handles that keep the flusher and cleaner
+/// threads alive (the partitions hold clones).
+struct Threads {
+    arbiters: Vec<Arbiter>,
+    flusher: Flusher,
+    cleaner: Cleaner,
+    services: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Broker {
     /// Opens the data directory, recovers every partition log and starts
     /// their actors. Must run inside an actix `System`.
     pub fn start(config: BrokerConfig) -> io::Result<Arc<Broker>> {
-        check_data_dir(&config.data_dir)?;
-        let catalog = Catalog::open(&config.data_dir)?;
+        Broker::start_with(config, Storage::Disk)
+    }
+
+    /// Starts a broker keeping its data as `storage` says; with
+    /// [`Storage::Disk`] this is [`Broker::start`].
+    pub fn start_with(config: BrokerConfig, storage: Storage) -> io::Result<Arc<Broker>> {
+        let (catalog, state_db) = match storage {
+            Storage::Disk => {
+                check_data_dir(&config.data_dir)?;
+                let catalog = Catalog::open(&config.data_dir)?;
+                (
+                    catalog,
+                    sled::Config::new().path(config.data_dir.join(STATE_DB_DIR)),
+                )
+            }
+            Storage::Memory => (Catalog::in_memory(), sled::Config::new().temporary(true)),
+        };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         let metrics = Arc::new(Metrics::default());
-        let flusher = Flusher::start(metrics.clone())?;
-        let cleaner = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = sled::Config::new()
-            .path(config.data_dir.join(STATE_DB_DIR))
+        let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
+        let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
+        let state_db = state_db
             .open()
             .map_err(|e| io::Error::other(format!("cannot open the state database: {e}")))?;
         let offsets = OffsetStore::open(&state_db)?;
+        let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let broker = Arc::new(Broker {
+            storage,
             groups: DashMap::new(),
             transactions: OnceLock::new(),
             producer_ids: std::sync::Mutex::new(0..0),
@@ -117,10 +159,14 @@ impl Broker {
             cluster_id: catalog.cluster_id().to_string(),
             topics: DashMap::new(),
             ids: DashMap::new(),
-            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
+            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
             next_arbiter: AtomicUsize::new(0),
-            flusher,
-            cleaner,
+            threads: std::sync::Mutex::new(Some(Threads {
+                arbiters,
+                flusher,
+                cleaner,
+                services: vec![flusher_thread, cleaner_thread],
+            })),
             metrics,
             connections: Connections::new(&config),
             config,
@@ -142,7 +188,9 @@ impl Broker {
             .map_err(io::Error::other)?
             .topics()
             .to_vec();
-        self.remove_stray_partition_dirs(&records)?;
+        if self.storage == Storage::Disk {
+            self.remove_stray_partition_dirs(&records)?;
+        }
         for record in records {
             let topic = Topic {
                 name: record.name.as_str().into(),
@@ -186,18 +234,22 @@ impl Broker {
         Ok(())
     }
 
+    /// The settings this broker runs with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
 
+    /// The cluster id, kept in the catalog across restarts.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
 
+    /// The topic of that name, if it exists.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.get(name).map(|t| t.clone())
     }
 
+    /// The topic with that id, if it exists.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
         self.ids.get(&id).and_then(|name| self.topic(&name))
     }
@@ -416,10 +468,32 @@ impl Broker {
         }
     }
 
-    /// Stops the worker threads after [`Broker::sync_all`].
+    /// Stops the broker's threads after [`Broker::sync_all`], and waits
+    /// until they have ended: the workers (so every actor and its files are
+    /// closed), then the flusher and the cleaner.
     pub fn stop(&self) {
-        for arbiter in &self.arbiters {
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => threads.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(threads) = threads else {
+            return;
+        };
+        for arbiter in &threads.arbiters {
             arbiter.stop();
+        }
+        for arbiter in threads.arbiters {
+            if arbiter.join().is_err() {
+                log::error!("a worker thread panicked");
+            }
+        }
+        // The partitions are gone with their workers: these were the last
+        // handles, so the threads end once their queues are empty.
+        drop((threads.flusher, threads.cleaner));
+        for thread in threads.services {
+            if thread.join().is_err() {
+                log::error!("the flusher or cleaner thread panicked");
+            }
         }
     }
 
@@ -560,6 +634,7 @@ impl Broker {
             .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     }
 
+    /// The counters `/metrics` shows.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -569,6 +644,7 @@ impl Broker {
         &self.connections
     }
 
+    /// The committed offsets of every group.
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
     }
@@ -601,7 +677,7 @@ impl Broker {
     /// The worker arbiter for the next actor, round robin.
     pub fn next_arbiter(&self) -> ArbiterHandle {
         let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        self.arbiters[i].handle()
+        self.arbiters[i].clone()
     }
 
     fn register(&self, topic: Arc<Topic>) {
@@ -621,17 +697,24 @@ impl Broker {
     ) -> io::Result<Vec<PartitionHandle>> {
         let cleanup = topic_config::cleanup(&self.config, configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        let (flusher, cleaner) = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
+            _ => return Err(io::Error::other("the broker has stopped")),
+        };
         indexes
             .map(|index| {
                 let log_config = topic_config::log_config(&self.config, configs);
-                let log = Log::open(&self.partition_dir(topic, index), log_config)?;
+                let log = match self.storage {
+                    Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
+                    Storage::Memory => Log::in_memory(log_config)?,
+                };
                 let (partition, offsets) = Partition::new(
                     format!("{topic}-{index}"),
                     log,
                     cleanup,
                     interval,
-                    self.flusher.clone(),
-                    self.cleaner.clone(),
+                    flusher.clone(),
+                    cleaner.clone(),
                 )?;
                 let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
                 Ok(PartitionHandle { addr, offsets })

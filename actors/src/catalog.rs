@@ -15,9 +15,13 @@ const FORMAT_VERSION: u32 = 1;
 /// One topic as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicRecord {
+    /// The topic's name.
     pub name: String,
+    /// The topic id (a UUID) clients see in Metadata.
     pub id: [u8; 16],
+    /// How many partitions it has.
     pub partitions: i32,
+    /// Its config overrides.
     pub configs: BTreeMap<String, String>,
 }
 
@@ -30,9 +34,23 @@ struct CatalogFile {
     producer_ids_reserved: i64,
 }
 
-/// The durable topic catalog of one data directory.
+impl CatalogFile {
+    /// No topics, and a fresh cluster id.
+    fn empty() -> CatalogFile {
+        CatalogFile {
+            format_version: FORMAT_VERSION,
+            cluster_id: uuid::Uuid::new_v4().simple().to_string(),
+            topics: Vec::new(),
+            producer_ids_reserved: 0,
+        }
+    }
+}
+
+/// The durable topic catalog of one data directory (or of a broker kept
+/// in memory).
 pub struct Catalog {
-    dir: PathBuf,
+    /// `None` in memory: nothing is written.
+    dir: Option<PathBuf>,
     state: CatalogFile,
 }
 
@@ -48,26 +66,31 @@ impl Catalog {
                     format!("{} is unreadable: {why}", path.display()),
                 )
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => CatalogFile {
-                format_version: FORMAT_VERSION,
-                cluster_id: uuid::Uuid::new_v4().simple().to_string(),
-                topics: Vec::new(),
-                producer_ids_reserved: 0,
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => CatalogFile::empty(),
             Err(e) => return Err(e),
         };
         let catalog = Catalog {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             state,
         };
         catalog.persist()?;
         Ok(catalog)
     }
 
+    /// An empty catalog with a fresh cluster id, kept in memory only.
+    pub fn in_memory() -> Catalog {
+        Catalog {
+            dir: None,
+            state: CatalogFile::empty(),
+        }
+    }
+
+    /// The cluster id, fixed at the first start.
     pub fn cluster_id(&self) -> &str {
         &self.state.cluster_id
     }
 
+    /// Every topic, in the order they were last changed.
     pub fn topics(&self) -> &[TopicRecord] {
         &self.state.topics
     }
@@ -98,13 +121,16 @@ impl Catalog {
     }
 
     fn persist(&self) -> io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
         let bytes = bincode::serialize(&self.state).map_err(io::Error::other)?;
-        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
+        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
         let mut file = File::create(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(FILE_NAME))?;
-        File::open(&self.dir)?.sync_all()
+        fs::rename(&tmp, dir.join(FILE_NAME))?;
+        File::open(dir)?.sync_all()
     }
 }
 

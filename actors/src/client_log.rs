@@ -1,7 +1,8 @@
 //! Warnings about misbehaving clients, rate-limited so that one bad client
 //! cannot flood the log: at most [`PER_SECOND`] lines per second for each
-//! peer IP address and kind of error, then one summary of how many were
-//! suppressed. Lines are `key=value` pairs, easy to grep and to parse.
+//! peer IP address and kind of error. The first line let through in a
+//! later window is preceded by a summary of how many were suppressed. Lines
+//! are `key=value` pairs, easy to grep and to parse.
 
 use std::collections::HashMap;
 use std::fmt::Display;

@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -28,12 +29,12 @@ pub struct Flusher {
 impl Flusher {
     /// Starts the flusher thread. It ends by itself when the last handle is
     /// dropped, after answering what was queued.
-    pub fn start(metrics: Arc<Metrics>) -> io::Result<Flusher> {
+    pub fn start(metrics: Arc<Metrics>) -> io::Result<(Flusher, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("actorlog-flusher".into())
             .spawn(move || run(rx, &metrics))?;
-        Ok(Flusher { tx })
+        Ok((Flusher { tx }, thread))
     }
 
     /// Asks for `files` to be fsynced; the receiver resolves once they are.
@@ -82,12 +83,14 @@ mod tests {
     fn answers_every_request() {
         let dir = tempfile::tempdir().unwrap();
         let file = Arc::new(File::create(dir.path().join("f")).unwrap());
-        let flusher = Flusher::start(Arc::default()).unwrap();
+        let (flusher, thread) = Flusher::start(Arc::default()).unwrap();
         let receivers: Vec<_> = (0..10)
             .map(|_| flusher.flush(vec![file.clone(), file.clone()]))
             .collect();
         for rx in receivers {
             rx.blocking_recv().unwrap().unwrap();
         }
+        drop(flusher);
+        thread.join().unwrap();
     }
 }

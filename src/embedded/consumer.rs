@@ -4,7 +4,8 @@
 //! librdkafka or Java consumers; reads its partitions from the partition
 //! actors and commits to the same offset store.
 
-use super::{decode, ConsumedRecord, Error};
+use super::record::{decode, ConsumedRecord};
+use super::Error;
 use actorlog_actors::clock::now_ms;
 use actorlog_actors::group::assignor::{Assignor, Subscriber, Topics};
 use actorlog_actors::group::consumer_protocol::{
@@ -20,6 +21,7 @@ use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// The assignor this consumer offers (and runs when it leads the group).
 const ASSIGNOR: Assignor = Assignor::Range;
@@ -33,19 +35,32 @@ const FETCH_BYTES: usize = 1 << 20;
 /// A record with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
+    /// The topic it was read from.
     pub topic: String,
+    /// The partition it was read from.
     pub partition: i32,
+    /// The record itself.
     pub record: ConsumedRecord,
 }
 
-/// Starts a group consumer; see [`super::Broker::consumer`].
+/// Starts a group consumer; see [`Broker::consumer`](super::Broker::consumer).
 pub struct ConsumerBuilder {
-    pub(super) broker: Arc<actorlog_actors::Broker>,
-    pub(super) group: String,
+    broker: Arc<actorlog_actors::Broker>,
+    group: String,
 }
 
 impl ConsumerBuilder {
-    /// Subscribes to `topics` and joins the group.
+    pub(super) fn new(broker: Arc<actorlog_actors::Broker>, group: &str) -> Self {
+        ConsumerBuilder {
+            broker,
+            group: group.to_string(),
+        }
+    }
+
+    /// Subscribes to `topics` and joins the group; returns once this member
+    /// has its partitions (which may be none, if the group has more
+    /// members than partitions). Each partition is read from the group's
+    /// committed offset, or from its start if nothing was committed.
     pub async fn subscribe<'a>(
         self,
         topics: impl IntoIterator<Item = &'a str>,
@@ -65,6 +80,28 @@ impl ConsumerBuilder {
 }
 
 /// A member of a consumer group inside this process.
+///
+/// Run each consumer in its own task and call [`poll`](Self::poll) in a
+/// loop, as with any Kafka consumer: heartbeats and rebalances happen
+/// there, and a rebalance waits for every member to poll.
+///
+/// ```
+/// # actorlog::block_on(async {
+/// # let broker = actorlog::Broker::builder().in_memory().start().await?;
+/// let producer = broker.producer();
+/// for i in 0..3 {
+///     producer.send("jobs", None, format!("job {i}").as_bytes()).await?;
+/// }
+/// let mut worker = broker.consumer("workers").subscribe(["jobs"]).await?;
+/// let mut done = 0;
+/// while done < 3 {
+///     done += worker.poll().await?.len();
+/// }
+/// worker.commit().await?;
+/// worker.close().await?;
+/// # broker.shutdown().await
+/// # }).unwrap();
+/// ```
 pub struct Consumer {
     broker: Arc<actorlog_actors::Broker>,
     group: String,
@@ -76,19 +113,20 @@ pub struct Consumer {
     last_heartbeat: Instant,
 }
 
-fn kafka_error(code: i16, what: &str) -> Error {
-    let error = ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
-    Error::Kafka(error, what.to_string())
-}
-
 impl Consumer {
     /// The partitions this member owns now.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.positions.keys().cloned().collect()
     }
 
-    /// Records from the assigned partitions (waiting briefly when there are
-    /// none); heartbeats and rebalances happen here too.
+    /// The group this consumer is a member of.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Records from the assigned partitions, in offset order within each
+    /// partition; waits up to 100 ms for some when there are none, then
+    /// returns an empty batch. Heartbeats and rebalances happen here too.
     pub async fn poll(&mut self) -> Result<Vec<Delivered>, Error> {
         if self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
             self.heartbeat().await?;
@@ -119,7 +157,7 @@ impl Consumer {
                     *position = failure.offsets.log_start.max(0);
                     Vec::new()
                 }
-                Err(failure) => return Err(kafka_error(failure.error.code(), "fetch")),
+                Err(failure) => return Err(Error::kafka_code(failure.error.code(), "fetch")),
             };
             if let Some(last) = records.last() {
                 *position = last.offset + 1;
@@ -131,18 +169,42 @@ impl Consumer {
             }));
         }
         if delivered.is_empty() {
+            let timer = self.timer(POLL_WAIT)?;
             if watches.is_empty() {
-                tokio::time::sleep(POLL_WAIT).await;
+                let _ = timer.await;
             } else {
                 let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
-                let _ = tokio::time::timeout(POLL_WAIT, futures_util::future::select_all(changes))
-                    .await;
+                let changed = futures_util::future::select_all(changes);
+                let _ = futures_util::future::select(changed, timer).await;
             }
         }
         Ok(delivered)
     }
 
-    /// Commits the positions of every assigned partition, durably.
+    /// Resolves after `wait`, timed on the broker's own threads, so that
+    /// `poll` needs no timer from the caller's runtime.
+    fn timer(&self, wait: Duration) -> Result<oneshot::Receiver<()>, Error> {
+        let (done, timer) = oneshot::channel();
+        let spawned = self.broker.next_arbiter().spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = done.send(());
+        });
+        if spawned {
+            Ok(timer)
+        } else {
+            Err(Error::Stopped)
+        }
+    }
+
+    /// Commits the positions of every assigned partition (one past the
+    /// last record `poll` returned), durably: once this returns, the group
+    /// resumes from there, even after a broker restart.
+    ///
+    /// If the group rebalanced since the last poll, the commit is refused
+    /// with [`ResponseError::RebalanceInProgress`] (or
+    /// [`ResponseError::IllegalGeneration`]) as Kafka refuses it, and this
+    /// consumer rejoins: records it returned since its last successful commit
+    /// may be delivered again, here or to another member.
     pub async fn commit(&mut self) -> Result<(), Error> {
         let now = now_ms();
         let offsets = self
@@ -177,15 +239,24 @@ impl Consumer {
                 || code == ResponseError::IllegalGeneration.code() =>
             {
                 // The group moved on: these partitions may be someone else's.
-                self.join().await
+                self.join().await?;
+                Err(Error::kafka_code(
+                    code,
+                    "commit refused: the group rebalanced",
+                ))
             }
-            code => Err(kafka_error(code, "commit")),
+            code => Err(Error::kafka_code(code, "commit")),
         }
     }
 
-    /// Commits and leaves the group, so the others take over at once.
+    /// Commits and leaves the group, so the others take over at once. A
+    /// commit refused because the group rebalanced does not keep it from
+    /// leaving.
     pub async fn close(mut self) -> Result<(), Error> {
-        self.commit().await?;
+        match self.commit().await {
+            Err(e) if !is_rebalance(&e) => return Err(e),
+            _ => {}
+        }
         let leave = Leave(vec![LeaveMember {
             member_id: self.member_id.clone(),
             group_instance_id: None,
@@ -226,6 +297,8 @@ impl Consumer {
     async fn commit_or_rejoin(&mut self) -> Result<(), Error> {
         match self.commit().await {
             Ok(()) => self.join().await,
+            // A refused commit has rejoined already.
+            Err(e) if is_rebalance(&e) => Ok(()),
             Err(Error::Stopped) => Err(Error::Stopped),
             Err(_) => self.join().await,
         }
@@ -258,7 +331,7 @@ impl Consumer {
                     self.member_id = response.member_id
                 }
                 code if code == ResponseError::UnknownMemberId.code() => self.member_id.clear(),
-                code => return Err(kafka_error(code, "join group")),
+                code => return Err(Error::kafka_code(code, "join group")),
             }
         };
         self.member_id = joined.member_id.clone();
@@ -284,7 +357,7 @@ impl Consumer {
             return Box::pin(self.join()).await;
         }
         if synced.error != 0 {
-            return Err(kafka_error(synced.error, "sync group"));
+            return Err(Error::kafka_code(synced.error, "sync group"));
         }
         self.positions.clear();
         for (topic, partition) in decode_assignment(synced.assignment).map_err(protocol_error)? {
@@ -339,8 +412,16 @@ impl Consumer {
     }
 }
 
+/// Whether a commit was refused because the group rebalanced.
+fn is_rebalance(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration)
+    )
+}
+
 fn protocol_error(e: ProtocolError) -> Error {
-    Error::Kafka(ResponseError::InconsistentGroupProtocol, e.to_string())
+    Error::kafka(ResponseError::InconsistentGroupProtocol, e.to_string())
 }
 
 fn subscription(topics: &[String]) -> Result<Bytes, Error> {

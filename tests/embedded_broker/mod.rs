@@ -14,10 +14,10 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Starts a broker on temporary data; `edit` adjusts its config (e.g.
-/// shorter intervals).
+/// Starts a broker keeping its data in memory; `edit` adjusts its config
+/// (e.g. shorter intervals).
 pub async fn start(edit: impl FnOnce(&mut actorlog::BrokerConfig)) -> (Broker, String) {
-    launch(Broker::builder().temporary(), edit).await
+    launch(Broker::builder().in_memory(), edit).await
 }
 
 /// Starts a broker keeping its data in `dir`, to start it again there.
@@ -33,7 +33,7 @@ async fn launch(
     edit: impl FnOnce(&mut actorlog::BrokerConfig),
 ) -> (Broker, String) {
     let broker = builder
-        .listen("127.0.0.1:0".parse().expect("valid address"))
+        .listen("127.0.0.1:0")
         .config(edit)
         .start()
         .await

@@ -183,9 +183,12 @@ fn admitted_frames(
     futures_util::stream::unfold(
         (frames, budget, shutdown),
         |(mut frames, budget, mut shutdown)| async move {
+            // Biased: once the broker shuts down, no further frame is read
+            // even if the client has sent one.
             let frame = tokio::select! {
-                frame = frames.next() => frame?,
+                biased;
                 Ok(_) = shutdown.wait_for(|stop| *stop) => return None,
+                frame = frames.next() => frame?,
             };
             let admitted = budget.admit(frame.as_ref().map_or(0, BytesMut::len)).await;
             Some(((frame, admitted), (frames, budget, shutdown)))

@@ -7,6 +7,7 @@ use super::compaction::{self, Cleaned, CompactionPolicy, Snapshot};
 use actix::{Message, Recipient};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The outcome of a compaction job, for the partition that asked.
@@ -28,12 +29,14 @@ pub struct Cleaner {
 }
 
 impl Cleaner {
-    pub fn start(bytes_per_sec: u64) -> io::Result<Cleaner> {
+    /// Starts the cleaner thread. It ends when the last handle is dropped,
+    /// after the jobs queued.
+    pub fn start(bytes_per_sec: u64) -> io::Result<(Cleaner, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("actorlog-cleaner".into())
             .spawn(move || run(rx, bytes_per_sec))?;
-        Ok(Cleaner { tx })
+        Ok((Cleaner { tx }, thread))
     }
 
     /// Queues a job; the answer comes to `done`.

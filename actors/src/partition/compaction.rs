@@ -134,7 +134,8 @@ pub struct SealedFile {
 /// its aborted transactions (their records go; markers stay).
 #[derive(Clone)]
 pub struct Snapshot {
-    pub dir: PathBuf,
+    /// The partition directory; `None` for a log kept in memory.
+    pub dir: Option<PathBuf>,
     pub sealed: Vec<SealedFile>,
     pub active: FileRange,
     pub aborted: Vec<Aborted>,
@@ -151,12 +152,15 @@ fn is_aborted(header: &BatchHeader, aborted: &[Aborted]) -> bool {
 }
 
 /// A sealed segment the job cleaned: its `.cleaned` file is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Cleaned {
     pub base: i64,
     /// The segment's size when it was read: swap only if it still is.
     pub size: u64,
     pub removed: u64,
+    /// For a log kept in memory, the cleaned contents (there is no
+    /// `.cleaned` file).
+    pub in_memory: Option<Arc<File>>,
 }
 
 /// How much a job reads at a time.
@@ -227,7 +231,10 @@ pub fn clean(
             }
             match compact_batch(one, &latest, now_ms, policy)? {
                 Compacted::Unchanged => kept.extend_from_slice(one),
-                Compacted::Empty => changed = true,
+                Compacted::Empty => {
+                    removed += header.records_count.max(0) as u64;
+                    changed = true;
+                }
                 Compacted::Rewritten(bytes, gone) => {
                     kept.extend_from_slice(&bytes);
                     removed += gone as u64;
@@ -238,11 +245,18 @@ pub fn clean(
         })?;
         if changed {
             // An emptied segment stays (empty) so the log start does not move.
-            segment::write_cleaned(&snapshot.dir, sealed.base, &kept)?;
+            let in_memory = match &snapshot.dir {
+                Some(dir) => {
+                    segment::write_cleaned(dir, sealed.base, &kept)?;
+                    None
+                }
+                None => Some(Arc::new(segment::cleaned_in_memory(sealed.base, &kept)?)),
+            };
             cleaned.push(Cleaned {
                 base: sealed.base,
                 size: sealed.range.size,
                 removed,
+                in_memory,
             });
         }
     }

@@ -1,5 +1,7 @@
 //! A partition's log on disk: a directory of segments, each holding a
-//! contiguous run of offsets, the last one active (taking appends).
+//! contiguous run of offsets, the last one active (taking appends). A log
+//! kept in memory has the same segments as anonymous memory files, and no
+//! directory.
 //!
 //! Batches are stored exactly as produced, with only their base offset
 //! rewritten, so appends never decode records and reads return file bytes
@@ -81,7 +83,8 @@ impl From<io::Error> for ReadError {
 const START_OFFSET_FILE: &str = "log-start-offset";
 
 pub struct Log {
-    dir: PathBuf,
+    /// `None` for a log kept in memory.
+    dir: Option<PathBuf>,
     config: LogConfig,
     /// The log start offset as DeleteRecords last set it; the real start is
     /// the larger of this and the first segment's base.
@@ -150,13 +153,27 @@ impl Log {
         Ok(Log::new(dir, config, sealed, active))
     }
 
+    /// An empty log kept in memory only: it never touches a filesystem and
+    /// is gone when dropped.
+    pub fn in_memory(config: LogConfig) -> io::Result<Log> {
+        let now_ms = crate::clock::now_ms();
+        let active = Segment::create_in_memory(0, config.index_interval_bytes, now_ms)?;
+        Ok(Log {
+            dir: None,
+            config,
+            start_floor: 0,
+            sealed: BTreeMap::new(),
+            active,
+        })
+    }
+
     fn new(dir: &Path, config: LogConfig, sealed: BTreeMap<i64, Segment>, active: Segment) -> Log {
         let start_floor = fs::read_to_string(dir.join(START_OFFSET_FILE))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         Log {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             config,
             start_floor,
             sealed,
@@ -169,8 +186,9 @@ impl Log {
         self.config = config;
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The log's directory; `None` in memory.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -204,7 +222,7 @@ impl Log {
             }
             size -= oldest.size();
             self.sealed.remove(&base);
-            segment::delete_files(&self.dir, base)?;
+            self.delete_segment_files(base)?;
             deleted += 1;
         }
         Ok(deleted)
@@ -267,22 +285,36 @@ impl Log {
     /// read (retention or DeleteRecords may have removed it meanwhile).
     /// Returns whether it was installed.
     pub fn install_cleaned(&mut self, cleaned: &Cleaned) -> io::Result<bool> {
-        let unchanged = self
+        let Some(old) = self
             .sealed
             .get(&cleaned.base)
-            .is_some_and(|s| s.size() == cleaned.size);
-        if !unchanged {
-            segment::discard_cleaned(&self.dir, cleaned.base)?;
+            .filter(|s| s.size() == cleaned.size)
+        else {
+            if let Some(dir) = &self.dir {
+                segment::discard_cleaned(dir, cleaned.base)?;
+            }
             return Ok(false);
-        }
-        segment::install_cleaned(&self.dir, cleaned.base)?;
+        };
         let next_base = self
             .sealed
             .range(cleaned.base + 1..)
             .next()
             .map_or(self.active.base_offset(), |(&base, _)| base);
         let interval = self.config.index_interval_bytes;
-        let (segment, cut) = Segment::load(&self.dir, cleaned.base, next_base, interval)?;
+        let (segment, cut) = match (&self.dir, &cleaned.in_memory) {
+            (Some(dir), _) => {
+                segment::install_cleaned(dir, cleaned.base)?;
+                Segment::load(dir, cleaned.base, next_base, interval)?
+            }
+            (None, Some(file)) => {
+                Segment::in_memory_from(file.clone(), cleaned.base, interval, old.created_ms())?
+            }
+            (None, None) => {
+                return Err(io::Error::other(
+                    "a compacted segment of a log in memory came without its contents",
+                ))
+            }
+        };
         if let Some(cut) = cut {
             ::log::warn!("{}: after compaction: {cut}", segment.log_path().display());
         }
@@ -296,19 +328,29 @@ impl Log {
         if offset <= self.log_start_offset() {
             return Ok(());
         }
-        let tmp = self.dir.join(format!("{START_OFFSET_FILE}.tmp"));
-        fs::write(&tmp, offset.to_string())?;
-        File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, self.dir.join(START_OFFSET_FILE))?;
+        if let Some(dir) = &self.dir {
+            let tmp = dir.join(format!("{START_OFFSET_FILE}.tmp"));
+            fs::write(&tmp, offset.to_string())?;
+            File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, dir.join(START_OFFSET_FILE))?;
+        }
         self.start_floor = offset;
         while let Some((&base, oldest)) = self.sealed.first_key_value() {
             if oldest.next_offset() > offset {
                 break;
             }
             self.sealed.remove(&base);
-            segment::delete_files(&self.dir, base)?;
+            self.delete_segment_files(base)?;
         }
         Ok(())
+    }
+
+    /// Removes a dropped segment's files (a segment in memory has none).
+    fn delete_segment_files(&self, base: i64) -> io::Result<()> {
+        match &self.dir {
+            Some(dir) => segment::delete_files(dir, base),
+            None => Ok(()),
+        }
     }
 
     /// One past the last offset written.
@@ -330,10 +372,13 @@ impl Log {
     }
 
     /// Closes the log and removes its directory.
-    pub fn delete(self) -> io::Result<()> {
-        let dir = self.dir.clone();
+    pub fn delete(mut self) -> io::Result<()> {
+        let dir = self.dir.take();
         drop(self);
-        fs::remove_dir_all(dir)
+        match dir {
+            Some(dir) => fs::remove_dir_all(dir),
+            None => Ok(()),
+        }
     }
 
     /// Headers of the batches in about the last `tail_bytes` of the active
@@ -412,12 +457,11 @@ impl Log {
     /// Seals the active segment and starts a new one at the log end offset.
     fn roll(&mut self, now_ms: i64) -> io::Result<()> {
         self.active.seal()?;
-        let next = Segment::create(
-            &self.dir,
-            self.log_end_offset(),
-            self.config.index_interval_bytes,
-            now_ms,
-        )?;
+        let (base, interval) = (self.log_end_offset(), self.config.index_interval_bytes);
+        let next = match &self.dir {
+            Some(dir) => Segment::create(dir, base, interval, now_ms)?,
+            None => Segment::create_in_memory(base, interval, now_ms)?,
+        };
         let sealed = std::mem::replace(&mut self.active, next);
         self.sealed.insert(sealed.base_offset(), sealed);
         Ok(())
@@ -693,6 +737,55 @@ mod tests {
             log.append(&keyed("d", Some("1")), 0).unwrap().base_offset,
             7
         );
+    }
+
+    #[test]
+    fn a_log_in_memory_rolls_reads_compacts_and_retains() {
+        let small = keyed("a", Some("0")).len() as u64;
+        let mut log = Log::in_memory(config(3 * small)).unwrap();
+        assert_eq!(log.dir(), None);
+        let writes = [
+            ("a", Some("1")),
+            ("b", Some("1")),
+            ("a", Some("2")),
+            ("c", Some("1")),
+            ("b", None),
+            ("a", Some("3")),
+            ("c", Some("2")),
+        ];
+        for (i, (key, value)) in writes.into_iter().enumerate() {
+            assert_eq!(
+                log.append(&keyed(key, value), 0).unwrap().base_offset,
+                i as i64
+            );
+        }
+        assert_eq!(log.segment_count(), 3);
+        assert_eq!(
+            bases(&log.read(0, 1 << 20).unwrap()),
+            (0..7).collect::<Vec<_>>()
+        );
+        assert_eq!(log.offset_for_timestamp(10).unwrap(), Some((0, 10)));
+        let policy = CompactionPolicy {
+            delete_retention_ms: 1_000,
+            min_compaction_lag_ms: 0,
+        };
+        assert_eq!(log.compact(500, &policy).unwrap(), 4);
+        let expected = vec![
+            (4, "b".to_string(), None),
+            (5, "a".to_string(), Some("3".to_string())),
+            (6, "c".to_string(), Some("2".to_string())),
+        ];
+        assert_eq!(values(&log), expected);
+        assert_eq!(bases(&log.read(1, 1).unwrap()), vec![4]);
+        log.delete_records(5).unwrap();
+        assert_eq!(log.log_start_offset(), 5);
+        assert_eq!(log.enforce_retention(i64::MAX, 0, -1).unwrap(), 1);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(
+            log.append(&keyed("d", Some("1")), 0).unwrap().base_offset,
+            7
+        );
+        log.delete().unwrap();
     }
 
     #[test]
@@ -1070,7 +1163,7 @@ mod tests {
         let path = dir.path().join("t-0");
         let mut log = Log::open(&path, config(1 << 20)).unwrap();
         log.append(&test_batch(0), 0).unwrap();
-        assert_eq!(log.dir(), path);
+        assert_eq!(log.dir(), Some(path.as_path()));
         log.delete().unwrap();
         assert!(!path.exists());
     }

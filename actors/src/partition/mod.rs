@@ -78,7 +78,10 @@ impl Partition {
         cleaner: Cleaner,
     ) -> io::Result<(Self, watch::Receiver<LogOffsets>)> {
         let mut producers = Producers::default();
-        let mut transactions = Transactions::load(log.dir())?;
+        let mut transactions = match log.dir() {
+            Some(dir) => Transactions::load(dir)?,
+            None => Transactions::in_memory(),
+        };
         match log.tail_headers(PRODUCER_REPLAY_BYTES) {
             Ok(headers) => headers.iter().for_each(|h| {
                 producers.record(h, h.base_offset);
@@ -504,6 +507,9 @@ impl Handler<Delete> for Partition {
         use actix::ActorContext;
         ctx.stop();
         // The open files go when the actor (and its log) is dropped.
-        std::fs::remove_dir_all(self.log.dir())
+        match self.log.dir() {
+            Some(dir) => std::fs::remove_dir_all(dir),
+            None => Ok(()),
+        }
     }
 }

@@ -9,12 +9,19 @@
 //!
 //! Reads use positional I/O (`pread`), so readers never move the file cursor;
 //! only appends use it, and they seek to the known end first.
+//!
+//! A segment kept in memory (an embedded broker's in-memory mode) is an
+//! anonymous memory file (`memfd_create`): the same `File` calls, so appends
+//! and reads take exactly the path of a segment on disk, but nothing reaches
+//! a filesystem and its indexes are never saved.
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::index::{IndexError, IndexLimits, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +34,8 @@ const TIME_INDEX_EXTENSION: &str = "timeindex";
 const NAME_DIGITS: usize = 20;
 /// How much of the log a recovery scan reads at once.
 const SCAN_CHUNK: usize = 1 << 20;
+/// Stands for the directory in the names of segments kept in memory.
+const MEMORY_DIR: &str = "memory:";
 
 /// `<dir>/<base offset, 20 digits>.<extension>`.
 fn file_path(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
@@ -100,12 +109,36 @@ pub fn install_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The compacted contents of a sealed segment kept in memory, in a memory
+/// file of their own.
+pub fn cleaned_in_memory(base_offset: i64, contents: &[u8]) -> io::Result<File> {
+    let mut file = memory_file(base_offset)?;
+    file.write_all(contents)?;
+    Ok(file)
+}
+
 /// Drops a cleaned file that is no longer wanted (its segment changed).
 pub fn discard_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
     match fs::remove_file(cleaned_path(dir, base_offset)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// A new anonymous file in memory: it has no name in any filesystem, and
+/// its pages are freed when the last handle to it closes.
+fn memory_file(base_offset: i64) -> io::Result<File> {
+    let name = CString::new(format!(
+        "actorlog-{base_offset:0NAME_DIGITS$}.{LOG_EXTENSION}"
+    ))
+    .map_err(io::Error::other)?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just created and nothing else owns it.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Milliseconds since the epoch by the wall clock.
@@ -185,7 +218,8 @@ impl fmt::Display for Cut {
 }
 
 pub struct Segment {
-    dir: PathBuf,
+    /// The partition directory; `None` for a segment kept in memory.
+    dir: Option<PathBuf>,
     base_offset: i64,
     file: Arc<File>,
     size: u64,
@@ -215,12 +249,43 @@ impl Segment {
             .truncate(true)
             .open(file_path(dir, base_offset, LOG_EXTENSION))?;
         Ok(Segment::empty(
-            dir,
+            Some(dir),
             base_offset,
-            file,
+            Arc::new(file),
             index_interval_bytes,
             now_ms,
         ))
+    }
+
+    /// A new, empty segment kept in memory only.
+    pub fn create_in_memory(
+        base_offset: i64,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
+        let file = memory_file(base_offset)?;
+        Ok(Segment::empty(
+            None,
+            base_offset,
+            Arc::new(file),
+            index_interval_bytes,
+            now_ms,
+        ))
+    }
+
+    /// A segment kept in memory over `file` (whole batches, as compaction
+    /// writes them), its state rebuilt by reading every batch.
+    pub fn in_memory_from(
+        file: Arc<File>,
+        base_offset: i64,
+        index_interval_bytes: u32,
+        created_ms: i64,
+    ) -> io::Result<(Segment, Option<Cut>)> {
+        let size = file.metadata()?.len();
+        let mut segment = Segment::empty(None, base_offset, file, index_interval_bytes, created_ms);
+        segment.size = size;
+        let cut = segment.rebuild()?;
+        Ok((segment, cut))
     }
 
     /// Opens the active segment: reads and checks every batch, rebuilds the
@@ -252,7 +317,7 @@ impl Segment {
                 .unwrap_or(u32::MAX),
         };
         let loaded = segment
-            .load_indexes(&limits)
+            .load_indexes(dir, &limits)
             .map_err(|e| e.to_string())
             .and_then(|()| segment.replay_tail().map_err(|e| e.to_string()));
         match loaded {
@@ -289,9 +354,9 @@ impl Segment {
         // filesystem records it, so restarts do not postpone segment.ms rolls.
         let created = metadata.created().unwrap_or_else(|_| SystemTime::now());
         let mut segment = Segment::empty(
-            dir,
+            Some(dir),
             base_offset,
-            file,
+            Arc::new(file),
             index_interval_bytes,
             wall_clock_ms(created),
         );
@@ -300,16 +365,16 @@ impl Segment {
     }
 
     fn empty(
-        dir: &Path,
+        dir: Option<&Path>,
         base_offset: i64,
-        file: File,
+        file: Arc<File>,
         index_interval_bytes: u32,
         created_ms: i64,
     ) -> Segment {
         Segment {
-            dir: dir.to_path_buf(),
+            dir: dir.map(Path::to_path_buf),
             base_offset,
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             max_timestamp: None,
@@ -348,20 +413,23 @@ impl Segment {
         Arc::clone(&self.file)
     }
 
+    /// The log file's path; for a segment in memory, its name under
+    /// `memory:`, for messages.
     pub fn log_path(&self) -> PathBuf {
-        file_path(&self.dir, self.base_offset, LOG_EXTENSION)
+        let dir = self.dir.as_deref().unwrap_or(Path::new(MEMORY_DIR));
+        file_path(dir, self.base_offset, LOG_EXTENSION)
     }
 
-    /// Writes the indexes to disk; called when the segment stops being the
-    /// active one.
+    /// Writes the indexes to disk (a segment in memory keeps them in memory
+    /// only); called when the segment stops being the active one.
     pub fn seal(&self) -> io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
         self.offset_index
-            .save(&file_path(&self.dir, self.base_offset, INDEX_EXTENSION))?;
-        self.time_index.save(&file_path(
-            &self.dir,
-            self.base_offset,
-            TIME_INDEX_EXTENSION,
-        ))
+            .save(&file_path(dir, self.base_offset, INDEX_EXTENSION))?;
+        self.time_index
+            .save(&file_path(dir, self.base_offset, TIME_INDEX_EXTENSION))
     }
 
     /// Appends `batches` at the end of the log with one vectored write (each
@@ -448,13 +516,11 @@ impl Segment {
     /// Loads both index files, which must agree with each other: they get
     /// entries at the same batches. If one is longer (a save was cut short),
     /// only the common part is kept and the tail replay adds the rest.
-    fn load_indexes(&mut self, limits: &IndexLimits) -> Result<(), IndexError> {
-        let mut offsets = OffsetIndex::load(
-            &file_path(&self.dir, self.base_offset, INDEX_EXTENSION),
-            limits,
-        )?;
+    fn load_indexes(&mut self, dir: &Path, limits: &IndexLimits) -> Result<(), IndexError> {
+        let mut offsets =
+            OffsetIndex::load(&file_path(dir, self.base_offset, INDEX_EXTENSION), limits)?;
         let mut times = TimeIndex::load(
-            &file_path(&self.dir, self.base_offset, TIME_INDEX_EXTENSION),
+            &file_path(dir, self.base_offset, TIME_INDEX_EXTENSION),
             limits,
         )?;
         let in_step = offsets

@@ -25,9 +25,10 @@ pub struct Aborted {
     pub last_offset: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Transactions {
-    path: PathBuf,
+    /// `aborted.txn`; `None` for a partition kept in memory.
+    path: Option<PathBuf>,
     /// Producer id → first offset of its open transaction.
     open: BTreeMap<i64, i64>,
     aborted: Vec<Aborted>,
@@ -60,10 +61,15 @@ impl Transactions {
             })
             .collect();
         Ok(Transactions {
-            path,
+            path: Some(path),
             open: BTreeMap::new(),
             aborted,
         })
+    }
+
+    /// No transactions yet, kept in memory only.
+    pub fn in_memory() -> Transactions {
+        Transactions::default()
     }
 
     /// Notes a batch written (or replayed) at `base_offset`.
@@ -84,14 +90,13 @@ impl Transactions {
         let Some(&first_offset) = self.open.get(&producer_id) else {
             return Ok(());
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        writeln!(file, "{producer_id} {first_offset} {marker_offset}")?;
-        file.sync_data()?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
+        if let Some(path) = &self.path {
+            let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(file, "{producer_id} {first_offset} {marker_offset}")?;
+            file.sync_data()?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
         }
         self.aborted
             .retain(|a| !(a.producer_id == producer_id && a.first_offset == first_offset));
