@@ -2,7 +2,7 @@
 //! the report it leaves, as text or JSON.
 
 use super::protocol::View;
-use super::scenario::{fmt_millis, Scenario};
+use super::scenario::{fmt_millis, Protocol, Scenario};
 use actorlog_actors::group::assignor::TopicPartition;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,6 +118,9 @@ fn names(partitions: &[TopicPartition]) -> Vec<String> {
 
 /// Watches the run instant by instant.
 pub struct Observer {
+    description: String,
+    protocol: String,
+    assignor: String,
     consumers: Vec<String>,
     fetching: Vec<Vec<TopicPartition>>,
     since: Vec<u64>,
@@ -139,7 +142,16 @@ impl Observer {
     pub fn new(scenario: &Scenario) -> Observer {
         let consumers: Vec<String> = scenario.consumers.iter().map(|c| c.name.clone()).collect();
         let n = consumers.len();
+        let assignor = scenario.group.assignor.0;
+        let protocol = match scenario.group.protocol {
+            Protocol::Classic if assignor.is_cooperative() => "classic (cooperative)",
+            Protocol::Classic => "classic (eager)",
+            Protocol::Consumer => "consumer (KIP-848)",
+        };
         Observer {
+            description: scenario.description.clone(),
+            protocol: protocol.to_string(),
+            assignor: assignor.name().to_string(),
             timeline: consumers.iter().map(|c| (c.clone(), Vec::new())).collect(),
             running_windows: consumers.iter().map(|c| (c.clone(), Vec::new())).collect(),
             consumers,
@@ -312,9 +324,9 @@ impl Observer {
             settled_at_end: self.settled.last().is_some_and(|(_, s)| *s),
         };
         Report {
-            description: String::new(),
-            protocol: String::new(),
-            assignor: String::new(),
+            description: self.description,
+            protocol: self.protocol,
+            assignor: self.assignor,
             duration_ms: end,
             consumers: self.consumers,
             summary,

@@ -188,15 +188,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
             observer.observe(now, &view, &wanted.expected, &wanted.running);
         }
     }
-    let mut report = observer.finish(end, &protocol.view(), &played);
-    report.description = scenario.description.clone();
-    report.protocol = match scenario.group.protocol {
-        Protocol::Classic if scenario.group.assignor.0.is_cooperative() => "classic (cooperative)",
-        Protocol::Classic => "classic (eager)",
-        Protocol::Consumer => "consumer (KIP-848)",
-    }
-    .to_string();
-    report.assignor = scenario.group.assignor.0.name().to_string();
+    let report = observer.finish(end, &protocol.view(), &played);
     Ok(report)
 }
 
