@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod server;
+pub mod simulate;
 
 pub use embedded::{
     block_on, murmur2, partition_for_key, Broker, BrokerBuilder, ConsumedRecord, Consumer,

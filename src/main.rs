@@ -1,5 +1,6 @@
 use actorlog::cli::{
-    self, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs, topics::TopicsCommand,
+    self, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs,
+    simulate::SimulateArgs, topics::TopicsCommand,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,11 +49,20 @@ enum Command {
     Produce(ProduceArgs),
     /// Print records of a topic, one value per line.
     Consume(ConsumeArgs),
+    /// Play a consumer-group rebalance scenario on a virtual clock.
+    Simulate(SimulateArgs),
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // The simulator's group logs every rebalance with random member ids;
+    // its report says what happened.
+    let default_level = match cli.command {
+        Command::Simulate(_) => "warn",
+        _ => "info",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
     let result = match cli.command {
         Command::Serve {
             config,
@@ -63,6 +73,7 @@ fn main() -> ExitCode {
         Command::Groups { command } => cli::groups::run(&cli.bootstrap, command),
         Command::Produce(args) => cli::produce::run(&cli.bootstrap, args),
         Command::Consume(args) => cli::consume::run(&cli.bootstrap, args),
+        Command::Simulate(args) => cli::simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

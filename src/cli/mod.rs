@@ -1,9 +1,11 @@
 //! The client subcommands. They speak the Kafka protocol through librdkafka,
-//! so they work against any Kafka-compatible broker, not only actorlog.
+//! so they work against any Kafka-compatible broker, not only actorlog;
+//! `simulate` needs no broker at all.
 
 pub mod consume;
 pub mod groups;
 pub mod produce;
+pub mod simulate;
 pub mod topics;
 
 use rdkafka::config::ClientConfig;
