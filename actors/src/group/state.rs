@@ -968,11 +968,13 @@ impl GroupState {
             // The assignment being made is for members that are changing.
             for member in &mut self.members {
                 member.assignment = Bytes::new();
-                out.extend(answer_waiting(
-                    None,
-                    member.sync.take(),
-                    REBALANCE_IN_PROGRESS,
-                ));
+                // A member's session is on hold while its SyncGroup waits;
+                // answering it starts a fresh session, as Kafka does, or a
+                // follower that waited long would expire on the spot.
+                if let Some(sync) = member.sync.take() {
+                    member.touch(now);
+                    out.extend(answer_waiting(None, Some(sync), REBALANCE_IN_PROGRESS));
+                }
             }
         }
         let timeout = self.rebalance_timeout_ms();
@@ -1593,6 +1595,29 @@ mod tests {
         let response = join_reply(&replies, 10).unwrap();
         assert_eq!(response.generation_id, 2);
         assert_eq!(response.members.len(), 1);
+    }
+
+    /// A follower's session waits while its SyncGroup does; when a new
+    /// rebalance answers that SyncGroup the session starts afresh, so the
+    /// follower is not expired at the same instant.
+    #[test]
+    fn a_follower_answered_by_a_new_rebalance_keeps_its_session() {
+        let mut g = group(DELAY);
+        let ids = joined(&mut g, dynamic(2));
+        assert!(g.sync(100, sync_request(&ids[1], 1), FORMED).is_empty());
+        // The leader never syncs and goes silent.
+        let expires = FORMED + SESSION as u64;
+        let replies = g.tick(expires);
+        assert_eq!(
+            sync_reply(&replies, 100).map(|r| r.error),
+            Some(REBALANCE_IN_PROGRESS)
+        );
+        // The owner ticks again at once: the group's next deadline is now.
+        g.tick(expires);
+        let replies = g.join(200, request(&ids[1]), expires);
+        let response = join_reply(&replies, 200).expect("the follower rejoins at once");
+        assert_eq!((response.error, response.generation_id), (0, 2));
+        assert_eq!(response.member_id, ids[1]);
     }
 
     #[test]
