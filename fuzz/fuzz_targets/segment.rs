@@ -77,7 +77,7 @@ fuzz_target!(|input: Input| {
     let Ok(log) = Log::open(dir.path(), config) else {
         return;
     };
-    replay(&log);
+    replay(dir.path(), &log);
     if input.damage.is_empty() {
         let all = log
             .read(log.log_start_offset(), usize::MAX)
@@ -183,9 +183,9 @@ fn pick(dir: &Path, index: u8) -> PathBuf {
 }
 
 /// What a restarting partition does with its log before serving it.
-fn replay(log: &Log) {
+fn replay(dir: &Path, log: &Log) {
     let mut producers = Producers::default();
-    let Ok(mut transactions) = Transactions::load(log.dir()) else {
+    let Ok(mut transactions) = Transactions::load(dir) else {
         return;
     };
     if let Ok(headers) = log.tail_headers(16 * 1024 * 1024) {
