@@ -53,6 +53,18 @@ enum Command {
     Simulate(SimulateArgs),
 }
 
+/// The client commands write to pipes like any Unix tool, so a reader that
+/// goes away (`actorlog topics list | head`) ends them quietly. Rust ignores
+/// SIGPIPE, which would turn that into a panic in `println!`; the broker
+/// keeps ignoring it, as a client closing its socket must not stop it.
+fn end_quietly_when_the_reader_goes() {
+    // SAFETY: setting a signal's disposition to its default, before any
+    // other thread exists, touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The simulator's group logs every rebalance with random member ids;
@@ -63,6 +75,9 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .init();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        end_quietly_when_the_reader_goes();
+    }
     let result = match cli.command {
         Command::Serve {
             config,

@@ -260,3 +260,32 @@ fn consumer_protocol_rebalancing_static_membership_and_expiry() {
         &["--protocol", "consumer"],
     );
 }
+
+/// `actorlog topics list | head -c0`: the reader is gone before the first
+/// line, and the command ends quietly (SIGPIPE) instead of panicking.
+#[test]
+fn client_commands_end_quietly_when_their_reader_goes() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let broker = BrokerProcess::start();
+    let b = broker.bootstrap();
+    cli(&b, &["topics", "create", "piped"], "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_actorlog"))
+        .args(["--bootstrap", &b, "topics", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("actorlog runs");
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr read");
+    let status = child.wait().expect("actorlog ends");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
+}
