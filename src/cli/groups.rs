@@ -3,10 +3,9 @@
 //! DeleteGroups), so it works against any broker.
 
 use super::{client_config, fail, REQUEST_TIMEOUT};
-use bytes::{Buf, Bytes};
+use actorlog_actors::group::consumer_protocol::decode_assignment;
+use bytes::Bytes;
 use clap::{Args, Subcommand};
-use kafka_protocol::messages::ConsumerProtocolAssignment;
-use kafka_protocol::protocol::Decodable;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -91,20 +90,12 @@ fn list(bootstrap: &str) -> Result<(), String> {
 
 /// The partitions in a member's consumer-protocol assignment.
 fn assigned(assignment: Option<&[u8]>) -> Vec<String> {
-    let mut bytes = Bytes::copy_from_slice(assignment.unwrap_or_default());
-    if bytes.remaining() < 2 {
-        return Vec::new();
-    }
-    let version = bytes.get_i16();
-    ConsumerProtocolAssignment::decode(&mut bytes, version)
-        .map(|a| {
-            a.assigned_partitions
-                .iter()
-                .flat_map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(move |p| format!("{}-{p}", &*t.topic))
-                })
+    let bytes = Bytes::copy_from_slice(assignment.unwrap_or_default());
+    decode_assignment(bytes)
+        .map(|partitions| {
+            partitions
+                .into_iter()
+                .map(|(topic, p)| format!("{topic}-{p}"))
                 .collect()
         })
         .unwrap_or_default()

@@ -3,7 +3,7 @@ second member takes only half the partitions while the first keeps the rest
 without giving them up, a static member that restarts within its session
 timeout gets its partitions back with no reassignment, and a member whose
 process is killed is expelled after its session timeout, its partitions
-going to the others. Runs under the classic protocol with cooperative-sticky
+going to the others, and OffsetDelete refuses the topic the members read. Runs under the classic protocol with cooperative-sticky
 or, with --protocol consumer, under KIP-848 where the broker assigns. Exits
 non-zero on any mismatch."""
 import argparse
@@ -15,6 +15,8 @@ import time
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaAdminClient, TopicPartition as KafkaTopicPartition
+from kafka.errors import GroupSubscribedToTopicError
 
 
 def member(bootstrap, protocol, instance, revoked):
@@ -107,6 +109,13 @@ def main():
         pump([first, second], 0.5)
     if sorted(owned(first) + owned(second)) != list(range(6)):
         print(f"the killed member's partitions stayed away: {owned(first)} / {owned(second)}")
+        return 1
+    # OffsetDelete (kafka-python) refuses the topic live members read.
+    topic = f"coop-{protocol}"
+    results = KafkaAdminClient(bootstrap_servers=bootstrap).delete_group_offsets(
+        topic, [KafkaTopicPartition(topic, 0)])
+    if list(results.values()) != [GroupSubscribedToTopicError]:
+        print(f"deleting the offsets of a subscribed topic: {results}")
         return 1
     first.close()
     second.close()

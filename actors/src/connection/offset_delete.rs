@@ -2,17 +2,13 @@
 //! unless a live member is subscribed to their topic.
 
 use crate::broker::Broker;
-use crate::group::Describe;
-use bytes::Buf;
+use crate::group::SubscribedTopics;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
-use kafka_protocol::messages::{
-    ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse,
-};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::ResponseError;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     if !broker.group_exists(&req.group_id).unwrap_or(false) {
@@ -60,26 +56,11 @@ pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteRe
     OffsetDeleteResponse::default().with_topics(topics)
 }
 
-/// Topics the group's live members subscribe to, read from their consumer
-/// protocol metadata.
-async fn subscribed_topics(broker: &Broker, group: &str) -> HashSet<String> {
-    let Some(coordinator) = broker.existing_group(group) else {
-        return HashSet::new();
-    };
-    let Ok(description) = coordinator.send(Describe).await else {
-        return HashSet::new();
-    };
-    description
-        .members
-        .iter()
-        .filter_map(|m| {
-            let mut metadata = m.metadata.clone();
-            if metadata.remaining() < 2 {
-                return None;
-            }
-            let version = metadata.get_i16();
-            ConsumerProtocolSubscription::decode(&mut metadata, version).ok()
-        })
-        .flat_map(|s| s.topics.into_iter().map(|t| t.to_string()))
-        .collect()
+/// Topics the group's live members subscribe to, whichever protocol the
+/// group speaks.
+async fn subscribed_topics(broker: &Broker, group: &str) -> BTreeSet<String> {
+    match broker.existing_group(group) {
+        Some(coordinator) => coordinator.send(SubscribedTopics).await.unwrap_or_default(),
+        None => BTreeSet::new(),
+    }
 }

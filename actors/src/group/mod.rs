@@ -25,7 +25,7 @@ use actix::{
     SpawnHandle,
 };
 use kafka_protocol::ResponseError;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -34,6 +34,7 @@ use self::consumer_group::{
     ConsumerGroup, ConsumerGroupConfig, ConsumerGroupDescription, HeartbeatRequest,
     HeartbeatResponse,
 };
+use self::consumer_protocol::decode_subscription;
 use self::state::{
     GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, Reply,
     SyncRequest, SyncResponse, Token,
@@ -324,5 +325,31 @@ impl Handler<DescribeConsumerGroup> for GroupCoordinator {
         let described =
             (!self.consumer.is_empty() || self.state.is_empty()).then(|| self.consumer.describe());
         MessageResult(described)
+    }
+}
+
+/// The topics the group's live members subscribe to, under whichever
+/// protocol it speaks (OffsetDelete refuses to drop their offsets). A
+/// classic group's subscriptions are read from its members' metadata.
+#[derive(Message)]
+#[rtype(result = "BTreeSet<String>")]
+pub struct SubscribedTopics;
+
+impl Handler<SubscribedTopics> for GroupCoordinator {
+    type Result = MessageResult<SubscribedTopics>;
+
+    fn handle(&mut self, _: SubscribedTopics, _: &mut Context<Self>) -> Self::Result {
+        if !self.consumer.is_empty() {
+            return MessageResult(self.consumer.subscribed_topics());
+        }
+        let topics = self
+            .state
+            .describe()
+            .members
+            .into_iter()
+            .filter_map(|m| decode_subscription(m.metadata).ok())
+            .flat_map(|s| s.topics)
+            .collect();
+        MessageResult(topics)
     }
 }
