@@ -627,11 +627,8 @@ impl ConsumerGroup {
             m.revoke_deadline = Some(now.saturating_add(m.rebalance_timeout_ms));
             return;
         }
-        for tp in target.difference(&m.assigned.clone()) {
-            if !held_elsewhere.contains(tp) {
-                m.assigned.insert(tp.clone());
-            }
-        }
+        let free = target.difference(&held_elsewhere).cloned();
+        m.assigned.extend(free);
         if m.epoch != assignment_epoch {
             m.previous_epoch = m.epoch;
             m.epoch = assignment_epoch;

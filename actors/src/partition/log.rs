@@ -696,21 +696,23 @@ mod tests {
         out
     }
 
+    /// Updates of three keys, one deleted, for the compaction tests.
+    const KEYED_WRITES: [(&str, Option<&str>); 7] = [
+        ("a", Some("1")),
+        ("b", Some("1")),
+        ("a", Some("2")),
+        ("c", Some("1")),
+        ("b", None),
+        ("a", Some("3")),
+        ("c", Some("2")),
+    ];
+
     #[test]
     fn compaction_keeps_the_latest_value_per_key() {
         let dir = tempfile::tempdir().unwrap();
         let small = keyed("a", Some("0")).len() as u64;
         let mut log = Log::open(dir.path(), config(3 * small)).unwrap();
-        let writes = [
-            ("a", Some("1")),
-            ("b", Some("1")),
-            ("a", Some("2")),
-            ("c", Some("1")),
-            ("b", None),
-            ("a", Some("3")),
-            ("c", Some("2")),
-        ];
-        for (key, value) in writes {
+        for (key, value) in KEYED_WRITES {
             log.append(&keyed(key, value), 0).unwrap();
         }
         let policy = CompactionPolicy {
@@ -744,16 +746,7 @@ mod tests {
         let small = keyed("a", Some("0")).len() as u64;
         let mut log = Log::in_memory(config(3 * small)).unwrap();
         assert_eq!(log.dir(), None);
-        let writes = [
-            ("a", Some("1")),
-            ("b", Some("1")),
-            ("a", Some("2")),
-            ("c", Some("1")),
-            ("b", None),
-            ("a", Some("3")),
-            ("c", Some("2")),
-        ];
-        for (i, (key, value)) in writes.into_iter().enumerate() {
+        for (i, (key, value)) in KEYED_WRITES.into_iter().enumerate() {
             assert_eq!(
                 log.append(&keyed(key, value), 0).unwrap().base_offset,
                 i as i64

@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// The strategies that promise balance and the fewest moves.
+const STICKY: [Assignor; 3] = [
+    Assignor::Sticky,
+    Assignor::CooperativeSticky,
+    Assignor::Uniform,
+];
+
 /// xorshift64*: a small deterministic generator, so failures replay.
 struct Rng(u64);
 
@@ -103,11 +110,7 @@ fn sticky_strategies_balance_equal_subscriptions_within_one() {
     let mut rng = Rng(42);
     for _ in 0..500 {
         let (members, topics) = random_group(&mut rng, true);
-        for assignor in [
-            Assignor::Sticky,
-            Assignor::CooperativeSticky,
-            Assignor::Uniform,
-        ] {
+        for assignor in STICKY {
             let out = assignor.assign(&members, &topics);
             assert!(spread(&out) <= 1, "{assignor}: {out:?}");
         }
@@ -164,11 +167,7 @@ fn sticky_strategies_move_only_what_balance_requires() {
     let mut rng = Rng(1234);
     for _ in 0..500 {
         let (members, topics) = random_group(&mut rng, true);
-        for assignor in [
-            Assignor::Sticky,
-            Assignor::CooperativeSticky,
-            Assignor::Uniform,
-        ] {
+        for assignor in STICKY {
             let out = assignor.assign(&members, &topics);
             let moved = valid_owners(&members, &topics)
                 .into_iter()
