@@ -177,11 +177,22 @@ mod tests {
         }
     }
 
+    /// A database without sled's background flusher: that thread holds the
+    /// directory's lock for a moment after the last handle is dropped, so
+    /// reopening in the same process could fail.
+    fn db(dir: &std::path::Path) -> sled::Db {
+        sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .unwrap()
+    }
+
     #[actix_rt::test]
     async fn commit_fetch_delete_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = OffsetStore::open(&sled::open(dir.path()).unwrap()).unwrap();
+            let store = OffsetStore::open(&db(dir.path())).unwrap();
             store
                 .commit(
                     "g1",
@@ -192,7 +203,7 @@ mod tests {
             store.commit("g2", &[offset("t", 0, 9)]).await.unwrap();
             store.commit("g1", &[offset("t", 0, 6)]).await.unwrap();
         }
-        let store = OffsetStore::open(&sled::open(dir.path()).unwrap()).unwrap();
+        let store = OffsetStore::open(&db(dir.path())).unwrap();
         assert_eq!(store.fetch("g1", "t", 0).unwrap().unwrap().offset, 6);
         assert_eq!(store.fetch("g1", "t", 2).unwrap(), None);
         assert_eq!(
