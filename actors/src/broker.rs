@@ -145,9 +145,7 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = state_db
-            .open()
-            .map_err(|e| io::Error::other(format!("cannot open the state database: {e}")))?;
+        let state_db = crate::state_db::open(&state_db)?;
         let offsets = OffsetStore::open(&state_db)?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let broker = Arc::new(Broker {

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod server;
+pub mod state_db;
 pub mod topic;
 pub mod topic_config;
 pub mod txn;

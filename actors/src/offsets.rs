@@ -177,15 +177,8 @@ mod tests {
         }
     }
 
-    /// A database without sled's background flusher: that thread holds the
-    /// directory's lock for a moment after the last handle is dropped, so
-    /// reopening in the same process could fail.
     fn db(dir: &std::path::Path) -> sled::Db {
-        sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .open()
-            .unwrap()
+        crate::state_db::open(&sled::Config::new().path(dir)).unwrap()
     }
 
     #[actix_rt::test]
