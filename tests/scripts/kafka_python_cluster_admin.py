@@ -112,6 +112,12 @@ def main():
         ("cluster-b", 0): (75, -1, -1),
     })
 
+    check("config resources", admin.list_config_resources(),
+          {"topic": ["cluster-a", "cluster-b"], "broker": ["1"]})
+    check("topic config resources", admin.list_config_resources(["TOPIC"]),
+          {"topic": ["cluster-a", "cluster-b"]})
+    check("group config resources", admin.list_config_resources(["GROUP"]), {})
+
     check("SCRAM users", admin.describe_user_scram_credentials(), {})
     named = admin.describe_user_scram_credentials(["alice"])
     check("a named SCRAM user", named["alice"]["credential_infos"], [])

@@ -42,6 +42,7 @@ mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
 mod metadata;
@@ -545,6 +546,9 @@ fn dispatch(
         RequestKind::DescribeUserScramCredentials(req) => ready(
             ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(req)),
         ),
+        RequestKind::ListConfigResources(req) => ready(ResponseKind::ListConfigResources(
+            list_config_resources::handle(&broker, version, req),
+        )),
         RequestKind::DescribeClientQuotas(req) => ready(ResponseKind::DescribeClientQuotas(
             client_quotas::describe(req),
         )),
