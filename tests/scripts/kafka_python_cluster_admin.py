@@ -1,5 +1,6 @@
 """kafka-python's cluster administration against one broker: log dirs with
-partition sizes, active producers with their open transaction, paged
+partition sizes, active producers, a hanging transaction found and aborted
+by an administrator, paged
 DescribeTopicPartitions, leader elections and reassignments that have
 nothing to do, OffsetForLeaderEpoch through a consumer, SCRAM users and
 client quotas that do not exist. Exits non-zero on any mismatch."""
@@ -7,10 +8,11 @@ import argparse
 import sys
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+from kafka.admin import AbortTransactionSpec, KafkaAdminClient, NewTopic, OffsetSpec
+from kafka.errors import (InvalidProducerEpochError, InvalidReplicationAssignmentError,
+                          NoReassignmentInProgressError)
 from kafka.protocol.admin import DescribeClientQuotasRequest
-from kafka.protocol.consumer import OffsetForLeaderEpochRequest
+from kafka.protocol.consumer import IsolationLevel, OffsetForLeaderEpochRequest
 
 failures = []
 
@@ -59,6 +61,8 @@ def main():
         check("open transaction", active[0].current_transaction_start_offset, -1)
     check("producers of an unwritten partition",
           states[TopicPartition("cluster-a", 2)].active_producers, [])
+
+    hanging_transaction(admin, bootstrap)
 
     # DescribeTopicPartitions in pages of two partitions.
     page = admin.describe_topic_partitions(["cluster-b", "cluster-a", "missing"],
@@ -130,6 +134,44 @@ def main():
     for failure in failures:
         print(failure)
     return 1 if failures else 0
+
+
+def hanging_transaction(admin, bootstrap):
+    """A transaction left open on cluster-b/1 holds read_committed readers
+    back until an administrator aborts it with the producer's id and epoch."""
+    tp = TopicPartition("cluster-b", 1)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="left-open")
+    producer.init_transactions()
+    producer.begin_transaction()
+    for i in range(3):
+        producer.send("cluster-b", f"open-{i}".encode(), partition=1)
+    producer.flush()
+
+    def stable_end():
+        offsets = admin.list_partition_offsets({tp: OffsetSpec.LATEST},
+                                               isolation_level=IsolationLevel.READ_COMMITTED)
+        return offsets[tp].offset
+
+    check("stable end with the transaction open", stable_end(), 0)
+    active = admin.describe_producers([tp])[tp].active_producers
+    check("producers of the open transaction", len(active), 1)
+    if not active:
+        return
+    open_txn = active[0]
+    check("open transaction start", open_txn.current_transaction_start_offset, 0)
+    spec = AbortTransactionSpec(tp, open_txn.producer_id, open_txn.producer_epoch)
+    try:
+        admin.abort_transaction(spec._replace(producer_epoch=open_txn.producer_epoch - 1))
+        failures.append("an abort with an older epoch was accepted")
+    except InvalidProducerEpochError:
+        pass
+    check("stable end after a refused abort", stable_end(), 0)
+    admin.abort_transaction(spec)
+    check("stable end after the abort: past the marker", stable_end(), 4)
+    after = admin.describe_producers([tp])[tp].active_producers
+    check("open transaction after the abort",
+          [p.current_transaction_start_offset for p in after], [-1])
+    producer.close(timeout=5)
 
 
 def epoch_request(asked):

@@ -59,6 +59,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::ListConfigResources, 0, 1),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The advertised `(min, max)` versions of `api`, if we serve it.

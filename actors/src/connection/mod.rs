@@ -55,6 +55,7 @@ mod replica_placement;
 mod scram_credentials;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use crate::broker::Broker;
 use crate::client_log;
@@ -546,6 +547,12 @@ fn dispatch(
         RequestKind::DescribeUserScramCredentials(req) => ready(
             ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(req)),
         ),
+        RequestKind::WriteTxnMarkers(req) => async move {
+            Some(ResponseKind::WriteTxnMarkers(
+                write_txn_markers::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
         RequestKind::ListConfigResources(req) => ready(ResponseKind::ListConfigResources(
             list_config_resources::handle(&broker, version, req),
         )),

@@ -362,7 +362,9 @@ impl Handler<ListOffset> for Partition {
 }
 
 /// Writes a transaction marker (commit or abort) for a producer and waits
-/// for its fsync: the end of that producer's transaction here.
+/// for its fsync: the end of that producer's transaction here. A marker of
+/// an epoch older than the producer's last is refused (an administrator's
+/// abort of a transaction the producer has since moved past).
 #[derive(Message)]
 #[rtype(result = "Result<(), ResponseError>")]
 pub struct WriteMarker {
@@ -376,6 +378,13 @@ impl Handler<WriteMarker> for Partition {
     type Result = ResponseFuture<Result<(), ResponseError>>;
 
     fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
+        if self
+            .producers
+            .epoch(msg.producer_id)
+            .is_some_and(|epoch| epoch > msg.producer_epoch)
+        {
+            return Box::pin(async { Err(ResponseError::InvalidProducerEpoch) });
+        }
         let marker_offset = self.log.log_end_offset();
         let written = batch::control_batch(
             msg.producer_id,

@@ -144,6 +144,11 @@ impl Producers {
         producer.last_timestamp = header.max_timestamp;
     }
 
+    /// The epoch this partition last saw of a producer.
+    pub fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.by_id.get(&producer_id).map(|p| p.epoch)
+    }
+
     /// Every producer this partition remembers, by id.
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut active: Vec<ActiveProducer> = self
