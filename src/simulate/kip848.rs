@@ -123,6 +123,7 @@ impl Kip848 {
             rebalance_timeout_ms: i32::try_from(self.clients.max_poll_interval())
                 .unwrap_or(i32::MAX),
             subscribed_topics: Some(client.topics.clone()),
+            subscribed_regex: None,
             server_assignor: Some(self.assignor.name().to_string()),
             owned: Some(owned),
             client_id: client.name.clone(),
