@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 /// Kafka's config value types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    Boolean = 1,
     String = 2,
     Int = 3,
     Long = 5,
@@ -19,6 +20,8 @@ pub enum ConfigType {
 /// One known topic config key.
 pub struct ConfigKey {
     pub name: &'static str,
+    /// The broker setting that gives its default (Kafka's synonym).
+    pub broker_name: &'static str,
     pub kind: ConfigType,
     pub default: String,
 }
@@ -33,28 +36,70 @@ const MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
     use ConfigType::{Double, Int, List, Long, String as Text};
     vec![
-        key("cleanup.policy", List, "delete"),
-        key("compression.type", Text, "producer"),
-        key("delete.retention.ms", Long, DELETE_RETENTION_MS),
-        key("max.message.bytes", Int, config.message_max_bytes),
-        key("message.timestamp.type", Text, "CreateTime"),
+        key("cleanup.policy", "log.cleanup.policy", List, "delete"),
+        key("compression.type", "compression.type", Text, "producer"),
+        key(
+            "delete.retention.ms",
+            "log.cleaner.delete.retention.ms",
+            Long,
+            DELETE_RETENTION_MS,
+        ),
+        key(
+            "max.message.bytes",
+            "message.max.bytes",
+            Int,
+            config.message_max_bytes,
+        ),
+        key(
+            "message.timestamp.type",
+            "log.message.timestamp.type",
+            Text,
+            "CreateTime",
+        ),
         key(
             "min.cleanable.dirty.ratio",
+            "log.cleaner.min.cleanable.ratio",
             Double,
             MIN_CLEANABLE_DIRTY_RATIO,
         ),
-        key("min.compaction.lag.ms", Long, MIN_COMPACTION_LAG_MS),
-        key("min.insync.replicas", Int, 1),
-        key("retention.bytes", Long, config.retention_bytes),
-        key("retention.ms", Long, config.retention_ms),
-        key("segment.bytes", Int, config.segment_bytes),
-        key("segment.ms", Long, config.segment_ms),
+        key(
+            "min.compaction.lag.ms",
+            "log.cleaner.min.compaction.lag.ms",
+            Long,
+            MIN_COMPACTION_LAG_MS,
+        ),
+        key("min.insync.replicas", "min.insync.replicas", Int, 1),
+        key(
+            "retention.bytes",
+            "log.retention.bytes",
+            Long,
+            config.retention_bytes,
+        ),
+        key(
+            "retention.ms",
+            "log.retention.ms",
+            Long,
+            config.retention_ms,
+        ),
+        key(
+            "segment.bytes",
+            "log.segment.bytes",
+            Int,
+            config.segment_bytes,
+        ),
+        key("segment.ms", "log.roll.ms", Long, config.segment_ms),
     ]
 }
 
-fn key(name: &'static str, kind: ConfigType, default: impl ToString) -> ConfigKey {
+fn key(
+    name: &'static str,
+    broker_name: &'static str,
+    kind: ConfigType,
+    default: impl ToString,
+) -> ConfigKey {
     ConfigKey {
         name,
+        broker_name,
         kind,
         default: default.to_string(),
     }
@@ -177,6 +222,7 @@ pub fn validate(config: &BrokerConfig, name: &str, value: &str) -> Result<(), St
         ConfigType::Int => value.parse::<i32>().is_ok(),
         ConfigType::Long => value.parse::<i64>().is_ok(),
         ConfigType::Double => value.parse::<f64>().is_ok(),
+        ConfigType::Boolean => value == "true" || value == "false",
         ConfigType::String | ConfigType::List => !value.is_empty(),
     };
     if ok {
