@@ -1,12 +1,7 @@
 // kafkajs against the broker: an idempotent producer, two consumers in one
 // group sharing a topic's partitions, commits, and a restarted member that
 // resumes after them. Exits non-zero on any mismatch.
-const path = require('path')
-const { Kafka, logLevel } = require(path.join(__dirname, '..', 'node', 'node_modules', 'kafkajs'))
-
-const bootstrap = process.argv[process.argv.indexOf('--bootstrap') + 1]
-const kafka = new Kafka({ clientId: 'kafkajs-test', brokers: [bootstrap], logLevel: logLevel.NOTHING })
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const { kafka, sleep, run } = require('./kafkajs_support')
 
 async function consume (groupId, seen, assigned) {
   const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500 })
@@ -19,7 +14,7 @@ async function consume (groupId, seen, assigned) {
   return consumer
 }
 
-async function main () {
+run('kafkajs group', async () => {
   const admin = kafka.admin()
   await admin.connect()
   await admin.createTopics({ topics: [{ topic: 'kafkajs', numPartitions: 4 }] })
@@ -51,7 +46,4 @@ async function main () {
   if (committed !== 201) throw new Error(`committed offsets add up to ${committed}`)
   await producer.disconnect()
   await admin.disconnect()
-  console.log('kafkajs group ok')
-}
-
-main().catch((e) => { console.error(e); process.exit(1) })
+})

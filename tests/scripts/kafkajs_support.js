@@ -18,9 +18,9 @@ const kafka = new Kafka({
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-// Polls `condition` every 100 ms for up to 30 s; `what` names it on timeout.
-async function waitFor (what, condition) {
-  for (let i = 0; i < 300; i++) {
+// Polls `condition` every 100 ms for up to `ms`; `what` names it on timeout.
+async function waitFor (what, condition, ms = 30000) {
+  for (let i = 0; i < ms / 100; i++) {
     if (await condition()) return
     await sleep(100)
   }
