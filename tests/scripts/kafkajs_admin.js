@@ -109,7 +109,20 @@ async function configs (admin) {
   const broker = resources.find((r) => r.resourceType === ConfigResourceTypes.BROKER)
   check(broker && broker.errorCode === 0 && broker.resourceName === String(nodeId), `broker resource ${JSON.stringify(broker)}`)
   const maxBytes = entry(broker, 'message.max.bytes')
-  check(Number(maxBytes.configValue) > 0, `message.max.bytes ${maxBytes.configValue}`)
+  check(Number(maxBytes.configValue) > 0 && maxBytes.readOnly, `message.max.bytes ${JSON.stringify(maxBytes)}`)
+  await rejects('altering a broker config, which this broker keeps static', () => admin.alterConfigs({
+    resources: [{ type: ConfigResourceTypes.BROKER, name: String(nodeId), configEntries: [{ name: 'message.max.bytes', value: '2000000' }] }]
+  }), { name: 'KafkaJSProtocolError', type: 'INVALID_REQUEST' })
+
+  const { resources: [synonyms] } = await admin.describeConfigs({
+    includeSynonyms: true,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: 'admin-configured', configNames: ['cleanup.policy', 'retention.ms'] }]
+  })
+  equal(entry(synonyms, 'cleanup.policy').configSynonyms, [{ configName: 'cleanup.policy', configValue: 'delete', configSource: 1 }],
+    'synonyms of a topic override')
+  // AlterConfigs replaces every override of the resource.
+  equal(entry(synonyms, 'retention.ms').configSynonyms, [{ configName: 'retention.ms', configValue: '604800000', configSource: 5 }],
+    'synonyms of a default, after AlterConfigs dropped its override')
 
   await rejects('describing a topic that does not exist', () => admin.describeConfigs({
     resources: [{ type: ConfigResourceTypes.TOPIC, name: 'admin-missing' }]
@@ -164,6 +177,8 @@ async function topicOffsets (admin, producer) {
 
   await admin.deleteTopicRecords({ topic: 'admin-offsets', partitions: [{ partition: 0, offset: '7' }] })
   await admin.deleteTopicRecords({ topic: 'admin-offsets', partitions: [{ partition: 1, offset: '-1' }] })
+  // Below the log start offset: nothing to delete, and no error.
+  await admin.deleteTopicRecords({ topic: 'admin-offsets', partitions: [{ partition: 0, offset: '2' }] })
   equal(await admin.fetchTopicOffsets('admin-offsets'), [
     { partition: 0, offset: '10', high: '10', low: '7' },
     { partition: 1, offset: '4', high: '4', low: '4' }
