@@ -153,6 +153,35 @@ async function manualCommits (admin, producer) {
   equal(await committed(admin, 'consume-manual', 'consume-manual'), ['6', '4'], 'autoCommit commits what the restart read')
 }
 
+// Records larger than maxBytesPerPartition and maxBytes still come, a whole
+// batch at a time (KIP-74); a committed offset past the end is reset as
+// fromBeginning says; describeGroup shows the running member.
+async function limitsAndResets (admin, producer) {
+  await admin.createTopics({ topics: [{ topic: 'consume-large' }] })
+  const large = Array.from({ length: 20 }, (_, i) => ({ value: `${i}-${'z'.repeat(1000)}` }))
+  for (let i = 0; i < 20; i += 5) await producer.send({ topic: 'consume-large', messages: large.slice(i, i + 5) })
+  await admin.setOffsets({ groupId: 'consume-large', topic: 'consume-large', partitions: [{ partition: 0, offset: '100' }] })
+  const { c, seen } = await consumer('consume-large', 'consume-large', {}, { maxBytesPerPartition: 180, maxBytes: 500 })
+  await waitFor('every large record', () => seen.length >= 20)
+  equal(seen, large.map((m) => m.value), 'large records, from the start after an out-of-range commit')
+  const description = await c.describeGroup()
+  equal([description.state, description.protocolType, description.members.length], ['Stable', 'consumer', 1], 'describeGroup')
+  await c.disconnect()
+}
+
+// A subscribed topic that grows is rebalanced onto its new partitions once
+// the consumer's metadata is refreshed.
+async function growingTopic (admin, producer) {
+  await admin.createTopics({ topics: [{ topic: 'consume-grow' }] })
+  const { c, seen, joins } = await consumer('consume-grow', 'consume-grow', {}, { metadataMaxAge: 500 })
+  await waitFor('the group join', () => joins.length > 0)
+  await admin.createPartitions({ topicPartitions: [{ topic: 'consume-grow', count: 2 }] })
+  await producer.send({ topic: 'consume-grow', messages: [{ partition: 1, value: 'on-the-new-partition' }] })
+  await waitFor('the record of the new partition', () => seen.length === 1)
+  equal(joins.at(-1).memberAssignment, { 'consume-grow': [0, 1] }, 'assignment after the topic grew')
+  await c.disconnect()
+}
+
 // With a fetch wait far beyond how long the script waits for the record, the
 // record can only arrive in time if the broker answers the waiting fetch as
 // soon as it is written.
@@ -181,6 +210,8 @@ run('kafkajs consumer', async () => {
   await fromLatest(admin, producer)
   await idleMember(admin, producer)
   await manualCommits(admin, producer)
+  await limitsAndResets(admin, producer)
+  await growingTopic(admin, producer)
   await longPoll(admin, producer)
   await Promise.all([admin.disconnect(), producer.disconnect()])
 })

@@ -75,6 +75,20 @@ async function headersAndPartitions (admin, producer) {
   equal(keyed.length, 1, 'records with one key go to one partition')
 }
 
+// A topic stamped with the broker's clock, and one created by producing.
+async function timestampsAndAutoCreation (admin, producer) {
+  await admin.createTopics({ topics: [{ topic: 'produce-log-time', configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }] })
+  const before = Date.now()
+  const [stamped] = await producer.send({ topic: 'produce-log-time', messages: [{ value: 'stamped', timestamp: '1000' }] })
+  check(Number(stamped.logAppendTime) >= before - 60000, `logAppendTime of the answer: ${stamped.logAppendTime}`)
+  const [read] = await collect(['produce-log-time'], 1)
+  equal(read.message.timestamp, stamped.logAppendTime, 'the record carries the log append time')
+
+  const [created] = await producer.send({ topic: 'produce-auto-created', messages: [{ value: 'first' }] })
+  equal([created.errorCode, created.baseOffset], [0, '0'], 'producing to a topic that did not exist')
+  check((await admin.listTopics()).includes('produce-auto-created'), 'the topic was auto-created')
+}
+
 async function batches (admin, producer) {
   await admin.createTopics({ topics: [{ topic: 'produce-batch-a' }, { topic: 'produce-batch-b', numPartitions: 2 }] })
   const result = await producer.sendBatch({
@@ -130,6 +144,7 @@ run('kafkajs producer', async () => {
   await acks(admin, producer)
   await codecs(admin, producer)
   await headersAndPartitions(admin, producer)
+  await timestampsAndAutoCreation(admin, producer)
   await batches(admin, producer)
   await idempotent(admin)
   await errors(admin)

@@ -131,6 +131,42 @@ async function fencing (admin) {
   await Promise.all([old.disconnect(), newer.disconnect()])
 }
 
+// A producer that "crashes" inside a transaction is fenced by the next one
+// with its id, whose InitProducerId aborts the open transaction; a
+// transaction past its timeout is aborted by the broker, and its producer
+// fenced; a transaction may hold offsets only, or nothing.
+async function recovery (admin) {
+  await admin.createTopics({ topics: [{ topic: 'txn-recovery', numPartitions: 2 }] })
+  const crashing = kafka.producer({ transactionalId: 'txn-crashing', transactionTimeout: 100 })
+  await crashing.connect()
+  const lost = await crashing.transaction()
+  await lost.send({ topic: 'txn-recovery', messages: [{ value: 'never-committed' }] })
+  const next = kafka.producer({ transactionalId: 'txn-crashing', transactionTimeout: 100 })
+  await next.connect()
+  const txn = await next.transaction()
+  await txn.send({ topic: 'txn-recovery', messages: [{ value: 'after-the-crash' }] })
+  await txn.commit()
+
+  const slow = kafka.producer({ transactionalId: 'txn-slow', transactionTimeout: 1000 })
+  await slow.connect()
+  const expiring = await slow.transaction()
+  await expiring.send({ topic: 'txn-recovery', messages: [{ value: 'too-slow' }] })
+  await sleep(4000)
+  await rejects('committing a transaction past its timeout', () => expiring.commit(), { name: 'KafkaJSProtocolError', type: 'INVALID_PRODUCER_EPOCH' })
+  equal(values(await collect(['txn-recovery'], 1)), ['after-the-crash'], 'records of crashed and expired transactions')
+
+  const offsetsOnly = kafka.producer({ transactionalId: 'txn-offsets-only' })
+  await offsetsOnly.connect()
+  const empty = await offsetsOnly.transaction()
+  await empty.commit()
+  const offsets = await offsetsOnly.transaction()
+  await offsets.sendOffsets({ consumerGroupId: 'txn-offsets-only', topics: [{ topic: 'txn-recovery', partitions: [{ partition: 0, offset: '5' }, { partition: 1, offset: '10' }] }] })
+  await offsets.commit()
+  const [committed] = await admin.fetchOffsets({ groupId: 'txn-offsets-only', topics: ['txn-recovery'] })
+  equal(committed.partitions.map((p) => p.offset), ['5', '10'], 'offsets of a transaction without records')
+  await Promise.all([crashing.disconnect(), next.disconnect(), slow.disconnect(), offsetsOnly.disconnect()])
+}
+
 run('kafkajs transactions', async () => {
   const admin = kafka.admin()
   await admin.connect()
@@ -138,5 +174,6 @@ run('kafkajs transactions', async () => {
   await openTransaction(admin)
   await transform(admin)
   await fencing(admin)
+  await recovery(admin)
   await admin.disconnect()
 })
