@@ -41,6 +41,12 @@ async function topics (admin) {
   equal(await admin.createTopics({ topics: [{ topic: 'admin-plain' }], waitForLeaders: false }), true,
     'createTopics without waiting for leaders')
 
+  const { brokers: [{ nodeId }] } = await admin.describeCluster()
+  equal(await admin.createTopics({ topics: [{ topic: 'admin-assigned', replicaAssignment: [{ partition: 0, replicas: [nodeId] }, { partition: 1, replicas: [nodeId] }] }] }),
+    true, 'createTopics with a replica assignment')
+  const { topics: [assigned] } = await admin.fetchTopicMetadata({ topics: ['admin-assigned'] })
+  equal(assigned.partitions.map((p) => [p.partitionId, p.replicas]).sort(), [[0, [nodeId]], [1, [nodeId]]], 'assigned replicas')
+
   equal(await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: 'admin-validated', numPartitions: 2 }] }),
     true, 'createTopics validateOnly')
   const listed = await admin.listTopics()
@@ -211,6 +217,8 @@ async function groupOffsets (admin) {
   equal(await admin.fetchOffsets({ groupId }), set, 'offsets of every topic of the group')
 
   await admin.resetOffsets({ groupId, topic: 'admin-offsets', earliest: true })
+  const { groups: [empty] } = await admin.describeGroups([groupId])
+  equal(empty, { groupId, errorCode: 0, state: 'Empty', protocolType: 'consumer', protocol: '', members: [] }, 'a group whose setOffsets consumer left')
   const reset = await admin.fetchOffsets({ groupId, topics: ['admin-offsets'] })
   equal(reset[0].partitions.map((p) => p.offset), ['-2', '-2'], 'offsets after resetOffsets to the earliest')
   const resolved = await admin.fetchOffsets({ groupId, topics: ['admin-offsets'], resolveOffsets: true })
