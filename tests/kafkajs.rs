@@ -26,7 +26,7 @@ fn kafkajs(name: &str) {
 }
 
 #[test]
-fn kafkajs_consumer_groups_share_partitions_and_commit() {
+fn kafkajs_consumer_groups_share_partitions_commit_and_survive_churn() {
     kafkajs("group");
 }
 
