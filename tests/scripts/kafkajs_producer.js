@@ -124,6 +124,20 @@ async function idempotent (admin) {
   }
 }
 
+// Sends that do not wait for each other share connections, so the broker
+// has many requests in flight on each; every one lands once.
+async function concurrent (admin, producer) {
+  await admin.createTopics({ topics: [{ topic: 'produce-concurrent', numPartitions: 3 }] })
+  const idempotent = kafka.producer({ idempotent: true })
+  await idempotent.connect()
+  const answers = await Promise.all(Array.from({ length: 300 }, (_, i) =>
+    (i % 2 ? producer : idempotent).send({ topic: 'produce-concurrent', acks: -1, messages: [{ partition: i % 3, value: `c${i}` }] })))
+  equal(new Set(answers.map(([a]) => `${a.partition}/${a.baseOffset}`)).size, 300, 'distinct offsets of concurrent sends')
+  const read = await collect(['produce-concurrent'], 300)
+  equal(new Set(values(read)).size, 300, 'concurrently sent records, each once')
+  await idempotent.disconnect()
+}
+
 async function errors (admin) {
   const producer = new kafkajs.Kafka({ brokers: [bootstrap], retry: { retries: 0 }, logLevel: kafkajs.logLevel.NOTHING }).producer()
   await producer.connect()
@@ -147,6 +161,7 @@ run('kafkajs producer', async () => {
   await timestampsAndAutoCreation(admin, producer)
   await batches(admin, producer)
   await idempotent(admin)
+  await concurrent(admin, producer)
   await errors(admin)
   await Promise.all([admin.disconnect(), producer.disconnect()])
 })
