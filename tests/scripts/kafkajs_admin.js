@@ -255,6 +255,8 @@ async function groups (admin, producer) {
   equal(unknown, { groupId: 'admin-nobody', errorCode: 0, state: 'Dead', protocolType: '', protocol: '', members: [] },
     'describeGroups of a group that does not exist')
 
+  await rejects('setting the offsets of a running group', () => admin.setOffsets({ groupId: 'admin-live', topic: 'admin-groups', partitions: [{ partition: 0, offset: '0' }] }),
+    { message: 'The consumer group must have no running instances, current state: Stable' })
   const nonEmpty = await rejects('deleting a group with members', () => admin.deleteGroups(['admin-live']), { name: 'KafkaJSDeleteGroupsError' })
   equal(nonEmpty.groups.map((g) => [g.groupId, g.error.type]), [['admin-live', 'NON_EMPTY_GROUP']], 'error of deleting a live group')
 
