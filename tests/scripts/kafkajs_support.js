@@ -5,7 +5,12 @@ const path = require('path')
 const kafkajs = require(path.join(__dirname, '..', 'node', 'node_modules', 'kafkajs'))
 
 const { Kafka, logLevel } = kafkajs
-const bootstrap = process.argv[process.argv.indexOf('--bootstrap') + 1]
+const flag = process.argv.indexOf('--bootstrap')
+if (flag < 0 || !process.argv[flag + 1]) {
+  console.error(`usage: node ${path.basename(process.argv[1])} --bootstrap HOST:PORT`)
+  process.exit(2)
+}
+const bootstrap = process.argv[flag + 1]
 
 // Errors only: kafkajs logs expected retries (a rebalance, a coordinator
 // moving) as errors too, so this is the context shown when a script fails.
@@ -83,6 +88,8 @@ async function collect (topics, count, options = {}) {
   return seen
 }
 
+// Runs the script's body and exits with its outcome, also when a client it
+// failed to disconnect would keep node running.
 function run (name, main) {
   main().then(
     () => {
