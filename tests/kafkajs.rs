@@ -11,7 +11,10 @@ use std::time::Duration;
 
 /// Runs `tests/scripts/kafkajs_{name}.js` against a fresh broker.
 fn kafkajs(name: &str) {
-    let broker = BrokerProcess::start();
+    kafkajs_against(name, &BrokerProcess::start());
+}
+
+fn kafkajs_against(name: &str, broker: &BrokerProcess) {
     let script = source(&format!("tests/scripts/kafkajs_{name}.js"));
     let (ok, stdout, stderr) = run_for(
         Command::new("node")
@@ -48,4 +51,10 @@ fn kafkajs_transactions_commit_abort_and_send_offsets() {
 #[test]
 fn kafkajs_consumes_in_batches_seeks_pauses_and_commits() {
     kafkajs("consumer");
+}
+
+#[test]
+fn kafkajs_gets_unknown_topic_errors_without_auto_creation() {
+    let broker = BrokerProcess::start_with_config("auto_create_topics: false\n");
+    kafkajs_against("no_auto_create", &broker);
 }
