@@ -145,6 +145,15 @@ async function cluster (admin) {
   check(typeof broker.host === 'string' && broker.port > 0, `broker ${JSON.stringify(broker)}`)
   equal(controller, broker.nodeId, 'controller')
   check(typeof clusterId === 'string' && clusterId.length > 0, `cluster id ${clusterId}`)
+
+  // One broker: no reassignment is ever in progress, moving a partition onto
+  // the broker it is on is a no-op, and onto another broker is refused.
+  equal(await admin.listPartitionReassignments({}), { topics: [] }, 'reassignments in progress')
+  await admin.alterPartitionReassignments({ topics: [{ topic: 'admin-configured', partitionAssignment: [{ partition: 0, replicas: [broker.nodeId] }] }] })
+  const elsewhere = await rejects('moving a partition to a broker that does not exist', () => admin.alterPartitionReassignments({
+    topics: [{ topic: 'admin-configured', partitionAssignment: [{ partition: 0, replicas: [broker.nodeId + 1] }] }]
+  }), { name: 'KafkaJSAggregateError' })
+  equal(elsewhere.errors.map((e) => e.type), ['INVALID_REPLICA_ASSIGNMENT'], 'error of a reassignment to another broker')
 }
 
 async function topicOffsets (admin, producer) {
