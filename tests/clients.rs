@@ -223,19 +223,6 @@ fn the_command_line_consumes_in_a_group_and_manages_its_offsets() {
         .any(|l| l.starts_with("cli-group\t")));
 }
 
-#[test]
-fn kafkajs_consumer_groups_share_partitions_and_commit() {
-    let broker = BrokerProcess::start();
-    let script = source("tests/scripts/kafkajs_group.js");
-    let (ok, stdout, stderr) = run(
-        Command::new("node")
-            .arg(&script)
-            .args(["--bootstrap", &broker.bootstrap()]),
-        "",
-    );
-    assert!(ok, "kafkajs: {stdout}\n{stderr}");
-}
-
 /// Short group timeouts, so that a killed member is expelled quickly.
 fn quick_groups_broker() -> (BrokerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -2,10 +2,17 @@
 //! producer's transaction.
 
 use crate::broker::Broker;
-use crate::txn::{Add, Addition};
+use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
-pub async fn handle(broker: &Broker, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+/// The first version whose clients know PRODUCER_FENCED.
+const FENCED_VERSION: i16 = 2;
+
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
     let add = Add {
         id: req.transactional_id.to_string(),
         producer_id: req.producer_id.0,
@@ -13,5 +20,6 @@ pub async fn handle(broker: &Broker, req: AddOffsetsToTxnRequest) -> AddOffsetsT
         addition: Addition::Group(req.group_id.to_string()),
     };
     let error = broker.ask_transactions(add).await.err();
-    AddOffsetsToTxnResponse::default().with_error_code(error.map_or(0, |e| e.code()))
+    AddOffsetsToTxnResponse::default()
+        .with_error_code(error.map_or(0, |e| fencing_for(e, version >= FENCED_VERSION).code()))
 }

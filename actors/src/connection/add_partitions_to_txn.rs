@@ -3,7 +3,7 @@
 //! brokers send to verify), answered per transaction.
 
 use crate::broker::Broker;
-use crate::txn::{Add, Addition};
+use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
@@ -15,6 +15,8 @@ use kafka_protocol::ResponseError;
 
 /// From this version transactions come as a list.
 const BATCHED_VERSION: i16 = 4;
+/// The first version whose clients know PRODUCER_FENCED.
+const FENCED_VERSION: i16 = 2;
 
 pub async fn handle(
     broker: &Broker,
@@ -28,6 +30,7 @@ pub async fn handle(
             req.v3_and_below_producer_id.0,
             req.v3_and_below_producer_epoch,
             req.v3_and_below_topics,
+            version >= FENCED_VERSION,
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
@@ -40,6 +43,7 @@ pub async fn handle(
             txn.producer_id.0,
             txn.producer_epoch,
             txn.topics,
+            true,
         )
         .await;
         results.push(
@@ -59,6 +63,7 @@ async fn add(
     producer_id: i64,
     producer_epoch: i16,
     topics: Vec<AddPartitionsToTxnTopic>,
+    knows_fenced: bool,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let unknown = topics.iter().any(|t| {
         let topic = broker.topic(&t.name);
@@ -86,7 +91,7 @@ async fn add(
             .ask_transactions(add)
             .await
             .err()
-            .map_or(0, |e| e.code())
+            .map_or(0, |e| fencing_for(e, knows_fenced).code())
     };
     topics
         .into_iter()

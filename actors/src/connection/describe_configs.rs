@@ -4,7 +4,7 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::topic_config::{self, ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -17,6 +17,18 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let entry = |name: &str, value: &str, source: i8, kind: i8| {
+        let result = entry(name, value, source, kind);
+        if req.include_synonyms {
+            // The value in force comes first; there is no other level here.
+            result.with_synonyms(vec![DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_value(Some(StrBytes::from_string(value.to_string())))
+                .with_source(source)])
+        } else {
+            result
+        }
+    };
     let results = req
         .resources
         .into_iter()

@@ -1,10 +1,13 @@
 //! EndTxn: commit or abort; answered once every marker is written.
 
 use crate::broker::Broker;
-use crate::txn::End;
+use crate::txn::{fencing_for, End};
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
-pub async fn handle(broker: &Broker, req: EndTxnRequest) -> EndTxnResponse {
+/// The first version whose clients know PRODUCER_FENCED.
+const FENCED_VERSION: i16 = 2;
+
+pub async fn handle(broker: &Broker, version: i16, req: EndTxnRequest) -> EndTxnResponse {
     let end = End {
         id: req.transactional_id.to_string(),
         producer_id: req.producer_id.0,
@@ -15,7 +18,7 @@ pub async fn handle(broker: &Broker, req: EndTxnRequest) -> EndTxnResponse {
         .ask_transactions(end)
         .await
         .err()
-        .map_or(0, |e| e.code());
+        .map_or(0, |e| fencing_for(e, version >= FENCED_VERSION).code());
     EndTxnResponse::default()
         .with_error_code(error)
         .with_producer_id(ProducerId(-1))

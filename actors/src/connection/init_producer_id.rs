@@ -4,11 +4,18 @@
 //! coordinator, which fences the previous producer of their id.
 
 use crate::broker::Broker;
-use crate::txn::InitTransactional;
+use crate::txn::{fencing_for, InitTransactional};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-pub async fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+/// The first version whose clients know PRODUCER_FENCED.
+const FENCED_VERSION: i16 = 4;
+
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let failed = |error: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(error.code())
@@ -28,7 +35,7 @@ pub async fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducer
             Ok((producer_id, epoch)) => InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(producer_id))
                 .with_producer_epoch(epoch),
-            Err(error) => failed(error),
+            Err(error) => failed(fencing_for(error, version >= FENCED_VERSION)),
         };
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

@@ -467,7 +467,7 @@ fn dispatch(
         .boxed_local(),
         RequestKind::AddOffsetsToTxn(req) => async move {
             Some(ResponseKind::AddOffsetsToTxn(
-                add_offsets_to_txn::handle(&broker, req).await,
+                add_offsets_to_txn::handle(&broker, version, req).await,
             ))
         }
         .boxed_local(),
@@ -477,10 +477,12 @@ fn dispatch(
             ))
         }
         .boxed_local(),
-        RequestKind::EndTxn(req) => {
-            async move { Some(ResponseKind::EndTxn(end_txn::handle(&broker, req).await)) }
-                .boxed_local()
+        RequestKind::EndTxn(req) => async move {
+            Some(ResponseKind::EndTxn(
+                end_txn::handle(&broker, version, req).await,
+            ))
         }
+        .boxed_local(),
         RequestKind::DescribeTransactions(req) => async move {
             let response = describe_transactions::describe(&broker, req).await;
             Some(ResponseKind::DescribeTransactions(response))
@@ -500,7 +502,7 @@ fn dispatch(
         .boxed_local(),
         RequestKind::InitProducerId(req) => async move {
             Some(ResponseKind::InitProducerId(
-                init_producer_id::handle(&broker, req).await,
+                init_producer_id::handle(&broker, version, req).await,
             ))
         }
         .boxed_local(),

@@ -4,7 +4,7 @@
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::offsets::{CommittedOffset, PartitionOffset};
-use crate::txn::{Add, Addition};
+use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -41,7 +41,7 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCo
         .ask_transactions(add)
         .await
         .err()
-        .map_or(0, |e| e.code());
+        .map_or(0, |e| fencing_for(e, false).code());
     let topics = req
         .topics
         .into_iter()

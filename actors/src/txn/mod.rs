@@ -28,6 +28,20 @@ use std::time::Duration;
 
 use self::state::{Bump, EndPlan, Txn};
 
+/// The error for a client that may not know PRODUCER_FENCED: it came with
+/// KIP-588 (Kafka 2.7), in InitProducerId v4, AddPartitionsToTxn,
+/// AddOffsetsToTxn and EndTxn v2 (and in no TxnOffsetCommit version); older
+/// clients, as Kafka answers them, get INVALID_PRODUCER_EPOCH, which they
+/// know as fencing.
+pub fn fencing_for(error: ResponseError, client_knows_fenced: bool) -> ResponseError {
+    match error {
+        ResponseError::ProducerFenced if !client_knows_fenced => {
+            ResponseError::InvalidProducerEpoch
+        }
+        other => other,
+    }
+}
+
 /// How often open transactions are checked against their timeout.
 const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 /// Kafka's `transaction.max.timeout.ms` default.
