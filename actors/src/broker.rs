@@ -2,6 +2,7 @@
 //! from the catalog, and owns the registries (topic name → partition actors).
 //! Connection handlers reach partitions through it.
 
+use crate::acls::AclStore;
 use crate::catalog::{Catalog, TopicRecord};
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
@@ -100,6 +101,7 @@ pub struct Broker {
     /// Producer ids reserved in the catalog and not handed out yet.
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
     offsets: OffsetStore,
+    acls: AclStore,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     /// Taken by [`Broker::stop`].
@@ -147,6 +149,7 @@ impl Broker {
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
         let state_db = crate::state_db::open(&state_db)?;
         let offsets = OffsetStore::open(&state_db)?;
+        let acls = AclStore::open(&state_db)?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let broker = Arc::new(Broker {
             storage,
@@ -154,6 +157,7 @@ impl Broker {
             transactions: OnceLock::new(),
             producer_ids: std::sync::Mutex::new(0..0),
             offsets,
+            acls,
             cluster_id: catalog.cluster_id().to_string(),
             topics: DashMap::new(),
             ids: DashMap::new(),
@@ -645,6 +649,11 @@ impl Broker {
     /// The committed offsets of every group.
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
+    }
+
+    /// The access control lists.
+    pub fn acls(&self) -> &AclStore {
+        &self.acls
     }
 
     fn group_config(&self) -> GroupConfig {

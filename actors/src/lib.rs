@@ -5,6 +5,7 @@
 //! partition [`partition::log::Log`], the topic [`catalog::Catalog`] — and turn
 //! messages into method calls on them, so the logic is testable without actors.
 
+pub mod acls;
 pub mod alloc;
 pub mod broker;
 pub mod catalog;

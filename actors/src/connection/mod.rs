@@ -372,9 +372,17 @@ fn dispatch(
         RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
             describe_configs::handle(&broker, req),
         )),
-        RequestKind::DescribeAcls(_) => ready(ResponseKind::DescribeAcls(acls::describe())),
-        RequestKind::CreateAcls(req) => ready(ResponseKind::CreateAcls(acls::create(req))),
-        RequestKind::DeleteAcls(req) => ready(ResponseKind::DeleteAcls(acls::delete(req))),
+        RequestKind::DescribeAcls(req) => {
+            ready(ResponseKind::DescribeAcls(acls::describe(&broker, req)))
+        }
+        RequestKind::CreateAcls(req) => {
+            async move { Some(ResponseKind::CreateAcls(acls::create(&broker, req).await)) }
+                .boxed_local()
+        }
+        RequestKind::DeleteAcls(req) => {
+            async move { Some(ResponseKind::DeleteAcls(acls::delete(&broker, req).await)) }
+                .boxed_local()
+        }
         RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(&broker),
         )),
