@@ -148,6 +148,11 @@ pub fn actorlog(args: &[&str], stdin: &str) -> (bool, String, String) {
 
 /// Runs a command with `stdin`, waiting at most a minute.
 pub fn run(command: &mut Command, stdin: &str) -> (bool, String, String) {
+    run_for(command, stdin, Duration::from_secs(60))
+}
+
+/// Runs a command with `stdin`, waiting at most `limit`.
+pub fn run_for(command: &mut Command, stdin: &str, limit: Duration) -> (bool, String, String) {
     use std::io::Write;
     let mut child = command
         .stdin(Stdio::piped())
@@ -163,7 +168,7 @@ pub fn run(command: &mut Command, stdin: &str) -> (bool, String, String) {
         .expect("stdin written");
     let start = Instant::now();
     while child.try_wait().expect("status").is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
+        if start.elapsed() > limit {
             let _ = child.kill();
             panic!("command timed out: {command:?}");
         }
