@@ -166,9 +166,6 @@ pub fn encode_response(
             });
         }
         ResponseKind::CreateTopics(response) => {
-            if version >= 1 {
-                out.put_i32(response.throttle_time_ms);
-            }
             put_array(out, &response.topics, |out, topic| {
                 put_string(out, Some(&topic.name));
                 out.put_i16(topic.error_code);
@@ -375,6 +372,31 @@ mod tests {
         string(&mut want, "b");
         want.put_slice(&[0, 1, 0]); // read only, default, sensitive
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn create_topics_v0_and_v1_answer_without_a_throttle_time() {
+        use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+        use kafka_protocol::messages::{CreateTopicsResponse, TopicName};
+        let response = CreateTopicsResponse::default()
+            .with_throttle_time_ms(7)
+            .with_topics(vec![CreatableTopicResult::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_error_code(36)
+                .with_error_message(None)]);
+        for version in [0, 1] {
+            let mut out = BytesMut::new();
+            let body = ResponseKind::CreateTopics(response.clone());
+            encode_response(ApiKey::CreateTopics, version, &body, &mut out).expect("encoded");
+            let mut want = BytesMut::new();
+            want.put_i32(1);
+            string(&mut want, "t");
+            want.put_i16(36);
+            if version == 1 {
+                want.put_i16(-1); // no error message
+            }
+            assert_eq!(out, want, "v{version}");
+        }
     }
 
     #[test]
