@@ -14,10 +14,11 @@ use std::time::Duration;
 /// Where Debian's golang-*-dev packages put their sources.
 const DEBIAN_GOPATH: &str = "/usr/share/gocode";
 
-/// The program under `tests/go/<name>`, built into the test scratch dir.
-fn go_program(name: &str) -> PathBuf {
+/// The program under `tests/go/<name>`, built into the test scratch dir as
+/// `binary` (one per test: tests build at the same time).
+fn go_program(name: &str, binary: &str) -> PathBuf {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go");
-    let binary = scratch.join(name);
+    let binary = scratch.join(binary);
     let (ok, stdout, stderr) = run_for(
         go(&scratch)
             .current_dir(source("tests/go"))
@@ -42,11 +43,14 @@ fn go(scratch: &Path) -> Command {
     command
 }
 
-fn check(name: &str) {
-    let program = go_program(name);
+/// Runs the program `name` with `args` against a new broker.
+fn check(name: &str, test: &str, args: &[&str]) {
+    let program = go_program(name, test);
     let broker = BrokerProcess::start();
     let (ok, stdout, stderr) = run_for(
-        Command::new(&program).args(["--bootstrap", &broker.bootstrap()]),
+        Command::new(&program)
+            .args(["--bootstrap", &broker.bootstrap()])
+            .args(args),
         "",
         Duration::from_secs(300),
     );
@@ -54,12 +58,21 @@ fn check(name: &str) {
     assert!(stdout.contains("all checks passed"), "{name}:\n{stdout}");
 }
 
+/// The newest version this Sarama knows, then its default (the oldest
+/// requests: Produce v0, Fetch v0, message sets of magic 0).
 #[test]
 fn sarama_new_and_default_versions_produce_consume_group_and_admin() {
-    check("sarama_check");
+    check("sarama_check", "sarama_newest", &[]);
+}
+
+/// Kafka 0.11's requests: CreateTopics v1, DeleteTopics v1, Fetch v4 and
+/// OffsetCommit v1 in a group.
+#[test]
+fn sarama_as_for_kafka_0_11() {
+    check("sarama_check", "sarama_0_11", &["--version", "0.11.0.0"]);
 }
 
 #[test]
 fn kafka_go_writer_readers_groups_and_conn() {
-    check("kafkago_check");
+    check("kafkago_check", "kafkago", &[]);
 }

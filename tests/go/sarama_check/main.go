@@ -22,9 +22,12 @@ const partitions = 4
 
 func main() {
 	bootstrap := flag.String("bootstrap", "127.0.0.1:9092", "broker HOST:PORT")
+	versionFlag := flag.String("version", sarama.MaxVersion.String(), "Kafka version for the admin, producer and group checks")
 	flag.Parse()
+	version, err := sarama.ParseKafkaVersion(*versionFlag)
+	must(err, "--version")
 	brokers := []string{*bootstrap}
-	checkModern(brokers)
+	checkModern(brokers, version)
 	checkDefaultVersion(brokers)
 	fmt.Println("sarama: all checks passed")
 }
@@ -60,8 +63,7 @@ type sent struct {
 	offset     int64
 }
 
-func checkModern(brokers []string) {
-	version := sarama.MaxVersion
+func checkModern(brokers []string, version sarama.KafkaVersion) {
 	log.Printf("sarama %s: admin, producer, consumer, group", version)
 	topic := "sarama-modern"
 	admin, err := sarama.NewClusterAdmin(brokers, config(version))
@@ -100,6 +102,8 @@ func checkModern(brokers []string) {
 	resumed := consumeInGroup(brokers, version, group, topic, len(more), 1)
 	checkSame(more, resumed, "resumed group")
 
+	checkRecordsAdmin(brokers, version, admin)
+
 	must(admin.DeleteTopic(topic), "delete topic")
 	waitFor(func() bool {
 		topics, err := admin.ListTopics()
@@ -110,6 +114,71 @@ func checkModern(brokers []string) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// An idempotent and an async producer on a one-partition topic, whose
+// partitions, records and configs the admin then changes.
+func checkRecordsAdmin(brokers []string, version sarama.KafkaVersion, admin sarama.ClusterAdmin) {
+	topic := "sarama-records"
+	must(admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false), "create topic")
+	c := config(version)
+	c.Producer.Idempotent = true
+	c.Net.MaxOpenRequests = 1
+	idempotent, err := sarama.NewSyncProducer(brokers, c)
+	must(err, "new idempotent producer")
+	for i := 0; i < 5; i++ {
+		_, offset, err := idempotent.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(fmt.Sprint("idempotent-", i))})
+		must(err, "idempotent send")
+		if offset != int64(i) {
+			fail("idempotent send %d landed at offset %d", i, offset)
+		}
+	}
+	must(idempotent.Close(), "close idempotent producer")
+
+	async, err := sarama.NewAsyncProducer(brokers, config(version))
+	must(err, "new async producer")
+	for i := 0; i < 10; i++ {
+		async.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(fmt.Sprint("async-", i))}
+	}
+	for i := 0; i < 10; i++ {
+		select {
+		case <-async.Successes():
+		case err := <-async.Errors():
+			fail("async send: %v", err)
+		case <-time.After(20 * time.Second):
+			fail("async send: %d of 10 acknowledged", i)
+		}
+	}
+	must(async.Close(), "close async producer")
+
+	must(admin.DeleteRecords(topic, map[int32]int64{0: 3}), "delete records")
+	client, err := sarama.NewClient(brokers, config(version))
+	must(err, "new client")
+	oldest, err := client.GetOffset(topic, 0, sarama.OffsetOldest)
+	must(err, "oldest offset")
+	newest, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	must(err, "newest offset")
+	if oldest != 3 || newest != 15 {
+		fail("after DeleteRecords to 3: offsets %d..%d, want 3..15", oldest, newest)
+	}
+	must(client.Close(), "close client")
+
+	must(admin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"retention.ms": strPtr("7200000")}, false), "alter config")
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	must(err, "describe altered config")
+	if len(entries) != 1 || entries[0].Value != "7200000" {
+		fail("retention.ms after AlterConfig: %+v", entries)
+	}
+	// This Sarama has CreatePartitions from Kafka 1.0 on.
+	if version.IsAtLeast(sarama.V1_0_0_0) {
+		must(admin.CreatePartitions(topic, 3, nil, false), "create partitions")
+		meta, err := admin.DescribeTopics([]string{topic})
+		must(err, "describe topics")
+		if len(meta) != 1 || len(meta[0].Partitions) != 3 {
+			fail("after CreatePartitions to 3: %+v", meta)
+		}
+	}
+	must(admin.DeleteTopic(topic), "delete topic")
+}
 
 func checkTopicAdmin(admin sarama.ClusterAdmin, topic string) {
 	topics, err := admin.ListTopics()
