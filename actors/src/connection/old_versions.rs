@@ -1,8 +1,8 @@
 //! Request versions older than the codec decodes (Kafka 4.0 dropped them,
 //! KIP-896) that clients still send: Sarama with its default version
 //! (Produce v0, Fetch v0, ListOffsets v0, OffsetCommit v1), Sarama's admin
-//! (DescribeConfigs v0) and kafka-go 0.2 (CreateTopics v0, Produce and
-//! Fetch v2). An old request is rewritten into the layout of the oldest
+//! (DescribeConfigs v0, the ACL APIs v0) and kafka-go 0.2 (CreateTopics v0,
+//! Produce and Fetch v2). An old request is rewritten into the layout of the oldest
 //! version the codec knows and handled as that one; its response is
 //! written in the old layout.
 
@@ -14,6 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 /// The config source of a default value (DescribeConfigs v1+); v0 has a
 /// flag instead.
 const SOURCE_DEFAULT: i8 = 5;
+
+/// The resource pattern type of ACL v0 requests: names match exactly.
+const PATTERN_LITERAL: i8 = 3;
 
 /// The version whose layout `version` of `api` is decoded as, if it is an
 /// old version served here.
@@ -27,6 +30,7 @@ pub fn decoded_as(api: ApiKey, version: i16) -> Option<i16> {
         (ApiKey::CreateTopics, 0..=1) => Some(2),
         (ApiKey::DeleteTopics, 0) => Some(1),
         (ApiKey::DescribeConfigs, 0) => Some(1),
+        (ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls, 0) => Some(1),
         _ => None,
     }
 }
@@ -105,12 +109,28 @@ pub fn rewrite_request(api: ApiKey, version: i16, body: Bytes) -> Result<Bytes, 
             out.put_slice(&input.rest());
             out.put_i8(0); // no synonyms
         }
+        ApiKey::DescribeAcls => acl_binding(&mut input, &mut out)?,
+        ApiKey::CreateAcls | ApiKey::DeleteAcls => {
+            input.array(&mut out, acl_binding)?;
+        }
         _ => out.put_slice(&input.rest()),
     }
     if !input.0.is_empty() {
         return Err(format!("{} bytes after the request", input.0.len()));
     }
     Ok(out.freeze())
+}
+
+/// An ACL binding or filter: resource type and name, then the pattern type
+/// that v0 lacks, then principal, host, operation and permission.
+fn acl_binding(input: &mut Reader, out: &mut BytesMut) -> Result<(), String> {
+    out.put_slice(&input.take(1)?);
+    out.put_slice(&input.string()?);
+    out.put_i8(PATTERN_LITERAL);
+    out.put_slice(&input.string()?);
+    out.put_slice(&input.string()?);
+    out.put_slice(&input.take(2)?);
+    Ok(())
 }
 
 /// Writes the response to an old request in its version's layout.
@@ -196,7 +216,40 @@ pub fn encode_response(
                 });
             });
         }
-        // OffsetCommit v0-v1 and OffsetFetch v0 answer as the next version.
+        ResponseKind::DescribeAcls(response) => {
+            out.put_i32(response.throttle_time_ms);
+            out.put_i16(response.error_code);
+            put_string(out, response.error_message.as_ref());
+            put_array(out, &response.resources, |out, resource| {
+                out.put_i8(resource.resource_type);
+                put_string(out, Some(&resource.resource_name));
+                put_array(out, &resource.acls, |out, acl| {
+                    put_string(out, Some(&acl.principal));
+                    put_string(out, Some(&acl.host));
+                    out.put_i8(acl.operation);
+                    out.put_i8(acl.permission_type);
+                });
+            });
+        }
+        ResponseKind::DeleteAcls(response) => {
+            out.put_i32(response.throttle_time_ms);
+            put_array(out, &response.filter_results, |out, result| {
+                out.put_i16(result.error_code);
+                put_string(out, result.error_message.as_ref());
+                put_array(out, &result.matching_acls, |out, acl| {
+                    out.put_i16(acl.error_code);
+                    put_string(out, acl.error_message.as_ref());
+                    out.put_i8(acl.resource_type);
+                    put_string(out, Some(&acl.resource_name));
+                    put_string(out, Some(&acl.principal));
+                    put_string(out, Some(&acl.host));
+                    out.put_i8(acl.operation);
+                    out.put_i8(acl.permission_type);
+                });
+            });
+        }
+        // OffsetCommit v0-v1, OffsetFetch v0 and CreateAcls v0 answer as
+        // the next version.
         other => other.encode(out, as_version).map_err(|e| e.to_string())?,
     }
     Ok(())
@@ -397,6 +450,24 @@ mod tests {
             }
             assert_eq!(out, want, "v{version}");
         }
+    }
+
+    #[test]
+    fn acl_v0_bindings_match_names_literally() {
+        use kafka_protocol::messages::CreateAclsRequest;
+        let mut old = BytesMut::new();
+        old.put_i32(1);
+        old.put_i8(2); // topic
+        string(&mut old, "t");
+        string(&mut old, "User:alice");
+        string(&mut old, "*");
+        old.put_slice(&[3, 3]); // read, allow
+        let mut body = rewrite_request(ApiKey::CreateAcls, 0, old.freeze()).expect("rewritten");
+        let req = CreateAclsRequest::decode(&mut body, 1).expect("decodes as v1");
+        let creation = &req.creations[0];
+        assert_eq!(creation.resource_pattern_type, PATTERN_LITERAL);
+        assert_eq!(creation.principal.as_str(), "User:alice");
+        assert_eq!((creation.operation, creation.permission_type), (3, 3));
     }
 
     #[test]

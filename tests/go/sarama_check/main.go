@@ -207,6 +207,22 @@ func checkTopicAdmin(admin sarama.ClusterAdmin, topic string) {
 	if len(all) < 2 {
 		fail("describe config without names lists %d entries", len(all))
 	}
+	// Without an authorizer the broker answers SECURITY_DISABLED inside
+	// the responses, which Sarama does not report: the requests must just
+	// be understood.
+	resource := sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: topic}
+	acl := sarama.Acl{Principal: "User:alice", Host: "*", Operation: sarama.AclOperationRead, PermissionType: sarama.AclPermissionAllow}
+	must(admin.CreateACL(resource, acl), "create acl")
+	name := topic
+	filter := sarama.AclFilter{ResourceType: sarama.AclResourceTopic, ResourceName: &name, Operation: sarama.AclOperationAny, PermissionType: sarama.AclPermissionAny}
+	acls, err := admin.ListAcls(filter)
+	must(err, "list acls")
+	if len(acls) != 0 {
+		fail("list acls without an authorizer: %+v", acls)
+	}
+	_, err = admin.DeleteACL(filter, false)
+	must(err, "delete acl")
+
 	// This Sarama asks for Metadata v0 here, which has no controller field.
 	brokers, _, err := admin.DescribeCluster()
 	must(err, "describe cluster")
