@@ -9,6 +9,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs a broker until it is told to stop. Blocks the calling thread.
 pub fn run(config: BrokerConfig) -> io::Result<()> {
+    raise_open_file_limit();
     actix_rt::System::new().block_on(async move {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
@@ -29,6 +30,34 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         shut_down(&broker).await;
         result
     })
+}
+
+/// Every partition keeps its active segment open and every client holds a
+/// socket, so the common soft limit of 1024 descriptors would cap a broker
+/// near a thousand partitions. Like Go's runtime and most servers, the
+/// service raises its soft limit to the hard limit the system allows.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            log::debug!("open file limit raised from {soft} to {}", limit.rlim_max);
+        } else {
+            log::warn!(
+                "open file limit stays at {soft}: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// The end of a broker's run, once its listener is closed (no new

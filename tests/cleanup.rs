@@ -5,7 +5,10 @@
 
 mod embedded_broker;
 
-use embedded_broker::{config, create_topic, eventually, read_records, start, start_in};
+use embedded_broker::{
+    assert_latest_balances, config, create_topic, eventually, produce_balances, read_records,
+    start, start_in,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -231,38 +234,13 @@ async fn a_hundred_thousand_updates_compact_to_the_latest_per_key() {
     })
     .await;
     create_topic(&bootstrap, "ledger", 1, &[("cleanup.policy", "compact")]).await;
-    let producer: FutureProducer = config(&bootstrap)
-        .set("linger.ms", "20")
-        .create()
-        .expect("producer");
-    let sends: Vec<_> = (0..100_000)
-        .map(|i| {
-            let (key, value) = (format!("account-{}", i % 1000), format!("balance-{i}"));
-            let record = FutureRecord::to("ledger")
-                .key(&key)
-                .payload(&value)
-                .partition(0);
-            producer.send_result(record).expect("queued")
-        })
-        .collect();
-    for send in sends {
-        send.await.expect("sent").expect("acknowledged");
-    }
+    produce_balances(&bootstrap, "ledger", 100_000, 1000, "20").await;
     eventually(
         Duration::from_secs(60),
         "compaction of the closed segments",
         || read_records(&bootstrap, "ledger").len() < 20_000,
     );
-    let records = read_records(&bootstrap, "ledger");
-    let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
-    for (offset, key, value) in &records {
-        latest.insert(key.clone(), (*offset, value.clone()));
-    }
-    assert_eq!(latest.len(), 1000);
-    for i in 99_000..100_000i64 {
-        let key = format!("account-{}", i % 1000);
-        assert_eq!(latest[&key], (i, Some(format!("balance-{i}"))), "{key}");
-    }
+    assert_latest_balances(&bootstrap, "ledger", 100_000, 1000);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,6 +35,12 @@ fn kafka_python_produces_consumes_and_commits() {
 }
 
 #[test]
+fn kafka_python_administers_log_dirs_producers_and_replicas() {
+    let broker = BrokerProcess::start();
+    python_script("tests/scripts/kafka_python_cluster_admin.py", &broker, &[]);
+}
+
+#[test]
 fn confluent_kafka_round_trips_every_codec_and_transactions() {
     let broker = BrokerProcess::start();
     python_script("tests/scripts/confluent_roundtrip.py", &broker, &[]);

@@ -7,7 +7,7 @@ mod broker_process;
 mod embedded_broker;
 
 use broker_process::BrokerProcess;
-use embedded_broker::{config, create_topic, read_all, read_records};
+use embedded_broker::{assert_latest_balances, config, create_topic, produce_balances, read_all};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -269,23 +269,7 @@ async fn a_sigkill_during_compaction_loses_nothing() {
     let mut broker = BrokerProcess::start_with(&["--config", file]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "accounts", 1, &[("cleanup.policy", "compact")]).await;
-    let producer: FutureProducer = config(&bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let sends: Vec<_> = (0..30_000)
-        .map(|i| {
-            let (key, value) = (format!("account-{}", i % 300), format!("balance-{i}"));
-            let record = FutureRecord::to("accounts")
-                .key(&key)
-                .payload(&value)
-                .partition(0);
-            producer.send_result(record).expect("queued")
-        })
-        .collect();
-    for send in sends {
-        send.await.expect("sent").expect("acknowledged");
-    }
+    produce_balances(&bootstrap, "accounts", 30_000, 300, "5").await;
     let partition_dir = broker.data_dir().join("accounts-0");
     let cleaning = || {
         std::fs::read_dir(&partition_dir)
@@ -303,19 +287,7 @@ async fn a_sigkill_during_compaction_loses_nothing() {
     assert!(cleaning(), "the kill comes in the middle of a compaction");
     broker.kill9();
     broker.restart();
-    let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    for (offset, key, value) in read_records(&bootstrap, "accounts") {
-        latest.insert(key, (offset, value.unwrap_or_default()));
-    }
-    assert_eq!(latest.len(), 300, "every key survives");
-    for i in 29_700..30_000i64 {
-        let key = format!("account-{}", i % 300);
-        assert_eq!(
-            latest[&key],
-            (i, format!("balance-{i}")),
-            "{key}: its latest value at its offset"
-        );
-    }
+    assert_latest_balances(&bootstrap, "accounts", 30_000, 300);
 }
 
 /// A synchronous OffsetCommit is answered only once sled has flushed it, so

@@ -2,7 +2,8 @@
 //! shared out, idle members beyond the partition count, hand-over when a
 //! member leaves, committed offsets resumed, independent groups; each under
 //! the classic protocol and under the new consumer protocol (KIP-848,
-//! `group.protocol=consumer`), where the broker computes the assignment.
+//! `group.protocol=consumer`), where the broker computes the assignment
+//! (and resolves pattern subscriptions).
 
 mod embedded_broker;
 
@@ -242,6 +243,63 @@ async fn two_groups_each_receive_every_record(protocol: Protocol) {
     assert_eq!(a, b);
 }
 
+/// A subscription by pattern takes every matching topic, and a matching
+/// topic created later too (by the client's metadata refresh under the
+/// classic protocol, by the coordinator under KIP-848).
+async fn a_pattern_subscription_follows_new_topics(protocol: Protocol) {
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "pattern-a", 2, &[]).await;
+    create_topic(&bootstrap, "pattern-b", 1, &[]).await;
+    create_topic(&bootstrap, "unpatterned", 2, &[]).await;
+    let mut settings = config(&bootstrap);
+    settings
+        .set("group.id", "by-pattern")
+        .set("auto.offset.reset", "earliest")
+        .set("topic.metadata.refresh.interval.ms", "500");
+    if let Protocol::Consumer = protocol {
+        settings.set("group.protocol", "consumer");
+    }
+    let consumer: BaseConsumer = settings.create().expect("consumer");
+    consumer.subscribe(&["^pattern-.*"]).expect("subscribe");
+    let assigned = |consumer: &BaseConsumer| -> BTreeSet<(String, i32)> {
+        consumer
+            .assignment()
+            .map(|a| {
+                a.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let expect = |topics: &[(&str, i32)]| -> BTreeSet<(String, i32)> {
+        topics.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    };
+    eventually(LIMIT, "the matching topics assigned", || {
+        consumer.poll(Duration::from_millis(100));
+        assigned(&consumer) == expect(&[("pattern-a", 0), ("pattern-a", 1), ("pattern-b", 0)])
+    });
+    create_topic(&bootstrap, "pattern-c", 1, &[]).await;
+    produce(&bootstrap, "pattern-c", 1, 1).await;
+    let mut got = None;
+    eventually(LIMIT, "a record of the new matching topic", || {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            got = Some(message.topic().to_string());
+        }
+        got.is_some()
+    });
+    assert_eq!(got.as_deref(), Some("pattern-c"));
+    assert_eq!(
+        assigned(&consumer),
+        expect(&[
+            ("pattern-a", 0),
+            ("pattern-a", 1),
+            ("pattern-b", 0),
+            ("pattern-c", 0)
+        ])
+    );
+}
+
 /// Each scenario runs once per group protocol, as its own test.
 macro_rules! under_both_protocols {
     ($($scenario:ident),* $(,)?) => {
@@ -269,7 +327,8 @@ under_both_protocols!(
     members_beyond_the_partition_count_stay_idle,
     a_member_that_leaves_hands_its_partitions_over,
     a_restarted_member_resumes_after_the_committed_offset,
-    two_groups_each_receive_every_record
+    two_groups_each_receive_every_record,
+    a_pattern_subscription_follows_new_topics
 );
 
 /// Produces `value-i` for i in `from..to` to partition 0.

@@ -3,7 +3,7 @@
 //! accept, idle ones after `connections_max_idle_ms`, a request over the
 //! in-flight budgets is not read until earlier ones are answered, and
 //! partitions past `max_partitions` are refused. A normal client works
-//! afterwards every time.
+//! afterwards every time. A low soft limit on open files is raised.
 
 mod broker_process;
 mod embedded_broker;
@@ -365,4 +365,56 @@ async fn partitions_past_max_partitions_are_refused() {
         Some(RDKafkaErrorCode::PolicyViolation)
     );
     embedded_broker::produce(&bootstrap, "three", 3, 30).await;
+}
+
+/// Started under the common soft limit of open files (here 64, so the test
+/// stays small), the service raises it to the hard limit: more partitions
+/// than the soft limit allows open files are created and written.
+#[test]
+fn the_service_outgrows_a_low_soft_file_limit() {
+    let broker = BrokerProcess::start_with_file_limit(64);
+    let b = broker.bootstrap();
+    let (ok, _, stderr) = actorlog(
+        &[
+            "--bootstrap",
+            &b,
+            "topics",
+            "create",
+            "wide",
+            "--partitions",
+            "200",
+        ],
+        "",
+    );
+    assert!(ok, "create: {stderr}");
+    let (ok, _, stderr) = actorlog(
+        &[
+            "--bootstrap",
+            &b,
+            "produce",
+            "--topic",
+            "wide",
+            "--partition",
+            "199",
+        ],
+        "last\n",
+    );
+    assert!(ok, "produce: {stderr}");
+    let (ok, stdout, stderr) = actorlog(
+        &[
+            "--bootstrap",
+            &b,
+            "consume",
+            "--topic",
+            "wide",
+            "--partition",
+            "199",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+        ],
+        "",
+    );
+    assert!(ok, "consume: {stderr}");
+    assert_eq!(stdout.trim(), "last");
 }

@@ -161,10 +161,12 @@ impl OffsetStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn offset(topic: &str, partition: i32, offset: i64) -> PartitionOffset {
+    /// A committed offset for tests here and of the transactions that
+    /// carry offsets; with metadata, for the store to keep.
+    pub(crate) fn offset(topic: &str, partition: i32, offset: i64) -> PartitionOffset {
         PartitionOffset {
             topic: topic.into(),
             partition,

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// The leader epoch of every partition: on one broker the leader never
+/// changes, so the epoch it starts with is the only one.
+pub const LEADER_EPOCH: i32 = 0;
+
 /// Longest topic name Kafka accepts.
 const MAX_NAME_LEN: usize = 249;
 

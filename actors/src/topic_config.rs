@@ -23,55 +23,41 @@ pub struct ConfigKey {
     pub default: String,
 }
 
+// Kafka's defaults of the keys no broker setting changes, for
+// DescribeConfigs and for the cleanup settings alike.
+const DELETE_RETENTION_MS: i64 = 86_400_000;
+const MIN_COMPACTION_LAG_MS: i64 = 0;
+const MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
+
 /// Every topic config key this broker knows, with its current default.
 pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
-    let key = |name, kind, default: String| ConfigKey {
-        name,
-        kind,
-        default,
-    };
+    use ConfigType::{Double, Int, List, Long, String as Text};
     vec![
-        key("cleanup.policy", ConfigType::List, "delete".into()),
-        key("compression.type", ConfigType::String, "producer".into()),
-        key("delete.retention.ms", ConfigType::Long, "86400000".into()),
-        key(
-            "max.message.bytes",
-            ConfigType::Int,
-            config.message_max_bytes.to_string(),
-        ),
-        key(
-            "message.timestamp.type",
-            ConfigType::String,
-            "CreateTime".into(),
-        ),
+        key("cleanup.policy", List, "delete"),
+        key("compression.type", Text, "producer"),
+        key("delete.retention.ms", Long, DELETE_RETENTION_MS),
+        key("max.message.bytes", Int, config.message_max_bytes),
+        key("message.timestamp.type", Text, "CreateTime"),
         key(
             "min.cleanable.dirty.ratio",
-            ConfigType::Double,
-            "0.5".into(),
+            Double,
+            MIN_CLEANABLE_DIRTY_RATIO,
         ),
-        key("min.compaction.lag.ms", ConfigType::Long, "0".into()),
-        key("min.insync.replicas", ConfigType::Int, "1".into()),
-        key(
-            "retention.bytes",
-            ConfigType::Long,
-            config.retention_bytes.to_string(),
-        ),
-        key(
-            "retention.ms",
-            ConfigType::Long,
-            config.retention_ms.to_string(),
-        ),
-        key(
-            "segment.bytes",
-            ConfigType::Int,
-            config.segment_bytes.to_string(),
-        ),
-        key(
-            "segment.ms",
-            ConfigType::Long,
-            config.segment_ms.to_string(),
-        ),
+        key("min.compaction.lag.ms", Long, MIN_COMPACTION_LAG_MS),
+        key("min.insync.replicas", Int, 1),
+        key("retention.bytes", Long, config.retention_bytes),
+        key("retention.ms", Long, config.retention_ms),
+        key("segment.bytes", Int, config.segment_bytes),
+        key("segment.ms", Long, config.segment_ms),
     ]
+}
+
+fn key(name: &'static str, kind: ConfigType, default: impl ToString) -> ConfigKey {
+    ConfigKey {
+        name,
+        kind,
+        default: default.to_string(),
+    }
 }
 
 /// The value in force for `name`: the topic's override or the default.
@@ -128,9 +114,11 @@ pub fn cleanup(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> C
         compact: policy.split(',').any(|p| p == "compact"),
         retention_ms: number("retention.ms", config.retention_ms),
         retention_bytes: number("retention.bytes", config.retention_bytes),
-        delete_retention_ms: number("delete.retention.ms", 86_400_000),
-        min_compaction_lag_ms: number("min.compaction.lag.ms", 0),
-        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
+        delete_retention_ms: number("delete.retention.ms", DELETE_RETENTION_MS),
+        min_compaction_lag_ms: number("min.compaction.lag.ms", MIN_COMPACTION_LAG_MS),
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .parse()
+            .unwrap_or(MIN_CLEANABLE_DIRTY_RATIO),
     }
 }
 

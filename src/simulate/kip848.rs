@@ -10,7 +10,8 @@
 //! Members choose their own ids in this protocol; the simulated ones use
 //! their name and incarnation (`c1#1`), so that every run is the same.
 
-use super::protocol::{Protocol, View};
+use super::clients::Clients;
+use super::lifecycle::Model;
 use super::scenario::{Consumer, GroupSettings};
 use actorlog_actors::group::assignor::{Assignor, TopicPartition, Topics};
 use actorlog_actors::group::consumer_group::{
@@ -18,7 +19,6 @@ use actorlog_actors::group::consumer_group::{
     JOIN_EPOCH, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };
 use kafka_protocol::ResponseError;
-use std::collections::{BTreeMap, BTreeSet};
 
 const FENCED_MEMBER_EPOCH: i16 = ResponseError::FencedMemberEpoch.code();
 const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
@@ -28,32 +28,22 @@ const UNRELEASED_INSTANCE_ID: i16 = ResponseError::UnreleasedInstanceId.code();
 const MAX_HEARTBEATS_PER_INSTANT: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Task {
+pub enum Task {
     /// The heartbeat of one chain: every heartbeat starts a new chain.
     Heartbeat(u64),
     /// The poll ended: reconcile to the latest assignment.
     Reconcile,
     /// Revocation is done: take the new assignment and say so.
     Reconciled(u64),
-    MaxPoll(u64),
-    Resume(u64),
 }
 
+/// What a client knows of its membership in the group.
 #[derive(Debug)]
-struct Client {
-    name: String,
-    instance_id: Option<String>,
-    topics: Vec<String>,
-    poll_time: u64,
-    rejoin_time: u64,
-    running: bool,
-    incarnation: u32,
-    started_at: u64,
-    member_id: String,
+struct Member {
     /// 0 to join; the coordinator's epoch for the member afterwards.
     epoch: i32,
     /// In the group: joined and not left.
-    member: bool,
+    joined: bool,
     /// What it fetches (and reports as owned).
     assigned: Vec<TopicPartition>,
     /// Given up but not yet confirmed: reported as owned, not fetched.
@@ -64,10 +54,6 @@ struct Client {
     applying: Vec<TopicPartition>,
     reconciling: bool,
     reconciliations: u64,
-    heartbeats: u64,
-    paused_until: Option<u64>,
-    pauses: u64,
-    left_for_poll: bool,
     told_unreleased: bool,
 }
 
@@ -76,12 +62,9 @@ pub struct Kip848 {
     group: ConsumerGroup,
     assignor: Assignor,
     heartbeat_interval: u64,
-    max_poll_interval: u64,
     topics: Topics,
-    clients: Vec<Client>,
-    agenda: BTreeMap<(u64, u64), (usize, u32, Task)>,
-    next_seq: u64,
-    notes: Vec<String>,
+    clients: Clients<Task>,
+    members: Vec<Member>,
     heartbeats_now: usize,
 }
 
@@ -96,86 +79,51 @@ impl Kip848 {
             group: ConsumerGroup::new(config),
             assignor: group.assignor.0,
             heartbeat_interval: group.heartbeat_interval.0,
-            max_poll_interval: group.max_poll_interval.0,
             topics: topics.clone(),
-            clients: consumers
+            clients: Clients::new(consumers, group.max_poll_interval.0),
+            members: consumers
                 .iter()
-                .map(|c| Client {
-                    name: c.name.clone(),
-                    instance_id: c.instance_id.clone(),
-                    topics: c.topics.clone(),
-                    poll_time: c.poll_time.0,
-                    rejoin_time: c.rejoin_time.0,
-                    running: false,
-                    incarnation: 0,
-                    started_at: 0,
-                    member_id: String::new(),
+                .map(|_| Member {
                     epoch: JOIN_EPOCH,
-                    member: false,
+                    joined: false,
                     assigned: Vec::new(),
                     releasing: Vec::new(),
                     pending: None,
                     applying: Vec::new(),
                     reconciling: false,
                     reconciliations: 0,
-                    heartbeats: 0,
-                    paused_until: None,
-                    pauses: 0,
-                    left_for_poll: false,
                     told_unreleased: false,
                 })
                 .collect(),
-            agenda: BTreeMap::new(),
-            next_seq: 0,
-            notes: Vec::new(),
             heartbeats_now: 0,
         }
     }
 
-    fn schedule(&mut self, at: u64, c: usize, task: Task) {
-        self.next_seq += 1;
-        let incarnation = self.clients[c].incarnation;
-        self.agenda
-            .insert((at, self.next_seq), (c, incarnation, task));
-    }
-
-    fn note(&mut self, c: usize, text: impl std::fmt::Display) {
-        let name = &self.clients[c].name;
-        self.notes.push(format!("{name}: {text}"));
-    }
-
-    fn stop(&mut self, c: usize) {
-        let client = &mut self.clients[c];
-        client.running = false;
-        client.incarnation += 1;
-        client.member = false;
-        client.paused_until = None;
-        client.left_for_poll = false;
-        self.forget_assignment(c);
-    }
-
     fn forget_assignment(&mut self, c: usize) {
-        let client = &mut self.clients[c];
-        client.assigned.clear();
-        client.releasing.clear();
-        client.pending = None;
-        client.applying.clear();
-        client.reconciling = false;
-        client.reconciliations += 1;
+        let member = &mut self.members[c];
+        member.assigned.clear();
+        member.releasing.clear();
+        member.pending = None;
+        member.applying.clear();
+        member.reconciling = false;
+        member.reconciliations += 1;
     }
 
     fn request(&self, c: usize, epoch: i32) -> HeartbeatRequest {
         let client = &self.clients[c];
-        let mut owned = client.assigned.clone();
-        owned.extend(client.releasing.iter().cloned());
+        let member = &self.members[c];
+        let mut owned = member.assigned.clone();
+        owned.extend(member.releasing.iter().cloned());
         owned.sort();
         HeartbeatRequest {
             member_id: client.member_id.clone(),
             member_epoch: epoch,
             instance_id: client.instance_id.clone(),
             rack_id: None,
-            rebalance_timeout_ms: i32::try_from(self.max_poll_interval).unwrap_or(i32::MAX),
+            rebalance_timeout_ms: i32::try_from(self.clients.max_poll_interval())
+                .unwrap_or(i32::MAX),
             subscribed_topics: Some(client.topics.clone()),
+            subscribed_regex: None,
             server_assignor: Some(self.assignor.name().to_string()),
             owned: Some(owned),
             client_id: client.name.clone(),
@@ -192,12 +140,13 @@ impl Kip848 {
                  the members and the group do not converge"
             ));
         }
-        let request = self.request(c, self.clients[c].epoch);
+        let request = self.request(c, self.members[c].epoch);
         let response = self.group.heartbeat(request, &self.topics, now);
         let client = &mut self.clients[c];
         client.heartbeats += 1;
         let chain = client.heartbeats;
-        self.schedule(now + self.heartbeat_interval, c, Task::Heartbeat(chain));
+        self.clients
+            .schedule(now + self.heartbeat_interval, c, Task::Heartbeat(chain));
         self.on_response(c, response, now)
     }
 
@@ -209,9 +158,9 @@ impl Kip848 {
     ) -> Result<(), String> {
         match response.error {
             0 => {
-                let client = &mut self.clients[c];
-                client.member = true;
-                client.epoch = response.member_epoch;
+                let member = &mut self.members[c];
+                member.joined = true;
+                member.epoch = response.member_epoch;
                 if let Some(assignment) = response.assignment {
                     let mut assignment = assignment;
                     assignment.sort();
@@ -222,14 +171,14 @@ impl Kip848 {
             FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID => {
                 // The member lost its partitions: it joins again at once.
                 self.forget_assignment(c);
-                self.clients[c].epoch = JOIN_EPOCH;
-                self.clients[c].member = false;
+                self.members[c].epoch = JOIN_EPOCH;
+                self.members[c].joined = false;
                 self.heartbeat(c, now)
             }
             UNRELEASED_INSTANCE_ID => {
-                if !self.clients[c].told_unreleased {
-                    self.clients[c].told_unreleased = true;
-                    self.note(
+                if !self.members[c].told_unreleased {
+                    self.members[c].told_unreleased = true;
+                    self.clients.note(
                         c,
                         "its instance id is still held by its previous process; \
                          it retries every heartbeat until that session expires",
@@ -240,7 +189,8 @@ impl Kip848 {
             error => {
                 let name = ResponseError::try_from_code(error)
                     .map_or_else(|| error.to_string(), |e| e.to_string());
-                self.note(c, format!("heartbeat failed with {name}; it stops"));
+                self.clients
+                    .note(c, format!("heartbeat failed with {name}; it stops"));
                 self.stop(c);
                 Ok(())
             }
@@ -248,98 +198,104 @@ impl Kip848 {
     }
 
     fn assigned_by_group(&mut self, c: usize, assignment: Vec<TopicPartition>, now: u64) {
-        let client = &mut self.clients[c];
-        let current = match (&client.pending, client.reconciling) {
+        let member = &mut self.members[c];
+        let current = match (&member.pending, member.reconciling) {
             (Some(pending), _) => pending,
-            (None, true) => &client.applying,
-            (None, false) => &client.assigned,
+            (None, true) => &member.applying,
+            (None, false) => &member.assigned,
         };
         if *current == assignment {
             return;
         }
-        client.pending = Some(assignment);
-        if client.reconciling {
+        member.pending = Some(assignment);
+        if member.reconciling {
             return;
         }
-        client.reconciling = true;
-        if client.paused_until.is_none() {
-            let at = self.poll_boundary(c, now);
-            self.schedule(at, c, Task::Reconcile);
+        member.reconciling = true;
+        if self.clients[c].paused_until.is_none() {
+            let at = self.clients.poll_boundary(c, now);
+            self.clients.schedule(at, c, Task::Reconcile);
         }
-    }
-
-    fn poll_boundary(&self, c: usize, now: u64) -> u64 {
-        let client = &self.clients[c];
-        if client.poll_time == 0 {
-            return now;
-        }
-        let since = now - client.started_at;
-        client.started_at + since.div_ceil(client.poll_time) * client.poll_time
     }
 
     /// Revokes what the new assignment lacks; the rest when revoked.
     fn reconcile(&mut self, c: usize, now: u64) -> Result<(), String> {
-        let client = &mut self.clients[c];
-        if !client.reconciling || client.paused_until.is_some() {
+        let client = &self.clients[c];
+        let member = &mut self.members[c];
+        if !member.reconciling || client.paused_until.is_some() {
             return Ok(());
         }
-        let Some(target) = client.pending.take() else {
-            client.reconciling = false;
+        let Some(target) = member.pending.take() else {
+            member.reconciling = false;
             return Ok(());
         };
-        let lost: Vec<TopicPartition> = client
+        let lost: Vec<TopicPartition> = member
             .assigned
             .iter()
             .filter(|tp| !target.contains(tp))
             .cloned()
             .collect();
-        client.reconciliations += 1;
-        let reconciliation = client.reconciliations;
-        client.applying = target;
+        member.reconciliations += 1;
+        let reconciliation = member.reconciliations;
+        member.applying = target;
         if lost.is_empty() {
             return self.reconciled(c, reconciliation, now);
         }
-        client.assigned.retain(|tp| !lost.contains(tp));
-        client.releasing = lost;
+        member.assigned.retain(|tp| !lost.contains(tp));
+        member.releasing = lost;
         let at = now + client.rejoin_time;
-        self.schedule(at, c, Task::Reconciled(reconciliation));
+        self.clients
+            .schedule(at, c, Task::Reconciled(reconciliation));
         Ok(())
     }
 
     fn reconciled(&mut self, c: usize, reconciliation: u64, now: u64) -> Result<(), String> {
-        let client = &mut self.clients[c];
-        if client.reconciliations != reconciliation {
+        let member = &mut self.members[c];
+        if member.reconciliations != reconciliation {
             return Ok(());
         }
-        client.releasing.clear();
-        client.assigned = std::mem::take(&mut client.applying);
+        member.releasing.clear();
+        member.assigned = std::mem::take(&mut member.applying);
         // A newer assignment came while revoking: reconcile again.
-        client.reconciling = client.pending.is_some();
-        if client.reconciling {
-            self.schedule(now, c, Task::Reconcile);
+        member.reconciling = member.pending.is_some();
+        if member.reconciling {
+            self.clients.schedule(now, c, Task::Reconcile);
         }
         self.heartbeat(c, now)
     }
+}
 
-    fn max_poll_exceeded(&mut self, c: usize, pause: u64, now: u64) -> Result<(), String> {
-        let client = &self.clients[c];
-        if client.pauses != pause || client.paused_until.is_none() {
-            return Ok(());
-        }
-        self.note(c, "exceeded max.poll.interval and left the group");
-        self.leave_group(c, now);
+impl Model for Kip848 {
+    type Task = Task;
+
+    fn clients(&self) -> &Clients<Task> {
+        &self.clients
+    }
+
+    fn clients_mut(&mut self) -> &mut Clients<Task> {
+        &mut self.clients
+    }
+
+    fn started(&mut self, c: usize, now: u64) {
         let client = &mut self.clients[c];
-        client.left_for_poll = true;
-        let until = client.paused_until.unwrap_or(now);
-        self.schedule(until, c, Task::Resume(pause));
-        Ok(())
+        client.member_id = format!("{}#{}", client.name, client.incarnation);
+        let member = &mut self.members[c];
+        member.epoch = JOIN_EPOCH;
+        member.told_unreleased = false;
+        self.forget_assignment(c);
+        let chain = self.clients[c].heartbeats;
+        self.clients.schedule(now, c, Task::Heartbeat(chain));
+    }
+
+    fn stopped(&mut self, c: usize) {
+        self.members[c].joined = false;
+        self.forget_assignment(c);
     }
 
     /// LeaveGroup by heartbeat: a static member says it will be back.
     fn leave_group(&mut self, c: usize, now: u64) {
-        let client = &self.clients[c];
-        if client.member {
-            let epoch = if client.instance_id.is_some() {
+        if self.members[c].joined {
+            let epoch = if self.clients[c].instance_id.is_some() {
                 STATIC_LEAVE_EPOCH
             } else {
                 LEAVE_EPOCH
@@ -347,27 +303,39 @@ impl Kip848 {
             let request = self.request(c, epoch);
             self.group.heartbeat(request, &self.topics, now);
         }
-        let client = &mut self.clients[c];
-        client.member = false;
-        client.epoch = JOIN_EPOCH;
-        client.heartbeats += 1;
+        let member = &mut self.members[c];
+        member.joined = false;
+        member.epoch = JOIN_EPOCH;
+        self.clients[c].heartbeats += 1;
         self.forget_assignment(c);
     }
 
-    fn resume(&mut self, c: usize, pause: u64, now: u64) -> Result<(), String> {
-        let client = &mut self.clients[c];
-        if client.pauses != pause || client.paused_until.is_none() {
-            return Ok(());
+    fn resubscribed(&mut self, c: usize, now: u64) {
+        if self.members[c].joined {
+            let chain = self.clients[c].heartbeats;
+            self.clients.schedule(now, c, Task::Heartbeat(chain));
         }
-        client.paused_until = None;
-        if client.left_for_poll {
-            client.left_for_poll = false;
-            return self.heartbeat(c, now);
-        }
-        if client.reconciling {
-            self.schedule(now, c, Task::Reconcile);
-        }
+    }
+
+    fn new_topics(&mut self, topics: &Topics) {
+        // The coordinator sees new partitions at the next heartbeat.
+        self.topics = topics.clone();
+    }
+
+    fn exceeded_max_poll(&mut self, c: usize, pause: u64, now: u64) -> Result<(), String> {
+        self.leave_group(c, now);
+        self.clients.left_in_pause(c, pause);
         Ok(())
+    }
+
+    fn rejoin(&mut self, c: usize, now: u64) -> Result<(), String> {
+        self.heartbeat(c, now)
+    }
+
+    fn resumed(&mut self, c: usize, now: u64) {
+        if self.members[c].reconciling {
+            self.clients.schedule(now, c, Task::Reconcile);
+        }
     }
 
     fn run(&mut self, c: usize, task: Task, now: u64) -> Result<bool, String> {
@@ -378,9 +346,9 @@ impl Kip848 {
                     return Ok(false);
                 }
                 let seen = |this: &Self| {
-                    let client = &this.clients[c];
+                    let member = &this.members[c];
                     let group = (this.group.group_epoch(), this.group.state());
-                    (group, client.epoch, client.member, client.pending.clone())
+                    (group, member.epoch, member.joined, member.pending.clone())
                 };
                 let before = seen(self);
                 self.heartbeat(c, now)?;
@@ -388,9 +356,33 @@ impl Kip848 {
             }
             Task::Reconcile => self.reconcile(c, now).map(|()| true),
             Task::Reconciled(n) => self.reconciled(c, n, now).map(|()| true),
-            Task::MaxPoll(pause) => self.max_poll_exceeded(c, pause, now).map(|()| true),
-            Task::Resume(pause) => self.resume(c, pause, now).map(|()| true),
         }
+    }
+
+    fn begin(&mut self, _now: u64) -> Result<bool, String> {
+        self.heartbeats_now = 0;
+        Ok(false)
+    }
+
+    /// Heartbeats are answered as they are sent: nothing waits.
+    fn deliver(&mut self, _now: u64) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn group_deadline(&self) -> Option<u64> {
+        self.group.next_deadline()
+    }
+
+    fn tick(&mut self, now: u64) {
+        self.group.tick(now);
+    }
+
+    fn generation(&self) -> i32 {
+        self.group.group_epoch()
+    }
+
+    fn rebalancing(&self) -> bool {
+        self.group.state() == ConsumerGroupState::Reconciling
     }
 
     fn settled(&self) -> bool {
@@ -398,137 +390,14 @@ impl Kip848 {
         if description.state == ConsumerGroupState::Reconciling {
             return false;
         }
-        let members: BTreeSet<&str> = description
-            .members
-            .iter()
-            .map(|m| m.member_id.as_str())
-            .collect();
-        let running: Vec<&Client> = self.clients.iter().filter(|c| c.running).collect();
-        let in_step = running.iter().all(|c| {
-            c.member
-                && !c.reconciling
-                && c.paused_until.is_none()
-                && members.contains(c.member_id.as_str())
-        });
-        in_step && members.len() == running.len()
-    }
-}
-
-impl Protocol for Kip848 {
-    fn start(&mut self, c: usize, now: u64) {
-        if self.clients[c].running {
-            self.note(c, "is already running; join ignored");
-            return;
-        }
-        let client = &mut self.clients[c];
-        client.running = true;
-        client.incarnation += 1;
-        client.started_at = now;
-        client.member_id = format!("{}#{}", client.name, client.incarnation);
-        client.epoch = JOIN_EPOCH;
-        client.told_unreleased = false;
-        self.forget_assignment(c);
-        self.schedule(now, c, Task::Heartbeat(self.clients[c].heartbeats));
+        let members = description.members.iter().map(|m| m.member_id.as_str());
+        self.clients.in_step(members, |c| {
+            let member = &self.members[c];
+            member.joined && !member.reconciling
+        })
     }
 
-    fn leave(&mut self, c: usize, now: u64) {
-        if !self.clients[c].running {
-            self.note(c, "is not running; leave ignored");
-            return;
-        }
-        self.leave_group(c, now);
-        self.stop(c);
-    }
-
-    fn crash(&mut self, c: usize, _now: u64) {
-        if !self.clients[c].running {
-            self.note(c, "is not running; crash ignored");
-            return;
-        }
-        self.stop(c);
-    }
-
-    fn pause(&mut self, c: usize, until: u64, now: u64) {
-        if !self.clients[c].running {
-            self.note(c, "is not running; pause ignored");
-            return;
-        }
-        let client = &mut self.clients[c];
-        client.pauses += 1;
-        client.paused_until = Some(until);
-        let pause = client.pauses;
-        if until - now > self.max_poll_interval {
-            self.schedule(now + self.max_poll_interval, c, Task::MaxPoll(pause));
-        } else {
-            self.schedule(until, c, Task::Resume(pause));
-        }
-    }
-
-    fn subscribe(&mut self, c: usize, topics: Vec<String>, now: u64) {
-        self.clients[c].topics = topics;
-        if self.clients[c].running && self.clients[c].member {
-            let chain = self.clients[c].heartbeats;
-            self.schedule(now, c, Task::Heartbeat(chain));
-        }
-    }
-
-    fn topics_changed(&mut self, topics: &Topics, _now: u64) {
-        // The coordinator sees new partitions at the next heartbeat.
-        self.topics = topics.clone();
-    }
-
-    fn next_due(&self) -> Option<u64> {
-        let timer = self.agenda.keys().next().map(|(at, _)| *at);
-        [timer, self.group.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    fn advance(&mut self, now: u64) -> Result<bool, String> {
-        self.heartbeats_now = 0;
-        let mut changed = false;
-        loop {
-            if self.group.next_deadline().is_some_and(|d| d <= now) {
-                self.group.tick(now);
-                changed = true;
-                continue;
-            }
-            let Some(entry) = self.agenda.first_entry() else {
-                break;
-            };
-            if entry.key().0 > now {
-                break;
-            }
-            let (c, incarnation, task) = entry.remove();
-            if self.clients[c].incarnation == incarnation && self.clients[c].running {
-                changed |= self.run(c, task, now)?;
-            }
-        }
-        Ok(changed)
-    }
-
-    fn view(&self) -> View {
-        View {
-            generation: self.group.group_epoch(),
-            rebalancing: self.group.state() == ConsumerGroupState::Reconciling,
-            settled: self.settled(),
-            running: self.clients.iter().map(|c| c.running).collect(),
-            fetching: self
-                .clients
-                .iter()
-                .map(|c| {
-                    if c.running && c.paused_until.is_none() {
-                        c.assigned.clone()
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    fn take_notes(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.notes)
+    fn holds(&self, c: usize) -> &[TopicPartition] {
+        &self.members[c].assigned
     }
 }

@@ -5,8 +5,10 @@
 //! report.
 
 mod classic;
+mod clients;
 mod generate;
 mod kip848;
+mod lifecycle;
 mod protocol;
 mod report;
 mod runner;

@@ -1,6 +1,7 @@
 //! What the runner asks of a group protocol's model: the broker's group
 //! state machine together with the clients that talk to it. Each protocol
-//! is one module implementing [`Protocol`].
+//! is one module implementing [`Model`](super::lifecycle::Model), which
+//! makes it a [`Protocol`].
 
 use actorlog_actors::group::assignor::{TopicPartition, Topics};
 

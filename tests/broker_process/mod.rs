@@ -19,6 +19,8 @@ pub struct BrokerProcess {
     extra: Vec<String>,
     /// Holds the `--config` file of [`BrokerProcess::start_with_config`].
     config_dir: Option<tempfile::TempDir>,
+    /// A soft open-file limit the broker starts under.
+    file_limit: Option<u64>,
 }
 
 /// A port nothing listens on right now.
@@ -51,6 +53,24 @@ impl BrokerProcess {
             temporary: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             config_dir: None,
+            file_limit: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// Starts as a shell with a low soft limit on open files (`ulimit -Sn`)
+    /// would start it.
+    pub fn start_with_file_limit(soft: u64) -> BrokerProcess {
+        let temporary = tempfile::tempdir().expect("temp dir");
+        let mut broker = BrokerProcess {
+            child: None,
+            port: free_port(),
+            data: temporary.path().to_path_buf(),
+            temporary: Some(temporary),
+            extra: Vec::new(),
+            config_dir: None,
+            file_limit: Some(soft),
         };
         broker.spawn();
         broker
@@ -75,15 +95,36 @@ impl BrokerProcess {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_actorlog"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_actorlog"));
+        command
             .args(["serve", "--listen", &self.bootstrap(), "--data-dir"])
             .arg(&self.data)
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the broker binary starts");
+            .stderr(Stdio::inherit());
+        if let Some(soft) = self.file_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec this only calls getrlimit and
+            // setrlimit, which are async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    let mut limit = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    limit.rlim_cur = soft;
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().expect("the broker binary starts");
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(self.bootstrap()).is_err() {

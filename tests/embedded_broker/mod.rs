@@ -11,6 +11,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,55 @@ pub async fn produce(bootstrap: &str, topic: &str, partitions: i32, count: usize
             .send(record, Duration::from_secs(10))
             .await
             .expect("record acknowledged");
+    }
+}
+
+/// Sends `count` balance updates of `accounts` accounts to partition 0,
+/// `account-{i % accounts}` = `balance-{i}`, all in flight at once so that
+/// `linger_ms` batches them, and waits for every acknowledgement: a log
+/// that compaction has much to do on.
+pub async fn produce_balances(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    accounts: usize,
+    linger_ms: &str,
+) {
+    let producer: FutureProducer = config(bootstrap)
+        .set("linger.ms", linger_ms)
+        .create()
+        .expect("producer");
+    let sends: Vec<_> = (0..count)
+        .map(|i| {
+            let (key, value) = (format!("account-{}", i % accounts), format!("balance-{i}"));
+            let record = FutureRecord::to(topic)
+                .key(&key)
+                .payload(&value)
+                .partition(0);
+            producer.send_result(record).expect("queued")
+        })
+        .collect();
+    for send in sends {
+        send.await.expect("sent").expect("acknowledged");
+    }
+}
+
+/// Checks that partition 0 of `topic`, filled by [`produce_balances`],
+/// holds each account's last balance at the offset it was written at.
+pub fn assert_latest_balances(bootstrap: &str, topic: &str, count: usize, accounts: usize) {
+    let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    for (offset, key, value) in read_records(bootstrap, topic) {
+        latest.insert(key, (offset, value));
+    }
+    assert_eq!(latest.len(), accounts, "every account is kept");
+    for i in count - accounts..count {
+        let key = format!("account-{}", i % accounts);
+        let offset = i64::try_from(i).expect("offset");
+        assert_eq!(
+            latest[&key],
+            (offset, Some(format!("balance-{i}"))),
+            "{key}: its latest balance at its offset"
+        );
     }
 }
 

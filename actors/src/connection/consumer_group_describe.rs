@@ -52,6 +52,9 @@ pub async fn handle(
                                         .map(|t| TopicName(StrBytes::from_string(t)))
                                         .collect(),
                                 )
+                                .with_subscribed_topic_regex(
+                                    m.subscribed_regex.map(StrBytes::from_string),
+                                )
                                 .with_assignment(assignment(broker, &m.assignment))
                                 .with_target_assignment(assignment(broker, &m.target_assignment))
                                 .with_member_type(CONSUMER_MEMBER)

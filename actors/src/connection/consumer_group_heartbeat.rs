@@ -21,17 +21,6 @@ pub async fn handle(
     if req.group_id.is_empty() {
         return failed(ResponseError::InvalidRequest, "GroupId can't be empty");
     }
-    // librdkafka sends an empty regex for "none".
-    if req
-        .subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|r| !r.is_empty())
-    {
-        return failed(
-            ResponseError::InvalidRequest,
-            "SubscribedTopicRegex is not supported by this broker",
-        );
-    }
     let owned = req.topic_partitions.map(|topics| {
         topics
             .iter()
@@ -54,6 +43,7 @@ pub async fn handle(
         subscribed_topics: req
             .subscribed_topic_names
             .map(|names| names.iter().map(|n| n.to_string()).collect()),
+        subscribed_regex: req.subscribed_topic_regex.map(|r| r.to_string()),
         server_assignor: req.server_assignor.map(|s| s.to_string()),
         owned,
         client_id,

@@ -4,6 +4,7 @@
 use super::READ_COMMITTED;
 use crate::broker::Broker;
 use crate::partition::ListOffset;
+use crate::topic::LEADER_EPOCH;
 use futures_util::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -21,7 +22,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let leader_epoch = if version >= LEADER_EPOCH_VERSION {
-        0
+        LEADER_EPOCH
     } else {
         -1
     };

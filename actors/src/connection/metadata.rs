@@ -2,7 +2,7 @@
 //! auto-created when the broker and the request allow it.
 
 use crate::broker::Broker;
-use crate::topic::Topic;
+use crate::topic::{Topic, LEADER_EPOCH};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -90,7 +90,7 @@ fn describe(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(0)
+                .with_leader_epoch(LEADER_EPOCH)
                 .with_replica_nodes(vec![BrokerId(node_id)])
                 .with_isr_nodes(vec![BrokerId(node_id)])
         })

@@ -19,6 +19,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -29,6 +30,9 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_producers;
+mod describe_topic_partitions;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -38,6 +42,7 @@ mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
 mod message_set;
@@ -45,10 +50,14 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod old_versions;
 pub mod produce;
+mod replica_placement;
+mod scram_credentials;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use crate::broker::Broker;
 use crate::client_log;
@@ -503,6 +512,55 @@ fn dispatch(
             ))
         }
         .boxed_local(),
+        RequestKind::DescribeLogDirs(req) => async move {
+            Some(ResponseKind::DescribeLogDirs(
+                describe_log_dirs::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
+        RequestKind::DescribeProducers(req) => async move {
+            Some(ResponseKind::DescribeProducers(
+                describe_producers::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
+        RequestKind::DescribeTopicPartitions(req) => ready(ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(&broker, req),
+        )),
+        RequestKind::OffsetForLeaderEpoch(req) => ready(ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(&broker, req),
+        )),
+        RequestKind::ElectLeaders(req) => ready(ResponseKind::ElectLeaders(
+            replica_placement::elect_leaders(&broker, req),
+        )),
+        RequestKind::ListPartitionReassignments(_) => {
+            ready(ResponseKind::ListPartitionReassignments(
+                replica_placement::list_partition_reassignments(),
+            ))
+        }
+        RequestKind::AlterPartitionReassignments(req) => {
+            ready(ResponseKind::AlterPartitionReassignments(
+                replica_placement::alter_partition_reassignments(&broker, req),
+            ))
+        }
+        RequestKind::AlterReplicaLogDirs(req) => ready(ResponseKind::AlterReplicaLogDirs(
+            replica_placement::alter_replica_log_dirs(&broker, req),
+        )),
+        RequestKind::DescribeUserScramCredentials(req) => ready(
+            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(req)),
+        ),
+        RequestKind::WriteTxnMarkers(req) => async move {
+            Some(ResponseKind::WriteTxnMarkers(
+                write_txn_markers::handle(&broker, req).await,
+            ))
+        }
+        .boxed_local(),
+        RequestKind::ListConfigResources(req) => ready(ResponseKind::ListConfigResources(
+            list_config_resources::handle(&broker, version, req),
+        )),
+        RequestKind::DescribeClientQuotas(req) => ready(ResponseKind::DescribeClientQuotas(
+            client_quotas::describe(req),
+        )),
         // frame::decode only lets through the APIs listed in api_versions.
         other => unreachable_api(other),
     }

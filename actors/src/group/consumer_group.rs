@@ -23,6 +23,7 @@ use uuid::Uuid;
 const NONE: i16 = 0;
 const FENCED_MEMBER_EPOCH: i16 = ResponseError::FencedMemberEpoch.code();
 const GROUP_MAX_SIZE_REACHED: i16 = ResponseError::GroupMaxSizeReached.code();
+const INVALID_REGULAR_EXPRESSION: i16 = ResponseError::InvalidRegularExpression.code();
 const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 const STALE_MEMBER_EPOCH: i16 = ResponseError::StaleMemberEpoch.code();
 const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
@@ -74,6 +75,9 @@ pub struct HeartbeatRequest {
     /// -1 when unchanged.
     pub rebalance_timeout_ms: i32,
     pub subscribed_topics: Option<Vec<String>>,
+    /// `SubscribedTopicRegex`: also every topic whose whole name matches;
+    /// an empty one clears it.
+    pub subscribed_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// The partitions the member holds now.
     pub owned: Option<Vec<TopicPartition>>,
@@ -133,6 +137,7 @@ pub struct ConsumerMemberDescription {
     pub client_host: String,
     pub member_epoch: i32,
     pub subscribed_topics: Vec<String>,
+    pub subscribed_regex: Option<String>,
     pub assignment: Vec<TopicPartition>,
     pub target_assignment: Vec<TopicPartition>,
 }
@@ -154,6 +159,10 @@ struct Member {
     client_id: String,
     client_host: String,
     subscribed: BTreeSet<String>,
+    regex: Option<TopicRegex>,
+    /// `subscribed` and the existing topics `regex` matches: what the
+    /// assignor sees.
+    resolved: BTreeSet<String>,
     server_assignor: Option<Assignor>,
     rebalance_timeout_ms: u64,
     epoch: i32,
@@ -170,6 +179,33 @@ struct Member {
     revoke_deadline: Option<u64>,
     /// A static member that left with epoch -2 and may come back.
     away: bool,
+}
+
+/// A subscription pattern. Kafka matches the whole topic name (RE2/J
+/// syntax, which the `regex` crate follows).
+#[derive(Debug, Clone)]
+struct TopicRegex {
+    source: String,
+    whole_name: regex::Regex,
+}
+
+impl TopicRegex {
+    /// `Ok(None)` for the empty pattern, which means "no pattern".
+    fn parse(source: &str) -> Result<Option<TopicRegex>, HeartbeatResponse> {
+        if source.is_empty() {
+            return Ok(None);
+        }
+        match regex::Regex::new(&format!("^(?:{source})$")) {
+            Ok(whole_name) => Ok(Some(TopicRegex {
+                source: source.to_string(),
+                whole_name,
+            })),
+            Err(e) => Err(HeartbeatResponse::error(
+                INVALID_REGULAR_EXPRESSION,
+                format!("SubscribedTopicRegex {source:?} is not valid: {e}"),
+            )),
+        }
+    }
 }
 
 /// One KIP-848 consumer group.
@@ -211,12 +247,11 @@ impl ConsumerGroup {
         self.group_epoch
     }
 
-    /// Every topic some member subscribed to, to look up before a
-    /// heartbeat.
+    /// Every topic some member subscribes to, by name or by pattern.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| m.resolved.iter().cloned())
             .collect()
     }
 
@@ -299,6 +334,7 @@ impl ConsumerGroup {
                     client_host: m.client_host.clone(),
                     member_epoch: m.epoch,
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
+                    subscribed_regex: m.regex.as_ref().map(|r| r.source.clone()),
                     assignment: sorted(&m.assigned),
                     target_assignment: self.target.get(id).cloned().unwrap_or_default(),
                 })
@@ -324,11 +360,17 @@ impl ConsumerGroup {
     }
 
     fn join(&mut self, req: HeartbeatRequest, topics: &Topics, now: u64) -> HeartbeatResponse {
-        let Some(subscribed) = req.subscribed_topics.clone() else {
+        if req.subscribed_topics.is_none() && req.subscribed_regex.is_none() {
             return HeartbeatResponse::error(
                 INVALID_REQUEST,
-                "SubscribedTopicNames must be set when joining",
+                "SubscribedTopicNames or SubscribedTopicRegex must be set when joining",
             );
+        }
+        let subscribed = req.subscribed_topics.clone().unwrap_or_default();
+        let regex = match req.subscribed_regex.as_deref().map(TopicRegex::parse) {
+            Some(Err(response)) => return response,
+            Some(Ok(regex)) => regex,
+            None => None,
         };
         if req.rebalance_timeout_ms < 0 {
             return HeartbeatResponse::error(
@@ -376,10 +418,13 @@ impl ConsumerGroup {
                     self.target.insert(member_id.clone(), target);
                 }
                 m.away = false;
-                if m.subscribed != subscribed {
+                if m.subscribed != subscribed
+                    || m.regex.as_ref().map(|r| &r.source) != regex.as_ref().map(|r| &r.source)
+                {
                     self.bump();
                 }
                 m.subscribed = subscribed;
+                m.regex = regex;
                 m.server_assignor = assignor.or(m.server_assignor);
                 m
             }
@@ -399,6 +444,8 @@ impl ConsumerGroup {
                     client_id: String::new(),
                     client_host: String::new(),
                     subscribed,
+                    regex,
+                    resolved: BTreeSet::new(),
                     server_assignor: assignor,
                     rebalance_timeout_ms: 0,
                     epoch: JOIN_EPOCH,
@@ -457,6 +504,9 @@ impl ConsumerGroup {
             Ok(a) => a,
             Err(response) => return response,
         };
+        if let Some(Err(response)) = req.subscribed_regex.as_deref().map(TopicRegex::parse) {
+            return response;
+        }
         if let Some(m) = self.members.get_mut(&req.member_id) {
             if assignor.is_some() && assignor != m.server_assignor {
                 m.server_assignor = assignor;
@@ -502,6 +552,13 @@ impl ConsumerGroup {
                     changed = true;
                 }
             }
+            // Checked by the caller: only valid patterns reach here.
+            if let Some(Ok(regex)) = req.subscribed_regex.as_deref().map(TopicRegex::parse) {
+                if m.regex.as_ref().map(|r| &r.source) != regex.as_ref().map(|r| &r.source) {
+                    m.regex = regex;
+                    changed = true;
+                }
+            }
             // The member confirms a revocation by no longer listing the
             // partitions it was asked to give up.
             if let Some(owned) = &req.owned {
@@ -531,8 +588,28 @@ impl ConsumerGroup {
     }
 
     /// A change in the partition counts of subscribed topics (a topic
-    /// created, grown or deleted) is a new group epoch.
+    /// created, grown or deleted), or in the topics a pattern matches, is a
+    /// new group epoch.
     fn refresh_metadata(&mut self, topics: &Topics) {
+        let mut matches_changed = false;
+        for m in self.members.values_mut() {
+            let mut resolved = m.subscribed.clone();
+            if let Some(regex) = &m.regex {
+                resolved.extend(
+                    topics
+                        .keys()
+                        .filter(|t| regex.whole_name.is_match(t))
+                        .cloned(),
+                );
+            }
+            if resolved != m.resolved {
+                m.resolved = resolved;
+                matches_changed = true;
+            }
+        }
+        if matches_changed {
+            self.bump();
+        }
         let subscribed = self.subscribed_topics();
         let current: Topics = topics
             .iter()
@@ -553,7 +630,7 @@ impl ConsumerGroup {
             .map(|(id, m)| Subscriber {
                 member_id: id.clone(),
                 instance_id: m.instance_id.clone(),
-                topics: m.subscribed.clone(),
+                topics: m.resolved.clone(),
                 owned: m.assigned.iter().chain(&m.revoking).cloned().collect(),
             })
             .collect();

@@ -43,17 +43,40 @@ pub struct IndexLimits {
     pub max_relative_offset: u32,
 }
 
-/// One fixed-size index entry.
+/// One fixed-size index entry: a relative offset and what the index keeps
+/// for it.
 pub trait Entry: Copy {
     const SIZE: usize;
+    fn relative_offset(&self) -> u32;
     fn encode(&self, out: &mut Vec<u8>);
     fn decode(bytes: &[u8]) -> Option<Self>;
-    /// Checks the entry against the one before it and the limits.
-    fn check(&self, previous: Option<&Self>, limits: &IndexLimits) -> Result<(), String>;
+    /// Checks what the entry keeps for its offset against the one before
+    /// it and the limits.
+    fn check_value(&self, previous: Option<&Self>, limits: &IndexLimits) -> Result<(), String>;
+
+    /// Checks the entry against the one before it and the limits: offsets
+    /// must rise and stay in the segment, whatever the index keeps.
+    fn check(&self, previous: Option<&Self>, limits: &IndexLimits) -> Result<(), String> {
+        let offset = self.relative_offset();
+        if offset > limits.max_relative_offset {
+            return Err(format!(
+                "relative offset {offset} is past the segment's last {}",
+                limits.max_relative_offset
+            ));
+        }
+        match previous.map(Self::relative_offset) {
+            Some(p) if p >= offset => Err(format!("relative offset {offset} does not follow {p}")),
+            _ => self.check_value(previous, limits),
+        }
+    }
 }
 
 impl Entry for OffsetEntry {
     const SIZE: usize = 8;
+
+    fn relative_offset(&self) -> u32 {
+        self.relative_offset
+    }
 
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend(self.relative_offset.to_be_bytes());
@@ -68,12 +91,7 @@ impl Entry for OffsetEntry {
         })
     }
 
-    fn check(&self, previous: Option<&Self>, limits: &IndexLimits) -> Result<(), String> {
-        check_offset(
-            self.relative_offset,
-            previous.map(|p| p.relative_offset),
-            limits,
-        )?;
+    fn check_value(&self, previous: Option<&Self>, limits: &IndexLimits) -> Result<(), String> {
         if u64::from(self.position) >= limits.log_size {
             return Err(format!(
                 "position {} is past the log's {} bytes",
@@ -93,6 +111,10 @@ impl Entry for OffsetEntry {
 impl Entry for TimeEntry {
     const SIZE: usize = 12;
 
+    fn relative_offset(&self) -> u32 {
+        self.relative_offset
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend(self.timestamp.to_be_bytes());
         out.extend(self.relative_offset.to_be_bytes());
@@ -106,12 +128,7 @@ impl Entry for TimeEntry {
         })
     }
 
-    fn check(&self, previous: Option<&Self>, limits: &IndexLimits) -> Result<(), String> {
-        check_offset(
-            self.relative_offset,
-            previous.map(|p| p.relative_offset),
-            limits,
-        )?;
+    fn check_value(&self, previous: Option<&Self>, _limits: &IndexLimits) -> Result<(), String> {
         match previous {
             Some(p) if p.timestamp > self.timestamp => Err(format!(
                 "timestamp {} goes back from {}",
@@ -119,19 +136,6 @@ impl Entry for TimeEntry {
             )),
             _ => Ok(()),
         }
-    }
-}
-
-fn check_offset(offset: u32, previous: Option<u32>, limits: &IndexLimits) -> Result<(), String> {
-    if offset > limits.max_relative_offset {
-        return Err(format!(
-            "relative offset {offset} is past the segment's last {}",
-            limits.max_relative_offset
-        ));
-    }
-    match previous {
-        Some(p) if p >= offset => Err(format!("relative offset {offset} does not follow {p}")),
-        _ => Ok(()),
     }
 }
 

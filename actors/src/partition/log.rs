@@ -11,6 +11,7 @@ use super::batch::BatchHeader;
 use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, Snapshot};
 use super::segment::{self, PendingBatch, Segment};
 use super::transactions::Aborted;
+use crate::topic::LEADER_EPOCH;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -410,7 +411,7 @@ impl Log {
         let mut run_bytes = 0;
         let mut next_offset = self.log_end_offset();
         for bytes in batches {
-            let batch = PendingBatch::new(bytes.as_ref(), next_offset)?;
+            let batch = PendingBatch::new(bytes.as_ref(), next_offset, LEADER_EPOCH)?;
             if self.must_roll(run_bytes, &batch, now_ms) {
                 self.write_run(&run, &mut appended)?;
                 run.clear();

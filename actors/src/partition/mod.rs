@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
 use self::log::{Log, LogConfig, ReadError};
-use self::producers::{Producers, Verdict};
+use self::producers::{ActiveProducer, Producers, Verdict};
 use self::transactions::{Aborted, Transactions};
 
 /// Mailbox size: deep enough for a few pipelined requests from many
@@ -362,7 +362,9 @@ impl Handler<ListOffset> for Partition {
 }
 
 /// Writes a transaction marker (commit or abort) for a producer and waits
-/// for its fsync: the end of that producer's transaction here.
+/// for its fsync: the end of that producer's transaction here. A marker of
+/// an epoch older than the producer's last is refused (an administrator's
+/// abort of a transaction the producer has since moved past).
 #[derive(Message)]
 #[rtype(result = "Result<(), ResponseError>")]
 pub struct WriteMarker {
@@ -376,6 +378,13 @@ impl Handler<WriteMarker> for Partition {
     type Result = ResponseFuture<Result<(), ResponseError>>;
 
     fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
+        if self
+            .producers
+            .epoch(msg.producer_id)
+            .is_some_and(|epoch| epoch > msg.producer_epoch)
+        {
+            return Box::pin(async { Err(ResponseError::InvalidProducerEpoch) });
+        }
         let marker_offset = self.log.log_end_offset();
         let written = batch::control_batch(
             msg.producer_id,
@@ -489,6 +498,44 @@ impl Handler<CompactionDone> for Partition {
             ::log::info!("{}: compaction removed {removed} records", self.name);
         }
         self.publish();
+    }
+}
+
+/// What admin APIs report of a partition (DescribeLogDirs,
+/// DescribeProducers).
+#[derive(Message)]
+#[rtype(result = "PartitionState")]
+pub struct Describe;
+
+pub struct PartitionState {
+    /// Bytes of its segments.
+    pub size_bytes: u64,
+    pub producers: Vec<DescribedProducer>,
+}
+
+pub struct DescribedProducer {
+    pub state: ActiveProducer,
+    /// First offset of its open transaction.
+    pub txn_start_offset: Option<i64>,
+}
+
+impl Handler<Describe> for Partition {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, _: Describe, _: &mut Self::Context) -> Self::Result {
+        let producers = self
+            .producers
+            .active()
+            .into_iter()
+            .map(|state| DescribedProducer {
+                txn_start_offset: self.transactions.open_since(state.producer_id),
+                state,
+            })
+            .collect();
+        MessageResult(PartitionState {
+            size_bytes: self.log.size_bytes(),
+            producers,
+        })
     }
 }
 

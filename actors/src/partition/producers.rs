@@ -26,6 +26,18 @@ struct Written {
 struct Producer {
     epoch: i16,
     recent: VecDeque<Written>,
+    /// Max timestamp of its last batch written (-1: only markers seen).
+    last_timestamp: i64,
+}
+
+/// A producer as DescribeProducers reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// -1 when no batch of this epoch is remembered.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
 }
 
 /// What to do with a batch.
@@ -115,6 +127,7 @@ impl Producers {
         let producer = self.by_id.entry(header.producer_id).or_insert(Producer {
             epoch: header.producer_epoch,
             recent: VecDeque::new(),
+            last_timestamp: -1,
         });
         if header.producer_epoch != producer.epoch {
             producer.epoch = header.producer_epoch;
@@ -128,6 +141,28 @@ impl Producers {
             last_sequence: last_sequence(header),
             base_offset,
         });
+        producer.last_timestamp = header.max_timestamp;
+    }
+
+    /// The epoch this partition last saw of a producer.
+    pub fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.by_id.get(&producer_id).map(|p| p.epoch)
+    }
+
+    /// Every producer this partition remembers, by id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .by_id
+            .iter()
+            .map(|(&producer_id, p)| ActiveProducer {
+                producer_id,
+                epoch: p.epoch,
+                last_sequence: p.recent.back().map_or(-1, |w| w.last_sequence),
+                last_timestamp: p.last_timestamp,
+            })
+            .collect();
+        active.sort_by_key(|p| p.producer_id);
+        active
     }
 }
 
@@ -225,5 +260,22 @@ mod tests {
     fn unknown_producer_may_continue_anywhere() {
         let producers = Producers::default();
         assert_eq!(producers.check(&header(3, 4, 77, 1)), Verdict::Write);
+    }
+
+    #[test]
+    fn active_lists_each_producer_once_with_its_last_batch() {
+        let mut producers = Producers::default();
+        let mut later = header(9, 0, 0, 3);
+        later.max_timestamp = 42;
+        producers.record(&header(9, 0, 0, 3), 0);
+        producers.record(&header(2, 1, 0, 1), 3);
+        later.base_sequence = 3;
+        producers.record(&later, 4);
+        let summary =
+            |p: &ActiveProducer| (p.producer_id, p.epoch, p.last_sequence, p.last_timestamp);
+        assert_eq!(
+            producers.active().iter().map(summary).collect::<Vec<_>>(),
+            vec![(2, 1, 0, 0), (9, 0, 5, 42)]
+        );
     }
 }

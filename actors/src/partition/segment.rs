@@ -152,7 +152,8 @@ fn invalid_data(message: String) -> io::Error {
 }
 
 /// A batch about to be appended: the client's bytes, and its header as it
-/// will be stored (with the base offset the log assigned).
+/// will be stored (with the base offset and leader epoch the log assigned;
+/// neither is covered by the CRC).
 #[derive(Debug, Clone, Copy)]
 pub struct PendingBatch<'a> {
     bytes: &'a [u8],
@@ -161,8 +162,9 @@ pub struct PendingBatch<'a> {
 
 impl<'a> PendingBatch<'a> {
     /// Checks that `bytes` is one whole batch by its header (the CRC was
-    /// checked when the request came in) and gives it `base_offset`.
-    pub fn new(bytes: &'a [u8], base_offset: i64) -> io::Result<Self> {
+    /// checked when the request came in) and gives it `base_offset` and
+    /// `leader_epoch`, as Kafka's leader stamps every batch it appends.
+    pub fn new(bytes: &'a [u8], base_offset: i64, leader_epoch: i32) -> io::Result<Self> {
         let mut header = batch::parse_header(bytes)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if header.total_len() != bytes.len() {
@@ -172,6 +174,7 @@ impl<'a> PendingBatch<'a> {
             ));
         }
         header.base_offset = base_offset;
+        header.partition_leader_epoch = leader_epoch;
         Ok(PendingBatch { bytes, header })
     }
 
@@ -183,6 +186,18 @@ impl<'a> PendingBatch<'a> {
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
+}
+
+/// Header bytes the log rewrites: base offset (8), batch length (4, kept),
+/// partition leader epoch (4).
+const STAMPED_BYTES: usize = 16;
+
+fn stamped_start(batch: &PendingBatch<'_>) -> [u8; STAMPED_BYTES] {
+    let mut start = [0; STAMPED_BYTES];
+    start[..8].copy_from_slice(&batch.header.base_offset.to_be_bytes());
+    start[8..12].copy_from_slice(&batch.bytes[8..12]);
+    start[12..].copy_from_slice(&batch.header.partition_leader_epoch.to_be_bytes());
+    start
 }
 
 /// A batch found in a segment file.
@@ -433,19 +448,16 @@ impl Segment {
     }
 
     /// Appends `batches` at the end of the log with one vectored write (each
-    /// batch's new base offset, then the rest of its bytes, so nothing is
-    /// copied), then indexes them.
+    /// batch's stamped header start: base offset, length and leader epoch,
+    /// then the rest of its bytes, so nothing is copied), then indexes them.
     pub fn append(&mut self, batches: &[PendingBatch<'_>]) -> io::Result<()> {
-        let base_offsets: Vec<[u8; 8]> = batches
-            .iter()
-            .map(|b| b.header.base_offset.to_be_bytes())
-            .collect();
-        // A pending batch holds at least a whole header, so it has the 8
-        // bytes of base offset to replace.
-        let mut slices: Vec<IoSlice<'_>> = base_offsets
+        let stamped: Vec<[u8; STAMPED_BYTES]> = batches.iter().map(stamped_start).collect();
+        // A pending batch holds at least a whole header, so it has the
+        // stamped bytes to replace.
+        let mut slices: Vec<IoSlice<'_>> = stamped
             .iter()
             .zip(batches)
-            .flat_map(|(base, b)| [IoSlice::new(base), IoSlice::new(&b.bytes[8..])])
+            .flat_map(|(start, b)| [IoSlice::new(start), IoSlice::new(&b.bytes[STAMPED_BYTES..])])
             .collect();
         if let Err(e) = self.write_at_end(&mut slices) {
             self.discard_partial_write();
@@ -862,7 +874,7 @@ mod tests {
     const INTERVAL: u32 = 100;
 
     fn pending(bytes: &[u8], base_offset: i64) -> PendingBatch<'_> {
-        PendingBatch::new(bytes, base_offset).unwrap()
+        PendingBatch::new(bytes, base_offset, 0).unwrap()
     }
 
     /// A segment at offset 10 with batches of 3 records, timestamps rising.
@@ -892,9 +904,26 @@ mod tests {
     #[test]
     fn pending_batch_checks_its_length() {
         let bytes = batch(&[1]);
-        assert!(PendingBatch::new(&bytes[..bytes.len() - 1], 0).is_err());
-        assert!(PendingBatch::new(&bytes[..30], 0).is_err());
+        assert!(PendingBatch::new(&bytes[..bytes.len() - 1], 0, 0).is_err());
+        assert!(PendingBatch::new(&bytes[..30], 0, 0).is_err());
         assert_eq!(pending(&bytes, 7).header().base_offset, 7);
+    }
+
+    #[test]
+    fn append_stamps_base_offset_and_leader_epoch_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = batch(&[1, 2]).to_vec();
+        bytes[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        let mut segment = Segment::create(dir.path(), 5, INTERVAL, 0).unwrap();
+        segment
+            .append(&[PendingBatch::new(&bytes, 5, 3).unwrap()])
+            .unwrap();
+        let mut stored = vec![0; bytes.len()];
+        segment.read_into(0, &mut stored).unwrap();
+        let header = batch::parse_header(&stored).unwrap();
+        assert_eq!((header.base_offset, header.partition_leader_epoch), (5, 3));
+        assert_eq!(stored[8..12], bytes[8..12]);
+        assert_eq!(stored[16..], bytes[16..]);
     }
 
     #[test]

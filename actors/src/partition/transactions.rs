@@ -118,6 +118,11 @@ impl Transactions {
             .min(high_watermark)
     }
 
+    /// First offset of the producer's open transaction, if it has one.
+    pub fn open_since(&self, producer_id: i64) -> Option<i64> {
+        self.open.get(&producer_id).copied()
+    }
+
     /// Every aborted transaction known here.
     pub fn aborted(&self) -> &[Aborted] {
         &self.aborted

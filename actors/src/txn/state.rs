@@ -237,20 +237,7 @@ impl Txn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::offsets::CommittedOffset;
-
-    fn offset(topic: &str, partition: i32, offset: i64) -> PartitionOffset {
-        PartitionOffset {
-            topic: topic.into(),
-            partition,
-            committed: CommittedOffset {
-                offset,
-                leader_epoch: -1,
-                metadata: None,
-                commit_timestamp_ms: 0,
-            },
-        }
-    }
+    use crate::offsets::tests::offset;
 
     #[test]
     fn commit_flow() {

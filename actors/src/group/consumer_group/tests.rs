@@ -240,6 +240,74 @@ fn new_partitions_are_assigned_at_a_new_epoch() {
 }
 
 #[test]
+fn a_pattern_subscribes_to_every_whole_matching_topic_as_topics_come() {
+    let mut group = ConsumerGroup::new(ConsumerGroupConfig::default());
+    let mut existing = Topics::from([
+        ("orders-eu".to_string(), 2),
+        ("orders-us".to_string(), 1),
+        ("old-orders-eu".to_string(), 3),
+        ("payments".to_string(), 1),
+    ]);
+    let join = HeartbeatRequest {
+        subscribed_topics: None,
+        subscribed_regex: Some("orders-.*".into()),
+        ..join_request("a")
+    };
+    let response = group.heartbeat(join, &existing, 0);
+    assert_eq!(response.error, NONE, "{response:?}");
+    let mut a = Client {
+        id: response.member_id,
+        epoch: response.member_epoch,
+        owned: response.assignment.unwrap_or_default(),
+    };
+    let topics_of = |owned: &[TopicPartition]| -> BTreeSet<String> {
+        owned.iter().map(|tp| tp.0.clone()).collect()
+    };
+    assert_eq!(a.owned.len(), 3);
+    assert_eq!(
+        topics_of(&a.owned),
+        BTreeSet::from(["orders-eu".to_string(), "orders-us".to_string()])
+    );
+    existing.insert("orders-asia".to_string(), 2);
+    let before = a.epoch;
+    a.beat(&mut group, &existing, 1);
+    assert!(a.epoch > before);
+    assert_eq!(a.owned.len(), 5);
+    assert_eq!(
+        group.describe().members[0].subscribed_regex.as_deref(),
+        Some("orders-.*")
+    );
+    // An empty pattern clears it: nothing is left to consume.
+    let clear = HeartbeatRequest {
+        subscribed_regex: Some(String::new()),
+        ..beat_request(&a.id, a.epoch, &a.owned)
+    };
+    let response = group.heartbeat(clear, &existing, 2);
+    assert_eq!(response.assignment, Some(Vec::new()));
+}
+
+#[test]
+fn an_invalid_pattern_is_refused() {
+    let mut group = ConsumerGroup::new(ConsumerGroupConfig::default());
+    let join = HeartbeatRequest {
+        subscribed_regex: Some("orders-(".into()),
+        ..join_request("a")
+    };
+    let response = group.heartbeat(join, &topics(1), 0);
+    assert_eq!(response.error, INVALID_REGULAR_EXPRESSION);
+    assert!(group.is_empty());
+    let a = Client::join(&mut group, "a", &topics(1), 0);
+    let change = HeartbeatRequest {
+        subscribed_regex: Some("[".into()),
+        ..beat_request(&a.id, a.epoch, &a.owned)
+    };
+    assert_eq!(
+        group.heartbeat(change, &topics(1), 1).error,
+        INVALID_REGULAR_EXPRESSION
+    );
+}
+
+#[test]
 fn commits_are_checked_against_the_member_epoch() {
     let t = topics(1);
     let mut group = ConsumerGroup::new(ConsumerGroupConfig::default());

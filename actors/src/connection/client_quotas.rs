@@ -1,0 +1,26 @@
+//! DescribeClientQuotas. The broker enforces no client quotas, so every
+//! filter matches nothing; a filter naming an entity type Kafka does not
+//! know is refused as Kafka refuses it.
+
+use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+const ENTITY_TYPES: [&str; 3] = ["user", "client-id", "ip"];
+
+pub fn describe(req: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
+    let unknown = req
+        .components
+        .iter()
+        .find(|c| !ENTITY_TYPES.contains(&c.entity_type.as_str()));
+    match unknown {
+        Some(c) => DescribeClientQuotasResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "unknown quota entity type '{}'",
+                c.entity_type.as_str()
+            ))))
+            .with_entries(None),
+        None => DescribeClientQuotasResponse::default().with_entries(Some(Vec::new())),
+    }
+}

@@ -1,0 +1,58 @@
+//! WriteTxnMarkers: commit or abort markers written into partitions on
+//! request. Kafka's coordinators send it to partition leaders; here the
+//! transaction coordinator writes its markers itself, so this serves
+//! administrators aborting a hanging transaction (`kafka-transactions.sh
+//! abort`, kafka-python's `abort_transaction`), with the partition's own
+//! check that the producer has not moved to a newer epoch.
+
+use crate::broker::Broker;
+use crate::partition::WriteMarker;
+use futures_util::future::join_all;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::ResponseError;
+
+pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let markers = req.markers.into_iter().map(|marker| async move {
+        let topics = marker.topics.into_iter().map(|t| {
+            let topic = broker.topic(&t.name);
+            let partitions: Vec<_> = t
+                .partition_indexes
+                .into_iter()
+                .map(|index| {
+                    let handle = topic.as_ref().and_then(|t| t.partition(index)).cloned();
+                    let write = WriteMarker {
+                        producer_id: marker.producer_id.0,
+                        producer_epoch: marker.producer_epoch,
+                        commit: marker.transaction_result,
+                        coordinator_epoch: marker.coordinator_epoch,
+                    };
+                    async move {
+                        let written = match handle {
+                            Some(h) => h
+                                .addr
+                                .send(write)
+                                .await
+                                .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
+                            None => Err(ResponseError::UnknownTopicOrPartition),
+                        };
+                        WritableTxnMarkerPartitionResult::default()
+                            .with_partition_index(index)
+                            .with_error_code(written.err().map_or(0, |e| e.code()))
+                    }
+                })
+                .collect();
+            async move {
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(join_all(partitions).await)
+            }
+        });
+        WritableTxnMarkerResult::default()
+            .with_producer_id(marker.producer_id)
+            .with_topics(join_all(topics).await)
+    });
+    WriteTxnMarkersResponse::default().with_markers(join_all(markers).await)
+}
