@@ -471,6 +471,21 @@ mod tests {
     }
 
     #[test]
+    fn every_advertised_version_is_decoded_directly_or_through_an_old_layout() {
+        for api in super::super::api_versions::handle(None).api_keys {
+            let key = ApiKey::try_from(api.api_key).expect("a known api");
+            let decodable = key.valid_versions();
+            for version in api.min_version..=api.max_version {
+                let layout = decoded_as(key, version).unwrap_or(version);
+                assert!(
+                    (decodable.min..=decodable.max).contains(&layout),
+                    "{key:?} v{version} is advertised but not decoded"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_truncated_old_request_is_an_error() {
         let error =
             rewrite_request(ApiKey::ListOffsets, 0, Bytes::from_static(&[0, 0])).unwrap_err();
