@@ -59,7 +59,8 @@ fn check(name: &str, test: &str, args: &[&str]) {
 }
 
 /// The newest version this Sarama knows, then its default (the oldest
-/// requests: Produce v0, Fetch v0, message sets of magic 0).
+/// requests: Produce v0, Fetch v0, message sets of magic 0, ListOffsets v0)
+/// with an admin as for Kafka 0.10.2 (CreateTopics v0, DeleteTopics v0).
 #[test]
 fn sarama_new_and_default_versions_produce_consume_group_and_admin() {
     check("sarama_check", "sarama_newest", &[]);

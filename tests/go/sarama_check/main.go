@@ -1,8 +1,8 @@
 // Drives the broker with Sarama the way an application does, twice: with
-// the newest protocol version this Sarama knows and with its default
-// version, whose requests are the oldest ones (Produce v0, Fetch v0 and
-// message format v0, Metadata v0, OffsetCommit v1). Exits non-zero with the
-// first mismatch.
+// --version (by default the newest protocol version this Sarama knows) and
+// with its default version, whose requests are the oldest ones (Produce v0,
+// Fetch v0 and message format v0, Metadata v0, OffsetCommit v1). Exits
+// non-zero with the first mismatch.
 package main
 
 import (
@@ -456,10 +456,21 @@ func checkDefaultVersion(brokers []string) {
 	version := sarama.NewConfig().Version
 	log.Printf("sarama default version %s: producer, consumer, offset manager", version)
 	topic := "sarama-default"
-	// Admin requests need a newer version than the default.
-	admin, err := sarama.NewClusterAdmin(brokers, config(sarama.MaxVersion))
+	// Admin requests need a newer version than the default; Kafka 0.10.2's
+	// are CreateTopics v0 and DeleteTopics v0.
+	admin, err := sarama.NewClusterAdmin(brokers, config(sarama.V0_10_2_0))
 	must(err, "new cluster admin")
 	must(admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false), "create topic")
+	must(admin.CreateTopic("sarama-short-lived", &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false), "create topic")
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err == nil {
+		fail("creating %s twice succeeded", topic)
+	} else if te, ok := err.(*sarama.TopicError); !ok || te.Err != sarama.ErrTopicAlreadyExists {
+		fail("creating %s twice: want TOPIC_ALREADY_EXISTS, got %v", topic, err)
+	}
+	must(admin.DeleteTopic("sarama-short-lived"), "delete topic")
+	if err := admin.DeleteTopic("sarama-short-lived"); err != sarama.ErrUnknownTopicOrPartition {
+		fail("deleting a deleted topic: want UNKNOWN_TOPIC_OR_PARTITION, got %v", err)
+	}
 	must(admin.Close(), "close cluster admin")
 	var all []sent
 	for _, codec := range []sarama.CompressionCodec{
