@@ -67,10 +67,11 @@ fn sarama_new_and_default_versions_produce_consume_group_and_admin() {
 }
 
 /// Kafka 0.11's requests: CreateTopics v1, DeleteTopics v1, Fetch v4 and
-/// OffsetCommit v1 in a group.
+/// OffsetCommit v1 in a group, which assigns round robin.
 #[test]
 fn sarama_as_for_kafka_0_11() {
-    check("sarama_check", "sarama_0_11", &["--version", "0.11.0.0"]);
+    let args = ["--version", "0.11.0.0", "--roundrobin"];
+    check("sarama_check", "sarama_0_11", &args);
 }
 
 #[test]

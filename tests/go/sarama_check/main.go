@@ -21,10 +21,17 @@ import (
 
 const partitions = 4
 
+// How the consumer groups assign partitions.
+var strategy sarama.BalanceStrategy = sarama.BalanceStrategyRange
+
 func main() {
 	bootstrap := flag.String("bootstrap", "127.0.0.1:9092", "broker HOST:PORT")
 	versionFlag := flag.String("version", sarama.MaxVersion.String(), "Kafka version for the admin, producer and group checks")
+	roundRobin := flag.Bool("roundrobin", false, "groups assign round robin instead of by range")
 	flag.Parse()
+	if *roundRobin {
+		strategy = sarama.BalanceStrategyRoundRobin
+	}
 	version, err := sarama.ParseKafkaVersion(*versionFlag)
 	must(err, "--version")
 	brokers := []string{*bootstrap}
@@ -54,6 +61,7 @@ func config(version sarama.KafkaVersion) *sarama.Config {
 	c.Producer.Partitioner = sarama.NewHashPartitioner
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Return.Errors = true
+	c.Consumer.Group.Rebalance.Strategy = strategy
 	return c
 }
 
