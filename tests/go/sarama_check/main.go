@@ -90,11 +90,15 @@ func checkModern(brokers []string, version sarama.KafkaVersion) {
 	}
 	checkTopicAdmin(admin, topic)
 
+	codecs := []sarama.CompressionCodec{
+		sarama.CompressionNone, sarama.CompressionGZIP, sarama.CompressionSnappy, sarama.CompressionLZ4,
+	}
+	// Newer Sarama refuses zstd for versions before Kafka 2.1 (KIP-110).
+	if version.IsAtLeast(sarama.V2_1_0_0) {
+		codecs = append(codecs, sarama.CompressionZSTD)
+	}
 	var all []sent
-	for _, codec := range []sarama.CompressionCodec{
-		sarama.CompressionNone, sarama.CompressionGZIP, sarama.CompressionSnappy,
-		sarama.CompressionLZ4, sarama.CompressionZSTD,
-	} {
+	for _, codec := range codecs {
 		all = append(all, produce(brokers, version, codec, topic, 25)...)
 	}
 	checkKeyHashing(all)
