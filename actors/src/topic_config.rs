@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 /// Kafka's config value types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    Boolean = 1,
     String = 2,
     Int = 3,
     Long = 5,
@@ -19,6 +20,8 @@ pub enum ConfigType {
 /// One known topic config key.
 pub struct ConfigKey {
     pub name: &'static str,
+    /// The broker setting that gives its default (Kafka's synonym).
+    pub broker_name: &'static str,
     pub kind: ConfigType,
     pub default: String,
 }
@@ -29,32 +32,170 @@ const DELETE_RETENTION_MS: i64 = 86_400_000;
 const MIN_COMPACTION_LAG_MS: i64 = 0;
 const MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 
-/// Every topic config key this broker knows, with its current default.
+/// Every topic config key Kafka 4.0 has, with its current default. Those
+/// listed under "accepted" below are stored and reported like the others
+/// but change nothing here: they tune what this broker does not have
+/// (replication, tiered storage, flush policies, preallocation) or does
+/// its own way.
 pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
-    use ConfigType::{Double, Int, List, Long, String as Text};
+    use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
     vec![
-        key("cleanup.policy", List, "delete"),
-        key("compression.type", Text, "producer"),
-        key("delete.retention.ms", Long, DELETE_RETENTION_MS),
-        key("max.message.bytes", Int, config.message_max_bytes),
-        key("message.timestamp.type", Text, "CreateTime"),
+        key("cleanup.policy", "log.cleanup.policy", List, "delete"),
+        key("compression.type", "compression.type", Text, "producer"),
+        key(
+            "delete.retention.ms",
+            "log.cleaner.delete.retention.ms",
+            Long,
+            DELETE_RETENTION_MS,
+        ),
+        key(
+            "index.interval.bytes",
+            "log.index.interval.bytes",
+            Int,
+            config.index_interval_bytes,
+        ),
+        key(
+            "max.message.bytes",
+            "message.max.bytes",
+            Int,
+            config.message_max_bytes,
+        ),
+        key(
+            "message.timestamp.type",
+            "log.message.timestamp.type",
+            Text,
+            "CreateTime",
+        ),
         key(
             "min.cleanable.dirty.ratio",
+            "log.cleaner.min.cleanable.ratio",
             Double,
             MIN_CLEANABLE_DIRTY_RATIO,
         ),
-        key("min.compaction.lag.ms", Long, MIN_COMPACTION_LAG_MS),
-        key("min.insync.replicas", Int, 1),
-        key("retention.bytes", Long, config.retention_bytes),
-        key("retention.ms", Long, config.retention_ms),
-        key("segment.bytes", Int, config.segment_bytes),
-        key("segment.ms", Long, config.segment_ms),
+        key(
+            "min.compaction.lag.ms",
+            "log.cleaner.min.compaction.lag.ms",
+            Long,
+            MIN_COMPACTION_LAG_MS,
+        ),
+        key("min.insync.replicas", "min.insync.replicas", Int, 1),
+        key(
+            "retention.bytes",
+            "log.retention.bytes",
+            Long,
+            config.retention_bytes,
+        ),
+        key(
+            "retention.ms",
+            "log.retention.ms",
+            Long,
+            config.retention_ms,
+        ),
+        key(
+            "segment.bytes",
+            "log.segment.bytes",
+            Int,
+            config.segment_bytes,
+        ),
+        key("segment.ms", "log.roll.ms", Long, config.segment_ms),
+        // Accepted.
+        key("compression.gzip.level", "compression.gzip.level", Int, -1),
+        key("compression.lz4.level", "compression.lz4.level", Int, 9),
+        key("compression.zstd.level", "compression.zstd.level", Int, 3),
+        key(
+            "file.delete.delay.ms",
+            "log.segment.delete.delay.ms",
+            Long,
+            60_000,
+        ),
+        key(
+            "flush.messages",
+            "log.flush.interval.messages",
+            Long,
+            i64::MAX,
+        ),
+        key("flush.ms", "log.flush.interval.ms", Long, i64::MAX),
+        key(
+            "follower.replication.throttled.replicas",
+            "follower.replication.throttled.replicas",
+            List,
+            "",
+        ),
+        key(
+            "leader.replication.throttled.replicas",
+            "leader.replication.throttled.replicas",
+            List,
+            "",
+        ),
+        key(
+            "local.retention.bytes",
+            "log.local.retention.bytes",
+            Long,
+            -2,
+        ),
+        key("local.retention.ms", "log.local.retention.ms", Long, -2),
+        key(
+            "max.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
+            Long,
+            i64::MAX,
+        ),
+        key(
+            "message.timestamp.after.max.ms",
+            "log.message.timestamp.after.max.ms",
+            Long,
+            3_600_000,
+        ),
+        key(
+            "message.timestamp.before.max.ms",
+            "log.message.timestamp.before.max.ms",
+            Long,
+            i64::MAX,
+        ),
+        key("preallocate", "log.preallocate", Boolean, false),
+        key(
+            "remote.log.copy.disable",
+            "remote.log.copy.disable",
+            Boolean,
+            false,
+        ),
+        key(
+            "remote.log.delete.on.disable",
+            "remote.log.delete.on.disable",
+            Boolean,
+            false,
+        ),
+        key(
+            "remote.storage.enable",
+            "remote.storage.enable",
+            Boolean,
+            false,
+        ),
+        key(
+            "segment.index.bytes",
+            "log.index.size.max.bytes",
+            Int,
+            10_485_760,
+        ),
+        key("segment.jitter.ms", "log.roll.jitter.ms", Long, 0),
+        key(
+            "unclean.leader.election.enable",
+            "unclean.leader.election.enable",
+            Boolean,
+            false,
+        ),
     ]
 }
 
-fn key(name: &'static str, kind: ConfigType, default: impl ToString) -> ConfigKey {
+fn key(
+    name: &'static str,
+    broker_name: &'static str,
+    kind: ConfigType,
+    default: impl ToString,
+) -> ConfigKey {
     ConfigKey {
         name,
+        broker_name,
         kind,
         default: default.to_string(),
     }
@@ -74,7 +215,8 @@ pub fn effective(
     })
 }
 
-/// Segment settings of a topic's partitions (`segment.bytes`, `segment.ms`).
+/// Segment settings of a topic's partitions (`segment.bytes`, `segment.ms`,
+/// `index.interval.bytes`).
 pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let number = |name, default| {
         effective(config, overrides, name)
@@ -85,7 +227,11 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
     LogConfig {
         segment_bytes: number("segment.bytes", config.segment_bytes),
         segment_ms: number("segment.ms", config.segment_ms),
-        index_interval_bytes: config.index_interval_bytes,
+        index_interval_bytes: u32::try_from(number(
+            "index.interval.bytes",
+            u64::from(config.index_interval_bytes),
+        ))
+        .unwrap_or(config.index_interval_bytes),
     }
 }
 
@@ -164,10 +310,16 @@ pub fn validate(config: &BrokerConfig, name: &str, value: &str) -> Result<(), St
     let allowed: &[&str] = match name {
         "compression.type" => &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
         "message.timestamp.type" => &["CreateTime", "LogAppendTime"],
-        "cleanup.policy" => &["delete", "compact", "compact,delete", "delete,compact"],
+        "cleanup.policy" => &["delete", "compact"],
         _ => &[],
     };
-    if !allowed.is_empty() && !allowed.contains(&value) {
+    // A list names each allowed value at most once; an empty cleanup.policy
+    // means neither deletion nor compaction, as in Kafka.
+    let values: Vec<&str> = match key.kind {
+        ConfigType::List => value.split(',').filter(|v| !v.is_empty()).collect(),
+        _ => vec![value],
+    };
+    if !allowed.is_empty() && values.iter().any(|v| !allowed.contains(v)) {
         return Err(format!(
             "invalid value '{value}' for topic config '{name}'; allowed: {}",
             allowed.join(", ")
@@ -177,7 +329,9 @@ pub fn validate(config: &BrokerConfig, name: &str, value: &str) -> Result<(), St
         ConfigType::Int => value.parse::<i32>().is_ok(),
         ConfigType::Long => value.parse::<i64>().is_ok(),
         ConfigType::Double => value.parse::<f64>().is_ok(),
-        ConfigType::String | ConfigType::List => !value.is_empty(),
+        ConfigType::Boolean => value == "true" || value == "false",
+        ConfigType::String => !value.is_empty(),
+        ConfigType::List => true,
     };
     if ok {
         Ok(())
@@ -197,6 +351,9 @@ mod tests {
         assert!(validate(&config, "retention.ms", "soon").is_err());
         assert!(validate(&config, "no.such.key", "1").is_err());
         assert!(validate(&config, "min.cleanable.dirty.ratio", "0.1").is_ok());
+        assert!(validate(&config, "file.delete.delay.ms", "12345").is_ok());
+        assert!(validate(&config, "preallocate", "yes").is_err());
+        assert!(validate(&config, "leader.replication.throttled.replicas", "").is_ok());
     }
 
     #[test]
@@ -204,6 +361,13 @@ mod tests {
         let config = BrokerConfig::default();
         assert!(validate(&config, "compression.type", "zstd").is_ok());
         assert!(validate(&config, "compression.type", "brotli").is_err());
+        for policy in ["delete", "compact,delete", "", "delete,compact"] {
+            assert!(
+                validate(&config, "cleanup.policy", policy).is_ok(),
+                "{policy}"
+            );
+        }
+        assert!(validate(&config, "cleanup.policy", "delete,shred").is_err());
         let overrides = BTreeMap::from([
             ("compression.type".to_string(), "zstd".to_string()),
             (

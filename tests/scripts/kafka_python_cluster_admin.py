@@ -8,7 +8,8 @@ import argparse
 import sys
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.admin import AbortTransactionSpec, KafkaAdminClient, NewTopic, OffsetSpec
+from kafka.admin import (AbortTransactionSpec, ConfigResource, ConfigResourceType,
+                         KafkaAdminClient, NewTopic, OffsetSpec)
 from kafka.errors import (InvalidProducerEpochError, InvalidReplicationAssignmentError,
                           NoReassignmentInProgressError)
 from kafka.protocol.admin import DescribeClientQuotasRequest
@@ -121,6 +122,16 @@ def main():
     check("topic config resources", admin.list_config_resources(["TOPIC"]),
           {"topic": ["cluster-a", "cluster-b"]})
     check("group config resources", admin.list_config_resources(["GROUP"]), {})
+
+    # The broker's settings under Kafka's names, read-only, all of them.
+    configs = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")],
+                                     config_filter="all")["broker"]["1"]
+    listeners = configs.get("advertised.listeners", {})
+    check("advertised listeners", (listeners.get("value"), listeners.get("config_source"),
+                                   listeners.get("read_only")),
+          (f"PLAINTEXT://{bootstrap}", "STATIC_BROKER_CONFIG", True))
+    check("a topic default under its broker name",
+          configs.get("log.retention.ms", {}).get("value"), "604800000")
 
     check("SCRAM users", admin.describe_user_scram_credentials(), {})
     named = admin.describe_user_scram_credentials(["alice"])

@@ -3,6 +3,7 @@
 //! `Broker::set_topic_configs`; only topics are alterable here.
 
 use crate::broker::Broker;
+use crate::topic_config;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response as incremental;
 use kafka_protocol::messages::{
@@ -78,7 +79,8 @@ pub async fn handle_incremental(
             |current| {
                 let mut configs = current.clone();
                 for (name, op, value) in &ops {
-                    edit(&mut configs, name, *op, value.as_deref())?;
+                    let default = topic_config::effective(broker.config(), &BTreeMap::new(), name);
+                    edit(&mut configs, name, *op, value.as_deref(), default)?;
                 }
                 Ok(configs)
             },
@@ -130,12 +132,16 @@ async fn apply(
         .map_err(|e| (e.code, e.message))
 }
 
-/// One IncrementalAlterConfigs operation on a topic's overrides.
+/// One IncrementalAlterConfigs operation on a topic's overrides. APPEND
+/// and SUBTRACT start from the value in force, the override or else the
+/// `default`, as Kafka's do (appending `compact` to the default `delete`
+/// gives `delete,compact`).
 fn edit(
     configs: &mut BTreeMap<String, String>,
     name: &str,
     op: i8,
     value: Option<&str>,
+    default: Option<String>,
 ) -> Result<(), (ResponseError, String)> {
     let invalid = |why: String| (ResponseError::InvalidConfig, why);
     match op {
@@ -150,6 +156,8 @@ fn edit(
             let value = value.ok_or_else(|| invalid(format!("no value for '{name}'")))?;
             let mut items: Vec<String> = configs
                 .get(name)
+                .cloned()
+                .or(default)
                 .map(|v| {
                     v.split(',')
                         .filter(|s| !s.is_empty())
@@ -180,14 +188,19 @@ mod tests {
     #[test]
     fn incremental_operations() {
         let mut configs = BTreeMap::new();
-        edit(&mut configs, "cleanup.policy", OP_SET, Some("delete")).unwrap();
-        edit(&mut configs, "cleanup.policy", OP_APPEND, Some("compact")).unwrap();
-        assert_eq!(configs["cleanup.policy"], "delete,compact");
-        edit(&mut configs, "cleanup.policy", OP_SUBTRACT, Some("delete")).unwrap();
-        assert_eq!(configs["cleanup.policy"], "compact");
-        edit(&mut configs, "cleanup.policy", OP_DELETE, None).unwrap();
+        let policy = "cleanup.policy";
+        let default = || Some("delete".to_string());
+        edit(&mut configs, policy, OP_APPEND, Some("compact"), default()).unwrap();
+        assert_eq!(configs[policy], "delete,compact");
+        edit(&mut configs, policy, OP_SUBTRACT, Some("delete"), default()).unwrap();
+        assert_eq!(configs[policy], "compact");
+        edit(&mut configs, policy, OP_DELETE, None, default()).unwrap();
         assert!(configs.is_empty());
-        assert!(edit(&mut configs, "x", 9, None).is_err());
-        assert!(edit(&mut configs, "x", OP_SET, None).is_err());
+        edit(&mut configs, policy, OP_SUBTRACT, Some("delete"), default()).unwrap();
+        assert_eq!(configs[policy], "");
+        edit(&mut configs, policy, OP_SET, Some("delete"), default()).unwrap();
+        assert_eq!(configs[policy], "delete");
+        assert!(edit(&mut configs, "x", 9, None, None).is_err());
+        assert!(edit(&mut configs, "x", OP_SET, None, None).is_err());
     }
 }

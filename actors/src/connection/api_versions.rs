@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 0, 17),
-    (ApiKey::ListOffsets, 0, 9),
+    (ApiKey::ListOffsets, 0, 10),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),

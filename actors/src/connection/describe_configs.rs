@@ -1,7 +1,8 @@
 //! DescribeConfigs for topics (overrides and defaults) and for the broker.
 
 use crate::broker::Broker;
-use crate::topic_config;
+use crate::config::BrokerConfig;
+use crate::topic_config::{self, ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
@@ -47,27 +48,16 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
                         "unknown topic",
                     ),
                 },
-                RESOURCE_BROKER => {
-                    let config = broker.config();
-                    let entries = [
-                        ("broker.id", config.node_id.to_string()),
-                        (
-                            "auto.create.topics.enable",
-                            config.auto_create_topics.to_string(),
-                        ),
-                        ("num.partitions", config.num_partitions.to_string()),
-                        ("message.max.bytes", config.message_max_bytes.to_string()),
-                        ("log.segment.bytes", config.segment_bytes.to_string()),
-                        ("log.dirs", config.data_dir.display().to_string()),
-                    ];
-                    result.with_configs(
-                        entries
-                            .iter()
-                            .filter(|(name, _)| wanted(name))
-                            .map(|(name, value)| entry(name, value, SOURCE_STATIC_BROKER, 2))
-                            .collect(),
-                    )
-                }
+                RESOURCE_BROKER => result.with_configs(
+                    broker_configs(broker.config())
+                        .into_iter()
+                        .filter(|(name, _, _)| wanted(name))
+                        .map(|(name, value, kind)| {
+                            entry(name, &value, SOURCE_STATIC_BROKER, kind as i8)
+                                .with_read_only(true)
+                        })
+                        .collect(),
+                ),
                 other => failed(
                     result,
                     ResponseError::InvalidRequest,
@@ -77,6 +67,99 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The broker's settings under Kafka's names: its own, then the defaults
+/// of the topic configs. All are read-only (set in config.yaml).
+fn broker_configs(config: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
+    use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
+    let (host, port) = config.advertised();
+    let mut configs = vec![
+        ("broker.id", config.node_id.to_string(), Int),
+        ("node.id", config.node_id.to_string(), Int),
+        ("process.roles", "broker,controller".to_string(), List),
+        ("listeners", format!("PLAINTEXT://{}", config.listen), List),
+        (
+            "advertised.listeners",
+            format!("PLAINTEXT://{host}:{port}"),
+            List,
+        ),
+        ("log.dirs", config.data_dir.display().to_string(), Text),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            Boolean,
+        ),
+        ("num.partitions", config.num_partitions.to_string(), Int),
+        ("default.replication.factor", "1".to_string(), Int),
+        (
+            "socket.request.max.bytes",
+            config.max_request_bytes.to_string(),
+            Int,
+        ),
+        (
+            "log.index.interval.bytes",
+            config.index_interval_bytes.to_string(),
+            Int,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            config.retention_check_interval_ms.to_string(),
+            Long,
+        ),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            config.compaction_bytes_per_sec.to_string(),
+            Double,
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            config.group_initial_rebalance_delay_ms.to_string(),
+            Int,
+        ),
+        (
+            "group.min.session.timeout.ms",
+            config.group_min_session_timeout_ms.to_string(),
+            Int,
+        ),
+        (
+            "group.max.session.timeout.ms",
+            config.group_max_session_timeout_ms.to_string(),
+            Int,
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            config.group_consumer_session_timeout_ms.to_string(),
+            Int,
+        ),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            config.group_consumer_heartbeat_interval_ms.to_string(),
+            Int,
+        ),
+        (
+            "offsets.retention.minutes",
+            (config.offsets_retention_ms / 60_000).to_string(),
+            Int,
+        ),
+        ("max.connections", config.max_connections.to_string(), Int),
+        (
+            "max.connections.per.ip",
+            config.max_connections_per_ip.to_string(),
+            Int,
+        ),
+        (
+            "connections.max.idle.ms",
+            config.connections_max_idle_ms.to_string(),
+            Long,
+        ),
+    ];
+    configs.extend(
+        topic_config::keys(config)
+            .into_iter()
+            .map(|k| (k.broker_name, k.default, k.kind)),
+    );
+    configs
 }
 
 fn entry(name: &str, value: &str, source: i8, kind: i8) -> DescribeConfigsResourceResult {
