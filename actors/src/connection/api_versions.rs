@@ -1,10 +1,12 @@
 //! ApiVersions: which APIs and versions this broker serves.
 //!
-//! The ranges follow Apache Kafka 4.0 where we implement the API, so clients
-//! that infer features from the advertised ranges (older librdkafka,
-//! kafka-python) see a broker they know. Produce v0-v2 are advertised but
-//! refused, exactly as Kafka 4.0 does (KAFKA-18659): older librdkafka only
-//! enables compression when it sees Produce v0 in the range.
+//! The maximum versions follow Apache Kafka 4.0 where we implement the API,
+//! so clients that infer features from the advertised ranges (older
+//! librdkafka, kafka-python) see a broker they know. The minimums reach down,
+//! as Kafka 3.x's did, to the versions that clients from before Kafka 0.11
+//! still send (Produce v0, Fetch v0 and their message sets, ...): see
+//! old_versions. Older librdkafka also only enables compression when it sees
+//! Produce v0 in the range.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -13,13 +15,13 @@ use kafka_protocol::ResponseError;
 /// `(api, min advertised, max)`.
 const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
-    (ApiKey::Fetch, 4, 17),
-    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Fetch, 0, 17),
+    (ApiKey::ListOffsets, 0, 10),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
@@ -27,8 +29,8 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
@@ -43,9 +45,9 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
-    (ApiKey::DescribeAcls, 1, 3),
-    (ApiKey::CreateAcls, 1, 3),
-    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::DescribeLogDirs, 1, 4),

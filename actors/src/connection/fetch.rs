@@ -5,7 +5,7 @@
 //! Fetch sessions (KIP-227) are not kept: every response carries session id
 //! 0, which tells clients to send full requests.
 
-use super::READ_COMMITTED;
+use super::{message_set, READ_COMMITTED};
 use crate::broker::Broker;
 use crate::partition::{Read, ReadFailure, Records};
 use crate::topic::{LogOffsets, PartitionHandle, Topic};
@@ -21,6 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 use uuid::Uuid;
+
+/// Before this version the records go out as message sets (v0-v1 in magic
+/// 0, v2-v3 in magic 1).
+const RECORD_BATCH_VERSION: i16 = 4;
 
 /// From this version on topics are named by id.
 const TOPIC_IDS_VERSION: i16 = 13;
@@ -204,7 +208,16 @@ fn respond(
                 .partitions
                 .iter()
                 .zip(results)
-                .map(|(wanted, result)| partition_data(wanted.partition, wanted.committed, result))
+                .map(|(wanted, result)| {
+                    let mut data = partition_data(wanted.partition, wanted.committed, result);
+                    if version < RECORD_BATCH_VERSION {
+                        let magic = if version < 2 { 0 } else { 1 };
+                        data.records = data
+                            .records
+                            .map(|r| message_set::from_batches(r, magic, wanted.offset));
+                    }
+                    data
+                })
                 .collect();
             let mut response = FetchableTopicResponse::default().with_partitions(partitions);
             if version >= TOPIC_IDS_VERSION {

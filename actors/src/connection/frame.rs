@@ -1,7 +1,7 @@
 //! Framing, request decoding and response encoding around the
 //! kafka-protocol codecs.
 
-use super::api_versions;
+use super::{api_versions, old_versions};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -57,19 +57,27 @@ pub fn decode(mut frame: Bytes) -> Result<Request, Rejection> {
         return Err(Rejection::ApiVersionsTooNew { correlation_id });
     }
     let decodable = api_key.valid_versions();
-    if version < range.0 || version > range.1 || version < decodable.min || version > decodable.max
-    {
+    let old_layout = old_versions::decoded_as(api_key, version);
+    let undecodable = (version < decodable.min && old_layout.is_none()) || version > decodable.max;
+    if version < range.0 || version > range.1 || undecodable {
         return Err(Rejection::Close(format!(
             "{api_key:?} v{version} is not supported (supported: v{}-v{})",
-            range.0.max(decodable.min),
-            range.1
+            range.0, range.1
         )));
     }
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| Rejection::Close(format!("bad {api_key:?} v{version} request header: {e}")))?;
-    let body = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| Rejection::Close(format!("bad {api_key:?} v{version} request: {e}")))?;
+    let bad = |e: String| Rejection::Close(format!("bad {api_key:?} v{version} request: {e}"));
+    let body_version = match old_layout {
+        Some(layout) => {
+            frame = old_versions::rewrite_request(api_key, version, frame).map_err(bad)?;
+            layout
+        }
+        None => version,
+    };
+    let body =
+        RequestKind::decode(api_key, &mut frame, body_version).map_err(|e| bad(e.to_string()))?;
     Ok(Request {
         api_key,
         version,
@@ -97,6 +105,10 @@ pub fn encode(
         .with_correlation_id(correlation_id)
         .encode(&mut buf, header_version)
         .map_err(|e| e.to_string())?;
-    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    if old_versions::decoded_as(api_key, version).is_some() {
+        old_versions::encode_response(api_key, version, body, &mut buf)?;
+    } else {
+        body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    }
     Ok(buf.freeze())
 }
