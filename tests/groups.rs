@@ -300,6 +300,38 @@ async fn a_pattern_subscription_follows_new_topics(protocol: Protocol) {
     );
 }
 
+/// A consumer that never joins its group (it assigns partitions itself, or
+/// none) commits to the empty group and reads the commit back.
+async fn a_consumer_outside_the_group_commits_to_it_while_empty(protocol: Protocol) {
+    use rdkafka::{Offset, TopicPartitionList};
+    let (_broker, bootstrap) = start(fast_groups).await;
+    create_topic(&bootstrap, "self-assigned", 1, &[]).await;
+    produce(&bootstrap, "self-assigned", 1, 3).await;
+    let mut settings = config(&bootstrap);
+    settings
+        .set("group.id", "manual")
+        .set("enable.auto.commit", "false");
+    if let Protocol::Consumer = protocol {
+        settings.set("group.protocol", "consumer");
+    }
+    let consumer: BaseConsumer = settings.create().expect("consumer");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("self-assigned", 0, Offset::Offset(2))
+        .expect("offset");
+    consumer
+        .commit(&offsets, CommitMode::Sync)
+        .expect("a commit outside group management is accepted");
+    let committed = consumer
+        .committed_offsets(offsets, Duration::from_secs(10))
+        .expect("committed offsets");
+    assert_eq!(
+        committed.elements()[0].offset(),
+        Offset::Offset(2),
+        "{committed:?}"
+    );
+}
+
 /// Each scenario runs once per group protocol, as its own test.
 macro_rules! under_both_protocols {
     ($($scenario:ident),* $(,)?) => {
@@ -328,7 +360,8 @@ under_both_protocols!(
     a_member_that_leaves_hands_its_partitions_over,
     a_restarted_member_resumes_after_the_committed_offset,
     two_groups_each_receive_every_record,
-    a_pattern_subscription_follows_new_topics
+    a_pattern_subscription_follows_new_topics,
+    a_consumer_outside_the_group_commits_to_it_while_empty
 );
 
 /// Produces `value-i` for i in `from..to` to partition 0.

@@ -297,12 +297,13 @@ impl ConsumerGroup {
 
     /// OffsetCommit's checks for a member of this group, by member epoch.
     pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> i16 {
+        // Epoch -1: a client outside the group's management; allowed while
+        // the group is empty, whatever member id it names.
+        if member_epoch < 0 && self.members.is_empty() {
+            return NONE;
+        }
         if member_epoch < 0 && member_id.is_empty() {
-            return if self.members.is_empty() {
-                NONE
-            } else {
-                UNKNOWN_MEMBER_ID
-            };
+            return UNKNOWN_MEMBER_ID;
         }
         match self.members.get(member_id) {
             None => UNKNOWN_MEMBER_ID,

@@ -502,13 +502,14 @@ impl GroupState {
         if self.state == StateKind::Dead {
             return COORDINATOR_NOT_AVAILABLE;
         }
-        let simple = generation_id < 0 && member_id.is_empty() && group_instance_id.is_none();
-        if simple {
-            return if self.members.is_empty() {
-                NONE
-            } else {
-                UNKNOWN_MEMBER_ID
-            };
+        // Generation -1: a client managing its own partitions (or an admin
+        // client). It may commit to an empty group, whatever member id it
+        // names, as Kafka allows.
+        if generation_id < 0 && self.members.is_empty() {
+            return NONE;
+        }
+        if generation_id < 0 && member_id.is_empty() && group_instance_id.is_none() {
+            return UNKNOWN_MEMBER_ID;
         }
         if let Err(error) = self.current_member(member_id, group_instance_id) {
             return error;
@@ -1789,6 +1790,7 @@ mod tests {
     fn commit_checks() {
         let mut g = group(DELAY);
         assert_eq!(g.validate_commit("", None, -1), 0);
+        assert_eq!(g.validate_commit("self-managed", None, -1), 0);
         let ids = joined(&mut g, dynamic(2));
         assert_eq!(g.validate_commit("", None, -1), UNKNOWN_MEMBER_ID);
         assert_eq!(g.validate_commit(&ids[0], None, 1), REBALANCE_IN_PROGRESS);

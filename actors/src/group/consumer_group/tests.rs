@@ -316,6 +316,7 @@ fn commits_are_checked_against_the_member_epoch() {
         NONE,
         "an empty group takes simple commits"
     );
+    assert_eq!(group.validate_commit("self-managed", -1), NONE);
     let a = Client::join(&mut group, "a", &t, 0);
     assert_eq!(group.validate_commit("a", a.epoch), NONE);
     assert_eq!(group.validate_commit("a", a.epoch + 1), STALE_MEMBER_EPOCH);
