@@ -106,7 +106,7 @@ impl Default for BrokerConfig {
             metrics_listen: None,
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
-            group_min_session_timeout_ms: 1000,
+            group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
