@@ -23,29 +23,25 @@ pub fn open(config: &sled::Config) -> io::Result<sled::Db> {
 fn open_waiting(config: &sled::Config, lock_wait: Duration) -> io::Result<sled::Db> {
     let deadline = Instant::now() + lock_wait;
     loop {
-        match config.open() {
+        let e = match config.open() {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(RETRY_EVERY);
-            }
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!(
-                        "cannot open the state database: it is locked; is another broker \
-                         using this data directory? ({e})"
-                    ),
-                ));
-            }
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => e,
             Err(e) => {
                 return Err(io::Error::other(format!(
                     "cannot open the state database: {e}"
                 )))
             }
+        };
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "cannot open the state database: it is locked; is another broker \
+                     using this data directory? ({e})"
+                ),
+            ));
         }
+        std::thread::sleep(RETRY_EVERY);
     }
 }
 
