@@ -289,7 +289,10 @@ mod tests {
             principal: Some("User:x".into()),
             ..any()
         };
-        let removed = store.delete(std::slice::from_ref(&by_principal)).await.unwrap();
+        let removed = store
+            .delete(std::slice::from_ref(&by_principal))
+            .await
+            .unwrap();
         assert_eq!(removed, vec![vec![acl("a", code::LITERAL, "User:x")]]);
         assert!(store.describe(&by_principal).unwrap().is_empty());
         assert_eq!(store.describe(&any()).unwrap().len(), 1);
