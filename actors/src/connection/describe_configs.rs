@@ -82,7 +82,8 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
 }
 
 /// The broker's settings under Kafka's names: its own, then the defaults
-/// of the topic configs. All are read-only (set in config.yaml).
+/// of the topic configs (`log.index.interval.bytes` and the other topic
+/// synonyms come from there, once). All are read-only (set in config.yaml).
 fn broker_configs(config: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
     use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
     let (host, port) = config.advertised();
@@ -107,11 +108,6 @@ fn broker_configs(config: &BrokerConfig) -> Vec<(&'static str, String, ConfigTyp
         (
             "socket.request.max.bytes",
             config.max_request_bytes.to_string(),
-            Int,
-        ),
-        (
-            "log.index.interval.bytes",
-            config.index_interval_bytes.to_string(),
             Int,
         ),
         (
@@ -190,4 +186,19 @@ fn failed(
     result
         .with_error_code(error.code())
         .with_error_message(Some(StrBytes::from_string(message.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_broker_config_is_listed_once() {
+        let configs = broker_configs(&BrokerConfig::default());
+        let mut names: Vec<&str> = configs.iter().map(|(name, _, _)| *name).collect();
+        names.sort_unstable();
+        let listed = names.len();
+        names.dedup();
+        assert_eq!(names.len(), listed, "{names:?}");
+    }
 }
