@@ -2,6 +2,7 @@
 //! (set, delete, append to or subtract from single keys). Both end in
 //! `Broker::set_topic_configs`; only topics are alterable here.
 
+use super::resource_type::TOPIC;
 use crate::broker::Broker;
 use crate::topic_config;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -14,7 +15,6 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
-const RESOURCE_TOPIC: i8 = 2;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
@@ -115,7 +115,7 @@ async fn apply(
         &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, (ResponseError, String)>,
 ) -> Outcome {
-    if resource_type != RESOURCE_TOPIC {
+    if resource_type != TOPIC {
         return Err((
             ResponseError::InvalidRequest,
             format!("only topic configs can be altered, not resource type {resource_type}"),

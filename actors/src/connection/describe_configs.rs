@@ -1,5 +1,6 @@
 //! DescribeConfigs for topics (overrides and defaults) and for the broker.
 
+use super::resource_type;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::topic_config::{self, ConfigType};
@@ -10,8 +11,6 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
@@ -43,7 +42,7 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };
             match resource.resource_type {
-                RESOURCE_TOPIC => match broker.topic(&resource.resource_name) {
+                resource_type::TOPIC => match broker.topic(&resource.resource_name) {
                     Some(topic) => result.with_configs(
                         topic_config::keys(broker.config())
                             .into_iter()
@@ -60,7 +59,7 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
                         "unknown topic",
                     ),
                 },
-                RESOURCE_BROKER => result.with_configs(
+                resource_type::BROKER => result.with_configs(
                     broker_configs(broker.config())
                         .into_iter()
                         .filter(|(name, _, _)| wanted(name))

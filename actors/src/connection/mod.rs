@@ -84,6 +84,16 @@ use self::frame::{Rejection, Request};
 /// `isolation_level` of a transactional consumer (Fetch, ListOffsets).
 const READ_COMMITTED: i8 = 1;
 
+/// Kafka's config resource types (DescribeConfigs, AlterConfigs,
+/// IncrementalAlterConfigs, ListConfigResources).
+mod resource_type {
+    pub const TOPIC: i8 = 2;
+    pub const BROKER: i8 = 4;
+    pub const BROKER_LOGGER: i8 = 8;
+    pub const CLIENT_METRICS: i8 = 16;
+    pub const GROUP: i8 = 32;
+}
+
 pub struct Connection {
     broker: Arc<Broker>,
     peer: SocketAddr,
