@@ -16,6 +16,23 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+/// DescribeAclsRequest and DeleteAclsFilter carry the same filter fields
+/// as two generated types.
+macro_rules! acl_filter {
+    ($filter:expr) => {{
+        let f = $filter;
+        AclFilter {
+            resource_type: f.resource_type_filter,
+            resource_name: f.resource_name_filter.map(|s| s.to_string()),
+            pattern_type: f.pattern_type_filter,
+            principal: f.principal_filter.map(|s| s.to_string()),
+            host: f.host_filter.map(|s| s.to_string()),
+            operation: f.operation,
+            permission: f.permission_type,
+        }
+    }};
+}
+
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -29,15 +46,7 @@ fn storage_error(e: std::io::Error) -> (i16, Option<StrBytes>) {
 }
 
 pub fn describe(broker: &Broker, req: DescribeAclsRequest) -> DescribeAclsResponse {
-    let filter = AclFilter {
-        resource_type: req.resource_type_filter,
-        resource_name: req.resource_name_filter.map(|s| s.to_string()),
-        pattern_type: req.pattern_type_filter,
-        principal: req.principal_filter.map(|s| s.to_string()),
-        host: req.host_filter.map(|s| s.to_string()),
-        operation: req.operation,
-        permission: req.permission_type,
-    };
+    let filter = acl_filter!(req);
     if let Err(why) = filter.validate() {
         return DescribeAclsResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
@@ -115,19 +124,7 @@ pub async fn create(broker: &Broker, req: CreateAclsRequest) -> CreateAclsRespon
 }
 
 pub async fn delete(broker: &Broker, req: DeleteAclsRequest) -> DeleteAclsResponse {
-    let filters: Vec<AclFilter> = req
-        .filters
-        .into_iter()
-        .map(|f| AclFilter {
-            resource_type: f.resource_type_filter,
-            resource_name: f.resource_name_filter.map(|s| s.to_string()),
-            pattern_type: f.pattern_type_filter,
-            principal: f.principal_filter.map(|s| s.to_string()),
-            host: f.host_filter.map(|s| s.to_string()),
-            operation: f.operation,
-            permission: f.permission_type,
-        })
-        .collect();
+    let filters: Vec<AclFilter> = req.filters.into_iter().map(|f| acl_filter!(f)).collect();
     let invalid: Vec<Option<String>> = filters.iter().map(|f| f.validate().err()).collect();
     let valid: Vec<AclFilter> = filters
         .iter()
