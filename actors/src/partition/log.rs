@@ -9,6 +9,7 @@
 
 use super::batch::BatchHeader;
 use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, Snapshot};
+use super::epoch_cache::EpochCache;
 use super::segment::{self, PendingBatch, Segment};
 use super::transactions::Aborted;
 use crate::topic::LEADER_EPOCH;
@@ -83,6 +84,14 @@ impl From<io::Error> for ReadError {
 /// inside the first segment.
 const START_OFFSET_FILE: &str = "log-start-offset";
 
+/// Stores a new log start offset durably (write, fsync, rename).
+fn write_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
+    let tmp = dir.join(format!("{START_OFFSET_FILE}.tmp"));
+    fs::write(&tmp, offset.to_string())?;
+    File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, dir.join(START_OFFSET_FILE))
+}
+
 pub struct Log {
     /// `None` for a log kept in memory.
     dir: Option<PathBuf>,
@@ -93,6 +102,10 @@ pub struct Log {
     /// Every segment but the active one, by base offset.
     sealed: BTreeMap<i64, Segment>,
     active: Segment,
+    /// Where each leader epoch starts in this log.
+    epochs: EpochCache,
+    /// The epoch stamped on batches appended as leader.
+    leader_epoch: i32,
 }
 
 /// Part of one segment's file that a read returns.
@@ -117,7 +130,7 @@ impl Log {
         let Some((&last, _)) = bases.split_last() else {
             let now_ms = crate::clock::now_ms();
             let active = Segment::create(dir, 0, interval, now_ms)?;
-            return Ok(Log::new(dir, config, BTreeMap::new(), active));
+            return Log::new(dir, config, BTreeMap::new(), active);
         };
         let mut sealed = BTreeMap::new();
         for (i, pair) in bases.windows(2).enumerate() {
@@ -133,7 +146,7 @@ impl Log {
                 for &base in later {
                     segment::delete_files(dir, base)?;
                 }
-                return Ok(Log::new(dir, config, sealed, segment));
+                return Log::new(dir, config, sealed, segment);
             }
             if segment.next_offset() > next_base {
                 return Err(io::Error::new(
@@ -151,7 +164,7 @@ impl Log {
         if let Some(cut) = cut {
             ::log::warn!("{}: {cut}", active.log_path().display());
         }
-        Ok(Log::new(dir, config, sealed, active))
+        Log::new(dir, config, sealed, active)
     }
 
     /// An empty log kept in memory only: it never touches a filesystem and
@@ -165,21 +178,45 @@ impl Log {
             start_floor: 0,
             sealed: BTreeMap::new(),
             active,
+            epochs: EpochCache::in_memory(),
+            leader_epoch: LEADER_EPOCH,
         })
     }
 
-    fn new(dir: &Path, config: LogConfig, sealed: BTreeMap<i64, Segment>, active: Segment) -> Log {
+    fn new(
+        dir: &Path,
+        config: LogConfig,
+        sealed: BTreeMap<i64, Segment>,
+        active: Segment,
+    ) -> io::Result<Log> {
         let start_floor = fs::read_to_string(dir.join(START_OFFSET_FILE))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        Log {
+        let mut epochs = EpochCache::load(dir)?;
+        // Entries past the end describe records recovery cut off.
+        epochs.truncate_from(active.next_offset())?;
+        let leader_epoch = epochs.latest().map_or(LEADER_EPOCH, |e| e.epoch);
+        Ok(Log {
             dir: Some(dir.to_path_buf()),
             config,
             start_floor,
             sealed,
             active,
-        }
+            epochs,
+            leader_epoch,
+        })
+    }
+
+    /// The leader epoch stamped on the batches appended from now on (this
+    /// broker leads the partition in that epoch).
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
+    /// Where each leader epoch starts in this log.
+    pub fn epochs(&self) -> &EpochCache {
+        &self.epochs
     }
 
     /// New segment settings; they apply from the next append on.
@@ -330,12 +367,10 @@ impl Log {
             return Ok(());
         }
         if let Some(dir) = &self.dir {
-            let tmp = dir.join(format!("{START_OFFSET_FILE}.tmp"));
-            fs::write(&tmp, offset.to_string())?;
-            File::open(&tmp)?.sync_all()?;
-            fs::rename(&tmp, dir.join(START_OFFSET_FILE))?;
+            write_start_offset(dir, offset)?;
         }
         self.start_floor = offset;
+        self.epochs.truncate_before(offset)?;
         while let Some((&base, oldest)) = self.sealed.first_key_value() {
             if oldest.next_offset() > offset {
                 break;
@@ -352,6 +387,54 @@ impl Log {
             Some(dir) => segment::delete_files(dir, base),
             None => Ok(()),
         }
+    }
+
+    /// Cuts the log back to end before the batch holding `offset`: a
+    /// follower whose records diverge from its leader's from there. Later
+    /// segments go newest first, so a crash midway leaves a contiguous log;
+    /// epochs that started past the new end are forgotten.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset <= self.log_start_offset() {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        while offset < self.active.base_offset() {
+            let Some((_, previous)) = self.sealed.pop_last() else {
+                break;
+            };
+            let dropped = std::mem::replace(&mut self.active, previous);
+            self.delete_segment_files(dropped.base_offset())?;
+        }
+        self.active.truncate_to(offset)?;
+        self.epochs.truncate_from(self.log_end_offset())
+    }
+
+    /// Empties the log and starts it again at `offset`: a follower whose
+    /// log ends below its leader's log start, or that must drop everything
+    /// it has.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> io::Result<()> {
+        let now_ms = crate::clock::now_ms();
+        let interval = self.config.index_interval_bytes;
+        let fresh = match &self.dir {
+            Some(dir) => {
+                write_start_offset(dir, offset)?;
+                Segment::create(dir, offset, interval, now_ms)?
+            }
+            None => Segment::create_in_memory(offset, interval, now_ms)?,
+        };
+        let old_active = std::mem::replace(&mut self.active, fresh);
+        if old_active.base_offset() != offset {
+            self.delete_segment_files(old_active.base_offset())?;
+        }
+        while let Some((base, _)) = self.sealed.pop_last() {
+            if base != offset {
+                self.delete_segment_files(base)?;
+            }
+        }
+        self.start_floor = offset;
+        self.epochs.truncate_from(0)
     }
 
     /// One past the last offset written.
@@ -406,12 +489,72 @@ impl Log {
         batches: &[B],
         now_ms: i64,
     ) -> io::Result<Vec<AppendInfo>> {
+        let epoch = self.leader_epoch;
+        self.append_with(batches, now_ms, |bytes, next_offset| {
+            PendingBatch::new(bytes, next_offset, epoch)
+        })
+    }
+
+    /// Appends batches copied from the leader, at the offsets and with the
+    /// leader epochs the leader gave them. Offsets may skip (the leader's
+    /// log may be compacted) but never go back.
+    pub fn append_replicated<B: AsRef<[u8]>>(
+        &mut self,
+        batches: &[B],
+        now_ms: i64,
+    ) -> io::Result<Vec<AppendInfo>> {
+        self.append_with(batches, now_ms, |bytes, next_offset| {
+            let batch = PendingBatch::replicated(bytes)?;
+            if batch.header().base_offset < next_offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "replicated batch at offset {} but the log ends at {next_offset}",
+                        batch.header().base_offset
+                    ),
+                ));
+            }
+            Ok(batch)
+        })
+    }
+
+    /// Appends batches in order, `make` stamping each with its offset given
+    /// the log end so far, and notes new leader epochs in the epoch cache.
+    fn append_with<'b, B: AsRef<[u8]>>(
+        &mut self,
+        batches: &'b [B],
+        now_ms: i64,
+        make: impl Fn(&'b [u8], i64) -> io::Result<PendingBatch<'b>>,
+    ) -> io::Result<Vec<AppendInfo>> {
+        let mut new_epochs = Vec::new();
+        let written = self.write_batches(batches, now_ms, &make, &mut new_epochs);
+        // Only epochs whose first batch made it into the log count.
+        let end = self.log_end_offset();
+        for (epoch, start) in new_epochs.into_iter().filter(|&(_, s)| s < end) {
+            self.epochs.assign(epoch, start)?;
+        }
+        written
+    }
+
+    fn write_batches<'b, B: AsRef<[u8]>>(
+        &mut self,
+        batches: &'b [B],
+        now_ms: i64,
+        make: &impl Fn(&'b [u8], i64) -> io::Result<PendingBatch<'b>>,
+        new_epochs: &mut Vec<(i32, i64)>,
+    ) -> io::Result<Vec<AppendInfo>> {
         let mut appended = Vec::with_capacity(batches.len());
         let mut run: Vec<PendingBatch<'_>> = Vec::with_capacity(batches.len());
         let mut run_bytes = 0;
         let mut next_offset = self.log_end_offset();
+        let mut latest_epoch = self.epochs.latest().map_or(-1, |e| e.epoch);
         for bytes in batches {
-            let batch = PendingBatch::new(bytes.as_ref(), next_offset, LEADER_EPOCH)?;
+            let batch = make(bytes.as_ref(), next_offset)?;
+            let epoch = batch.header().partition_leader_epoch;
+            if epoch > latest_epoch {
+                latest_epoch = epoch;
+                new_epochs.push((epoch, batch.header().base_offset));
+            }
             if self.must_roll(run_bytes, &batch, now_ms) {
                 self.write_run(&run, &mut appended)?;
                 run.clear();
@@ -1160,5 +1303,65 @@ mod tests {
         assert_eq!(log.dir(), Some(path.as_path()));
         log.delete().unwrap();
         assert!(!path.exists());
+    }
+    #[test]
+    fn truncation_cuts_across_segments_and_forgets_later_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        // 10 batches of 4 records, 3 batches per segment: bases 0, 12, 24, 36.
+        let mut log = filled(dir.path(), 6, 3);
+        log.set_leader_epoch(2);
+        for i in 6..10 {
+            log.append(&test_batch(i), 0).unwrap();
+        }
+        assert_eq!(log.epochs().end_offset_for(0, 40), (0, 24));
+        // Offset 17 lies inside the batch at 16: that batch goes too.
+        log.truncate_to(17).unwrap();
+        assert_eq!(log.log_end_offset(), 16);
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(log.epochs().latest().map(|e| e.epoch), Some(0));
+        assert!(!log_file(dir.path(), 24).exists());
+        assert_eq!(bases(&log.read(12, 1 << 20).unwrap()), vec![12]);
+        // Appends go on from the new end, and survive a reopen.
+        log.set_leader_epoch(5);
+        assert_eq!(log.append(&test_batch(0), 0).unwrap().base_offset, 16);
+        drop(log);
+        let log = Log::open(dir.path(), config(3 * batch_len())).unwrap();
+        assert_eq!(log.log_end_offset(), 20);
+        assert_eq!(log.epochs().end_offset_for(0, 20), (0, 16));
+        assert_eq!(log.epochs().end_offset_for(5, 20), (5, 20));
+    }
+
+    #[test]
+    fn replicated_batches_keep_their_offsets_and_epochs() {
+        let leader_dir = tempfile::tempdir().unwrap();
+        let mut leader = Log::open(leader_dir.path(), config(1 << 20)).unwrap();
+        leader.set_leader_epoch(3);
+        for i in 0..3 {
+            leader.append(&test_batch(i), 0).unwrap();
+        }
+        let records = leader.read(4, 1 << 20).unwrap();
+        let follower_dir = tempfile::tempdir().unwrap();
+        let mut follower = Log::open(follower_dir.path(), config(1 << 20)).unwrap();
+        // A follower starting past the leader's log start skips to it.
+        follower.truncate_fully_and_start_at(4).unwrap();
+        let copied = follower
+            .append_replicated(&batch::split(records).unwrap(), 0)
+            .unwrap();
+        assert_eq!(
+            copied.iter().map(|i| i.base_offset).collect::<Vec<_>>(),
+            [4, 8]
+        );
+        assert_eq!(follower.log_start_offset(), 4);
+        assert_eq!(
+            follower
+                .epochs()
+                .latest()
+                .map(|e| (e.epoch, e.start_offset)),
+            Some((3, 4))
+        );
+        // A batch behind the follower's end is refused.
+        let again = batch::split(leader.read(4, 1 << 20).unwrap()).unwrap();
+        assert!(follower.append_replicated(&again, 0).is_err());
+        assert_eq!(follower.log_end_offset(), 12);
     }
 }

@@ -9,9 +9,11 @@
 pub mod batch;
 pub mod cleaner;
 pub mod compaction;
+pub mod epoch_cache;
 pub mod index;
 pub mod log;
 pub mod producers;
+pub mod replicas;
 pub mod segment;
 pub mod transactions;
 

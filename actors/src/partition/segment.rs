@@ -178,6 +178,14 @@ impl<'a> PendingBatch<'a> {
         Ok(PendingBatch { bytes, header })
     }
 
+    /// A batch copied from the leader: it keeps the base offset and leader
+    /// epoch the leader gave it.
+    pub fn replicated(bytes: &'a [u8]) -> io::Result<Self> {
+        let header = batch::parse_header(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        PendingBatch::new(bytes, header.base_offset, header.partition_leader_epoch)
+    }
+
     pub fn header(&self) -> &BatchHeader {
         &self.header
     }
@@ -722,6 +730,24 @@ impl Segment {
             end = batch.end();
         }
         Ok(end)
+    }
+
+    /// Cuts the segment before the batch holding `offset`, so the batches
+    /// from it on are gone (a follower truncating to its leader's log). The
+    /// file is re-read to rebuild offsets and indexes: truncation is rare.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let Some(first_gone) = self.find_batch(offset)? else {
+            return Ok(());
+        };
+        self.file.set_len(first_gone.position)?;
+        self.size = first_gone.position;
+        match self.rebuild()? {
+            None => Ok(()),
+            Some(cut) => {
+                ::log::warn!("{}: after truncation: {cut}", self.log_path().display());
+                Ok(())
+            }
+        }
     }
 
     /// Fills `buf` with the log bytes starting at `position`.
