@@ -637,6 +637,14 @@ impl Broker {
     }
 
     /// The counters `/metrics` shows.
+    /// Whether broker `replica`, in its broker epoch `epoch` (-1: not
+    /// given), may fetch as a follower. A single broker has no followers;
+    /// its partitions refuse replica fetches themselves.
+    pub fn check_replica(&self, replica: i32, epoch: i64) -> Result<(), ResponseError> {
+        let _ = (replica, epoch);
+        Ok(())
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

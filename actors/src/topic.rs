@@ -26,6 +26,11 @@ pub struct LogOffsets {
     /// The first offset of the oldest open transaction, or the high
     /// watermark: how far `read_committed` consumers may read.
     pub last_stable: i64,
+    /// One past the last offset in the log: how far followers may read.
+    pub log_end: i64,
+    /// Whether this broker leads the partition (standalone, or leader of
+    /// the replicas), so consumers may read it here.
+    pub leading: bool,
 }
 
 impl LogOffsets {
@@ -34,6 +39,8 @@ impl LogOffsets {
         log_start: -1,
         high_watermark: -1,
         last_stable: -1,
+        log_end: -1,
+        leading: false,
     };
 }
 

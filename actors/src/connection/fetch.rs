@@ -7,13 +7,14 @@
 
 use super::{message_set, READ_COMMITTED};
 use crate::broker::Broker;
+use crate::partition::replication::ReplicaRead;
 use crate::partition::{Read, ReadFailure, Records};
 use crate::topic::{LogOffsets, PartitionHandle, Topic};
 use bytes::Bytes;
 use futures_util::future::{join_all, select_all};
 use futures_util::FutureExt;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
@@ -29,12 +30,19 @@ const RECORD_BATCH_VERSION: i16 = 4;
 /// From this version on topics are named by id.
 const TOPIC_IDS_VERSION: i16 = 13;
 
+/// From this version on a follower names itself in `replica_state`, with
+/// its broker epoch.
+const REPLICA_STATE_VERSION: i16 = 15;
+
 /// One requested partition.
 struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
     committed: bool,
+    current_leader_epoch: i32,
+    /// Set when a follower fetches.
+    replica: Option<ReplicaRead>,
     target: Result<PartitionHandle, ResponseError>,
 }
 
@@ -49,6 +57,16 @@ struct WantedTopic {
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let committed = req.isolation_level == READ_COMMITTED;
+    let (replica_id, replica_epoch) = if version >= REPLICA_STATE_VERSION {
+        (req.replica_state.replica_id.0, req.replica_state.replica_epoch)
+    } else {
+        (req.replica_id.0, -1)
+    };
+    // A replica fetch from a broker the controller does not count as alive
+    // (fenced, or with an older broker epoch) is refused whole.
+    let refused = (replica_id >= 0)
+        .then(|| broker.check_replica(replica_id, replica_epoch).err())
+        .flatten();
     let topics: Vec<WantedTopic> = req
         .topics
         .into_iter()
@@ -77,7 +95,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                         offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes.max(0) as usize,
                         committed,
-                        target: target(topic.as_deref(), p.partition, missing),
+                        current_leader_epoch: p.current_leader_epoch,
+                        replica: (replica_id >= 0).then_some(ReplicaRead {
+                            replica: replica_id,
+                            last_fetched_epoch: p.last_fetched_epoch,
+                        }),
+                        target: match refused {
+                            Some(error) => Err(error),
+                            None => target(topic.as_deref(), p.partition, missing),
+                        },
                     })
                     .collect(),
             }
@@ -164,18 +190,27 @@ async fn read_one(wanted: &Wanted) -> ReadResult {
     } else {
         offsets.high_watermark
     };
-    // Caught up: nothing to read, no need to bother the actor.
-    if wanted.offset == readable_end {
+    // A caught-up consumer of a partition led here with no epoch to check:
+    // nothing to read, no need to bother the actor. Followers always ask,
+    // since their fetch offset is what moves the high watermark.
+    if wanted.offset == readable_end
+        && wanted.replica.is_none()
+        && offsets.leading
+        && wanted.current_leader_epoch < 0
+    {
         return Ok(Records {
             records: Bytes::new(),
             offsets,
             aborted: Vec::new(),
+            diverging: None,
         });
     }
     let read = Read {
         offset: wanted.offset,
         max_bytes: wanted.max_bytes,
         committed: wanted.committed,
+        current_leader_epoch: wanted.current_leader_epoch,
+        replica: wanted.replica,
     };
     match handle.addr.send(read).await {
         Ok(result) => result,
@@ -232,14 +267,18 @@ fn respond(
 }
 
 fn partition_data(partition: i32, committed: bool, result: ReadResult) -> PartitionData {
-    let (error, offsets, records, aborted) = match result {
+    let (error, offsets, records, aborted, diverging) = match result {
         Ok(Records {
             records,
             offsets,
             aborted,
-        }) => (0, offsets, records, aborted),
-        Err(ReadFailure { error, offsets }) => (error.code(), offsets, Bytes::new(), Vec::new()),
+            diverging,
+        }) => (0, offsets, records, aborted, diverging),
+        Err(ReadFailure { error, offsets }) => {
+            (error.code(), offsets, Bytes::new(), Vec::new(), None)
+        }
     };
+    let (epoch, end_offset) = diverging.unwrap_or((-1, -1));
     let aborted = committed.then(|| {
         aborted
             .into_iter()
@@ -258,5 +297,10 @@ fn partition_data(partition: i32, committed: bool, result: ReadResult) -> Partit
         .with_aborted_transactions(aborted)
         .with_log_start_offset(offsets.log_start)
         .with_preferred_read_replica(BrokerId(-1))
+        .with_diverging_epoch(
+            EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset),
+        )
         .with_records(Some(records))
 }

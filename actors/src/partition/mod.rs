@@ -14,6 +14,7 @@ pub mod index;
 pub mod log;
 pub mod producers;
 pub mod replicas;
+pub mod replication;
 pub mod segment;
 pub mod transactions;
 
@@ -34,6 +35,7 @@ use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
 use self::log::{Log, LogConfig, ReadError};
 use self::producers::{ActiveProducer, Producers, Verdict};
+use self::replication::{ReplicaRead, Role};
 use self::transactions::{Aborted, Transactions};
 
 /// Mailbox size: deep enough for a few pipelined requests from many
@@ -70,6 +72,8 @@ pub struct Partition {
     /// again then even without new records, or they would stay forever.
     tombstones_expire_ms: Option<i64>,
     offsets: watch::Sender<LogOffsets>,
+    /// Standalone, or this broker's place among the partition's replicas.
+    role: Role,
 }
 
 impl Partition {
@@ -94,7 +98,14 @@ impl Partition {
             }),
             Err(e) => ::log::warn!("{name}: cannot replay producer state: {e}"),
         }
-        let (offsets, rx) = watch::channel(current_offsets(&log, &transactions));
+        let end = log.log_end_offset();
+        let (offsets, rx) = watch::channel(LogOffsets {
+            log_start: log.log_start_offset(),
+            high_watermark: end,
+            last_stable: transactions.last_stable_offset(end),
+            log_end: end,
+            leading: true,
+        });
         let partition = Partition {
             name,
             log,
@@ -108,13 +119,25 @@ impl Partition {
             compacted_below: 0,
             tombstones_expire_ms: None,
             offsets,
+            role: Role::Standalone,
         };
         Ok((partition, rx))
     }
 
     fn publish(&self) {
-        self.offsets
-            .send_replace(current_offsets(&self.log, &self.transactions));
+        self.offsets.send_replace(self.current_offsets());
+    }
+
+    /// The offsets readers see: consumers read up to the high watermark.
+    fn current_offsets(&self) -> LogOffsets {
+        let high_watermark = self.high_watermark();
+        LogOffsets {
+            log_start: self.log.log_start_offset(),
+            high_watermark,
+            last_stable: self.transactions.last_stable_offset(high_watermark),
+            log_end: self.log.log_end_offset(),
+            leading: !matches!(self.role, Role::Follower { .. }),
+        }
     }
 
     /// Applies the topic's cleanup policy: a compaction job for the cleaner
@@ -160,15 +183,6 @@ impl Partition {
     }
 }
 
-fn current_offsets(log: &Log, transactions: &Transactions) -> LogOffsets {
-    let high_watermark = log.log_end_offset();
-    LogOffsets {
-        log_start: log.log_start_offset(),
-        high_watermark,
-        last_stable: transactions.last_stable_offset(high_watermark),
-    }
-}
-
 impl Actor for Partition {
     type Context = Context<Self>;
 
@@ -197,6 +211,14 @@ impl Handler<Append> for Partition {
     type Result = ResponseFuture<Result<Appended, ResponseError>>;
 
     fn handle(&mut self, msg: Append, _: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.check_leader(-1) {
+            return Box::pin(async move { Err(e) });
+        }
+        if msg.durable {
+            if let Err(e) = self.check_enough_replicas() {
+                return Box::pin(async move { Err(e) });
+            }
+        }
         // Retried batches of idempotent producers are answered, not rewritten.
         let mut duplicate_offset = None;
         let mut fresh = Vec::with_capacity(msg.batches.len());
@@ -235,6 +257,7 @@ impl Handler<Append> for Partition {
                 files.push(info.file);
             }
         }
+        self.leader_appended();
         self.publish();
         let appended = Appended {
             base_offset: base_offset.unwrap_or_else(|| self.log.log_end_offset()),
@@ -243,16 +266,28 @@ impl Handler<Append> for Partition {
         if !msg.durable {
             return Box::pin(async move { Ok(appended) });
         }
+        // acks=all: fsynced here, and on every ISR member (the high
+        // watermark passes the batches only once followers fetched past
+        // them, which they do once they fsynced them).
+        let replicated = self.wait_for_high_watermark(self.log.log_end_offset());
         let synced = self.flusher.flush(files);
         let name = self.name.clone();
         Box::pin(async move {
             match synced.await {
-                Ok(Ok(())) => Ok(appended),
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     ::log::error!("{name}: fsync failed: {e}");
-                    Err(ResponseError::KafkaStorageError)
+                    return Err(ResponseError::KafkaStorageError);
                 }
-                Err(_) => Err(ResponseError::KafkaStorageError),
+                Err(_) => return Err(ResponseError::KafkaStorageError),
+            }
+            match replicated {
+                None => Ok(appended),
+                Some(rx) => match rx.await {
+                    Ok(Ok(())) => Ok(appended),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(ResponseError::NotLeaderOrFollower),
+                },
             }
         })
     }
@@ -266,6 +301,10 @@ pub struct Read {
     pub offset: i64,
     pub max_bytes: usize,
     pub committed: bool,
+    /// The leader epoch the client knows (Fetch v9+), -1 for none.
+    pub current_leader_epoch: i32,
+    /// Set when a follower replica fetches: it reads up to the log end.
+    pub replica: Option<ReplicaRead>,
 }
 
 pub struct Records {
@@ -273,6 +312,9 @@ pub struct Records {
     pub offsets: LogOffsets,
     /// For read_committed: aborted transactions among the records.
     pub aborted: Vec<Aborted>,
+    /// For a follower whose log parts from the leader's before its fetch
+    /// offset: the leader's `(epoch, end offset)` to truncate to.
+    pub diverging: Option<(i32, i64)>,
 }
 
 pub struct ReadFailure {
@@ -283,8 +325,14 @@ pub struct ReadFailure {
 impl Handler<Read> for Partition {
     type Result = MessageResult<Read>;
 
-    fn handle(&mut self, msg: Read, _: &mut Self::Context) -> Self::Result {
-        let offsets = current_offsets(&self.log, &self.transactions);
+    fn handle(&mut self, msg: Read, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(replica) = msg.replica {
+            return MessageResult(self.read_for_replica(replica, &msg, ctx));
+        }
+        let offsets = self.current_offsets();
+        if let Err(error) = self.check_leader(msg.current_leader_epoch) {
+            return MessageResult(Err(ReadFailure { error, offsets }));
+        }
         let read = if msg.committed && msg.offset >= offsets.last_stable {
             // Nothing stable to give yet (but still check the offset).
             self.log.read(msg.offset, 0).map(|_| Bytes::new())
@@ -300,12 +348,14 @@ impl Handler<Read> for Partition {
                     records,
                     offsets,
                     aborted,
+                    diverging: None,
                 })
             }
             Ok(records) => Ok(Records {
-                records,
+                records: batch::truncate_at_offset(records, offsets.high_watermark),
                 offsets,
                 aborted: Vec::new(),
+                diverging: None,
             }),
             Err(ReadError::OffsetOutOfRange { .. }) => Err(ReadFailure {
                 error: ResponseError::OffsetOutOfRange,
@@ -319,6 +369,51 @@ impl Handler<Read> for Partition {
                 })
             }
         })
+    }
+}
+
+impl Partition {
+    /// A follower's fetch: its progress moves the high watermark, and it
+    /// reads up to the log end (what it has not got yet), unless its log
+    /// diverged from ours.
+    fn read_for_replica(
+        &mut self,
+        replica: ReplicaRead,
+        msg: &Read,
+        ctx: &mut Context<Self>,
+    ) -> Result<Records, ReadFailure> {
+        let fail = |p: &Partition, error| ReadFailure {
+            error,
+            offsets: p.current_offsets(),
+        };
+        if let Err(error) = self.check_leader(msg.current_leader_epoch) {
+            return Err(fail(self, error));
+        }
+        let diverging = self
+            .on_replica_read(replica, msg.offset, ctx)
+            .map_err(|e| fail(self, e))?;
+        let offsets = self.current_offsets();
+        if diverging.is_some() {
+            return Ok(Records {
+                records: Bytes::new(),
+                offsets,
+                aborted: Vec::new(),
+                diverging,
+            });
+        }
+        match self.log.read(msg.offset, msg.max_bytes) {
+            Ok(records) => Ok(Records {
+                records,
+                offsets,
+                aborted: Vec::new(),
+                diverging: None,
+            }),
+            Err(ReadError::OffsetOutOfRange { .. }) => Err(fail(self, ResponseError::OffsetOutOfRange)),
+            Err(e) => {
+                ::log::error!("{}: replica read at {} failed: {e}", self.name, msg.offset);
+                Err(fail(self, ResponseError::KafkaStorageError))
+            }
+        }
     }
 }
 
@@ -337,7 +432,7 @@ impl Handler<ListOffset> for Partition {
     fn handle(&mut self, msg: ListOffset, _: &mut Self::Context) -> Self::Result {
         let found = match msg.timestamp {
             LATEST_TIMESTAMP => {
-                let offsets = current_offsets(&self.log, &self.transactions);
+                let offsets = self.current_offsets();
                 let latest = if msg.committed {
                     offsets.last_stable
                 } else {

@@ -1,0 +1,553 @@
+//! The partition actor as a replica: leader or follower as the cluster
+//! metadata says, or standalone on a single broker.
+//!
+//! A leader stamps its epoch on what it appends, learns its followers'
+//! progress from their fetches ([`ReplicaRead`] on a [`super::Read`]),
+//! keeps the ISR through the controller ([`ReplicaControl`]) and answers
+//! acks=all appends once the high watermark passes them. A follower takes
+//! no client appends or reads; its fetcher copies the leader's batches in
+//! with [`ReplicaAppend`], answering only once they are fsynced, so the
+//! offset it fetches next is what it holds on disk.
+
+use super::replicas::LeaderState;
+use super::Partition;
+use crate::clock::now_ms;
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How the leader of a partition reaches the controller.
+pub trait ReplicaControl: Send + Sync {
+    /// Whether `broker` may join an ISR (the controller refuses fenced ones).
+    fn eligible(&self, broker: i32) -> bool;
+
+    /// Proposes a new ISR (Kafka's AlterPartition). Answers the ISR and
+    /// partition epoch the controller holds afterwards.
+    fn alter_isr(&self, change: IsrChange) -> BoxFuture<'static, Result<(Vec<i32>, i32), ResponseError>>;
+}
+
+/// An ISR change as the leader proposes it.
+#[derive(Debug, Clone)]
+pub struct IsrChange {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// What this broker is for the partition.
+pub(super) enum Role {
+    /// The only broker: every append is committed once written.
+    Standalone,
+    Leader(Box<Leadership>),
+    Follower {
+        leader_epoch: i32,
+        /// The leader's high watermark as last fetched, capped by the log end.
+        high_watermark: i64,
+    },
+}
+
+pub(super) struct Leadership {
+    pub(super) state: LeaderState,
+    control: Arc<dyn ReplicaControl>,
+    topic: Arc<str>,
+    partition: i32,
+    lag_ms: i64,
+    /// acks=all appends waiting for the high watermark, by the offset it
+    /// must reach.
+    waiting: BTreeMap<i64, Vec<oneshot::Sender<Result<(), ResponseError>>>>,
+}
+
+impl Leadership {
+    /// Answers every waiting append the high watermark has passed.
+    fn release(&mut self) {
+        let hw = self.state.high_watermark();
+        let still = self.waiting.split_off(&(hw + 1));
+        for done in std::mem::replace(&mut self.waiting, still).into_values().flatten() {
+            let _ = done.send(Ok(()));
+        }
+    }
+
+    /// Answers every waiting append with `error`: leadership moved.
+    fn fail_all(&mut self, error: ResponseError) {
+        for done in std::mem::take(&mut self.waiting).into_values().flatten() {
+            let _ = done.send(Err(error));
+        }
+    }
+}
+
+/// A follower's fetch, as the leader sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaRead {
+    pub replica: i32,
+    /// The epoch of the follower's last batch (-1: none), for the
+    /// diverging-epoch check (KIP-320).
+    pub last_fetched_epoch: i32,
+}
+
+impl Partition {
+    /// The highest offset consumers may read up to (exclusive).
+    pub(super) fn high_watermark(&self) -> i64 {
+        let end = self.log.log_end_offset();
+        match &self.role {
+            Role::Standalone => end,
+            Role::Leader(l) => l.state.high_watermark().min(end),
+            Role::Follower { high_watermark, .. } => (*high_watermark).min(end),
+        }
+    }
+
+    /// The leader epoch this replica serves, for clients' epoch checks.
+    pub(super) fn leader_epoch(&self) -> i32 {
+        match &self.role {
+            Role::Standalone => crate::topic::LEADER_EPOCH,
+            Role::Leader(l) => l.state.leader_epoch,
+            Role::Follower { leader_epoch, .. } => *leader_epoch,
+        }
+    }
+
+    /// Checks a client's view of the leader epoch (-1: none given) and that
+    /// this broker leads: Kafka's FENCED_LEADER_EPOCH for an older epoch,
+    /// UNKNOWN_LEADER_EPOCH for a newer one, NOT_LEADER_OR_FOLLOWER on a
+    /// follower.
+    pub(super) fn check_leader(&self, client_epoch: i32) -> Result<(), ResponseError> {
+        let epoch = self.leader_epoch();
+        if client_epoch >= 0 && client_epoch < epoch {
+            return Err(ResponseError::FencedLeaderEpoch);
+        }
+        if client_epoch > epoch {
+            return Err(ResponseError::UnknownLeaderEpoch);
+        }
+        match self.role {
+            Role::Follower { .. } => Err(ResponseError::NotLeaderOrFollower),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether an acks=all append may be written now.
+    pub(super) fn check_enough_replicas(&self) -> Result<(), ResponseError> {
+        match &self.role {
+            Role::Leader(l) if !l.state.enough_replicas() => Err(ResponseError::NotEnoughReplicas),
+            _ => Ok(()),
+        }
+    }
+
+    /// A receiver answered once the high watermark reaches `end`; `None`
+    /// when it already has (or there are no followers to wait for).
+    pub(super) fn wait_for_high_watermark(
+        &mut self,
+        end: i64,
+    ) -> Option<oneshot::Receiver<Result<(), ResponseError>>> {
+        let Role::Leader(l) = &mut self.role else {
+            return None;
+        };
+        let leader_end = self.log.log_end_offset();
+        l.state.update_high_watermark(leader_end);
+        if l.state.high_watermark() >= end {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        l.waiting.entry(end).or_default().push(tx);
+        Some(rx)
+    }
+
+    /// After an append as leader: the high watermark may move (a leader
+    /// alone in its ISR commits at once).
+    pub(super) fn leader_appended(&mut self) {
+        let leader_end = self.log.log_end_offset();
+        if let Role::Leader(l) = &mut self.role {
+            if l.state.update_high_watermark(leader_end).is_some() {
+                l.release();
+            }
+        }
+    }
+
+    /// A follower fetched: note its progress, move the high watermark, and
+    /// propose it back into the ISR once it caught up. Answers the
+    /// divergence `(epoch, end offset)` if its log parts from ours before
+    /// the fetch offset, or an error if it is not a follower of this epoch.
+    pub(super) fn on_replica_read(
+        &mut self,
+        read: ReplicaRead,
+        fetch_offset: i64,
+        ctx: &mut Context<Self>,
+    ) -> Result<Option<(i32, i64)>, ResponseError> {
+        let leader_end = self.log.log_end_offset();
+        let Role::Leader(l) = &mut self.role else {
+            return Err(ResponseError::NotLeaderOrFollower);
+        };
+        if !l.state.is_replica(read.replica) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if read.last_fetched_epoch >= 0 {
+            let (epoch, end) = self
+                .log
+                .epochs()
+                .end_offset_for(read.last_fetched_epoch, leader_end);
+            if epoch != read.last_fetched_epoch || end < fetch_offset {
+                return Ok(Some((epoch, end)));
+            }
+        }
+        if l.state
+            .on_fetch(read.replica, fetch_offset, leader_end, now_ms())
+            .is_some()
+        {
+            l.release();
+            self.publish();
+        }
+        self.propose_isr_change(ctx);
+        Ok(None)
+    }
+
+    /// Sends the ISR change the leader's state calls for, if any.
+    pub(super) fn propose_isr_change(&mut self, ctx: &mut Context<Self>) {
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let control = l.control.clone();
+        let Some(isr) = l.state.isr_change(now_ms(), l.lag_ms, |b| control.eligible(b)) else {
+            return;
+        };
+        let change = IsrChange {
+            topic: l.topic.clone(),
+            partition: l.partition,
+            leader_epoch: l.state.leader_epoch,
+            partition_epoch: l.state.partition_epoch,
+            isr: isr.clone(),
+        };
+        log::info!(
+            "{}: proposing ISR {:?} (was {:?})",
+            self.name,
+            isr,
+            l.state.isr
+        );
+        l.state.propose(isr);
+        let epoch = change.leader_epoch;
+        ctx.spawn(control.alter_isr(change).into_actor(self).map(
+            move |answer, act, _| {
+                let Role::Leader(l) = &mut act.role else {
+                    return;
+                };
+                if l.state.leader_epoch != epoch {
+                    return;
+                }
+                match answer {
+                    Ok((isr, partition_epoch)) => l.state.on_committed(isr, partition_epoch),
+                    Err(e) => {
+                        log::warn!("{}: ISR change refused: {e}", act.name);
+                        l.state.on_refused();
+                    }
+                }
+                let end = act.log.log_end_offset();
+                if let Role::Leader(l) = &mut act.role {
+                    if l.state.update_high_watermark(end).is_some() {
+                        l.release();
+                    }
+                }
+                act.publish();
+            },
+        ));
+    }
+
+    /// Leaves leadership (or follows another leader): waiting acks=all
+    /// appends fail, as Kafka answers them when the leader moves.
+    fn step_down(&mut self) {
+        if let Role::Leader(l) = &mut self.role {
+            l.fail_all(ResponseError::NotLeaderOrFollower);
+        }
+    }
+
+    /// Rebuilds the idempotent-producer state from the log's tail, after the
+    /// log was cut back.
+    fn replay_producers(&mut self) {
+        self.producers = super::producers::Producers::default();
+        match self.log.tail_headers(super::PRODUCER_REPLAY_BYTES) {
+            Ok(headers) => headers.iter().for_each(|h| {
+                self.producers.record(h, h.base_offset);
+            }),
+            Err(e) => log::warn!("{}: cannot replay producer state: {e}", self.name),
+        }
+    }
+}
+
+/// This broker leads the partition in `leader_epoch` (or its ISR changed
+/// within the same epoch).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct BecomeLeader {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub local_id: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub min_isr: usize,
+    pub lag_ms: i64,
+    pub control: Arc<dyn ReplicaControl>,
+}
+
+impl Handler<BecomeLeader> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, msg: BecomeLeader, ctx: &mut Self::Context) {
+        if let Role::Leader(l) = &mut self.role {
+            if l.state.leader_epoch == msg.leader_epoch {
+                l.state.set_min_isr(msg.min_isr);
+                l.state.on_committed(msg.isr, msg.partition_epoch);
+                self.leader_appended();
+                self.publish();
+                return;
+            }
+        }
+        self.step_down();
+        log::info!(
+            "{}: leader in epoch {} with ISR {:?}",
+            self.name,
+            msg.leader_epoch,
+            msg.isr
+        );
+        let mut state = LeaderState::new(
+            msg.local_id,
+            msg.leader_epoch,
+            msg.partition_epoch,
+            msg.replicas,
+            msg.isr,
+            self.high_watermark(),
+            now_ms(),
+        );
+        state.set_min_isr(msg.min_isr);
+        self.log.set_leader_epoch(msg.leader_epoch);
+        self.role = Role::Leader(Box::new(Leadership {
+            state,
+            control: msg.control,
+            topic: msg.topic,
+            partition: msg.partition,
+            lag_ms: msg.lag_ms,
+            waiting: BTreeMap::new(),
+        }));
+        self.leader_appended();
+        self.publish();
+        let check = Duration::from_millis((msg.lag_ms / 2).max(100) as u64);
+        ctx.run_interval(check, move |act, ctx| {
+            if matches!(&act.role, Role::Leader(l) if l.state.leader_epoch == msg.leader_epoch) {
+                act.propose_isr_change(ctx);
+            }
+        });
+    }
+}
+
+/// This broker follows `leader` in `leader_epoch`.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct BecomeFollower {
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+impl Handler<BecomeFollower> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, msg: BecomeFollower, _: &mut Self::Context) {
+        if matches!(self.role, Role::Follower { leader_epoch, .. } if leader_epoch == msg.leader_epoch)
+        {
+            return;
+        }
+        self.step_down();
+        log::info!(
+            "{}: following broker {} in epoch {}",
+            self.name,
+            msg.leader,
+            msg.leader_epoch
+        );
+        let high_watermark = self.high_watermark();
+        self.role = Role::Follower {
+            leader_epoch: msg.leader_epoch,
+            high_watermark,
+        };
+        self.publish();
+    }
+}
+
+/// Where a follower stands, for its next fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerPosition {
+    pub log_end: i64,
+    /// The epoch of the last batch in the log, -1 for none.
+    pub last_epoch: i32,
+    pub log_start: i64,
+}
+
+/// Asks a follower where to fetch from.
+#[derive(Message)]
+#[rtype(result = "Result<FollowerPosition, ResponseError>")]
+pub struct Position {
+    pub leader_epoch: i32,
+}
+
+impl Handler<Position> for Partition {
+    type Result = Result<FollowerPosition, ResponseError>;
+
+    fn handle(&mut self, msg: Position, _: &mut Self::Context) -> Self::Result {
+        self.check_follower(msg.leader_epoch)?;
+        Ok(self.position())
+    }
+}
+
+impl Partition {
+    fn check_follower(&self, leader_epoch: i32) -> Result<(), ResponseError> {
+        match self.role {
+            Role::Follower { leader_epoch: e, .. } if e == leader_epoch => Ok(()),
+            Role::Follower { leader_epoch: e, .. } if e > leader_epoch => {
+                Err(ResponseError::FencedLeaderEpoch)
+            }
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    fn position(&self) -> FollowerPosition {
+        FollowerPosition {
+            log_end: self.log.log_end_offset(),
+            last_epoch: self.log.epochs().latest().map_or(-1, |e| e.epoch),
+            log_start: self.log.log_start_offset(),
+        }
+    }
+}
+
+/// Batches fetched from the leader, with its high watermark and log start.
+/// Answered once the batches are fsynced.
+#[derive(Message)]
+#[rtype(result = "Result<FollowerPosition, ResponseError>")]
+pub struct ReplicaAppend {
+    pub leader_epoch: i32,
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start: i64,
+}
+
+impl Handler<ReplicaAppend> for Partition {
+    type Result = ResponseFuture<Result<FollowerPosition, ResponseError>>;
+
+    fn handle(&mut self, msg: ReplicaAppend, _: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.check_follower(msg.leader_epoch) {
+            return Box::pin(async move { Err(e) });
+        }
+        let batches = match super::batch::split(msg.records) {
+            Ok(batches) => batches,
+            Err(e) => {
+                log::warn!("{}: the leader sent a malformed batch: {e}", self.name);
+                return Box::pin(async { Err(ResponseError::CorruptMessage) });
+            }
+        };
+        let mut files = Vec::new();
+        if !batches.is_empty() {
+            match self.log.append_replicated(&batches, now_ms()) {
+                Ok(infos) => {
+                    for (bytes, info) in batches.iter().zip(&infos) {
+                        if let Ok(header) = super::batch::parse_header(bytes) {
+                            self.producers.record(&header, info.base_offset);
+                            self.transactions.on_batch(&header, info.base_offset);
+                        }
+                        if !files.iter().any(|f| Arc::ptr_eq(f, &info.file)) {
+                            files.push(info.file.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    log::error!("{}: appending the leader's batches failed: {e}", self.name);
+                    return Box::pin(async { Err(ResponseError::KafkaStorageError) });
+                }
+            }
+        }
+        if msg.log_start > self.log.log_start_offset() {
+            if let Err(e) = self.log.delete_records(msg.log_start) {
+                log::error!("{}: moving the log start failed: {e}", self.name);
+            }
+        }
+        let end = self.log.log_end_offset();
+        if let Role::Follower { high_watermark, .. } = &mut self.role {
+            *high_watermark = (*high_watermark).max(msg.high_watermark.min(end));
+        }
+        self.publish();
+        let position = self.position();
+        if files.is_empty() {
+            return Box::pin(async move { Ok(position) });
+        }
+        let synced = self.flusher.flush(files);
+        let name = self.name.clone();
+        Box::pin(async move {
+            match synced.await {
+                Ok(Ok(())) => Ok(position),
+                Ok(Err(e)) => {
+                    log::error!("{name}: fsync failed: {e}");
+                    Err(ResponseError::KafkaStorageError)
+                }
+                Err(_) => Err(ResponseError::KafkaStorageError),
+            }
+        })
+    }
+}
+
+/// Cuts a follower's log back: to `offset` where it diverged from the
+/// leader's, or (`fully`) empties it to start again at `offset`, the
+/// leader's log start.
+#[derive(Message)]
+#[rtype(result = "Result<FollowerPosition, ResponseError>")]
+pub struct Truncate {
+    pub leader_epoch: i32,
+    pub offset: i64,
+    pub fully: bool,
+}
+
+impl Handler<Truncate> for Partition {
+    type Result = Result<FollowerPosition, ResponseError>;
+
+    fn handle(&mut self, msg: Truncate, _: &mut Self::Context) -> Self::Result {
+        self.check_follower(msg.leader_epoch)?;
+        let end = self.log.log_end_offset();
+        let cut = if msg.fully {
+            self.log.truncate_fully_and_start_at(msg.offset)
+        } else {
+            self.log.truncate_to(msg.offset)
+        };
+        if let Err(e) = cut {
+            log::error!("{}: truncation to {} failed: {e}", self.name, msg.offset);
+            return Err(ResponseError::KafkaStorageError);
+        }
+        log::info!(
+            "{}: truncated from {end} to {} to follow the leader",
+            self.name,
+            self.log.log_end_offset()
+        );
+        self.replay_producers();
+        if let Role::Follower { high_watermark, .. } = &mut self.role {
+            *high_watermark = (*high_watermark).min(self.log.log_end_offset());
+        }
+        self.publish();
+        Ok(self.position())
+    }
+}
+
+/// The end offset of `epoch` in this log (OffsetForLeaderEpoch), as
+/// `(epoch, end_offset)`; on the leader only.
+#[derive(Message)]
+#[rtype(result = "Result<(i32, i64), ResponseError>")]
+pub struct EpochEnd {
+    pub current_leader_epoch: i32,
+    pub epoch: i32,
+}
+
+impl Handler<EpochEnd> for Partition {
+    type Result = Result<(i32, i64), ResponseError>;
+
+    fn handle(&mut self, msg: EpochEnd, _: &mut Self::Context) -> Self::Result {
+        self.check_leader(msg.current_leader_epoch)?;
+        let end = self.log.log_end_offset();
+        Ok(self.log.epochs().end_offset_for(msg.epoch, end))
+    }
+}
