@@ -82,6 +82,9 @@ pub struct BrokerConfig {
     /// On SIGTERM, how long in-flight requests may take to finish before the
     /// remaining connections are dropped.
     pub shutdown_timeout_ms: u64,
+    /// Cluster mode: the controller quorum this broker votes in. None runs
+    /// the broker alone, as before.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -117,6 +120,7 @@ impl Default for BrokerConfig {
             max_in_flight_bytes: 1024 * 1024 * 1024,
             max_partitions: 100_000,
             shutdown_timeout_ms: 30_000,
+            cluster: None,
         }
     }
 }
@@ -214,6 +218,9 @@ impl BrokerConfig {
                 "advertised_listener",
                 "is required when `listen` is a wildcard address",
             );
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate(self.node_id)?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod catalog;
 pub mod client_log;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod flusher;

@@ -1,0 +1,234 @@
+//! The `cluster:` section of the broker config: the controller quorum and
+//! the broker session rules. Without it the broker runs alone, as before.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Settings of a broker that is one of a cluster's controller voters
+/// (KRaft's combined mode). YAML keys are the field names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Identifies the cluster; all brokers must share it. A data directory
+    /// remembers it, so a broker cannot join another cluster by mistake.
+    pub cluster_id: String,
+    /// Address the controller (raft) listener binds to. Its port must be
+    /// the one this broker's entry in `voters` names.
+    pub controller_listen: SocketAddr,
+    /// The controller quorum, as Kafka's `controller.quorum.voters`:
+    /// entries `id@host:port`, e.g. `1@127.0.0.1:19092`. Every broker lists
+    /// the same voters, and this broker's `node_id` must be among them.
+    pub voters: Vec<String>,
+    /// A broker whose heartbeats stop for this long is fenced and its
+    /// partitions get new leaders (Kafka's `broker.session.timeout.ms`).
+    #[serde(default = "default_session_timeout")]
+    pub broker_session_timeout_ms: u64,
+    /// How often a broker heartbeats the active controller
+    /// (Kafka's `broker.heartbeat.interval.ms`).
+    #[serde(default = "default_heartbeat_interval")]
+    pub broker_heartbeat_interval_ms: u64,
+    /// A follower that has not caught up with the leader's log end for this
+    /// long leaves the ISR (Kafka's `replica.lag.time.max.ms`).
+    #[serde(default = "default_replica_lag")]
+    pub replica_lag_time_max_ms: u64,
+    /// Replication factor of topics created without one; defaults to the
+    /// smaller of 3 and the number of voters.
+    #[serde(default)]
+    pub default_replication_factor: Option<u16>,
+    /// Whether a replica outside the ISR may become leader when no ISR
+    /// member is alive, losing acknowledged records; a topic's
+    /// `unclean.leader.election.enable` overrides it.
+    #[serde(default)]
+    pub unclean_leader_election_enable: bool,
+}
+
+fn default_session_timeout() -> u64 {
+    2000
+}
+
+fn default_heartbeat_interval() -> u64 {
+    250
+}
+
+fn default_replica_lag() -> u64 {
+    10_000
+}
+
+/// Parses one `controller.quorum.voters` entry, `id@host:port`.
+pub fn parse_voter(entry: &str) -> Result<(i32, SocketAddr), String> {
+    let bad = |why: &str| format!("voter `{entry}`: {why} (expected `id@host:port`)");
+    let (id, addr) = entry.split_once('@').ok_or_else(|| bad("no `@`"))?;
+    let id: i32 = id
+        .trim()
+        .parse()
+        .map_err(|_| bad("the id is not a number"))?;
+    if id < 0 {
+        return Err(bad("the id must be at least 0"));
+    }
+    let addr = addr.trim();
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok((id, addr));
+    }
+    let resolved = addr
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("the address does not resolve: {e}")))?
+        .next()
+        .ok_or_else(|| bad("the address resolves to nothing"))?;
+    Ok((id, resolved))
+}
+
+impl ClusterConfig {
+    /// The voters by node id.
+    pub fn voters(&self) -> Result<BTreeMap<i32, SocketAddr>, String> {
+        let mut out = BTreeMap::new();
+        for entry in &self.voters {
+            let (id, addr) = parse_voter(entry)?;
+            if out.insert(id, addr).is_some() {
+                return Err(format!("voter id {id} is listed twice"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The replication factor of topics created without one.
+    pub fn default_replication_factor(&self) -> u16 {
+        self.default_replication_factor
+            .unwrap_or_else(|| self.voters.len().clamp(1, 3) as u16)
+    }
+
+    /// Checks what serde cannot, for the broker `node_id`. The error names
+    /// the offending key.
+    pub fn validate(&self, node_id: i32) -> Result<(), String> {
+        let bad = |key: &str, why: &str| Err(format!("config key `cluster.{key}`: {why}"));
+        if self.cluster_id.trim().is_empty() {
+            return bad("cluster_id", "must not be empty");
+        }
+        if node_id < 0 {
+            return Err("config key `node_id`: must be at least 0 in a cluster".into());
+        }
+        let voters = match self.voters() {
+            Ok(v) => v,
+            Err(e) => return bad("voters", &e),
+        };
+        if voters.is_empty() {
+            return bad("voters", "must list at least one voter");
+        }
+        let Some(own) = voters.get(&node_id) else {
+            return bad(
+                "voters",
+                &format!(
+                    "must include this broker's node_id {node_id}: only brokers that are \
+                     also controller voters are supported"
+                ),
+            );
+        };
+        if own.port() != self.controller_listen.port() {
+            return bad(
+                "controller_listen",
+                &format!(
+                    "port {} differs from this broker's voter entry {own}",
+                    self.controller_listen.port()
+                ),
+            );
+        }
+        if self.broker_heartbeat_interval_ms == 0 {
+            return bad("broker_heartbeat_interval_ms", "must be at least 1");
+        }
+        if self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms {
+            return bad(
+                "broker_session_timeout_ms",
+                "must be above broker_heartbeat_interval_ms",
+            );
+        }
+        if self.replica_lag_time_max_ms == 0 {
+            return bad("replica_lag_time_max_ms", "must be at least 1");
+        }
+        if let Some(rf) = self.default_replication_factor {
+            if rf == 0 {
+                return bad("default_replication_factor", "must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ClusterConfig {
+        ClusterConfig {
+            cluster_id: "c1".into(),
+            controller_listen: "127.0.0.1:19092".parse().unwrap(),
+            voters: vec![
+                "1@127.0.0.1:19092".into(),
+                "2@127.0.0.1:19093".into(),
+                "3@127.0.0.1:19094".into(),
+            ],
+            broker_session_timeout_ms: default_session_timeout(),
+            broker_heartbeat_interval_ms: default_heartbeat_interval(),
+            replica_lag_time_max_ms: default_replica_lag(),
+            default_replication_factor: None,
+            unclean_leader_election_enable: false,
+        }
+    }
+
+    #[test]
+    fn voters_parse_like_kafka() {
+        assert_eq!(
+            parse_voter("2@127.0.0.1:19093"),
+            Ok((2, "127.0.0.1:19093".parse().unwrap()))
+        );
+        assert!(parse_voter("127.0.0.1:19093")
+            .unwrap_err()
+            .contains("no `@`"));
+        assert!(parse_voter("x@127.0.0.1:1").unwrap_err().contains("id"));
+        assert!(parse_voter("-1@127.0.0.1:1")
+            .unwrap_err()
+            .contains("at least 0"));
+        assert!(parse_voter("1@127.0.0.1").unwrap_err().contains("resolve"));
+        assert_eq!(parse_voter("1@localhost:5").map(|v| v.1.port()), Ok(5));
+    }
+
+    #[test]
+    fn validation() {
+        let c = config();
+        assert_eq!(c.validate(1), Ok(()));
+        assert_eq!(c.default_replication_factor(), 3);
+        assert!(c.validate(4).unwrap_err().contains("node_id 4"));
+        assert!(c.validate(2).unwrap_err().contains("controller_listen"));
+        let mut dup = config();
+        dup.voters.push("1@127.0.0.1:1".into());
+        assert!(dup.validate(1).unwrap_err().contains("twice"));
+        let mut slow = config();
+        slow.broker_session_timeout_ms = 100;
+        assert!(slow
+            .validate(1)
+            .unwrap_err()
+            .contains("broker_session_timeout_ms"));
+    }
+
+    #[test]
+    fn yaml_defaults_and_unknown_keys() {
+        let c: ClusterConfig = serde_yaml_like(
+            r#"{"cluster_id":"c","controller_listen":"127.0.0.1:1","voters":["1@127.0.0.1:1"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.broker_session_timeout_ms, 2000);
+        assert_eq!(c.broker_heartbeat_interval_ms, 250);
+        assert_eq!(c.replica_lag_time_max_ms, 10_000);
+        assert_eq!(c.default_replication_factor(), 1);
+        assert!(!c.unclean_leader_election_enable);
+        assert!(serde_yaml_like(
+            r#"{"cluster_id":"c","controller_listen":"127.0.0.1:1","voters":[],"typo":1}"#
+        )
+        .is_err());
+    }
+
+    /// JSON is a subset of YAML; this crate parses no YAML itself (the
+    /// `actorlog` crate does), and serde sees the same keys either way.
+    fn serde_yaml_like(s: &str) -> Result<ClusterConfig, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+}

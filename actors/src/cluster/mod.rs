@@ -1,0 +1,11 @@
+//! Clusters: the controller quorum (openraft) and the metadata image every
+//! broker applies, as Kafka's KRaft combined mode.
+
+pub mod config;
+pub mod image;
+
+pub use config::ClusterConfig;
+pub use image::{
+    assign_replicas, Applied, BrokerInfo, ClusterImage, Command, CommandResult, MetadataError,
+    PartitionImage, TopicImage,
+};
