@@ -337,8 +337,7 @@ impl Broker {
             .remove(name)
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let deletions = topic
-            .partitions
-            .iter()
+            .local_partitions()
             .map(|p| p.addr.send(partition::Delete));
         for result in join_all(deletions).await {
             match result {
@@ -430,7 +429,7 @@ impl Broker {
             cleanup: topic_config::cleanup(&self.config, &changed.configs),
             log: topic_config::log_config(&self.config, &changed.configs),
         };
-        for partition in &changed.partitions {
+        for partition in changed.local_partitions() {
             partition.addr.do_send(settings.clone());
         }
         self.register(Arc::new(changed));
@@ -461,7 +460,7 @@ impl Broker {
         let syncs = self
             .topics()
             .into_iter()
-            .flat_map(|t| t.partitions.clone())
+            .flat_map(|t| t.local_partitions().cloned().collect::<Vec<_>>())
             .map(|p| p.addr.send(partition::Sync));
         for result in join_all(syncs).await {
             if let Ok(Err(e)) = result {
@@ -709,32 +708,40 @@ impl Broker {
         topic: &str,
         indexes: std::ops::Range<i32>,
         configs: &BTreeMap<String, String>,
-    ) -> io::Result<Vec<PartitionHandle>> {
+    ) -> io::Result<Vec<Option<PartitionHandle>>> {
+        indexes
+            .map(|index| self.open_partition(topic, index, configs).map(Some))
+            .collect()
+    }
+
+    /// Opens (or creates) one partition's log and starts its actor.
+    pub(crate) fn open_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> io::Result<PartitionHandle> {
         let cleanup = topic_config::cleanup(&self.config, configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         let (flusher, cleaner) = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
-        indexes
-            .map(|index| {
-                let log_config = topic_config::log_config(&self.config, configs);
-                let log = match self.storage {
-                    Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
-                    Storage::Memory => Log::in_memory(log_config)?,
-                };
-                let (partition, offsets) = Partition::new(
-                    format!("{topic}-{index}"),
-                    log,
-                    cleanup,
-                    interval,
-                    flusher.clone(),
-                    cleaner.clone(),
-                )?;
-                let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
-                Ok(PartitionHandle { addr, offsets })
-            })
-            .collect()
+        let log_config = topic_config::log_config(&self.config, configs);
+        let log = match self.storage {
+            Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
+            Storage::Memory => Log::in_memory(log_config)?,
+        };
+        let (partition, offsets) = Partition::new(
+            format!("{topic}-{index}"),
+            log,
+            cleanup,
+            interval,
+            flusher,
+            cleaner,
+        )?;
+        let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
+        Ok(PartitionHandle { addr, offsets })
     }
 }
 

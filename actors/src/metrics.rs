@@ -255,13 +255,13 @@ impl Metrics {
             per_topic(|c| &c.bytes_out),
         );
         let ends = broker.topics().into_iter().flat_map(|topic| {
-            (0..topic.partitions.len())
-                .map(|i| {
-                    let end = topic.partitions[i].offsets.borrow().high_watermark;
-                    (
+            (topic.partitions.iter().enumerate())
+                .filter_map(|(i, handle)| {
+                    let end = handle.as_ref()?.offsets.borrow().high_watermark;
+                    Some((
                         format!("topic=\"{}\",partition=\"{i}\"", topic.name),
                         end.to_string(),
-                    )
+                    ))
                 })
                 .collect::<Vec<_>>()
         });

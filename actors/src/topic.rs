@@ -55,7 +55,9 @@ pub struct PartitionHandle {
 pub struct Topic {
     pub name: Arc<str>,
     pub id: Uuid,
-    pub partitions: Vec<PartitionHandle>,
+    /// By partition index; `None` where this broker holds no replica (in a
+    /// cluster). A single broker holds them all.
+    pub partitions: Vec<Option<PartitionHandle>>,
     pub configs: BTreeMap<String, String>,
     /// Derived from `configs` (and the broker defaults) once, not per request.
     pub produce: ProduceSettings,
@@ -66,6 +68,24 @@ impl Topic {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// The partition's handle, or the error a client gets for it:
+    /// UNKNOWN_TOPIC_OR_PARTITION past the partition count,
+    /// NOT_LEADER_OR_FOLLOWER for a partition this broker holds no replica of.
+    pub fn replica(&self, index: i32) -> Result<&PartitionHandle, kafka_protocol::ResponseError> {
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .ok_or(kafka_protocol::ResponseError::UnknownTopicOrPartition)?;
+        slot.as_ref()
+            .ok_or(kafka_protocol::ResponseError::NotLeaderOrFollower)
+    }
+
+    /// The handles of the partitions held here.
+    pub fn local_partitions(&self) -> impl Iterator<Item = &PartitionHandle> {
+        self.partitions.iter().flatten()
     }
 }
 

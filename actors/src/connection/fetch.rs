@@ -58,7 +58,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let committed = req.isolation_level == READ_COMMITTED;
     let (replica_id, replica_epoch) = if version >= REPLICA_STATE_VERSION {
-        (req.replica_state.replica_id.0, req.replica_state.replica_epoch)
+        (
+            req.replica_state.replica_id.0,
+            req.replica_state.replica_epoch,
+        )
     } else {
         (req.replica_id.0, -1)
     };

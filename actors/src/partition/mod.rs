@@ -408,7 +408,9 @@ impl Partition {
                 aborted: Vec::new(),
                 diverging: None,
             }),
-            Err(ReadError::OffsetOutOfRange { .. }) => Err(fail(self, ResponseError::OffsetOutOfRange)),
+            Err(ReadError::OffsetOutOfRange { .. }) => {
+                Err(fail(self, ResponseError::OffsetOutOfRange))
+            }
             Err(e) => {
                 ::log::error!("{}: replica read at {} failed: {e}", self.name, msg.offset);
                 Err(fail(self, ResponseError::KafkaStorageError))

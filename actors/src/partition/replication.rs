@@ -28,7 +28,10 @@ pub trait ReplicaControl: Send + Sync {
 
     /// Proposes a new ISR (Kafka's AlterPartition). Answers the ISR and
     /// partition epoch the controller holds afterwards.
-    fn alter_isr(&self, change: IsrChange) -> BoxFuture<'static, Result<(Vec<i32>, i32), ResponseError>>;
+    fn alter_isr(
+        &self,
+        change: IsrChange,
+    ) -> BoxFuture<'static, Result<(Vec<i32>, i32), ResponseError>>;
 }
 
 /// An ISR change as the leader proposes it.
@@ -69,7 +72,10 @@ impl Leadership {
     fn release(&mut self) {
         let hw = self.state.high_watermark();
         let still = self.waiting.split_off(&(hw + 1));
-        for done in std::mem::replace(&mut self.waiting, still).into_values().flatten() {
+        for done in std::mem::replace(&mut self.waiting, still)
+            .into_values()
+            .flatten()
+        {
             let _ = done.send(Ok(()));
         }
     }
@@ -210,7 +216,10 @@ impl Partition {
             return;
         };
         let control = l.control.clone();
-        let Some(isr) = l.state.isr_change(now_ms(), l.lag_ms, |b| control.eligible(b)) else {
+        let Some(isr) = l
+            .state
+            .isr_change(now_ms(), l.lag_ms, |b| control.eligible(b))
+        else {
             return;
         };
         let change = IsrChange {
@@ -228,30 +237,33 @@ impl Partition {
         );
         l.state.propose(isr);
         let epoch = change.leader_epoch;
-        ctx.spawn(control.alter_isr(change).into_actor(self).map(
-            move |answer, act, _| {
-                let Role::Leader(l) = &mut act.role else {
-                    return;
-                };
-                if l.state.leader_epoch != epoch {
-                    return;
-                }
-                match answer {
-                    Ok((isr, partition_epoch)) => l.state.on_committed(isr, partition_epoch),
-                    Err(e) => {
-                        log::warn!("{}: ISR change refused: {e}", act.name);
-                        l.state.on_refused();
+        ctx.spawn(
+            control
+                .alter_isr(change)
+                .into_actor(self)
+                .map(move |answer, act, _| {
+                    let Role::Leader(l) = &mut act.role else {
+                        return;
+                    };
+                    if l.state.leader_epoch != epoch {
+                        return;
                     }
-                }
-                let end = act.log.log_end_offset();
-                if let Role::Leader(l) = &mut act.role {
-                    if l.state.update_high_watermark(end).is_some() {
-                        l.release();
+                    match answer {
+                        Ok((isr, partition_epoch)) => l.state.on_committed(isr, partition_epoch),
+                        Err(e) => {
+                            log::warn!("{}: ISR change refused: {e}", act.name);
+                            l.state.on_refused();
+                        }
                     }
-                }
-                act.publish();
-            },
-        ));
+                    let end = act.log.log_end_offset();
+                    if let Role::Leader(l) = &mut act.role {
+                        if l.state.update_high_watermark(end).is_some() {
+                            l.release();
+                        }
+                    }
+                    act.publish();
+                }),
+        );
     }
 
     /// Leaves leadership (or follows another leader): waiting acks=all
@@ -402,10 +414,12 @@ impl Handler<Position> for Partition {
 impl Partition {
     fn check_follower(&self, leader_epoch: i32) -> Result<(), ResponseError> {
         match self.role {
-            Role::Follower { leader_epoch: e, .. } if e == leader_epoch => Ok(()),
-            Role::Follower { leader_epoch: e, .. } if e > leader_epoch => {
-                Err(ResponseError::FencedLeaderEpoch)
-            }
+            Role::Follower {
+                leader_epoch: e, ..
+            } if e == leader_epoch => Ok(()),
+            Role::Follower {
+                leader_epoch: e, ..
+            } if e > leader_epoch => Err(ResponseError::FencedLeaderEpoch),
             _ => Err(ResponseError::NotLeaderOrFollower),
         }
     }
