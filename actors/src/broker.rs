@@ -4,6 +4,8 @@
 
 use crate::acls::AclStore;
 use crate::catalog::{Catalog, TopicRecord};
+use crate::cluster::image::{assign_replicas, Applied, ClusterImage, Command, NO_LEADER};
+use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
@@ -16,6 +18,7 @@ use crate::offsets::OffsetStore;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::log::Log;
 use crate::partition::{self, Partition};
+use crate::replication::manager::ReplicaManager;
 use crate::topic::{validate_name, PartitionHandle, Topic};
 use crate::topic_config;
 use crate::txn::TxnCoordinator;
@@ -66,6 +69,11 @@ impl std::fmt::Display for TopicError {
 
 impl std::error::Error for TopicError {}
 
+/// The Kafka error of a wire error code.
+fn code_of(code: i16) -> ResponseError {
+    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)
+}
+
 /// Producer ids reserved in the catalog per write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -108,6 +116,30 @@ pub struct Broker {
     threads: std::sync::Mutex<Option<Threads>>,
     metrics: Arc<Metrics>,
     connections: Arc<Connections>,
+    /// This broker's membership of a cluster: the controller quorum and the
+    /// metadata image it commits. `None` for a single broker, whose catalog
+    /// is the truth about its topics.
+    cluster: Option<ClusterNode>,
+}
+
+/// How clients see one partition: where it is led and replicated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    /// -1 while no replica can lead.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Replicas on fenced brokers.
+    pub offline: Vec<i32>,
+}
+
+/// A broker as clients are told to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
 }
 
 /// The broker's threads and the handles that keep the flusher and cleaner
@@ -151,6 +183,29 @@ impl Broker {
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+        let cluster = match (&config.cluster, storage) {
+            (Some(cluster), Storage::Disk) => {
+                let (host, port) = config.advertised();
+                Some(ClusterNode::start(
+                    config.node_id,
+                    host,
+                    port,
+                    &config.data_dir,
+                    cluster,
+                )?)
+            }
+            (Some(_), Storage::Memory) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a broker in a cluster keeps its data on disk",
+                ))
+            }
+            (None, _) => None,
+        };
+        let cluster_id = match &config.cluster {
+            Some(cluster) => cluster.cluster_id.clone(),
+            None => catalog.cluster_id().to_string(),
+        };
         let broker = Arc::new(Broker {
             storage,
             groups: DashMap::new(),
@@ -158,7 +213,8 @@ impl Broker {
             producer_ids: std::sync::Mutex::new(0..0),
             offsets,
             acls,
-            cluster_id: catalog.cluster_id().to_string(),
+            cluster_id,
+            cluster,
             topics: DashMap::new(),
             ids: DashMap::new(),
             arbiters: arbiters.iter().map(Arbiter::handle).collect(),
@@ -174,7 +230,18 @@ impl Broker {
             config,
             catalog: tokio::sync::Mutex::new(catalog),
         });
-        broker.recover()?;
+        match &broker.cluster {
+            // The metadata image, not the catalog, says which topics exist.
+            Some(node) => {
+                let manager = ReplicaManager::new(
+                    Arc::downgrade(&broker),
+                    node.clone(),
+                    broker.config.node_id,
+                );
+                broker.next_arbiter().spawn(manager.run());
+            }
+            None => broker.recover()?,
+        }
         let coordinator = TxnCoordinator::open(&state_db, Arc::downgrade(&broker))?;
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
@@ -287,12 +354,49 @@ impl Broker {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
+        self.create_replicated_topic(name, partitions, -1, None, configs)
+            .await
+    }
+
+    /// Creates a topic with `replication_factor` replicas per partition (-1:
+    /// the cluster default) or the given replica assignment. A single broker
+    /// takes replication factor 1 only.
+    pub async fn create_replicated_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        assignment: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
         validate_name(name)
             .map_err(|m| TopicError::new(ResponseError::InvalidTopicException, m))?;
+        let partitions = assignment.as_ref().map_or(partitions, |a| a.len() as i32);
         if partitions < 1 {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
                 format!("number of partitions must be at least 1, got {partitions}"),
+            ));
+        }
+        if let Some(node) = &self.cluster {
+            let assignment = match assignment {
+                Some(assignment) => assignment,
+                None => self.assign(node, partitions, replication_factor, 0)?,
+            };
+            let command = Command::CreateTopic {
+                name: name.to_string(),
+                id: Uuid::new_v4(),
+                configs,
+                assignment,
+            };
+            self.submit(node, command).await?;
+            log::info!("created topic {name} with {partitions} partitions");
+            return self.await_local_topic(name).await;
+        }
+        if replication_factor > 1 {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("replication factor {replication_factor} is larger than the 1 broker of this cluster"),
             ));
         }
         let mut catalog = self.catalog.lock().await;
@@ -325,6 +429,14 @@ impl Broker {
     /// Deletes a topic: first from the catalog (the truth on restart), then
     /// its partitions' files.
     pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        if let Some(node) = &self.cluster {
+            let command = Command::DeleteTopic {
+                name: name.to_string(),
+            };
+            self.submit(node, command).await?;
+            log::info!("deleted topic {name}");
+            return Ok(());
+        }
         let mut catalog = self.catalog.lock().await;
         let Some((_, topic)) = self.topics.remove(name) else {
             return Err(TopicError::new(
@@ -375,6 +487,20 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        if let Some(node) = &self.cluster {
+            drop(catalog);
+            let rf = self
+                .partition_view(&topic, 0)
+                .map_or(1, |view| view.replicas.len() as i16);
+            let assignment = self.assign(node, count - current, rf, current as usize)?;
+            let command = Command::CreatePartitions {
+                name: name.to_string(),
+                assignment,
+            };
+            self.submit(node, command).await?;
+            log::info!("topic {name} now has {count} partitions");
+            return Ok(());
+        }
         let added = self
             .start_partitions(name, current..count, &topic.configs)
             .map_err(|e| TopicError::storage(&format!("adding partitions to {name}"), e))?;
@@ -413,6 +539,19 @@ impl Broker {
             ));
         };
         if validate_only {
+            return Ok(());
+        }
+        if let Some(node) = &self.cluster {
+            drop(catalog);
+            let mut changes: BTreeMap<String, Option<String>> =
+                topic.configs.keys().map(|k| (k.clone(), None)).collect();
+            changes.extend(configs.into_iter().map(|(k, v)| (k, Some(v))));
+            let command = Command::AlterTopicConfigs {
+                name: name.to_string(),
+                configs: changes,
+            };
+            self.submit(node, command).await?;
+            log::info!("changed the configs of topic {name}");
             return Ok(());
         }
         let changed = Topic {
@@ -498,7 +637,8 @@ impl Broker {
         }
     }
 
-    /// A producer id never handed out before, even across restarts.
+    /// A producer id never handed out before, even across restarts (and,
+    /// in a cluster, by any broker: blocks come from the controller).
     pub async fn new_producer_id(&self) -> io::Result<i64> {
         if let Some(id) = self.take_producer_id() {
             return Ok(id);
@@ -508,7 +648,23 @@ impl Broker {
         if let Some(id) = self.take_producer_id() {
             return Ok(id);
         }
-        let block = catalog.reserve_producer_ids(PRODUCER_ID_BLOCK)?;
+        let block = match &self.cluster {
+            Some(node) => {
+                let command = Command::AllocateProducerIds {
+                    count: PRODUCER_ID_BLOCK,
+                };
+                match self.submit(node, command).await {
+                    Ok(Applied::ProducerIds { first }) => first..first + PRODUCER_ID_BLOCK,
+                    Ok(other) => {
+                        return Err(io::Error::other(format!(
+                            "the controller answered {other:?} to a producer id request"
+                        )))
+                    }
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            None => catalog.reserve_producer_ids(PRODUCER_ID_BLOCK)?,
+        };
         let id = block.start;
         *self
             .producer_ids
@@ -637,11 +793,208 @@ impl Broker {
 
     /// The counters `/metrics` shows.
     /// Whether broker `replica`, in its broker epoch `epoch` (-1: not
-    /// given), may fetch as a follower. A single broker has no followers;
-    /// its partitions refuse replica fetches themselves.
+    /// given), may fetch as a follower: registered, not fenced, and in its
+    /// current epoch. A single broker has no followers; its partitions
+    /// refuse replica fetches themselves.
     pub fn check_replica(&self, replica: i32, epoch: i64) -> Result<(), ResponseError> {
-        let _ = (replica, epoch);
-        Ok(())
+        let Some(node) = &self.cluster else {
+            return Ok(());
+        };
+        let image = node.image().borrow().clone();
+        match image.brokers.get(&replica) {
+            Some(b) if b.fenced => Err(ResponseError::NotLeaderOrFollower),
+            Some(b) if epoch >= 0 && b.epoch != epoch => Err(ResponseError::StaleBrokerEpoch),
+            Some(_) => Ok(()),
+            None => Err(ResponseError::BrokerIdNotRegistered),
+        }
+    }
+
+    /// The cluster membership, if this broker is in a cluster.
+    pub fn cluster(&self) -> Option<&ClusterNode> {
+        self.cluster.as_ref()
+    }
+
+    /// The live brokers clients may connect to, by id.
+    pub fn brokers(&self) -> Vec<BrokerAddress> {
+        let Some(node) = &self.cluster else {
+            let (host, port) = self.config.advertised();
+            return vec![BrokerAddress {
+                id: self.config.node_id,
+                host,
+                port,
+            }];
+        };
+        let image = node.image().borrow().clone();
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| BrokerAddress {
+                id: b.id,
+                host: b.host.clone(),
+                port: b.port,
+            })
+            .collect()
+    }
+
+    /// The broker clients see as the controller: the active one in a
+    /// cluster (-1 while there is none), else this one.
+    pub fn controller_id(&self) -> i32 {
+        match &self.cluster {
+            Some(node) => node.controller_id().unwrap_or(-1),
+            None => self.config.node_id,
+        }
+    }
+
+    /// Where partition `index` of `topic` is led and replicated; `None` past
+    /// its partition count.
+    pub fn partition_view(&self, topic: &Topic, index: i32) -> Option<PartitionView> {
+        let Some(node) = &self.cluster else {
+            topic.partition(index)?;
+            let me = self.config.node_id;
+            return Some(PartitionView {
+                leader: me,
+                leader_epoch: crate::topic::LEADER_EPOCH,
+                replicas: vec![me],
+                isr: vec![me],
+                offline: Vec::new(),
+            });
+        };
+        let image = node.image().borrow().clone();
+        let p = image
+            .topics
+            .get(&*topic.name)?
+            .partitions
+            .get(usize::try_from(index).ok()?)?;
+        Some(PartitionView {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            offline: p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !image.is_live(*r))
+                .collect(),
+            replicas: p.replicas.clone(),
+            isr: p.isr.clone(),
+        })
+    }
+
+    /// Replica sets for `partitions` new partitions, the first numbered
+    /// `first` (so leaders keep spreading round robin).
+    fn assign(
+        &self,
+        node: &ClusterNode,
+        partitions: i32,
+        replication_factor: i16,
+        first: usize,
+    ) -> Result<Vec<Vec<i32>>, TopicError> {
+        let rf = if replication_factor < 1 {
+            self.default_replication_factor()
+        } else {
+            replication_factor as usize
+        };
+        let live = node.image().borrow().live_brokers();
+        assign_replicas(&live, partitions.max(0) as usize, rf, first)
+            .map_err(|e| TopicError::new(code_of(e.code()), e.to_string()))
+    }
+
+    fn default_replication_factor(&self) -> usize {
+        self.config.cluster.as_ref().map_or(1, |c| {
+            c.default_replication_factor
+                .map_or(c.voters.len().min(3), usize::from)
+        })
+    }
+
+    /// Proposes a metadata change through the controller quorum and waits
+    /// until this broker applied it.
+    async fn submit(&self, node: &ClusterNode, command: Command) -> Result<Applied, TopicError> {
+        match node.submit(command).await {
+            Ok(Ok(applied)) => Ok(applied),
+            Ok(Err(e)) => Err(TopicError::new(code_of(e.code()), e.to_string())),
+            Err(e) => Err(TopicError::new(
+                ResponseError::RequestTimedOut,
+                format!("the controller quorum did not commit the change: {e}"),
+            )),
+        }
+    }
+
+    /// Waits until the replica manager registered a topic the controller
+    /// just created.
+    async fn await_local_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        for _ in 0..200 {
+            if let Some(topic) = self.topic(name) {
+                return Ok(topic);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(TopicError::new(
+            ResponseError::RequestTimedOut,
+            format!("topic {name} was created but is not open on this broker yet"),
+        ))
+    }
+
+    /// How long a follower may lag before it leaves the ISR.
+    pub(crate) fn cluster_lag_ms(&self) -> i64 {
+        self.config
+            .cluster
+            .as_ref()
+            .map_or(10_000, |c| c.replica_lag_time_max_ms as i64)
+    }
+
+    /// The names of the topics open here.
+    pub(crate) fn topic_names(&self) -> Vec<String> {
+        self.topics.iter().map(|t| t.key().clone()).collect()
+    }
+
+    /// A topic as the metadata image describes it, with the partitions
+    /// open here.
+    pub(crate) fn topic_from_image(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: Vec<Option<PartitionHandle>>,
+        configs: &BTreeMap<String, String>,
+    ) -> Topic {
+        Topic {
+            name: name.into(),
+            id,
+            partitions,
+            produce: topic_config::produce_settings(&self.config, configs),
+            configs: configs.clone(),
+        }
+    }
+
+    /// Applies a topic's configs to its partitions here.
+    pub(crate) fn apply_topic_configs(&self, topic: &Topic) {
+        let settings = partition::SetConfigs {
+            cleanup: topic_config::cleanup(&self.config, &topic.configs),
+            log: topic_config::log_config(&self.config, &topic.configs),
+        };
+        for partition in topic.local_partitions() {
+            partition.addr.do_send(settings.clone());
+        }
+    }
+
+    pub(crate) fn register_local_topic(&self, topic: Arc<Topic>) {
+        self.register(topic);
+    }
+
+    /// Removes a topic the metadata no longer has, with its files here.
+    pub(crate) async fn drop_local_topic(&self, name: &str) {
+        let Some((_, topic)) = self.topics.remove(name) else {
+            return;
+        };
+        self.ids.remove(&topic.id);
+        let deletions = topic
+            .local_partitions()
+            .map(|p| p.addr.send(partition::Delete));
+        for result in join_all(deletions).await {
+            if let Ok(Err(e)) = result {
+                log::warn!("deleting a partition of {name}: {e}");
+            }
+        }
+        log::info!("removed topic {name} from this broker");
     }
 
     pub fn metrics(&self) -> &Metrics {
