@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod image;
+pub mod raft;
 
 pub use config::ClusterConfig;
 pub use image::{
