@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod log_store;
+pub mod network;
 pub mod state_machine;
 
 use super::image::{Command, CommandResult};
