@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod image;
+pub mod node;
 pub mod raft;
 
 pub use config::ClusterConfig;
@@ -10,3 +11,7 @@ pub use image::{
     assign_replicas, Applied, BrokerInfo, ClusterImage, Command, CommandResult, MetadataError,
     PartitionImage, TopicImage,
 };
+pub use node::{ClusterError, ClusterNode};
+
+#[cfg(test)]
+mod tests;
