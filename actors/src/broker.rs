@@ -4,7 +4,7 @@
 
 use crate::acls::AclStore;
 use crate::catalog::{Catalog, TopicRecord};
-use crate::cluster::image::{assign_replicas, Applied, ClusterImage, Command, NO_LEADER};
+use crate::cluster::image::{assign_replicas, Applied, Command};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
@@ -139,7 +139,7 @@ pub struct PartitionView {
 pub struct BrokerAddress {
     pub id: i32,
     pub host: String,
-    pub port: u16,
+    pub port: i32,
 }
 
 /// The broker's threads and the handles that keep the flusher and cleaner
@@ -186,6 +186,9 @@ impl Broker {
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
                 let (host, port) = config.advertised();
+                let port = u16::try_from(port).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "the advertised port is out of range")
+                })?;
                 Some(ClusterNode::start(
                     config.node_id,
                     host,
@@ -832,7 +835,7 @@ impl Broker {
             .map(|b| BrokerAddress {
                 id: b.id,
                 host: b.host.clone(),
-                port: b.port,
+                port: i32::from(b.port),
             })
             .collect()
     }
@@ -895,15 +898,16 @@ impl Broker {
             replication_factor as usize
         };
         let live = node.image().borrow().live_brokers();
-        assign_replicas(&live, partitions.max(0) as usize, rf, first)
+        let rf = u16::try_from(rf).unwrap_or(u16::MAX);
+        assign_replicas(&live, partitions.max(0) as u32, rf, first)
             .map_err(|e| TopicError::new(code_of(e.code()), e.to_string()))
     }
 
     fn default_replication_factor(&self) -> usize {
-        self.config.cluster.as_ref().map_or(1, |c| {
-            c.default_replication_factor
-                .map_or(c.voters.len().min(3), usize::from)
-        })
+        self.config
+            .cluster
+            .as_ref()
+            .map_or(1, |c| usize::from(c.default_replication_factor()))
     }
 
     /// Proposes a metadata change through the controller quorum and waits
