@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;
+pub mod replication;
 pub mod server;
 pub mod state_db;
 pub mod topic;

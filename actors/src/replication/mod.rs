@@ -1,0 +1,14 @@
+//! The follower side of data replication: this broker copying the logs of
+//! the partitions other brokers lead.
+//!
+//! As in Kafka, one [`fetcher::Fetcher`] per leader broker covers every
+//! partition followed from it, with one Fetch request at a time over one
+//! connection ([`client::Client`]); the partition actors
+//! ([`crate::partition::replication`]) append, truncate and answer where
+//! to fetch from next.
+
+pub mod client;
+pub mod fetcher;
+
+#[cfg(test)]
+mod tests;
