@@ -187,7 +187,10 @@ impl Broker {
             (Some(cluster), Storage::Disk) => {
                 let (host, port) = config.advertised();
                 let port = u16::try_from(port).map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "the advertised port is out of range")
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the advertised port is out of range",
+                    )
                 })?;
                 Some(ClusterNode::start(
                     config.node_id,

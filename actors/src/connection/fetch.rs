@@ -131,6 +131,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                 .iter()
                 .flatten()
                 .fold((0, false), |(bytes, errors), r| match r {
+                    // A diverging follower must truncate before it can use
+                    // any data: answer it at once.
+                    Ok(records) if records.diverging.is_some() => (bytes, true),
                     Ok(records) => (bytes + records.records.len(), errors),
                     Err(_) => (bytes, true),
                 });

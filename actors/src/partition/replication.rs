@@ -195,6 +195,11 @@ impl Partition {
                 .log
                 .epochs()
                 .end_offset_for(read.last_fetched_epoch, leader_end);
+            // No epoch that old here: the follower's log predates ours, and
+            // only a restart from our log start or end can reconcile them.
+            if epoch < 0 {
+                return Err(ResponseError::OffsetOutOfRange);
+            }
             if epoch != read.last_fetched_epoch || end < fetch_offset {
                 return Ok(Some((epoch, end)));
             }

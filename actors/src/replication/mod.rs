@@ -1,5 +1,6 @@
-//! The follower side of data replication: this broker copying the logs of
-//! the partitions other brokers lead.
+//! Data replication between brokers: the replica manager turning the
+//! cluster metadata into partition roles, and the follower side copying
+//! the logs of the partitions other brokers lead.
 //!
 //! As in Kafka, one [`fetcher::Fetcher`] per leader broker covers every
 //! partition followed from it, with one Fetch request at a time over one
@@ -9,6 +10,7 @@
 
 pub mod client;
 pub mod fetcher;
+pub mod manager;
 
 #[cfg(test)]
 mod tests;
