@@ -5,12 +5,12 @@
 use crate::acls::AclStore;
 use crate::catalog::{Catalog, TopicRecord};
 use crate::config::BrokerConfig;
+use crate::connection::limits::Connections;
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::consumer_group::ConsumerGroupConfig;
 use crate::group::state::GroupConfig;
 use crate::group::GroupCoordinator;
-use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetStore;
 use crate::partition::cleaner::Cleaner;

@@ -7,18 +7,18 @@
 
 pub mod acls;
 pub mod alloc;
+pub mod api;
 pub mod broker;
 pub mod catalog;
-pub mod client_log;
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod flusher;
 pub mod group;
-pub mod limits;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;
+pub mod protocol;
 pub mod server;
 pub mod state_db;
 pub mod topic;

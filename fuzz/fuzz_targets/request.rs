@@ -11,7 +11,8 @@
 
 #![no_main]
 
-use actorlog_actors::connection::{frame, produce};
+use actorlog_actors::api::produce;
+use actorlog_actors::connection::frame;
 use actorlog_actors::partition::batch::{self, Compression};
 use actorlog_actors::topic_config::ProduceSettings;
 use bytes::{Bytes, BytesMut};

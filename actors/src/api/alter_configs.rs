@@ -2,8 +2,8 @@
 //! (set, delete, append to or subtract from single keys). Both end in
 //! `Broker::set_topic_configs`; only topics are alterable here.
 
-use super::resource_type::TOPIC;
 use crate::broker::Broker;
+use crate::protocol::resource_type::TOPIC;
 use crate::topic_config;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response as incremental;

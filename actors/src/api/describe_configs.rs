@@ -1,8 +1,8 @@
 //! DescribeConfigs for topics (overrides and defaults) and for the broker.
 
-use super::resource_type;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::protocol::resource_type;
 use crate::topic_config::{self, ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
