@@ -14,8 +14,8 @@ use actorlog_actors::group::consumer_protocol::{
 };
 use actorlog_actors::group::state::{JoinRequest, JoinedMember, LeaveMember, SyncRequest};
 use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, Sync};
-use actorlog_actors::offsets::{CommittedOffset, PartitionOffset};
 use actorlog_actors::partition::Read;
+use actorlog_actors::store::offsets::{CommittedOffset, PartitionOffset};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;

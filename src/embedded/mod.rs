@@ -355,7 +355,7 @@ impl Broker {
             .collect();
         let inner = &self.inner;
         for (key, value) in &configs {
-            actorlog_actors::topic_config::validate(inner.config(), key, value)
+            actorlog_actors::topic::config::validate(inner.config(), key, value)
                 .map_err(|m| Error::kafka(ResponseError::InvalidConfig, m))?;
         }
         inner.create_topic(name, partitions, configs).await?;

@@ -19,7 +19,7 @@ pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod state;
 
-use crate::offsets::{OffsetStore, PartitionOffset};
+use crate::store::offsets::{OffsetStore, PartitionOffset};
 use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
     SpawnHandle,

@@ -17,8 +17,8 @@ pub mod transactions;
 
 use crate::clock::now_ms;
 use crate::flusher::Flusher;
+use crate::topic::config::Cleanup;
 use crate::topic::LogOffsets;
-use crate::topic_config::Cleanup;
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
