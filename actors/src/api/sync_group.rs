@@ -1,7 +1,7 @@
 //! SyncGroup: the leader brings the assignment, every member gets its share.
 
 use crate::broker::Broker;
-use crate::group::state::SyncRequest;
+use crate::group::classic::SyncRequest;
 use crate::group::Sync;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
