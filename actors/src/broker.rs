@@ -11,7 +11,7 @@ use crate::group::kip848::ConsumerGroupConfig;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
-use crate::partition::log::Log;
+use crate::partition::local_log::Log;
 use crate::partition::{self, Partition};
 use crate::store::acls::AclStore;
 use crate::store::offsets::OffsetStore;
@@ -461,7 +461,7 @@ impl Broker {
             .topics()
             .into_iter()
             .flat_map(|t| t.partitions.clone())
-            .map(|p| p.addr.send(partition::Sync));
+            .map(|p| p.addr.send(partition::SyncToDisk));
         for result in join_all(syncs).await {
             if let Ok(Err(e)) = result {
                 log::error!("fsync at shutdown failed: {e}");

@@ -2,7 +2,7 @@
 //!
 //! Each partition, each client connection (and, later, each consumer group
 //! coordinator) is an actix actor. Actors own plain data structures — the
-//! partition [`partition::log::Log`], the topic [`topic::catalog::Catalog`] — and turn
+//! partition [`partition::local_log::Log`], the topic [`topic::catalog::Catalog`] — and turn
 //! messages into method calls on them, so the logic is testable without actors.
 
 pub mod alloc;
@@ -13,10 +13,10 @@ pub mod config;
 pub mod connection;
 pub mod flusher;
 pub mod group;
+pub mod listener;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
-pub mod server;
 pub mod store;
 pub mod topic;
 pub mod txn;

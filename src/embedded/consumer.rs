@@ -13,7 +13,7 @@ use actorlog_actors::group::consumer_protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, ProtocolError,
     Subscription, PROTOCOL_TYPE,
 };
-use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, Sync};
+use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, SyncGroup};
 use actorlog_actors::partition::Read;
 use actorlog_actors::store::offsets::{CommittedOffset, PartitionOffset};
 use bytes::Bytes;
@@ -350,7 +350,7 @@ impl Consumer {
             assignments,
         };
         let synced = coordinator
-            .send(Sync(sync))
+            .send(SyncGroup(sync))
             .await
             .map_err(|_| Error::Stopped)?;
         if synced.error == ResponseError::RebalanceInProgress.code() {

@@ -157,12 +157,12 @@ impl Handler<Join> for GroupCoordinator {
 
 #[derive(Message)]
 #[rtype(result = "SyncResponse")]
-pub struct Sync(pub SyncRequest);
+pub struct SyncGroup(pub SyncRequest);
 
-impl Handler<Sync> for GroupCoordinator {
+impl Handler<SyncGroup> for GroupCoordinator {
     type Result = ResponseFuture<SyncResponse>;
 
-    fn handle(&mut self, Sync(request): Sync, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, SyncGroup(request): SyncGroup, ctx: &mut Context<Self>) -> Self::Result {
         let token = self.token();
         let (tx, rx) = oneshot::channel();
         self.syncs.insert(token, tx);
