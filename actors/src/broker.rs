@@ -2,25 +2,24 @@
 //! from the catalog, and owns the registries (topic name → partition actors).
 //! Connection handlers reach partitions through it.
 
-use crate::acls::AclStore;
-use crate::catalog::{Catalog, TopicRecord};
 use crate::cluster::image::{assign_replicas, Applied, Command};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
+use crate::connection::limits::Connections;
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
-use crate::group::consumer_group::ConsumerGroupConfig;
-use crate::group::state::GroupConfig;
+use crate::group::classic::GroupConfig;
+use crate::group::kip848::ConsumerGroupConfig;
 use crate::group::GroupCoordinator;
-use crate::limits::Connections;
 use crate::metrics::Metrics;
-use crate::offsets::OffsetStore;
 use crate::partition::cleaner::Cleaner;
-use crate::partition::log::Log;
+use crate::partition::local_log::Log;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
-use crate::topic::{validate_name, PartitionHandle, Topic};
-use crate::topic_config;
+use crate::store::acls::AclStore;
+use crate::store::offsets::OffsetStore;
+use crate::topic::catalog::{Catalog, TopicRecord};
+use crate::topic::{self, validate_name, PartitionHandle, Topic};
 use crate::txn::TxnCoordinator;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
@@ -179,7 +178,7 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = crate::state_db::open(&state_db)?;
+        let state_db = crate::store::state_db::open(&state_db)?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
@@ -275,7 +274,7 @@ impl Broker {
                     0..record.partitions,
                     &record.configs,
                 )?,
-                produce: topic_config::produce_settings(&self.config, &record.configs),
+                produce: topic::config::produce_settings(&self.config, &record.configs),
                 configs: record.configs,
             };
             log::info!(
@@ -420,7 +419,7 @@ impl Broker {
             name: name.into(),
             id: Uuid::new_v4(),
             partitions: handles,
-            produce: topic_config::produce_settings(&self.config, &configs),
+            produce: topic::config::produce_settings(&self.config, &configs),
             configs,
         };
         catalog
@@ -534,7 +533,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         for (key, value) in &configs {
-            topic_config::validate(&self.config, key, value)
+            topic::config::validate(&self.config, key, value)
                 .map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
         }
         let mut catalog = self.catalog.lock().await;
@@ -564,15 +563,15 @@ impl Broker {
             name: topic.name.clone(),
             id: topic.id,
             partitions: topic.partitions.clone(),
-            produce: topic_config::produce_settings(&self.config, &configs),
+            produce: topic::config::produce_settings(&self.config, &configs),
             configs,
         };
         catalog
             .upsert(record_of(&changed))
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let settings = partition::SetConfigs {
-            cleanup: topic_config::cleanup(&self.config, &changed.configs),
-            log: topic_config::log_config(&self.config, &changed.configs),
+            cleanup: topic::config::cleanup(&self.config, &changed.configs),
+            log: topic::config::log_config(&self.config, &changed.configs),
         };
         for partition in changed.local_partitions() {
             partition.addr.do_send(settings.clone());
@@ -606,7 +605,7 @@ impl Broker {
             .topics()
             .into_iter()
             .flat_map(|t| t.local_partitions().cloned().collect::<Vec<_>>())
-            .map(|p| p.addr.send(partition::Sync));
+            .map(|p| p.addr.send(partition::SyncToDisk));
         for result in join_all(syncs).await {
             if let Ok(Err(e)) = result {
                 log::error!("fsync at shutdown failed: {e}");
@@ -967,7 +966,7 @@ impl Broker {
             name: name.into(),
             id,
             partitions,
-            produce: topic_config::produce_settings(&self.config, configs),
+            produce: topic::config::produce_settings(&self.config, configs),
             configs: configs.clone(),
         }
     }
@@ -975,8 +974,8 @@ impl Broker {
     /// Applies a topic's configs to its partitions here.
     pub(crate) fn apply_topic_configs(&self, topic: &Topic) {
         let settings = partition::SetConfigs {
-            cleanup: topic_config::cleanup(&self.config, &topic.configs),
-            log: topic_config::log_config(&self.config, &topic.configs),
+            cleanup: topic::config::cleanup(&self.config, &topic.configs),
+            log: topic::config::log_config(&self.config, &topic.configs),
         };
         for partition in topic.local_partitions() {
             partition.addr.do_send(settings.clone());
@@ -1081,13 +1080,13 @@ impl Broker {
         index: i32,
         configs: &BTreeMap<String, String>,
     ) -> io::Result<PartitionHandle> {
-        let cleanup = topic_config::cleanup(&self.config, configs);
+        let cleanup = topic::config::cleanup(&self.config, configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         let (flusher, cleaner) = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
-        let log_config = topic_config::log_config(&self.config, configs);
+        let log_config = topic::config::log_config(&self.config, configs);
         let log = match self.storage {
             Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
             Storage::Memory => Log::in_memory(log_config)?,

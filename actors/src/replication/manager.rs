@@ -16,8 +16,8 @@ use crate::cluster::image::{ClusterImage, Command, PartitionImage, TopicImage, N
 use crate::cluster::ClusterNode;
 use crate::partition::replication::{BecomeFollower, BecomeLeader, IsrChange, ReplicaControl};
 use crate::partition::{self, Partition};
+use crate::topic::config as topic_config;
 use crate::topic::Topic;
-use crate::topic_config;
 use actix::Addr;
 use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;

@@ -1,8 +1,8 @@
 //! SyncGroup: the leader brings the assignment, every member gets its share.
 
 use crate::broker::Broker;
-use crate::group::state::SyncRequest;
-use crate::group::Sync;
+use crate::group::classic::SyncRequest;
+use crate::group::SyncGroup;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -23,7 +23,7 @@ pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    match coordinator.send(Sync(request)).await {
+    match coordinator.send(SyncGroup(request)).await {
         Ok(response) => SyncGroupResponse::default()
             .with_error_code(response.error)
             .with_protocol_type(response.protocol_type.map(StrBytes::from_string))

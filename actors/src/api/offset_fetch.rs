@@ -2,7 +2,7 @@
 //! for the listed partitions or, with a null topic list, all of them.
 
 use crate::broker::Broker;
-use crate::offsets::PartitionOffset;
+use crate::store::offsets::PartitionOffset;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,

@@ -180,7 +180,7 @@ pub(crate) mod tests {
     }
 
     fn db(dir: &std::path::Path) -> sled::Db {
-        crate::state_db::open(&sled::Config::new().path(dir)).unwrap()
+        crate::store::state_db::open(&sled::Config::new().path(dir)).unwrap()
     }
 
     #[actix_rt::test]

@@ -1,9 +1,9 @@
 //! DescribeConfigs for topics (overrides and defaults) and for the broker.
 
-use super::resource_type;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::topic_config::{self, ConfigType};
+use crate::protocol::resource_type;
+use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -44,7 +44,7 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
             match resource.resource_type {
                 resource_type::TOPIC => match broker.topic(&resource.resource_name) {
                     Some(topic) => result.with_configs(
-                        topic_config::keys(broker.config())
+                        topic::config::keys(broker.config())
                             .into_iter()
                             .filter(|k| wanted(k.name))
                             .map(|k| match topic.configs.get(k.name) {
@@ -162,7 +162,7 @@ fn broker_configs(config: &BrokerConfig) -> Vec<(&'static str, String, ConfigTyp
         ),
     ];
     configs.extend(
-        topic_config::keys(config)
+        topic::config::keys(config)
             .into_iter()
             .map(|k| (k.broker_name, k.default, k.kind)),
     );

@@ -4,7 +4,7 @@
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::group::Commit;
-use crate::offsets::{CommittedOffset, PartitionOffset};
+use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };

@@ -1,9 +1,9 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at or
 //! after a timestamp, per partition.
 
-use super::READ_COMMITTED;
 use crate::broker::Broker;
 use crate::partition::ListOffset;
+use crate::protocol::READ_COMMITTED;
 use crate::topic::LEADER_EPOCH;
 use futures_util::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{

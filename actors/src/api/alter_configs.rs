@@ -2,9 +2,9 @@
 //! (set, delete, append to or subtract from single keys). Both end in
 //! `Broker::set_topic_configs`; only topics are alterable here.
 
-use super::resource_type::TOPIC;
 use crate::broker::Broker;
-use crate::topic_config;
+use crate::protocol::resource_type::TOPIC;
+use crate::topic;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response as incremental;
 use kafka_protocol::messages::{
@@ -79,7 +79,7 @@ pub async fn handle_incremental(
             |current| {
                 let mut configs = current.clone();
                 for (name, op, value) in &ops {
-                    let default = topic_config::effective(broker.config(), &BTreeMap::new(), name);
+                    let default = topic::config::effective(broker.config(), &BTreeMap::new(), name);
                     edit(&mut configs, name, *op, value.as_deref(), default)?;
                 }
                 Ok(configs)

@@ -1,7 +1,7 @@
 //! CreateTopics. One broker: a replication factor above 1 is refused.
 
 use crate::broker::Broker;
-use crate::topic_config;
+use crate::topic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -68,7 +68,7 @@ async fn create(broker: &Broker, req: CreatableTopic, validate_only: bool) -> Cr
         .collect();
     if let Err(why) = configs
         .iter()
-        .try_for_each(|(name, value)| topic_config::validate(broker.config(), name, value))
+        .try_for_each(|(name, value)| topic::config::validate(broker.config(), name, value))
     {
         return fail(ResponseError::InvalidConfig, why);
     }

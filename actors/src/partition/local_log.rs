@@ -138,7 +138,7 @@ impl Log {
             let (segment, cut) = Segment::load(dir, base, next_base, interval)?;
             if let Some(cut) = cut {
                 let later = &bases[i + 1..];
-                ::log::warn!(
+                log::warn!(
                     "{}: {cut}; dropping the {} segments after it",
                     segment.log_path().display(),
                     later.len()
@@ -162,7 +162,7 @@ impl Log {
         }
         let (active, cut) = Segment::recover(dir, last, interval)?;
         if let Some(cut) = cut {
-            ::log::warn!("{}: {cut}", active.log_path().display());
+            log::warn!("{}: {cut}", active.log_path().display());
         }
         Log::new(dir, config, sealed, active)
     }
@@ -354,7 +354,7 @@ impl Log {
             }
         };
         if let Some(cut) = cut {
-            ::log::warn!("{}: after compaction: {cut}", segment.log_path().display());
+            log::warn!("{}: after compaction: {cut}", segment.log_path().display());
         }
         self.sealed.insert(cleaned.base, segment);
         Ok(true)
@@ -706,7 +706,7 @@ fn remove_unfinished_compactions(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         if path.to_string_lossy().ends_with(segment::CLEANED_SUFFIX) {
-            ::log::warn!("{}: removing an unfinished compaction", path.display());
+            log::warn!("{}: removing an unfinished compaction", path.display());
             fs::remove_file(&path)?;
         }
     }

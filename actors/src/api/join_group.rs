@@ -2,7 +2,7 @@
 //! the end of the join phase.
 
 use crate::broker::Broker;
-use crate::group::state::JoinRequest;
+use crate::group::classic::JoinRequest;
 use crate::group::Join;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};

@@ -2,7 +2,7 @@
 //! optionally filtered by state (v4+) and type (v5+).
 
 use crate::broker::Broker;
-use crate::group::consumer_group::ConsumerGroupState;
+use crate::group::kip848::ConsumerGroupState;
 use crate::group::{Describe, DescribeConsumerGroup};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};

@@ -11,7 +11,7 @@
 //! once the previous owners have let go. So no partition is ever held by
 //! two members, and members whose partitions do not move keep consuming.
 //!
-//! Like [`super::state::GroupState`], this is a pure state machine: the time
+//! Like [`super::classic::GroupState`], this is a pure state machine: the time
 //! comes with every call, [`ConsumerGroup::next_deadline`] says when to
 //! call [`ConsumerGroup::tick`], and topic metadata is passed in.
 

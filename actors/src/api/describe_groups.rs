@@ -4,10 +4,10 @@
 //! and assignment in consumer-protocol bytes.
 
 use crate::broker::Broker;
-use crate::group::consumer_group::{ConsumerGroupDescription, ConsumerGroupState};
 use crate::group::consumer_protocol::{
     encode_assignment, encode_subscription, Subscription, PROTOCOL_TYPE,
 };
+use crate::group::kip848::{ConsumerGroupDescription, ConsumerGroupState};
 use crate::group::{Describe, DescribeConsumerGroup};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};

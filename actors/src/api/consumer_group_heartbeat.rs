@@ -4,7 +4,7 @@
 
 use crate::broker::Broker;
 use crate::group::assignor::{by_topic, TopicPartition};
-use crate::group::consumer_group::HeartbeatRequest;
+use crate::group::kip848::HeartbeatRequest;
 use crate::group::ConsumerHeartbeat;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};

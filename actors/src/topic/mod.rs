@@ -1,8 +1,12 @@
 //! A topic as the broker serves it: its partitions' actor addresses and the
-//! offsets each partition publishes for long-polling fetches.
+//! offsets each partition publishes for long-polling fetches. Below it, the
+//! durable [`catalog`] of topics and the per-topic [`config`] keys.
+
+pub mod catalog;
+pub mod config;
 
 use crate::partition::Partition;
-use crate::topic_config::ProduceSettings;
+use crate::topic::config::ProduceSettings;
 use actix::Addr;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! of overrides given at CreateTopics.
 
 use crate::config::BrokerConfig;
-use crate::partition::log::LogConfig;
+use crate::partition::local_log::LogConfig;
 use kafka_protocol::records::Compression;
 use std::collections::BTreeMap;
 

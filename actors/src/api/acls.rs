@@ -1,9 +1,9 @@
 //! DescribeAcls, CreateAcls, DeleteAcls over the broker's
-//! [`crate::acls::AclStore`]. Describe groups the matching ACLs by resource
+//! [`crate::store::acls::AclStore`]. Describe groups the matching ACLs by resource
 //! pattern; delete answers each filter with what it removed.
 
-use crate::acls::{AclBinding, AclFilter};
 use crate::broker::Broker;
+use crate::store::acls::{AclBinding, AclFilter};
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::{
     DeleteAclsFilterResult, DeleteAclsMatchingAcl,

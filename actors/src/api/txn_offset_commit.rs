@@ -3,7 +3,7 @@
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::offsets::{CommittedOffset, PartitionOffset};
+use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,

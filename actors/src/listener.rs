@@ -3,7 +3,7 @@
 //! (`max_connections`, `max_connections_per_ip`) is closed at once.
 
 use crate::broker::Broker;
-use crate::client_log;
+use crate::connection::client_log;
 use crate::connection::Connection;
 use std::io;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! LeaveGroup: one member (v0-v2) or a batch of members (v3+, KIP-345).
 
 use crate::broker::Broker;
-use crate::group::state::LeaveMember;
+use crate::group::classic::LeaveMember;
 use crate::group::Leave;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};

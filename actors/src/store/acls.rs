@@ -275,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = sled::Config::new().path(dir.path());
         {
-            let store = AclStore::open(&crate::state_db::open(&config).unwrap()).unwrap();
+            let store = AclStore::open(&crate::store::state_db::open(&config).unwrap()).unwrap();
             let made = [
                 acl("a", code::LITERAL, "User:x"),
                 acl("b", code::LITERAL, "User:y"),
@@ -284,7 +284,7 @@ mod tests {
             store.create(&made[..1]).await.unwrap();
             assert_eq!(store.describe(&any()).unwrap().len(), 2);
         }
-        let store = AclStore::open(&crate::state_db::open(&config).unwrap()).unwrap();
+        let store = AclStore::open(&crate::store::state_db::open(&config).unwrap()).unwrap();
         let by_principal = AclFilter {
             principal: Some("User:x".into()),
             ..any()

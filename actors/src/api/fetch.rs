@@ -5,10 +5,10 @@
 //! Fetch sessions (KIP-227) are not kept: every response carries session id
 //! 0, which tells clients to send full requests.
 
-use super::{message_set, READ_COMMITTED};
 use crate::broker::Broker;
 use crate::partition::replication::ReplicaRead;
 use crate::partition::{Read, ReadFailure, Records};
+use crate::protocol::{message_set, READ_COMMITTED};
 use crate::topic::{LogOffsets, PartitionHandle, Topic};
 use bytes::Bytes;
 use futures_util::future::{join_all, select_all};
