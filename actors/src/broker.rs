@@ -398,12 +398,10 @@ impl Broker {
             log::info!("created topic {name} with {partitions} partitions");
             return self.await_local_topic(name).await;
         }
-        if replication_factor > 1 {
-            return Err(TopicError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!("replication factor {replication_factor} is larger than the 1 broker of this cluster"),
-            ));
-        }
+        self.check_replication(
+            self.replication_factor(replication_factor),
+            assignment.as_deref(),
+        )?;
         let mut catalog = self.catalog.lock().await;
         if self.topics.contains_key(name) {
             return Err(TopicError::new(
@@ -903,6 +901,50 @@ impl Broker {
         let rf = u16::try_from(rf).unwrap_or(u16::MAX);
         assign_replicas(&live, partitions.max(0) as u32, rf, first)
             .map_err(|e| TopicError::new(code_of(e.code()), e.to_string()))
+    }
+
+    /// The replication factor a request for `requested` (-1: the default)
+    /// gets.
+    pub fn replication_factor(&self, requested: i16) -> i16 {
+        if requested < 1 {
+            i16::try_from(self.default_replication_factor()).unwrap_or(i16::MAX)
+        } else {
+            requested
+        }
+    }
+
+    /// Whether this many replicas (or this assignment) can be placed: on
+    /// the live brokers of a cluster, or on this one broker alone.
+    pub fn check_replication(
+        &self,
+        replication_factor: i16,
+        assignment: Option<&[Vec<i32>]>,
+    ) -> Result<(), TopicError> {
+        let live = match &self.cluster {
+            Some(node) => node.image().borrow().live_brokers(),
+            None => vec![self.config.node_id],
+        };
+        if let Some(assignment) = assignment {
+            if let Some(unknown) = assignment.iter().flatten().find(|b| !live.contains(b)) {
+                return Err(TopicError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "broker {unknown} is not a live broker of this cluster (live: {live:?})"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if replication_factor < 1 || replication_factor as usize > live.len() {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {replication_factor} is larger than the {} available brokers",
+                    live.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn default_replication_factor(&self) -> usize {

@@ -67,12 +67,9 @@ async fn add(
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let unknown = topics.iter().any(|t| {
         let topic = broker.topic(&t.name);
-        t.partitions.iter().any(|p| {
-            topic
-                .as_ref()
-                .and_then(|topic| topic.partition(*p))
-                .is_none()
-        })
+        t.partitions
+            .iter()
+            .any(|p| !topic.as_ref().is_some_and(|topic| topic.has_partition(*p)))
     });
     let error = if unknown {
         ResponseError::UnknownTopicOrPartition.code()

@@ -1,4 +1,7 @@
-//! CreateTopics. One broker: a replication factor above 1 is refused.
+//! CreateTopics: with a partition count and replication factor (-1: the
+//! broker defaults) or an explicit replica assignment. In a cluster the
+//! controller places and records the replicas; a single broker refuses a
+//! replication factor above 1.
 
 use crate::broker::Broker;
 use crate::topic;
@@ -28,39 +31,43 @@ async fn create(broker: &Broker, req: CreatableTopic, validate_only: bool) -> Cr
             .with_num_partitions(-1)
             .with_replication_factor(-1)
     };
-    let node = broker.config().node_id;
-    let partitions = if !req.assignments.is_empty() {
+    let assignment = if req.assignments.is_empty() {
+        None
+    } else {
         if req.num_partitions != -1 || req.replication_factor != -1 {
             return fail(
                 ResponseError::InvalidRequest,
                 "give either assignments or a partition count and replication factor".into(),
             );
         }
-        if req
-            .assignments
+        let mut assignments = req.assignments;
+        assignments.sort_by_key(|a| a.partition_index);
+        let in_order = assignments
             .iter()
-            .any(|a| a.broker_ids.iter().any(|b| b.0 != node))
-        {
+            .enumerate()
+            .all(|(i, a)| a.partition_index == i as i32);
+        if !in_order {
             return fail(
                 ResponseError::InvalidReplicaAssignment,
-                format!("this cluster has one broker, id {node}"),
+                "assignments must number the partitions 0, 1, 2, ...".into(),
             );
         }
-        req.assignments.len() as i32
-    } else if req.num_partitions == -1 {
-        broker.config().num_partitions as i32
-    } else {
-        req.num_partitions
+        Some(
+            assignments
+                .into_iter()
+                .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+        )
     };
-    if !matches!(req.replication_factor, -1 | 1) {
-        return fail(
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "replication factor {} is larger than the 1 available broker",
-                req.replication_factor
-            ),
-        );
-    }
+    let partitions = match &assignment {
+        Some(assignment) => assignment.len() as i32,
+        None if req.num_partitions == -1 => broker.config().num_partitions as i32,
+        None => req.num_partitions,
+    };
+    let replication_factor = match &assignment {
+        Some(assignment) => assignment.first().map_or(0, |r| r.len() as i16),
+        None => broker.replication_factor(req.replication_factor),
+    };
     let configs: BTreeMap<String, String> = req
         .configs
         .into_iter()
@@ -82,15 +89,27 @@ async fn create(broker: &Broker, req: CreatableTopic, validate_only: bool) -> Cr
         if let Err(e) = broker.check_partition_room(partitions) {
             return fail(e.code, e.message);
         }
+        if let Err(e) = broker.check_replication(replication_factor, assignment.as_deref()) {
+            return fail(e.code, e.message);
+        }
         return result
             .with_num_partitions(partitions)
-            .with_replication_factor(1);
+            .with_replication_factor(replication_factor);
     }
-    match broker.create_topic(&req.name, partitions, configs).await {
+    let created = broker
+        .create_replicated_topic(
+            &req.name,
+            partitions,
+            req.replication_factor,
+            assignment,
+            configs,
+        )
+        .await;
+    match created {
         Ok(topic) => result
             .with_topic_id(topic.id)
             .with_num_partitions(partitions)
-            .with_replication_factor(1)
+            .with_replication_factor(replication_factor)
             .with_configs(Some(Vec::new())),
         Err(e) => fail(e.code, e.message),
     }

@@ -15,12 +15,12 @@ pub async fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecords
         let partitions = t.partitions.into_iter().map(|p| {
             let handle = topic
                 .as_ref()
-                .and_then(|t| t.partition(p.partition_index))
-                .cloned();
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|t| t.replica(p.partition_index).cloned());
             async move {
                 let result = match handle {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(h) => h
+                    Err(e) => Err(e),
+                    Ok(h) => h
                         .addr
                         .send(DeleteRecords { offset: p.offset })
                         .await

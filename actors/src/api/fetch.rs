@@ -154,10 +154,7 @@ fn target(
     missing: ResponseError,
 ) -> Result<PartitionHandle, ResponseError> {
     let topic = topic.ok_or(missing)?;
-    topic
-        .partition(partition)
-        .cloned()
-        .ok_or(ResponseError::UnknownTopicOrPartition)
+    topic.replica(partition).cloned()
 }
 
 type ReadResult = Result<Records, ReadFailure>;

@@ -4,7 +4,6 @@
 use crate::broker::Broker;
 use crate::partition::ListOffset;
 use crate::protocol::READ_COMMITTED;
-use crate::topic::LEADER_EPOCH;
 use futures_util::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -21,30 +20,31 @@ pub async fn handle(
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let leader_epoch = if version >= LEADER_EPOCH_VERSION {
-        LEADER_EPOCH
-    } else {
-        -1
-    };
     let committed = req.isolation_level == READ_COMMITTED;
     let topics = req.topics.into_iter().map(|t| async move {
         let topic = broker.topic(&t.name);
         let partitions = t.partitions.into_iter().map(|p| {
             let handle = topic
                 .as_ref()
-                .and_then(|t| t.partition(p.partition_index))
-                .cloned();
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|t| t.replica(p.partition_index).cloned());
+            let leader_epoch = topic
+                .as_ref()
+                .filter(|_| version >= LEADER_EPOCH_VERSION)
+                .and_then(|t| broker.partition_view(t, p.partition_index))
+                .map_or(-1, |view| view.leader_epoch);
             async move {
                 let response = ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)
                     .with_leader_epoch(leader_epoch);
                 let found = match handle {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(h) => h
+                    Err(e) => Err(e),
+                    Ok(h) => h
                         .addr
                         .send(ListOffset {
                             timestamp: p.timestamp,
                             committed,
+                            current_leader_epoch: p.current_leader_epoch,
                         })
                         .await
                         .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),

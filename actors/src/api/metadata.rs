@@ -1,8 +1,9 @@
-//! Metadata: brokers, topics and partition leaders. Unknown topics are
+//! Metadata: brokers, topics and partition leaders, replicas and ISRs
+//! (from the cluster metadata image in a cluster). Unknown topics are
 //! auto-created when the broker and the request allow it.
 
 use crate::broker::Broker;
-use crate::topic::{Topic, LEADER_EPOCH};
+use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -16,8 +17,6 @@ use uuid::Uuid;
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> MetadataResponse {
-    let config = broker.config();
-    let (host, port) = config.advertised();
     // v0 has no null: an empty list asks for every topic.
     let all_topics = match &req.topics {
         None => true,
@@ -29,7 +28,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
         broker
             .topics()
             .iter()
-            .map(|t| describe(t, config.node_id))
+            .map(|t| describe(broker, t))
             .collect()
     } else {
         let mut topics = Vec::new();
@@ -41,13 +40,20 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
         }
         topics
     };
+    let brokers = broker
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(host))
-            .with_port(port)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_string())))
-        .with_controller_id(BrokerId(config.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
         .with_topics(topics)
 }
@@ -59,7 +65,7 @@ async fn by_name(broker: &Broker, name: TopicName, may_create: bool) -> Metadata
         Ok(broker.topic(&name))
     };
     match found {
-        Ok(Some(topic)) => describe(&topic, broker.config().node_id),
+        Ok(Some(topic)) => describe(broker, &topic),
         Ok(None) => failed(
             Some(name),
             Uuid::nil(),
@@ -71,7 +77,7 @@ async fn by_name(broker: &Broker, name: TopicName, may_create: bool) -> Metadata
 
 fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
     match broker.topic_by_id(id) {
-        Some(topic) => describe(&topic, broker.config().node_id),
+        Some(topic) => describe(broker, &topic),
         None => failed(None, id, ResponseError::UnknownTopicId),
     }
 }
@@ -84,15 +90,26 @@ fn failed(name: Option<TopicName>, id: Uuid, error: ResponseError) -> MetadataRe
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 
-fn describe(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..topic.partitions.len() as i32)
-        .map(|index| {
-            MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+        .filter_map(|index| {
+            let view = broker.partition_view(topic, index)?;
+            let error = if view.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
+            Some(
+                MetadataResponsePartition::default()
+                    .with_error_code(error)
+                    .with_partition_index(index)
+                    .with_leader_id(BrokerId(view.leader))
+                    .with_leader_epoch(view.leader_epoch)
+                    .with_replica_nodes(ids(view.replicas))
+                    .with_isr_nodes(ids(view.isr))
+                    .with_offline_replicas(ids(view.offline)),
+            )
         })
         .collect();
     MetadataResponseTopic::default()

@@ -33,10 +33,9 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
             .map(|p| {
                 let result = if let Some(error) = group_error {
                     Err(error)
-                } else if known
+                } else if !known
                     .as_ref()
-                    .and_then(|t| t.partition(p.partition_index))
-                    .is_none()
+                    .is_some_and(|t| t.has_partition(p.partition_index))
                 {
                     Err(ResponseError::UnknownTopicOrPartition.code())
                 } else if p

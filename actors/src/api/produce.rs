@@ -112,13 +112,18 @@ fn start_partition(
     data: PartitionProduceData,
 ) -> PartitionReply {
     let index = data.index;
-    let Some(partition) = topic.partition(index) else {
-        let reply = failed(
-            index,
-            ResponseError::UnknownTopicOrPartition,
-            "unknown partition",
-        );
-        return async move { reply }.boxed_local();
+    let partition = match topic.replica(index) {
+        Ok(partition) => partition,
+        Err(error) => {
+            let message = match error {
+                ResponseError::NotLeaderOrFollower => {
+                    "this broker holds no replica of the partition"
+                }
+                _ => "unknown partition",
+            };
+            let reply = failed(index, error, message);
+            return async move { reply }.boxed_local();
+        }
     };
     let append_time = topic.produce.log_append_time.then(now_ms);
     let batches = match prepare(data.records, &topic.produce, append_time) {

@@ -25,7 +25,7 @@ use std::path::Path;
 fn exists(broker: &Broker, topic: &TopicName, partition: i32) -> bool {
     broker
         .topic(topic)
-        .is_some_and(|t| t.partition(partition).is_some())
+        .is_some_and(|t| t.has_partition(partition))
 }
 
 /// Every partition's leader is the broker itself: no election is needed.

@@ -426,12 +426,15 @@ impl Partition {
 pub struct ListOffset {
     pub timestamp: i64,
     pub committed: bool,
+    /// The leader epoch the client knows (ListOffsets v4+), -1 for none.
+    pub current_leader_epoch: i32,
 }
 
 impl Handler<ListOffset> for Partition {
     type Result = Result<(i64, i64), ResponseError>;
 
     fn handle(&mut self, msg: ListOffset, _: &mut Self::Context) -> Self::Result {
+        self.check_leader(msg.current_leader_epoch)?;
         let found = match msg.timestamp {
             LATEST_TIMESTAMP => {
                 let offsets = self.current_offsets();
@@ -536,6 +539,7 @@ impl Handler<DeleteRecords> for Partition {
     type Result = Result<i64, ResponseError>;
 
     fn handle(&mut self, msg: DeleteRecords, _: &mut Self::Context) -> Self::Result {
+        self.check_leader(-1)?;
         let end = self.log.log_end_offset();
         let offset = if msg.offset == -1 { end } else { msg.offset };
         if offset < 0 || offset > end {

@@ -592,6 +592,14 @@ impl Handler<EpochEnd> for Partition {
     fn handle(&mut self, msg: EpochEnd, _: &mut Self::Context) -> Self::Result {
         self.check_leader(msg.current_leader_epoch)?;
         let end = self.log.log_end_offset();
+        // A single broker's log from before epochs were recorded was all
+        // written in its one epoch.
+        if matches!(self.role, Role::Standalone)
+            && self.log.epochs().latest().is_none()
+            && msg.epoch >= 0
+        {
+            return Ok((crate::topic::LEADER_EPOCH, end));
+        }
         Ok(self.log.epochs().end_offset_for(msg.epoch, end))
     }
 }

@@ -87,6 +87,11 @@ impl Topic {
             .ok_or(kafka_protocol::ResponseError::NotLeaderOrFollower)
     }
 
+    /// Whether the topic has a partition `index` (held here or not).
+    pub fn has_partition(&self, index: i32) -> bool {
+        usize::try_from(index).is_ok_and(|i| i < self.partitions.len())
+    }
+
     /// The handles of the partitions held here.
     pub fn local_partitions(&self) -> impl Iterator<Item = &PartitionHandle> {
         self.partitions.iter().flatten()
