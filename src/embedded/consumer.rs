@@ -149,6 +149,8 @@ impl Consumer {
                 offset: *position,
                 max_bytes: FETCH_BYTES,
                 committed: false,
+                current_leader_epoch: -1,
+                replica: None,
             };
             let records = match handle.addr.send(read).await.map_err(|_| Error::Stopped)? {
                 Ok(records) => decode(records.records, *position)?,

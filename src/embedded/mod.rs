@@ -409,6 +409,8 @@ impl Broker {
             offset,
             max_bytes: READ_BYTES,
             committed: false,
+            current_leader_epoch: -1,
+            replica: None,
         };
         let records = handle
             .addr
