@@ -19,6 +19,10 @@ pub enum TopicsCommand {
         /// Number of partitions.
         #[arg(long, short, default_value_t = 1)]
         partitions: i32,
+        /// Replicas of each partition; -1 takes the brokers' default
+        /// (`default_replication_factor` in a cluster, 1 on one broker).
+        #[arg(long, short, default_value_t = -1, allow_negative_numbers = true)]
+        replication_factor: i32,
         /// Topic config overrides, key=value (repeatable).
         #[arg(long = "config", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
@@ -56,8 +60,15 @@ pub fn run(bootstrap: &str, command: TopicsCommand) -> Result<(), String> {
         TopicsCommand::Create {
             name,
             partitions,
+            replication_factor,
             configs,
-        } => runtime.block_on(create(bootstrap, &name, partitions, &configs)),
+        } => runtime.block_on(create(
+            bootstrap,
+            &name,
+            partitions,
+            replication_factor,
+            &configs,
+        )),
         TopicsCommand::Delete { name } => runtime.block_on(delete(bootstrap, &name)),
         TopicsCommand::AlterConfig { name, set, delete } => {
             runtime.block_on(alter_config(bootstrap, &name, &set, &delete))
@@ -96,9 +107,11 @@ async fn create(
     bootstrap: &str,
     name: &str,
     partitions: i32,
+    replication_factor: i32,
     configs: &[(String, String)],
 ) -> Result<(), String> {
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let replication = TopicReplication::Fixed(replication_factor);
+    let mut topic = NewTopic::new(name, partitions, replication);
     for (key, value) in configs {
         topic = topic.set(key, value);
     }
