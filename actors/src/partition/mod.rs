@@ -12,6 +12,8 @@ pub mod compaction;
 pub mod index;
 pub mod local_log;
 pub mod producers;
+// memfd_create through libc, each call with its SAFETY comment.
+#[allow(unsafe_code)]
 pub mod segment;
 pub mod transactions;
 
