@@ -24,7 +24,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         );
         let mut terminate = signal(SignalKind::terminate())?;
         let result = tokio::select! {
-            served = listener::serve(broker.clone(), listener) => served,
+            never = listener::serve(broker.clone(), listener) => never,
             _ = terminate.recv() => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
