@@ -5,13 +5,19 @@
 //! ([`Broker`]; [`embedded`] starts with an example). The actors themselves
 //! live in [`actorlog_actors`], re-exported as [`actors`].
 
+#![warn(missing_docs)]
+
 pub use actorlog_actors as actors;
 pub use actorlog_actors::BrokerConfig;
 
+// The command line and the simulator are public for the binary, not for
+// embedding: documented module by module, not item by item.
+#[allow(missing_docs)]
 pub mod cli;
 pub mod config_file;
 pub mod embedded;
 pub mod server;
+#[allow(missing_docs)]
 pub mod simulate;
 
 pub use embedded::{

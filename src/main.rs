@@ -57,6 +57,7 @@ enum Command {
 /// goes away (`actorlog topics list | head`) ends them quietly. Rust ignores
 /// SIGPIPE, which would turn that into a panic in `println!`; the broker
 /// keeps ignoring it, as a client closing its socket must not stop it.
+#[allow(unsafe_code)] // rustix has no safe call to set a signal's disposition.
 fn end_quietly_when_the_reader_goes() {
     // SAFETY: setting a signal's disposition to its default, before any
     // other thread exists, touches no memory of ours.

@@ -2,6 +2,7 @@
 //! shut down cleanly on SIGTERM or Ctrl-C.
 
 use actorlog_actors::{listener, metrics, Broker, BrokerConfig};
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::io;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,7 +24,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         );
         let mut terminate = signal(SignalKind::terminate())?;
         let result = tokio::select! {
-            served = listener::serve(broker.clone(), listener) => served,
+            never = listener::serve(broker.clone(), listener) => never,
             _ = terminate.recv() => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
@@ -37,26 +38,20 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
 /// near a thousand partitions. Like Go's runtime and most servers, the
 /// service raises its soft limit to the hard limit the system allows.
 fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    // `None` is RLIM_INFINITY.
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    if soft >= hard {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
     };
-    // SAFETY: getrlimit and setrlimit only read and write `limit`.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
-        {
-            return;
-        }
-        let soft = limit.rlim_cur;
-        limit.rlim_cur = limit.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-            log::debug!("open file limit raised from {soft} to {}", limit.rlim_max);
-        } else {
-            log::warn!(
-                "open file limit stays at {soft}: {}",
-                io::Error::last_os_error()
-            );
-        }
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => log::debug!("open file limit raised from {soft} to {hard}"),
+        Err(e) => log::warn!("open file limit stays at {soft}: {}", io::Error::from(e)),
     }
 }
 

@@ -13,6 +13,10 @@
 //! Use it in a binary with
 //! `#[global_allocator] static ALLOC: actorlog_actors::alloc::Guarded = actorlog_actors::alloc::Guarded;`.
 
+// The one module of the engine that needs unsafe code: an allocator is
+// unsafe by its trait, and `mmap` has no safe wrapper that returns raw memory.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 
@@ -21,12 +25,19 @@ const HUGE: usize = 1 << 30;
 /// `mmap` returns page-aligned memory; larger alignments use the system.
 const PAGE: usize = 4096;
 
+/// The allocator: huge allocations are lazily backed mappings, the rest
+/// goes to the system allocator.
 pub struct Guarded;
 
 fn is_huge(layout: &Layout) -> bool {
     layout.size() >= HUGE && layout.align() <= PAGE
 }
 
+/// A fresh anonymous mapping of `size` bytes, or null.
+///
+/// # Safety
+///
+/// The caller must release it with `munmap` and the same size.
 unsafe fn map(size: usize) -> *mut u8 {
     // SAFETY: an anonymous private mapping with no address hint has no
     // preconditions; failure is reported as MAP_FAILED.
@@ -53,8 +64,10 @@ unsafe fn map(size: usize) -> *mut u8 {
 unsafe impl GlobalAlloc for Guarded {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_huge(&layout) {
+            // SAFETY: `dealloc` unmaps it with the size of this layout.
             unsafe { map(layout.size()) }
         } else {
+            // SAFETY: the caller's layout, passed on (GlobalAlloc's contract).
             unsafe { System.alloc(layout) }
         }
     }
@@ -62,16 +75,20 @@ unsafe impl GlobalAlloc for Guarded {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if is_huge(&layout) {
             // Fresh anonymous pages are zero.
+            // SAFETY: `dealloc` unmaps it with the size of this layout.
             unsafe { map(layout.size()) }
         } else {
+            // SAFETY: the caller's layout, passed on (GlobalAlloc's contract).
             unsafe { System.alloc_zeroed(layout) }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if is_huge(&layout) {
+            // SAFETY: a huge layout's block came from `map` with this size.
             unsafe { libc::munmap(ptr.cast(), layout.size()) };
         } else {
+            // SAFETY: a small layout's block came from the system allocator.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
@@ -81,8 +98,12 @@ unsafe impl GlobalAlloc for Guarded {
             return ptr::null_mut();
         };
         if !is_huge(&layout) && !is_huge(&new_layout) {
+            // SAFETY: both sizes are the system allocator's, and the caller
+            // keeps GlobalAlloc's contract for `ptr` and `layout`.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
+        // SAFETY: `new_layout` has a non-zero size (it is at least `layout`'s
+        // or huge) and a valid alignment, checked by `from_size_align`.
         let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
             // SAFETY: both blocks are valid for the smaller of the sizes and
@@ -103,6 +124,8 @@ mod tests {
     #[test]
     fn a_huge_untouched_allocation_costs_nothing() {
         let layout = Layout::from_size_align(400 << 30, 8).unwrap();
+        // SAFETY: every block is used within its size and freed with its
+        // layout.
         unsafe {
             let p = Guarded.alloc(layout);
             assert!(!p.is_null(), "400 GiB of address space");
@@ -117,6 +140,8 @@ mod tests {
     #[test]
     fn small_allocations_use_the_system() {
         let layout = Layout::from_size_align(64, 8).unwrap();
+        // SAFETY: every block is used within its size and freed with its
+        // layout.
         unsafe {
             let p = Guarded.alloc_zeroed(layout);
             assert_eq!(p.read(), 0);

@@ -1,9 +1,16 @@
 //! The engine of actorlog: everything that runs inside the broker.
 //!
-//! Each partition, each client connection (and, later, each consumer group
-//! coordinator) is an actix actor. Actors own plain data structures — the
-//! partition [`partition::local_log::Log`], the topic [`topic::catalog::Catalog`] — and turn
-//! messages into method calls on them, so the logic is testable without actors.
+//! Each partition, each client connection, each consumer group coordinator
+//! and the transaction coordinator is an actix actor. Actors own plain data
+//! structures — the partition [`partition::local_log::Log`], the topic
+//! [`topic::catalog::Catalog`], the group state machines — and turn messages
+//! into method calls on them, so the logic is testable without actors.
+//!
+//! A request travels [`listener`] → [`connection`] (framing, order, limits)
+//! → [`api`] (one handler per Kafka API) → the actors: [`partition`],
+//! [`group`], [`txn`], and the [`broker`] that registers them. What the
+//! connection and the handlers share sits in [`protocol`]; the durable
+//! stores in [`store`] and [`topic`].
 
 pub mod alloc;
 pub mod api;

@@ -5,7 +5,6 @@
 use crate::broker::Broker;
 use crate::connection::client_log;
 use crate::connection::Connection;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -14,8 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accepts connections until the listener fails for good.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) -> io::Result<()> {
+/// Accepts connections for as long as it runs: a failed accept or hand-over
+/// costs that one connection, never the listener.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) -> ! {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -38,7 +38,13 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) -> io::Result<()>
         }
         // A tokio stream belongs to the runtime that accepted it: hand the
         // raw socket over and register it again on the worker's runtime.
-        let socket = stream.into_std()?;
+        let socket = match stream.into_std() {
+            Ok(socket) => socket,
+            Err(e) => {
+                log::warn!("{peer}: cannot hand the connection over: {e}");
+                continue;
+            }
+        };
         let worker_broker = broker.clone();
         broker.next_arbiter().spawn(async move {
             match TcpStream::from_std(socket) {

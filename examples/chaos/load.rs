@@ -18,6 +18,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -172,29 +173,24 @@ fn value(connection: usize, seq: u64, index: usize, len: usize) -> Bytes {
 /// after this, inherits it); an error if the hard limit is too low.
 pub fn raise_fd_limit(connections: usize) -> Result<u64, String> {
     let needed = connections as u64 + 512;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err("getrlimit(RLIMIT_NOFILE) failed".to_string());
-        }
-        if limit.rlim_cur >= needed {
-            return Ok(limit.rlim_cur);
-        }
-        if limit.rlim_max < needed {
-            return Err(format!(
-                "{connections} connections need {needed} open files; the hard limit is {} (ulimit -Hn)",
-                limit.rlim_max
-            ));
-        }
-        limit.rlim_cur = needed;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-            return Err("setrlimit(RLIMIT_NOFILE) failed".to_string());
-        }
+    // `None` is RLIM_INFINITY.
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    if soft >= needed {
+        return Ok(soft);
     }
+    if hard < needed {
+        return Err(format!(
+            "{connections} connections need {needed} open files; the hard limit is {hard} (ulimit -Hn)"
+        ));
+    }
+    let raised = Rlimit {
+        current: Some(needed),
+        maximum: limit.maximum,
+    };
+    setrlimit(Resource::Nofile, raised)
+        .map_err(|e| format!("setrlimit(RLIMIT_NOFILE) failed: {e}"))?;
     Ok(needed)
 }
 

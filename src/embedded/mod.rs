@@ -261,9 +261,7 @@ async fn run(
     let serving = listener.map(|listener| {
         let serving = broker.clone();
         actix_rt::spawn(async move {
-            if let Err(e) = listener::serve(serving, listener).await {
-                log::error!("embedded listener stopped: {e}");
-            }
+            listener::serve(serving, listener).await;
         })
     });
     if started.send(Ok((broker.clone(), local_addr))).is_ok() {

@@ -94,6 +94,8 @@ impl BrokerProcess {
         &self.data
     }
 
+    // `pre_exec` is unsafe by its nature: the closure runs between fork and exec.
+    #[allow(unsafe_code)]
     fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_actorlog"));
         command

@@ -61,13 +61,7 @@ pub async fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLog
 
 /// Total and available bytes of the file system holding `dir`.
 fn volume_bytes(dir: &Path) -> Option<(i64, i64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a valid C string and `stat` a writable statvfs.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
+    let stat = rustix::fs::statvfs(dir).ok()?;
     let block = i64::try_from(stat.f_frsize).ok()?;
     let total = i64::try_from(stat.f_blocks).ok()?.checked_mul(block)?;
     let usable = i64::try_from(stat.f_bavail).ok()?.checked_mul(block)?;

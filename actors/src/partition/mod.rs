@@ -15,6 +15,8 @@ pub mod local_log;
 pub mod producers;
 pub mod replicas;
 pub mod replication;
+// memfd_create through libc, each call with its SAFETY comment.
+#[allow(unsafe_code)]
 pub mod segment;
 pub mod transactions;
 

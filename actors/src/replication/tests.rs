@@ -66,7 +66,7 @@ impl Node {
             let addr = listener.local_addr().unwrap().to_string();
             let serving = broker.clone();
             let task = actix_rt::spawn(async move {
-                crate::listener::serve(serving, listener).await.unwrap();
+                crate::listener::serve(serving, listener).await;
             });
             Some((addr, task))
         } else {
