@@ -1133,7 +1133,7 @@ impl Broker {
             Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
             Storage::Memory => Log::in_memory(log_config)?,
         };
-        let (partition, offsets) = Partition::new(
+        let (mut partition, offsets) = Partition::new(
             format!("{topic}-{index}"),
             log,
             cleanup,
@@ -1141,6 +1141,9 @@ impl Broker {
             flusher,
             cleaner,
         )?;
+        if self.cluster.is_some() {
+            partition.awaiting_role();
+        }
         let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
         Ok(PartitionHandle { addr, offsets })
     }

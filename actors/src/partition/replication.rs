@@ -98,6 +98,18 @@ pub struct ReplicaRead {
 }
 
 impl Partition {
+    /// A replica of a cluster's partition, opened before the metadata says
+    /// whether it leads: it serves nobody until told. Its high watermark
+    /// starts at the log start, since what the cluster committed is not
+    /// known here; as leader it rises as soon as the ISR has fetched.
+    pub fn awaiting_role(&mut self) {
+        self.role = Role::Follower {
+            leader_epoch: -1,
+            high_watermark: self.log.log_start_offset(),
+        };
+        self.publish();
+    }
+
     /// The highest offset consumers may read up to (exclusive).
     pub(super) fn high_watermark(&self) -> i64 {
         let end = self.log.log_end_offset();

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod fetcher;
 pub mod manager;
+pub mod offsets_topic;
 
 #[cfg(test)]
 mod tests;
