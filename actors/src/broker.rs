@@ -2,7 +2,7 @@
 //! from the catalog, and owns the registries (topic name → partition actors).
 //! Connection handlers reach partitions through it.
 
-use crate::cluster::image::{assign_replicas, Applied, Command};
+use crate::cluster::image::{assign_replicas, Applied, Command, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
 use crate::connection::limits::Connections;
@@ -10,12 +10,13 @@ use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
 use crate::group::kip848::ConsumerGroupConfig;
-use crate::group::GroupCoordinator;
+use crate::group::{CommitLog, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
+use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::store::acls::AclStore;
 use crate::store::offsets::OffsetStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
@@ -119,6 +120,11 @@ pub struct Broker {
     /// metadata image it commits. `None` for a single broker, whose catalog
     /// is the truth about its topics.
     cluster: Option<ClusterNode>,
+    /// In a cluster: how group coordinators replicate their commits.
+    commit_log: Option<Arc<dyn CommitLog>>,
+    /// In a cluster: the partitions of the offsets topic whose groups this
+    /// broker coordinates, with the leader epoch it replayed them in.
+    coordinating: DashMap<i32, i32>,
 }
 
 /// How clients see one partition: where it is led and replicated.
@@ -211,7 +217,14 @@ impl Broker {
             Some(cluster) => cluster.cluster_id.clone(),
             None => catalog.cluster_id().to_string(),
         };
-        let broker = Arc::new(Broker {
+        let replicated = cluster.is_some();
+        let broker = Arc::new_cyclic(|myself| Broker {
+            commit_log: replicated.then(|| {
+                Arc::new(OffsetsTopicLog {
+                    broker: myself.clone(),
+                }) as Arc<dyn CommitLog>
+            }),
+            coordinating: DashMap::new(),
             storage,
             groups: DashMap::new(),
             transactions: OnceLock::new(),
@@ -693,6 +706,7 @@ impl Broker {
                     self.group_config(),
                     self.consumer_group_config(),
                     self.offsets.clone(),
+                    self.commit_log.clone(),
                 );
                 GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
             })
@@ -810,6 +824,131 @@ impl Broker {
             Some(_) => Ok(()),
             None => Err(ResponseError::BrokerIdNotRegistered),
         }
+    }
+
+    /// The broker coordinating `group`, for FindCoordinator: this one on a
+    /// single broker; in a cluster the leader of the group's partition of
+    /// the offsets topic, which is created on first use.
+    pub async fn group_coordinator(&self, group: &str) -> Result<BrokerAddress, ResponseError> {
+        if self.cluster.is_none() {
+            let (host, port) = self.config.advertised();
+            return Ok(BrokerAddress {
+                id: self.config.node_id,
+                host,
+                port,
+            });
+        };
+        let topic = match self.topic(OFFSETS_TOPIC) {
+            Some(topic) => topic,
+            None => self.create_offsets_topic().await?,
+        };
+        let index = offsets_topic::partition_for(group, topic.partitions.len() as i32);
+        let leader = self
+            .partition_view(&topic, index)
+            .map_or(NO_LEADER, |view| view.leader);
+        self.brokers()
+            .into_iter()
+            .find(|b| b.id == leader)
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    async fn create_offsets_topic(&self) -> Result<Arc<Topic>, ResponseError> {
+        let partitions = self
+            .config
+            .cluster
+            .as_ref()
+            .map_or(1, |c| c.offsets_topic_num_partitions as i32);
+        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        match self
+            .create_replicated_topic(OFFSETS_TOPIC, partitions, -1, None, configs)
+            .await
+        {
+            Ok(topic) => Ok(topic),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self
+                .await_local_topic(OFFSETS_TOPIC)
+                .await
+                .map_err(|_| ResponseError::CoordinatorNotAvailable),
+            Err(e) => {
+                log::warn!("cannot create {OFFSETS_TOPIC} yet: {e}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Whether this broker coordinates `group` now: always on a single
+    /// broker; in a cluster when it leads the group's offsets partition and
+    /// has replayed it (else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS).
+    pub fn check_coordinator(&self, group: &str) -> Result<(), ResponseError> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        let topic = self
+            .topic(OFFSETS_TOPIC)
+            .ok_or(ResponseError::NotCoordinator)?;
+        let index = offsets_topic::partition_for(group, topic.partitions.len() as i32);
+        let view = self
+            .partition_view(&topic, index)
+            .ok_or(ResponseError::NotCoordinator)?;
+        if view.leader != self.config.node_id {
+            return Err(ResponseError::NotCoordinator);
+        }
+        match self.coordinating.get(&index) {
+            Some(epoch) if *epoch == view.leader_epoch => Ok(()),
+            _ => Err(ResponseError::CoordinatorLoadInProgress),
+        }
+    }
+
+    /// The local replica of the offsets partition holding `group`.
+    pub(crate) fn offsets_partition_of(
+        &self,
+        group: &str,
+    ) -> Result<PartitionHandle, ResponseError> {
+        let topic = self
+            .topic(OFFSETS_TOPIC)
+            .ok_or(ResponseError::NotCoordinator)?;
+        let index = offsets_topic::partition_for(group, topic.partitions.len() as i32);
+        topic
+            .replica(index)
+            .cloned()
+            .map_err(|_| ResponseError::NotCoordinator)
+    }
+
+    /// This broker now leads partition `index` of the offsets topic in
+    /// `leader_epoch`: replays it into the offset store, then coordinates
+    /// its groups. Groups of a partition it no longer leads stop here (their
+    /// members rejoin at the new coordinator).
+    pub(crate) async fn take_offsets_partition(
+        &self,
+        index: i32,
+        leader_epoch: i32,
+        handle: PartitionHandle,
+    ) {
+        match offsets_topic::load(&handle, leader_epoch, &self.offsets).await {
+            Ok(applied) => {
+                log::info!(
+                    "coordinating the groups of {OFFSETS_TOPIC}-{index} (epoch {leader_epoch}, {applied} commits replayed)"
+                );
+                self.coordinating.insert(index, leader_epoch);
+            }
+            Err(e) => log::error!("replaying {OFFSETS_TOPIC}-{index}: {e}"),
+        }
+    }
+
+    /// This broker no longer leads partition `index` of the offsets topic.
+    pub(crate) fn release_offsets_partition(&self, index: i32) {
+        if self.coordinating.remove(&index).is_none() {
+            return;
+        }
+        let partitions = self
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions.len() as i32);
+        self.groups.retain(|group, coordinator| {
+            let keep = offsets_topic::partition_for(group, partitions) != index;
+            if !keep {
+                coordinator.do_send(crate::group::Stop);
+            }
+            keep
+        });
     }
 
     /// The cluster membership, if this broker is in a cluster.

@@ -25,6 +25,10 @@ pub async fn handle(
         let described = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
+        if let Err(e) = broker.check_coordinator(&id) {
+            groups.push(described.with_error_code(e.code()));
+            continue;
+        }
         let description = match broker.existing_group(&id) {
             Some(coordinator) => coordinator.send(DescribeConsumerGroup).await.ok().flatten(),
             None => None,

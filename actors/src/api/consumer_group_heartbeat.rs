@@ -21,6 +21,9 @@ pub async fn handle(
     if req.group_id.is_empty() {
         return failed(ResponseError::InvalidRequest, "GroupId can't be empty");
     }
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return failed(e, "this broker does not coordinate the group");
+    }
     let owned = req.topic_partitions.map(|topics| {
         topics
             .iter()

@@ -20,6 +20,9 @@ pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsRe
 }
 
 async fn delete(broker: &Broker, id: &str) -> i16 {
+    if let Err(e) = broker.check_coordinator(id) {
+        return e.code();
+    }
     if !broker.group_exists(id).unwrap_or(false) {
         return ResponseError::GroupIdNotFound.code();
     }

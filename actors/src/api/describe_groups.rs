@@ -19,6 +19,10 @@ pub async fn handle(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGrou
         let described = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
+        if let Err(e) = broker.check_coordinator(&id) {
+            groups.push(described.with_error_code(e.code()));
+            continue;
+        }
         let coordinator = broker.existing_group(&id);
         if let Some(coordinator) = &coordinator {
             if let Ok(Some(d)) = coordinator.send(DescribeConsumerGroup).await {

@@ -1,38 +1,59 @@
-//! FindCoordinator: this broker coordinates every group (and, later, every
-//! transactional id). v4+ asks for several keys at once.
+//! FindCoordinator: which broker coordinates a group. On a single broker,
+//! this one; in a cluster, the leader of the group's partition of the
+//! offsets topic. Transactions are coordinated by a single broker only: in
+//! a cluster their keys get COORDINATOR_NOT_AVAILABLE. v4+ asks for several
+//! keys at once.
 
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerAddress};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 /// From this version keys come as a list.
 const BATCHED_VERSION: i16 = 4;
 
-pub fn handle(
+/// `key_type` of a transactional id.
+const TRANSACTION: i8 = 1;
+
+pub async fn handle(
     broker: &Broker,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let config = broker.config();
-    let (host, port) = config.advertised();
-    let node = BrokerId(config.node_id);
     if version >= BATCHED_VERSION {
-        let coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(node)
-                    .with_host(StrBytes::from_string(host.clone()))
-                    .with_port(port)
-            })
-            .collect();
+        let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
+        for key in req.coordinator_keys {
+            let found = find(broker, req.key_type, &key).await;
+            let answer = Coordinator::default().with_key(key);
+            coordinators.push(match found {
+                Ok(b) => answer
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(b.port),
+                Err(e) => answer
+                    .with_error_code(e.code())
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+            });
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    FindCoordinatorResponse::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(host))
-        .with_port(port)
+    match find(broker, req.key_type, &req.key).await {
+        Ok(b) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(b.id))
+            .with_host(StrBytes::from_string(b.host))
+            .with_port(b.port),
+        Err(e) => FindCoordinatorResponse::default()
+            .with_error_code(e.code())
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
+    }
+}
+
+async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerAddress, ResponseError> {
+    if key_type == TRANSACTION && broker.cluster().is_some() {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    broker.group_coordinator(key).await
 }

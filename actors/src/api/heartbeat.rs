@@ -7,6 +7,9 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::ResponseError;
 
 pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return HeartbeatResponse::default().with_error_code(e.code());
+    }
     let error = match broker.existing_group(&req.group_id) {
         None => ResponseError::UnknownMemberId.code(),
         Some(coordinator) => coordinator

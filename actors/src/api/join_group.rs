@@ -27,6 +27,11 @@ pub async fn handle(
             .with_error_code(ResponseError::InvalidGroupId.code())
             .with_generation_id(-1);
     }
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(e.code())
+            .with_generation_id(-1);
+    }
     let request = JoinRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

@@ -26,6 +26,9 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Le
             group_instance_id: None,
         }]
     };
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(e.code());
+    }
     let results = match broker.existing_group(&req.group_id) {
         Some(coordinator) => match coordinator.send(Leave(members)).await {
             Ok(results) => results,

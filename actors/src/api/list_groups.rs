@@ -24,7 +24,12 @@ pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespon
         }
     };
     let mut groups = Vec::with_capacity(ids.len());
-    for id in ids {
+    // In a cluster, the groups this broker coordinates now: its store may
+    // still hold groups of offsets partitions it led before.
+    for id in ids
+        .into_iter()
+        .filter(|id| broker.check_coordinator(id).is_ok())
+    {
         let (state, protocol_type, group_type) = match broker.existing_group(&id) {
             Some(coordinator) => match coordinator.send(DescribeConsumerGroup).await {
                 Ok(Some(d)) if d.state != ConsumerGroupState::Empty => {

@@ -131,7 +131,7 @@ apis! {
     DescribeConfigs 0..=4, now |c, req| describe_configs::handle(&c.broker, req);
     CreatePartitions 0..=3, later |c, req| create_partitions::handle(&c.broker, req);
     DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker);
-    FindCoordinator 0..=6, now |c, req| find_coordinator::handle(&c.broker, c.version, req);
+    FindCoordinator 0..=6, later |c, req| find_coordinator::handle(&c.broker, c.version, req);
     JoinGroup 0..=9, later |c, req| join_group::handle(&c.broker, c.version, c.client_id, c.peer, req);
     SyncGroup 0..=5, later |c, req| sync_group::handle(&c.broker, req);
     Heartbeat 0..=4, later |c, req| heartbeat::handle(&c.broker, req);

@@ -22,7 +22,10 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
     let group_error = if req.group_id.is_empty() {
         Some(ResponseError::InvalidGroupId.code())
     } else {
-        None
+        broker
+            .check_coordinator(&req.group_id)
+            .err()
+            .map(|e| e.code())
     };
     let mut checked: Vec<(String, Vec<Checked>)> = Vec::new();
     for topic in &req.topics {

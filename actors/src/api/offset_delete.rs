@@ -11,6 +11,9 @@ use kafka_protocol::ResponseError;
 use std::collections::BTreeSet;
 
 pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
+    }
     if !broker.group_exists(&req.group_id).unwrap_or(false) {
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupIdNotFound.code());

@@ -106,6 +106,9 @@ fn lookup(
     group: &GroupId,
     wanted: Wanted,
 ) -> (Vec<(TopicName, Vec<Answer>)>, i16) {
+    if let Err(e) = broker.check_coordinator(group) {
+        return (Vec::new(), e.code());
+    }
     let store = broker.offsets();
     let Some(wanted) = wanted else {
         return match store.fetch_all(group) {

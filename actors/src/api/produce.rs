@@ -23,15 +23,27 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 type PartitionReply = LocalBoxFuture<'static, PartitionProduceResponse>;
+
+/// What the producer asked to wait for, and for how long (acks=all waits
+/// for the ISR; past `timeout_ms` the answer is REQUEST_TIMED_OUT).
+#[derive(Debug, Clone, Copy)]
+struct Acks {
+    level: i16,
+    timeout_ms: i32,
+}
 
 /// Starts the appends; the future yields the response, or `None` for acks=0.
 pub fn handle(
     broker: &Arc<Broker>,
     req: ProduceRequest,
 ) -> impl Future<Output = Option<ProduceResponse>> + 'static {
-    let acks = req.acks;
+    let acks = Acks {
+        level: req.acks,
+        timeout_ms: req.timeout_ms,
+    };
     let topics: Vec<_> = req
         .topic_data
         .into_iter()
@@ -39,19 +51,19 @@ pub fn handle(
         .collect();
     async move {
         let responses = join_all(topics).await;
-        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+        (acks.level != 0).then(|| ProduceResponse::default().with_responses(responses))
     }
 }
 
 fn start_topic(
     broker: &Arc<Broker>,
-    acks: i16,
+    acks: Acks,
     data: TopicProduceData,
 ) -> LocalBoxFuture<'static, TopicProduceResponse> {
     let response = TopicProduceResponse::default()
         .with_name(data.name.clone())
         .with_topic_id(data.topic_id);
-    if !matches!(acks, -1..=1) {
+    if !matches!(acks.level, -1..=1) {
         let partitions = data
             .partition_data
             .iter()
@@ -107,7 +119,7 @@ fn unknown(partitions: &[PartitionProduceData], why: &str) -> Vec<PartitionProdu
 
 fn start_partition(
     topic: &Topic,
-    acks: i16,
+    acks: Acks,
     metrics: &Metrics,
     data: PartitionProduceData,
 ) -> PartitionReply {
@@ -136,12 +148,26 @@ fn start_partition(
             return async move { reply }.boxed_local();
         }
     };
-    let appended = partition.addr.send(Append {
-        batches,
-        durable: acks == -1,
-    });
+    let durable = acks.level == -1;
+    let appended = partition.addr.send(Append { batches, durable });
+    let timeout = Duration::from_millis(u64::try_from(acks.timeout_ms).unwrap_or(0));
     async move {
-        match appended.await {
+        // Some old clients send 0 (or nothing) for "the broker's choice".
+        let appended = if durable && !timeout.is_zero() {
+            match tokio::time::timeout(timeout, appended).await {
+                Ok(appended) => appended,
+                Err(_) => {
+                    return failed(
+                        index,
+                        ResponseError::RequestTimedOut,
+                        "the in-sync replicas did not confirm the batch in time",
+                    )
+                }
+            }
+        } else {
+            appended.await
+        };
+        match appended {
             Ok(Ok(Appended {
                 base_offset,
                 log_start_offset,

@@ -8,6 +8,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
+    if let Err(e) = broker.check_coordinator(&req.group_id) {
+        return SyncGroupResponse::default().with_error_code(e.code());
+    }
     let Some(coordinator) = broker.existing_group(&req.group_id) else {
         return SyncGroupResponse::default().with_error_code(ResponseError::UnknownMemberId.code());
     };

@@ -41,6 +41,14 @@ pub struct ClusterConfig {
     /// `unclean.leader.election.enable` overrides it.
     #[serde(default)]
     pub unclean_leader_election_enable: bool,
+    /// Partitions of the internal `__consumer_offsets` topic, where group
+    /// commits are replicated (Kafka's `offsets.topic.num.partitions`).
+    #[serde(default = "default_offsets_partitions")]
+    pub offsets_topic_num_partitions: u32,
+}
+
+fn default_offsets_partitions() -> u32 {
+    50
 }
 
 fn default_session_timeout() -> u64 {
@@ -171,6 +179,7 @@ mod tests {
             replica_lag_time_max_ms: default_replica_lag(),
             default_replication_factor: None,
             unclean_leader_election_enable: false,
+            offsets_topic_num_partitions: default_offsets_partitions(),
         }
     }
 

@@ -36,6 +36,7 @@ fn config(cluster_id: &str, id: i32, ports: &[u16]) -> ClusterConfig {
         replica_lag_time_max_ms: 10_000,
         default_replication_factor: None,
         unclean_leader_election_enable: false,
+        offsets_topic_num_partitions: 5,
     }
 }
 

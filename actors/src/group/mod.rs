@@ -6,7 +6,9 @@
 //! oneshot sender under a token; the replies the machine returns are routed
 //! back through those. One timer, always set to the machine's next deadline,
 //! drives session expiry and rebalance timeouts. Committed offsets go to the
-//! shared sled [`OffsetStore`] after the machine has checked the member.
+//! shared sled [`OffsetStore`] after the machine has checked the member; in
+//! a cluster they are first replicated through a [`CommitLog`], so they
+//! survive the loss of this coordinator.
 //!
 //! A group speaks one protocol at a time: the classic one (JoinGroup,
 //! SyncGroup) or the new consumer protocol of KIP-848
@@ -24,8 +26,10 @@ use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
     SpawnHandle,
 };
+use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -40,11 +44,25 @@ use self::kip848::{
     HeartbeatResponse,
 };
 
+/// Where a cluster replicates a group's commits before they count (the
+/// group's partition of the offsets topic).
+pub trait CommitLog: Send + Sync {
+    /// Resolves once the commit is replicated, or with the error the
+    /// committing client gets.
+    fn append(
+        &self,
+        group: &str,
+        offsets: &[PartitionOffset],
+    ) -> BoxFuture<'static, Result<(), ResponseError>>;
+}
+
 pub struct GroupCoordinator {
     group_id: String,
     state: GroupState,
     consumer: ConsumerGroup,
     offsets: OffsetStore,
+    /// In a cluster: replicates commits before they are stored.
+    commit_log: Option<Arc<dyn CommitLog>>,
     /// The state machine's clock is milliseconds since the actor started.
     clock: Instant,
     joins: HashMap<Token, oneshot::Sender<JoinResponse>>,
@@ -59,12 +77,14 @@ impl GroupCoordinator {
         config: GroupConfig,
         consumer_config: ConsumerGroupConfig,
         offsets: OffsetStore,
+        commit_log: Option<Arc<dyn CommitLog>>,
     ) -> Self {
         GroupCoordinator {
             state: GroupState::new(group_id.clone(), config),
             consumer: ConsumerGroup::new(consumer_config),
             group_id,
             offsets,
+            commit_log,
             clock: Instant::now(),
             joins: HashMap::new(),
             syncs: HashMap::new(),
@@ -242,7 +262,16 @@ impl Handler<Commit> for GroupCoordinator {
         }
         let store = self.offsets.clone();
         let group = self.group_id.clone();
+        let replicated = self
+            .commit_log
+            .as_ref()
+            .map(|log| log.append(&group, &msg.offsets));
         Box::pin(async move {
+            if let Some(replicated) = replicated {
+                if let Err(e) = replicated.await {
+                    return e.code();
+                }
+            }
             match store.commit(&group, &msg.offsets).await {
                 Ok(()) => 0,
                 Err(e) => {
@@ -282,6 +311,22 @@ impl Handler<DeleteGroup> for GroupCoordinator {
         self.state.remove_all();
         ctx.stop();
         0
+    }
+}
+
+/// This broker no longer coordinates the group (in a cluster, another
+/// broker took its offsets partition): the actor stops, and requests it
+/// parked are answered as for a group that went away; members find the new
+/// coordinator and rejoin there.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for GroupCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 

@@ -615,3 +615,26 @@ impl Handler<EpochEnd> for Partition {
         Ok(self.log.epochs().end_offset_for(msg.epoch, end))
     }
 }
+
+/// Reads whole batches from `offset` up to the log end on the leader,
+/// beyond the high watermark: what a new coordinator replays of its
+/// offsets partition (everything acknowledged is in its log).
+#[derive(Message)]
+#[rtype(result = "Result<Bytes, ResponseError>")]
+pub struct ReadLocal {
+    pub leader_epoch: i32,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+impl Handler<ReadLocal> for Partition {
+    type Result = Result<Bytes, ResponseError>;
+
+    fn handle(&mut self, msg: ReadLocal, _: &mut Self::Context) -> Self::Result {
+        self.check_leader(msg.leader_epoch)?;
+        self.log.read(msg.offset, msg.max_bytes).map_err(|e| {
+            log::error!("{}: local read at {} failed: {e}", self.name, msg.offset);
+            ResponseError::KafkaStorageError
+        })
+    }
+}

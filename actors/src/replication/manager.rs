@@ -11,14 +11,14 @@
 //! sent, so an ISR change of one partition costs one message.
 
 use super::fetcher::{Fetcher, FollowedPartition};
+use super::offsets_topic::OFFSETS_TOPIC;
 use crate::broker::Broker;
 use crate::cluster::image::{ClusterImage, Command, PartitionImage, TopicImage, NO_LEADER};
 use crate::cluster::ClusterNode;
+use crate::partition;
 use crate::partition::replication::{BecomeFollower, BecomeLeader, IsrChange, ReplicaControl};
-use crate::partition::{self, Partition};
 use crate::topic::config as topic_config;
-use crate::topic::Topic;
-use actix::Addr;
+use crate::topic::{PartitionHandle, Topic};
 use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashMap};
@@ -143,7 +143,7 @@ impl ReplicaManager {
                     continue;
                 };
                 let index = index as i32;
-                self.assign_role(&local, index, &handle.addr, p, &topic.configs, broker);
+                self.assign_role(&local, index, handle, p, &topic.configs, broker);
                 if p.leader != self.local_id && p.leader != NO_LEADER {
                     followed
                         .entry(p.leader)
@@ -233,11 +233,12 @@ impl ReplicaManager {
         &mut self,
         topic: &Topic,
         index: i32,
-        addr: &Addr<Partition>,
+        handle: &PartitionHandle,
         p: &PartitionImage,
         configs: &BTreeMap<String, String>,
-        broker: &Broker,
+        broker: &Arc<Broker>,
     ) {
+        let addr = &handle.addr;
         let min_isr = topic_config::effective(broker.config(), configs, "min.insync.replicas")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
@@ -263,7 +264,16 @@ impl ReplicaManager {
                 lag_ms: broker.cluster_lag_ms(),
                 control: self.control.clone(),
             });
+            if *topic.name == *OFFSETS_TOPIC {
+                let (broker, handle, epoch) = (broker.clone(), handle.clone(), p.leader_epoch);
+                actix::spawn(async move {
+                    broker.take_offsets_partition(index, epoch, handle).await;
+                });
+            }
         } else {
+            if *topic.name == *OFFSETS_TOPIC {
+                broker.release_offsets_partition(index);
+            }
             addr.do_send(BecomeFollower {
                 leader: p.leader,
                 leader_epoch: p.leader_epoch,

@@ -13,12 +13,30 @@
 //! The record layout is this broker's own (bincode of the committed offset),
 //! not Kafka's: only actorlog brokers read the topic.
 
+use crate::broker::Broker;
+use crate::group::CommitLog;
 use crate::partition::batch;
-use crate::store::offsets::{CommittedOffset, PartitionOffset};
+use crate::partition::replication::ReadLocal;
+use crate::partition::Append;
+use crate::store::offsets::{CommittedOffset, OffsetStore, PartitionOffset};
+use crate::topic::PartitionHandle;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How long a commit waits for its replication before the client is told
+/// to retry (REQUEST_TIMED_OUT): an ISR member that stopped leaves the ISR
+/// only after `replica_lag_time_max_ms`.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes read per step when a new coordinator replays its partition.
+const LOAD_CHUNK: usize = 1 << 20;
 
 /// The topic's name, as Kafka's.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -91,6 +109,89 @@ pub fn decode_commits(mut records: Bytes) -> io::Result<Vec<(String, PartitionOf
         }
     }
     Ok(commits)
+}
+
+/// Replicates commits through the group's partition of the offsets topic,
+/// which this broker must lead.
+pub struct OffsetsTopicLog {
+    pub broker: Weak<Broker>,
+}
+
+impl CommitLog for OffsetsTopicLog {
+    fn append(
+        &self,
+        group: &str,
+        offsets: &[PartitionOffset],
+    ) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let broker = self.broker.upgrade();
+        let handle = broker
+            .as_ref()
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+            .and_then(|b| b.offsets_partition_of(group));
+        let batch = encode_commit(group, offsets, crate::clock::now_ms());
+        Box::pin(async move {
+            let batch = batch.map_err(|e| {
+                log::error!("encoding a commit: {e}");
+                ResponseError::UnknownServerError
+            })?;
+            let append = handle?.addr.send(Append {
+                batches: vec![batch],
+                durable: true,
+            });
+            match tokio::time::timeout(COMMIT_TIMEOUT, append).await {
+                Err(_) => Err(ResponseError::RequestTimedOut),
+                Ok(Err(_)) => Err(ResponseError::CoordinatorNotAvailable),
+                Ok(Ok(Ok(_))) => Ok(()),
+                Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) => {
+                    Err(ResponseError::NotCoordinator)
+                }
+                Ok(Ok(Err(ResponseError::NotEnoughReplicas))) => {
+                    Err(ResponseError::CoordinatorNotAvailable)
+                }
+                Ok(Ok(Err(e))) => Err(e),
+            }
+        })
+    }
+}
+
+/// Replays a partition of the offsets topic this broker now leads (in
+/// `leader_epoch`) into the offset store, so the groups it holds read
+/// every acknowledged commit. Returns how many commits it applied.
+pub async fn load(
+    handle: &PartitionHandle,
+    leader_epoch: i32,
+    store: &OffsetStore,
+) -> Result<usize, String> {
+    let mut offset = handle.offsets.borrow().log_start;
+    let mut applied = 0;
+    loop {
+        let read = ReadLocal {
+            leader_epoch,
+            offset,
+            max_bytes: LOAD_CHUNK,
+        };
+        let records = handle
+            .addr
+            .send(read)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let Some(last) = batch::last_offset_of(&records) else {
+            return Ok(applied);
+        };
+        let mut by_group: BTreeMap<String, Vec<PartitionOffset>> = BTreeMap::new();
+        for (group, commit) in decode_commits(records).map_err(|e| e.to_string())? {
+            by_group.entry(group).or_default().push(commit);
+        }
+        for (group, offsets) in by_group {
+            applied += offsets.len();
+            store
+                .commit(&group, &offsets)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        offset = last + 1;
+    }
 }
 
 #[cfg(test)]
