@@ -45,7 +45,7 @@ pub struct TopicError {
 }
 
 impl TopicError {
-    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
         TopicError {
             code,
             message: message.into(),
@@ -951,6 +951,29 @@ impl Broker {
         });
     }
 
+    /// Makes a partition's first replica its leader again (ElectLeaders,
+    /// PREFERRED), if it is alive and in the ISR. On a single broker it
+    /// always is: ELECTION_NOT_NEEDED.
+    pub async fn elect_preferred_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), TopicError> {
+        let Some(node) = &self.cluster else {
+            return Err(TopicError::new(
+                ResponseError::ElectionNotNeeded,
+                "the partition's leader is already its preferred leader",
+            ));
+        };
+        let command = Command::ElectPreferredLeader {
+            topic: topic.to_string(),
+            partition: u32::try_from(partition).map_err(|_| {
+                TopicError::new(ResponseError::UnknownTopicOrPartition, "no such partition")
+            })?,
+        };
+        self.submit(node, command).await.map(|_| ())
+    }
+
     /// The cluster membership, if this broker is in a cluster.
     pub fn cluster(&self) -> Option<&ClusterNode> {
         self.cluster.as_ref()
@@ -979,12 +1002,19 @@ impl Broker {
             .collect()
     }
 
-    /// The broker clients see as the controller: the active one in a
-    /// cluster (-1 while there is none), else this one.
+    /// The broker clients see as the controller, where admin clients send
+    /// CreateTopics and the like. As in KRaft, clients never talk to the
+    /// quorum itself: any live broker forwards, so it is this one once it
+    /// is live, else the first live one (-1 while none is).
     pub fn controller_id(&self) -> i32 {
-        match &self.cluster {
-            Some(node) => node.controller_id().unwrap_or(-1),
-            None => self.config.node_id,
+        let Some(node) = &self.cluster else {
+            return self.config.node_id;
+        };
+        let live = node.image().borrow().live_brokers();
+        if live.contains(&self.config.node_id) {
+            self.config.node_id
+        } else {
+            live.first().copied().unwrap_or(-1)
         }
     }
 

@@ -3,6 +3,7 @@
 //! auto-created when the broker and the request allow it.
 
 use crate::broker::Broker;
+use crate::replication::offsets_topic::OFFSETS_TOPIC;
 use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -117,6 +118,7 @@ fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
             topic.name.to_string(),
         ))))
         .with_topic_id(topic.id)
+        .with_is_internal(&*topic.name == OFFSETS_TOPIC)
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }

@@ -161,7 +161,7 @@ apis! {
     DescribeProducers 0..=0, later |c, req| describe_producers::handle(&c.broker, req);
     DescribeTopicPartitions 0..=0, now |c, req| describe_topic_partitions::handle(&c.broker, req);
     OffsetForLeaderEpoch 2..=4, later |c, req| offset_for_leader_epoch::handle(&c.broker, req);
-    ElectLeaders 0..=2, now |c, req| replica_placement::elect_leaders(&c.broker, req);
+    ElectLeaders 0..=2, later |c, req| replica_placement::elect_leaders(&c.broker, req);
     ListPartitionReassignments 0..=0, now |_c, _| replica_placement::list_partition_reassignments();
     AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, req);
     AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, req);

@@ -5,7 +5,7 @@
 //! answers as Kafka does when there is nothing to do, and refuses placements
 //! this broker cannot satisfy.
 
-use crate::broker::Broker;
+use crate::broker::{Broker, TopicError};
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -28,41 +28,37 @@ fn exists(broker: &Broker, topic: &TopicName, partition: i32) -> bool {
         .is_some_and(|t| t.has_partition(partition))
 }
 
-/// Every partition's leader is the broker itself: no election is needed.
-/// Without a partition list Kafka reports only partitions it elected, so
-/// the answer is empty.
-pub fn elect_leaders(broker: &Broker, req: ElectLeadersRequest) -> ElectLeadersResponse {
-    let results = req
-        .topic_partitions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|&p| {
-                    let (error, message) = if exists(broker, &t.topic, p) {
-                        (
-                            ResponseError::ElectionNotNeeded,
-                            "the partition's leader is already its preferred leader",
-                        )
-                    } else {
-                        (
-                            ResponseError::UnknownTopicOrPartition,
-                            "no such topic or partition",
-                        )
-                    };
-                    PartitionResult::default()
-                        .with_partition_id(p)
-                        .with_error_code(error.code())
-                        .with_error_message(Some(StrBytes::from_static_str(message)))
-                })
-                .collect();
+/// Preferred-leader elections: each named partition's first replica
+/// becomes its leader again if it is alive and in the ISR (on a single
+/// broker it always leads already). Without a partition list Kafka reports
+/// only partitions it elected, so the answer is empty.
+pub async fn elect_leaders(broker: &Broker, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    let mut results = Vec::new();
+    for t in req.topic_partitions.unwrap_or_default() {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for &p in &t.partitions {
+            let outcome = if exists(broker, &t.topic, p) {
+                broker.elect_preferred_leader(&t.topic, p).await
+            } else {
+                Err(TopicError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    "no such topic or partition",
+                ))
+            };
+            let result = PartitionResult::default().with_partition_id(p);
+            partitions.push(match outcome {
+                Ok(()) => result,
+                Err(e) => result
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(StrBytes::from_string(e.message))),
+            });
+        }
+        results.push(
             ReplicaElectionResult::default()
                 .with_topic(t.topic)
-                .with_partition_result(partitions)
-        })
-        .collect();
+                .with_partition_result(partitions),
+        );
+    }
     ElectLeadersResponse::default().with_replica_election_results(results)
 }
 

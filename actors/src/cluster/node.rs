@@ -241,11 +241,6 @@ impl ClusterNode {
         self.inner.is_leader()
     }
 
-    /// The active controller's node id, as far as this node knows.
-    pub fn controller_id(&self) -> Option<i32> {
-        self.inner.leader().and_then(|id| i32::try_from(id).ok())
-    }
-
     /// Stops heartbeats, raft and the runtime thread. Every acknowledged
     /// log write is already fsynced; this waits for the log writer to
     /// finish and the listener to close, so the same directory and port can
