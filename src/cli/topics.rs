@@ -21,8 +21,8 @@ pub enum TopicsCommand {
         partitions: i32,
         /// Replicas of each partition; by default the broker's
         /// `default_replication_factor` (1 on a single broker).
-        #[arg(long, short, default_value_t = -1, allow_negative_numbers = true)]
-        replication_factor: i32,
+        #[arg(long, short)]
+        replication_factor: Option<i32>,
         /// Topic config overrides, key=value (repeatable).
         #[arg(long = "config", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
@@ -107,14 +107,12 @@ async fn create(
     bootstrap: &str,
     name: &str,
     partitions: i32,
-    replication_factor: i32,
+    replication_factor: Option<i32>,
     configs: &[(String, String)],
 ) -> Result<(), String> {
-    let mut topic = NewTopic::new(
-        name,
-        partitions,
-        TopicReplication::Fixed(replication_factor),
-    );
+    // -1 asks the broker for its default (CreateTopics v4+).
+    let replication = TopicReplication::Fixed(replication_factor.unwrap_or(-1));
+    let mut topic = NewTopic::new(name, partitions, replication);
     for (key, value) in configs {
         topic = topic.set(key, value);
     }
