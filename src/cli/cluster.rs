@@ -95,24 +95,26 @@ fn ports(args: &ClusterArgs) -> Result<Vec<(u16, u16)>, String> {
     if n == 0 {
         return Err("--brokers must be at least 1".into());
     }
-    let range = |flag: &str, base: u32| -> Result<std::ops::Range<u32>, String> {
+    // `what` names the flag the range comes from, for the error.
+    let range = |what: &str, base: u32| -> Result<std::ops::Range<u32>, String> {
         let last = base.saturating_add(n - 1);
         if base == 0 || last > u32::from(u16::MAX) {
             return Err(format!(
-                "{flag} {base} with {n} brokers needs ports {base}..={last}, \
-                 outside 1..=65535"
+                "{what} with {n} brokers needs ports {base}..={last}, outside 1..=65535"
             ));
         }
         Ok(base..base + n)
     };
-    let clients = range("--base-port", args.base_port)?;
+    let clients = range(&format!("--base-port {}", args.base_port), args.base_port)?;
     let controllers = match args.controller_base_port {
-        Some(base) => range("--controller-base-port", base)?,
-        None => range(
-            "--controller-base-port",
-            args.base_port.saturating_add(10_000),
-        )
-        .map_err(|e| format!("{e} (by default the base port + 10000): pass another"))?,
+        Some(base) => range(&format!("--controller-base-port {base}"), base)?,
+        None => {
+            let base = args.base_port.saturating_add(10_000);
+            range(
+                &format!("--controller-base-port {base} (the default, --base-port + 10000)"),
+                base,
+            )?
+        }
     };
     if clients.start < controllers.end && controllers.start < clients.end {
         return Err(format!(
