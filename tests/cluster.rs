@@ -69,14 +69,20 @@ fn three_brokers_replicate() {
             "the leader of r/{partition} is a replica: {p:?}"
         );
     }
-    let listing = kcat_metadata(&bootstrap);
-    for (partition, p) in view.iter().enumerate() {
-        let line = format!("partition {partition}, leader {}, replicas: ", p.leader);
-        assert!(
-            listing.contains(&line),
-            "kcat sees the leader rdkafka sees: no `{line}` in\n{listing}"
-        );
-    }
+    // kcat may ask a broker a moment behind the one rdkafka asked.
+    wait_until(
+        Duration::from_secs(10),
+        &format!("kcat sees the leaders rdkafka sees, {view:?}"),
+        || {
+            let listing = kcat_metadata(&bootstrap);
+            view.iter().enumerate().all(|(partition, p)| {
+                listing.contains(&format!(
+                    "partition {partition}, leader {}, replicas: ",
+                    p.leader
+                ))
+            })
+        },
+    );
 
     let (producer, recorder) = recording_producer(&bootstrap, &[]);
     for value in 0..1000u64 {
