@@ -7,8 +7,8 @@
 mod cluster_process;
 
 use cluster_process::clients::{
-    broker_ids, create_replicated_topic, metadata, partition_view, produce_one, read_partition,
-    recording_producer, ContinuousProducer,
+    broker_ids, create_replicated_topic, in_sync_everywhere, metadata, partition_view, produce_one,
+    read_partition, recording_producer, ContinuousProducer,
 };
 use cluster_process::{wait_until, Cluster};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -175,10 +175,7 @@ fn leader_kill_keeps_acknowledged_records() {
         wait_until(
             FAILOVER_WAIT,
             &format!("broker {leader} is back in the ISR of failover/0 (kill {kill})"),
-            || {
-                partition_view(&cluster.live_bootstrap(), "failover", 0)
-                    .is_some_and(|p| p.fully_in_sync(3))
-            },
+            || in_sync_everywhere(&cluster.live_brokers(), "failover", 0),
         );
     }
 
@@ -261,7 +258,7 @@ fn two_of_three_down_refuses_acks_all() {
     wait_until(
         Duration::from_secs(90),
         "the ISR of strict/0 is back to 3",
-        || partition_view(&cluster.bootstrap(), "strict", 0).is_some_and(|p| p.fully_in_sync(3)),
+        || in_sync_everywhere(&cluster.live_brokers(), "strict", 0),
     );
     produce_one(&cluster.bootstrap(), "strict", 2, enough).expect("acks=all after recovery");
 }
@@ -303,7 +300,7 @@ fn stopped_follower_leaves_and_rejoins_isr() {
     wait_until(
         FAILOVER_WAIT,
         &format!("broker {follower} rejoins the ISR of lagging/0"),
-        || partition_view(&cluster.bootstrap(), "lagging", 0).is_some_and(|p| p.fully_in_sync(3)),
+        || in_sync_everywhere(&cluster.live_brokers(), "lagging", 0),
     );
     let produced = producer.stop();
     assert_eq!(

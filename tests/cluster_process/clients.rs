@@ -94,6 +94,16 @@ pub fn partition_view(bootstrap: &str, topic: &str, partition: usize) -> Option<
     topic_view(bootstrap, topic)?.into_iter().nth(partition)
 }
 
+/// Whether every broker in `brokers`, each asked on its own, reports a
+/// leader and all 3 replicas of `topic`'s partition in sync. Asking them
+/// all keeps a broker that has just restarted, and may not have caught up
+/// with the metadata yet, from vouching alone for an ISR it left.
+pub fn in_sync_everywhere(brokers: &[String], topic: &str, partition: usize) -> bool {
+    brokers
+        .iter()
+        .all(|broker| partition_view(broker, topic, partition).is_some_and(|p| p.fully_in_sync(3)))
+}
+
 /// Creates `topic` with replication factor 3 and `min.insync.replicas=2`,
 /// then waits until every partition has a leader and three in-sync
 /// replicas; returns that view.

@@ -163,16 +163,19 @@ impl Cluster {
         self.nodes[i].bootstrap()
     }
 
-    /// The client addresses of the brokers running and not stopped: a new
-    /// client bootstrapped there does not wait on a dead or frozen broker.
-    pub fn live_bootstrap(&self) -> String {
-        let live: Vec<String> = self
-            .nodes
+    /// The client addresses of the brokers running and not stopped.
+    pub fn live_brokers(&self) -> Vec<String> {
+        self.nodes
             .iter()
             .filter(|n| n.child.is_some() && !n.stopped)
             .map(Node::bootstrap)
-            .collect();
-        live.join(",")
+            .collect()
+    }
+
+    /// [`Cluster::live_brokers`], comma-separated: a new client
+    /// bootstrapped there does not wait on a dead or frozen broker.
+    pub fn live_bootstrap(&self) -> String {
+        self.live_brokers().join(",")
     }
 
     pub fn len(&self) -> usize {
