@@ -9,7 +9,7 @@ pub use actorlog_actors as actors;
 pub use actorlog_actors::BrokerConfig;
 
 pub mod cli;
-pub mod config;
+pub mod config_file;
 pub mod embedded;
 pub mod server;
 pub mod simulate;

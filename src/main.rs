@@ -107,7 +107,7 @@ fn serve(
     listen: Option<std::net::SocketAddr>,
     data_dir: Option<PathBuf>,
 ) -> Result<(), String> {
-    let mut config = actorlog::config::load(config.as_deref())?;
+    let mut config = actorlog::config_file::load(config.as_deref())?;
     if let Some(listen) = listen {
         config.listen = listen;
     }

@@ -1,7 +1,7 @@
 //! Running the broker as a service: start the actor system, listen, and
 //! shut down cleanly on SIGTERM or Ctrl-C.
 
-use actorlog_actors::{metrics, server, Broker, BrokerConfig};
+use actorlog_actors::{listener, metrics, Broker, BrokerConfig};
 use std::io;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         );
         let mut terminate = signal(SignalKind::terminate())?;
         let result = tokio::select! {
-            served = server::serve(broker.clone(), listener) => served,
+            served = listener::serve(broker.clone(), listener) => served,
             _ = terminate.recv() => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };

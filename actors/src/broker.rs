@@ -2,25 +2,24 @@
 //! from the catalog, and owns the registries (topic name → partition actors).
 //! Connection handlers reach partitions through it.
 
-use crate::acls::AclStore;
-use crate::catalog::{Catalog, TopicRecord};
-use crate::cluster::image::{assign_replicas, Applied, ClusterImage, Command, NO_LEADER};
+use crate::cluster::image::{assign_replicas, Applied, Command};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
+use crate::connection::limits::Connections;
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
-use crate::group::consumer_group::ConsumerGroupConfig;
-use crate::group::state::GroupConfig;
+use crate::group::classic::GroupConfig;
+use crate::group::kip848::ConsumerGroupConfig;
 use crate::group::GroupCoordinator;
-use crate::limits::Connections;
 use crate::metrics::Metrics;
-use crate::offsets::OffsetStore;
 use crate::partition::cleaner::Cleaner;
-use crate::partition::log::Log;
+use crate::partition::local_log::Log;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
-use crate::topic::{validate_name, PartitionHandle, Topic};
-use crate::topic_config;
+use crate::store::acls::AclStore;
+use crate::store::offsets::OffsetStore;
+use crate::topic::catalog::{Catalog, TopicRecord};
+use crate::topic::{self, validate_name, PartitionHandle, Topic};
 use crate::txn::TxnCoordinator;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
@@ -139,7 +138,7 @@ pub struct PartitionView {
 pub struct BrokerAddress {
     pub id: i32,
     pub host: String,
-    pub port: u16,
+    pub port: i32,
 }
 
 /// The broker's threads and the handles that keep the flusher and cleaner
@@ -179,13 +178,19 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = crate::state_db::open(&state_db)?;
+        let state_db = crate::store::state_db::open(&state_db)?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
                 let (host, port) = config.advertised();
+                let port = u16::try_from(port).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the advertised port is out of range",
+                    )
+                })?;
                 Some(ClusterNode::start(
                     config.node_id,
                     host,
@@ -269,7 +274,7 @@ impl Broker {
                     0..record.partitions,
                     &record.configs,
                 )?,
-                produce: topic_config::produce_settings(&self.config, &record.configs),
+                produce: topic::config::produce_settings(&self.config, &record.configs),
                 configs: record.configs,
             };
             log::info!(
@@ -393,12 +398,10 @@ impl Broker {
             log::info!("created topic {name} with {partitions} partitions");
             return self.await_local_topic(name).await;
         }
-        if replication_factor > 1 {
-            return Err(TopicError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!("replication factor {replication_factor} is larger than the 1 broker of this cluster"),
-            ));
-        }
+        self.check_replication(
+            self.replication_factor(replication_factor),
+            assignment.as_deref(),
+        )?;
         let mut catalog = self.catalog.lock().await;
         if self.topics.contains_key(name) {
             return Err(TopicError::new(
@@ -414,7 +417,7 @@ impl Broker {
             name: name.into(),
             id: Uuid::new_v4(),
             partitions: handles,
-            produce: topic_config::produce_settings(&self.config, &configs),
+            produce: topic::config::produce_settings(&self.config, &configs),
             configs,
         };
         catalog
@@ -528,7 +531,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         for (key, value) in &configs {
-            topic_config::validate(&self.config, key, value)
+            topic::config::validate(&self.config, key, value)
                 .map_err(|m| TopicError::new(ResponseError::InvalidConfig, m))?;
         }
         let mut catalog = self.catalog.lock().await;
@@ -558,15 +561,15 @@ impl Broker {
             name: topic.name.clone(),
             id: topic.id,
             partitions: topic.partitions.clone(),
-            produce: topic_config::produce_settings(&self.config, &configs),
+            produce: topic::config::produce_settings(&self.config, &configs),
             configs,
         };
         catalog
             .upsert(record_of(&changed))
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let settings = partition::SetConfigs {
-            cleanup: topic_config::cleanup(&self.config, &changed.configs),
-            log: topic_config::log_config(&self.config, &changed.configs),
+            cleanup: topic::config::cleanup(&self.config, &changed.configs),
+            log: topic::config::log_config(&self.config, &changed.configs),
         };
         for partition in changed.local_partitions() {
             partition.addr.do_send(settings.clone());
@@ -600,7 +603,7 @@ impl Broker {
             .topics()
             .into_iter()
             .flat_map(|t| t.local_partitions().cloned().collect::<Vec<_>>())
-            .map(|p| p.addr.send(partition::Sync));
+            .map(|p| p.addr.send(partition::SyncToDisk));
         for result in join_all(syncs).await {
             if let Ok(Err(e)) = result {
                 log::error!("fsync at shutdown failed: {e}");
@@ -832,7 +835,7 @@ impl Broker {
             .map(|b| BrokerAddress {
                 id: b.id,
                 host: b.host.clone(),
-                port: b.port,
+                port: i32::from(b.port),
             })
             .collect()
     }
@@ -895,15 +898,60 @@ impl Broker {
             replication_factor as usize
         };
         let live = node.image().borrow().live_brokers();
-        assign_replicas(&live, partitions.max(0) as usize, rf, first)
+        let rf = u16::try_from(rf).unwrap_or(u16::MAX);
+        assign_replicas(&live, partitions.max(0) as u32, rf, first)
             .map_err(|e| TopicError::new(code_of(e.code()), e.to_string()))
     }
 
+    /// The replication factor a request for `requested` (-1: the default)
+    /// gets.
+    pub fn replication_factor(&self, requested: i16) -> i16 {
+        if requested < 1 {
+            i16::try_from(self.default_replication_factor()).unwrap_or(i16::MAX)
+        } else {
+            requested
+        }
+    }
+
+    /// Whether this many replicas (or this assignment) can be placed: on
+    /// the live brokers of a cluster, or on this one broker alone.
+    pub fn check_replication(
+        &self,
+        replication_factor: i16,
+        assignment: Option<&[Vec<i32>]>,
+    ) -> Result<(), TopicError> {
+        let live = match &self.cluster {
+            Some(node) => node.image().borrow().live_brokers(),
+            None => vec![self.config.node_id],
+        };
+        if let Some(assignment) = assignment {
+            if let Some(unknown) = assignment.iter().flatten().find(|b| !live.contains(b)) {
+                return Err(TopicError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "broker {unknown} is not a live broker of this cluster (live: {live:?})"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if replication_factor < 1 || replication_factor as usize > live.len() {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {replication_factor} is larger than the {} available brokers",
+                    live.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn default_replication_factor(&self) -> usize {
-        self.config.cluster.as_ref().map_or(1, |c| {
-            c.default_replication_factor
-                .map_or(c.voters.len().min(3), usize::from)
-        })
+        self.config
+            .cluster
+            .as_ref()
+            .map_or(1, |c| usize::from(c.default_replication_factor()))
     }
 
     /// Proposes a metadata change through the controller quorum and waits
@@ -960,7 +1008,7 @@ impl Broker {
             name: name.into(),
             id,
             partitions,
-            produce: topic_config::produce_settings(&self.config, configs),
+            produce: topic::config::produce_settings(&self.config, configs),
             configs: configs.clone(),
         }
     }
@@ -968,8 +1016,8 @@ impl Broker {
     /// Applies a topic's configs to its partitions here.
     pub(crate) fn apply_topic_configs(&self, topic: &Topic) {
         let settings = partition::SetConfigs {
-            cleanup: topic_config::cleanup(&self.config, &topic.configs),
-            log: topic_config::log_config(&self.config, &topic.configs),
+            cleanup: topic::config::cleanup(&self.config, &topic.configs),
+            log: topic::config::log_config(&self.config, &topic.configs),
         };
         for partition in topic.local_partitions() {
             partition.addr.do_send(settings.clone());
@@ -1074,13 +1122,13 @@ impl Broker {
         index: i32,
         configs: &BTreeMap<String, String>,
     ) -> io::Result<PartitionHandle> {
-        let cleanup = topic_config::cleanup(&self.config, configs);
+        let cleanup = topic::config::cleanup(&self.config, configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         let (flusher, cleaner) = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
-        let log_config = topic_config::log_config(&self.config, configs);
+        let log_config = topic::config::log_config(&self.config, configs);
         let log = match self.storage {
             Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
             Storage::Memory => Log::in_memory(log_config)?,

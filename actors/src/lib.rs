@@ -2,28 +2,25 @@
 //!
 //! Each partition, each client connection (and, later, each consumer group
 //! coordinator) is an actix actor. Actors own plain data structures — the
-//! partition [`partition::log::Log`], the topic [`catalog::Catalog`] — and turn
+//! partition [`partition::local_log::Log`], the topic [`topic::catalog::Catalog`] — and turn
 //! messages into method calls on them, so the logic is testable without actors.
 
-pub mod acls;
 pub mod alloc;
+pub mod api;
 pub mod broker;
-pub mod catalog;
-pub mod client_log;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod flusher;
 pub mod group;
-pub mod limits;
+pub mod listener;
 pub mod metrics;
-pub mod offsets;
 pub mod partition;
-pub mod server;
-pub mod state_db;
+pub mod protocol;
+pub mod replication;
+pub mod store;
 pub mod topic;
-pub mod topic_config;
 pub mod txn;
 
 pub use broker::Broker;

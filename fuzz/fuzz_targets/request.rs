@@ -11,9 +11,10 @@
 
 #![no_main]
 
-use actorlog_actors::connection::{frame, produce};
+use actorlog_actors::api::produce;
+use actorlog_actors::connection::frame;
 use actorlog_actors::partition::batch::{self, Compression};
-use actorlog_actors::topic_config::ProduceSettings;
+use actorlog_actors::topic::config::ProduceSettings;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::RequestKind;
 use libfuzzer_sys::fuzz_target;

@@ -10,7 +10,7 @@
 #![no_main]
 
 use actorlog_actors::partition::batch::{self, Compression};
-use actorlog_actors::partition::log::{Log, LogConfig};
+use actorlog_actors::partition::local_log::{Log, LogConfig};
 use actorlog_actors::partition::producers::Producers;
 use actorlog_actors::partition::transactions::Transactions;
 use arbitrary::Arbitrary;

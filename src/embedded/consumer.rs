@@ -8,14 +8,14 @@ use super::record::{decode, ConsumedRecord};
 use super::Error;
 use actorlog_actors::clock::now_ms;
 use actorlog_actors::group::assignor::{Assignor, Subscriber, Topics};
+use actorlog_actors::group::classic::{JoinRequest, JoinedMember, LeaveMember, SyncRequest};
 use actorlog_actors::group::consumer_protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, ProtocolError,
     Subscription, PROTOCOL_TYPE,
 };
-use actorlog_actors::group::state::{JoinRequest, JoinedMember, LeaveMember, SyncRequest};
-use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, Sync};
-use actorlog_actors::offsets::{CommittedOffset, PartitionOffset};
+use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, SyncGroup};
 use actorlog_actors::partition::Read;
+use actorlog_actors::store::offsets::{CommittedOffset, PartitionOffset};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
@@ -149,6 +149,8 @@ impl Consumer {
                 offset: *position,
                 max_bytes: FETCH_BYTES,
                 committed: false,
+                current_leader_epoch: -1,
+                replica: None,
             };
             let records = match handle.addr.send(read).await.map_err(|_| Error::Stopped)? {
                 Ok(records) => decode(records.records, *position)?,
@@ -350,7 +352,7 @@ impl Consumer {
             assignments,
         };
         let synced = coordinator
-            .send(Sync(sync))
+            .send(SyncGroup(sync))
             .await
             .map_err(|_| Error::Stopped)?;
         if synced.error == ResponseError::RebalanceInProgress.code() {

@@ -55,7 +55,7 @@ pub use self::record::ConsumedRecord;
 
 use actorlog_actors::broker::Storage;
 use actorlog_actors::partition::Read;
-use actorlog_actors::{metrics, server, BrokerConfig};
+use actorlog_actors::{listener, metrics, BrokerConfig};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::io;
@@ -261,7 +261,7 @@ async fn run(
     let serving = listener.map(|listener| {
         let serving = broker.clone();
         actix_rt::spawn(async move {
-            if let Err(e) = server::serve(serving, listener).await {
+            if let Err(e) = listener::serve(serving, listener).await {
                 log::error!("embedded listener stopped: {e}");
             }
         })
@@ -355,7 +355,7 @@ impl Broker {
             .collect();
         let inner = &self.inner;
         for (key, value) in &configs {
-            actorlog_actors::topic_config::validate(inner.config(), key, value)
+            actorlog_actors::topic::config::validate(inner.config(), key, value)
                 .map_err(|m| Error::kafka(ResponseError::InvalidConfig, m))?;
         }
         inner.create_topic(name, partitions, configs).await?;
@@ -409,6 +409,8 @@ impl Broker {
             offset,
             max_bytes: READ_BYTES,
             committed: false,
+            current_leader_epoch: -1,
+            replica: None,
         };
         let records = handle
             .addr

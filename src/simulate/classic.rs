@@ -19,13 +19,13 @@ use super::scenario::{Consumer, GroupSettings};
 use actorlog_actors::group::assignor::{
     cooperative_step, Assignor, Subscriber, TopicPartition, Topics,
 };
+use actorlog_actors::group::classic::{
+    GroupConfig, GroupState, JoinRequest, JoinResponse, JoinedMember, LeaveMember, Reply,
+    StateKind, SyncRequest, SyncResponse, Token,
+};
 use actorlog_actors::group::consumer_protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, Subscription,
     PROTOCOL_TYPE,
-};
-use actorlog_actors::group::state::{
-    GroupConfig, GroupState, JoinRequest, JoinResponse, JoinedMember, LeaveMember, Reply,
-    StateKind, SyncRequest, SyncResponse, Token,
 };
 use bytes::Bytes;
 use kafka_protocol::ResponseError;

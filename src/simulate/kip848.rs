@@ -14,7 +14,7 @@ use super::clients::Clients;
 use super::lifecycle::Model;
 use super::scenario::{Consumer, GroupSettings};
 use actorlog_actors::group::assignor::{Assignor, TopicPartition, Topics};
-use actorlog_actors::group::consumer_group::{
+use actorlog_actors::group::kip848::{
     ConsumerGroup, ConsumerGroupConfig, ConsumerGroupState, HeartbeatRequest, HeartbeatResponse,
     JOIN_EPOCH, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };

@@ -7,7 +7,7 @@
 
 use super::generate::{self, Generator};
 use actorlog_actors::group::assignor::{Assignor, Topics};
-use actorlog_actors::group::state::GroupConfig;
+use actorlog_actors::group::classic::GroupConfig;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::cell::RefCell;

@@ -65,7 +65,7 @@ pub struct TopicImage {
 }
 
 /// The whole cluster metadata, as of `applied_index`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterImage {
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicImage>,
@@ -74,17 +74,6 @@ pub struct ClusterImage {
     /// The raft log index of the last applied entry; a broker compares it
     /// with its registration epoch to know it has caught up.
     pub applied_index: u64,
-}
-
-impl Default for ClusterImage {
-    fn default() -> Self {
-        ClusterImage {
-            brokers: BTreeMap::new(),
-            topics: BTreeMap::new(),
-            next_producer_id: 0,
-            applied_index: 0,
-        }
-    }
 }
 
 /// A change to the image, proposed through the controller quorum.

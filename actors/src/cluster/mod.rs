@@ -3,9 +3,15 @@
 
 pub mod config;
 pub mod image;
+pub mod node;
+pub mod raft;
 
 pub use config::ClusterConfig;
 pub use image::{
     assign_replicas, Applied, BrokerInfo, ClusterImage, Command, CommandResult, MetadataError,
     PartitionImage, TopicImage,
 };
+pub use node::{ClusterError, ClusterNode};
+
+#[cfg(test)]
+mod tests;

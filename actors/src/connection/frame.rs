@@ -1,20 +1,13 @@
 //! Framing, request decoding and response encoding around the
 //! kafka-protocol codecs.
 
-use super::{api_versions, old_versions};
+use super::old_versions;
+use crate::api;
+use crate::protocol::Request;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio_util::codec::LengthDelimitedCodec;
-
-/// A decoded request.
-pub struct Request {
-    pub api_key: ApiKey,
-    pub version: i16,
-    pub correlation_id: i32,
-    pub client_id: String,
-    pub body: RequestKind,
-}
 
 /// What to do with a frame that is not a request we can serve.
 #[derive(Debug)]
@@ -48,7 +41,7 @@ pub fn decode(mut frame: Bytes) -> Result<Request, Rejection> {
     let correlation_id = (&frame[4..8]).get_i32();
     let api_key = ApiKey::try_from(raw_key)
         .map_err(|_| Rejection::Close(format!("unknown api key {raw_key}")))?;
-    let Some(range) = api_versions::supported(api_key) else {
+    let Some(range) = api::supported(api_key) else {
         return Err(Rejection::Close(format!(
             "api {api_key:?} (key {raw_key}) is not supported"
         )));

@@ -14,61 +14,18 @@
 //! in flight closes after `connections_max_idle_ms` without a request, and
 //! at shutdown it stops reading, writes its last responses and closes.
 
-mod acls;
-mod add_offsets_to_txn;
-mod add_partitions_to_txn;
-mod alter_configs;
-mod api_versions;
-mod client_quotas;
-mod consumer_group_describe;
-mod consumer_group_heartbeat;
-mod create_partitions;
-mod create_topics;
-mod delete_groups;
-mod delete_records;
-mod delete_topics;
-mod describe_cluster;
-mod describe_configs;
-mod describe_groups;
-mod describe_log_dirs;
-mod describe_producers;
-mod describe_topic_partitions;
-mod describe_transactions;
-mod end_txn;
-mod fetch;
-mod find_coordinator;
+pub mod client_log;
 pub mod frame;
-mod heartbeat;
-mod init_producer_id;
-mod join_group;
-mod leave_group;
-mod list_config_resources;
-mod list_groups;
-mod list_offsets;
-mod message_set;
-mod metadata;
-mod offset_commit;
-mod offset_delete;
-mod offset_fetch;
-mod offset_for_leader_epoch;
+pub mod limits;
 mod old_versions;
-pub mod produce;
-mod replica_placement;
-mod scram_credentials;
-mod sync_group;
-mod txn_offset_commit;
-mod write_txn_markers;
 
+use crate::api;
 use crate::broker::Broker;
-use crate::client_log;
-use crate::limits::{Admitted, Budget, Slot};
 use actix::io::{FramedWrite, WriteHandler};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytes::{Bytes, BytesMut};
-use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, Stream, StreamExt};
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -79,20 +36,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use self::frame::{Rejection, Request};
-
-/// `isolation_level` of a transactional consumer (Fetch, ListOffsets).
-const READ_COMMITTED: i8 = 1;
-
-/// Kafka's config resource types (DescribeConfigs, AlterConfigs,
-/// IncrementalAlterConfigs, ListConfigResources).
-mod resource_type {
-    pub const TOPIC: i8 = 2;
-    pub const BROKER: i8 = 4;
-    pub const BROKER_LOGGER: i8 = 8;
-    pub const CLIENT_METRICS: i8 = 16;
-    pub const GROUP: i8 = 32;
-}
+use self::frame::Rejection;
+use self::limits::{Admitted, Budget, Slot};
 
 pub struct Connection {
     broker: Arc<Broker>,
@@ -256,13 +201,11 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                     request.api_key,
                     request.version,
                     request.correlation_id,
-                    dispatch(&self.broker, self.peer, request),
+                    api::dispatch(&self.broker, self.peer, request),
                 )
             }
             Err(Rejection::ApiVersionsTooNew { correlation_id }) => {
-                let body = ResponseKind::ApiVersions(api_versions::handle(Some(
-                    ResponseError::UnsupportedVersion,
-                )));
+                let body = api::api_versions_too_new();
                 let reply = async move { Some(body) }.boxed_local();
                 (ApiKey::ApiVersions, 0, correlation_id, reply)
             }
@@ -328,265 +271,4 @@ impl Handler<Completed> for Connection {
         };
         self.complete(done.seq, finished);
     }
-}
-
-/// Starts the handler of one request. `None` from the future: send nothing
-/// (Produce with acks=0).
-fn dispatch(
-    broker: &Arc<Broker>,
-    peer: SocketAddr,
-    request: Request,
-) -> LocalBoxFuture<'static, Option<ResponseKind>> {
-    let broker = broker.clone();
-    let version = request.version;
-    let ready = |body: ResponseKind| async move { Some(body) }.boxed_local();
-    match request.body {
-        RequestKind::Produce(req) => produce::handle(&broker, req)
-            .map(|r| r.map(ResponseKind::Produce))
-            .boxed_local(),
-        RequestKind::Fetch(req) => async move {
-            Some(ResponseKind::Fetch(
-                fetch::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::ListOffsets(req) => async move {
-            Some(ResponseKind::ListOffsets(
-                list_offsets::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::Metadata(req) => async move {
-            Some(ResponseKind::Metadata(
-                metadata::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle(None))),
-        RequestKind::CreateTopics(req) => async move {
-            Some(ResponseKind::CreateTopics(
-                create_topics::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DeleteTopics(req) => async move {
-            Some(ResponseKind::DeleteTopics(
-                delete_topics::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::CreatePartitions(req) => async move {
-            Some(ResponseKind::CreatePartitions(
-                create_partitions::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
-            describe_configs::handle(&broker, req),
-        )),
-        RequestKind::DescribeAcls(req) => {
-            ready(ResponseKind::DescribeAcls(acls::describe(&broker, req)))
-        }
-        RequestKind::CreateAcls(req) => {
-            async move { Some(ResponseKind::CreateAcls(acls::create(&broker, req).await)) }
-                .boxed_local()
-        }
-        RequestKind::DeleteAcls(req) => {
-            async move { Some(ResponseKind::DeleteAcls(acls::delete(&broker, req).await)) }
-                .boxed_local()
-        }
-        RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(
-            describe_cluster::handle(&broker),
-        )),
-        RequestKind::FindCoordinator(req) => ready(ResponseKind::FindCoordinator(
-            find_coordinator::handle(&broker, version, req),
-        )),
-        RequestKind::JoinGroup(req) => {
-            let client_id = request.client_id;
-            async move {
-                let response = join_group::handle(&broker, version, client_id, peer, req).await;
-                Some(ResponseKind::JoinGroup(response))
-            }
-            .boxed_local()
-        }
-        RequestKind::ConsumerGroupHeartbeat(req) => {
-            let client_id = request.client_id;
-            async move {
-                let response =
-                    consumer_group_heartbeat::handle(&broker, client_id, peer, req).await;
-                Some(ResponseKind::ConsumerGroupHeartbeat(response))
-            }
-            .boxed_local()
-        }
-        RequestKind::ConsumerGroupDescribe(req) => async move {
-            Some(ResponseKind::ConsumerGroupDescribe(
-                consumer_group_describe::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::SyncGroup(req) => async move {
-            Some(ResponseKind::SyncGroup(
-                sync_group::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::Heartbeat(req) => async move {
-            Some(ResponseKind::Heartbeat(
-                heartbeat::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::LeaveGroup(req) => async move {
-            Some(ResponseKind::LeaveGroup(
-                leave_group::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::OffsetCommit(req) => async move {
-            Some(ResponseKind::OffsetCommit(
-                offset_commit::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::OffsetFetch(req) => ready(ResponseKind::OffsetFetch(offset_fetch::handle(
-            &broker, version, req,
-        ))),
-        RequestKind::ListGroups(req) => async move {
-            Some(ResponseKind::ListGroups(
-                list_groups::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DescribeGroups(req) => async move {
-            Some(ResponseKind::DescribeGroups(
-                describe_groups::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DeleteGroups(req) => async move {
-            Some(ResponseKind::DeleteGroups(
-                delete_groups::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::AlterConfigs(req) => async move {
-            Some(ResponseKind::AlterConfigs(
-                alter_configs::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::IncrementalAlterConfigs(req) => async move {
-            let response = alter_configs::handle_incremental(&broker, req).await;
-            Some(ResponseKind::IncrementalAlterConfigs(response))
-        }
-        .boxed_local(),
-        RequestKind::AddPartitionsToTxn(req) => async move {
-            let response = add_partitions_to_txn::handle(&broker, version, req).await;
-            Some(ResponseKind::AddPartitionsToTxn(response))
-        }
-        .boxed_local(),
-        RequestKind::AddOffsetsToTxn(req) => async move {
-            Some(ResponseKind::AddOffsetsToTxn(
-                add_offsets_to_txn::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::TxnOffsetCommit(req) => async move {
-            Some(ResponseKind::TxnOffsetCommit(
-                txn_offset_commit::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::EndTxn(req) => async move {
-            Some(ResponseKind::EndTxn(
-                end_txn::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DescribeTransactions(req) => async move {
-            let response = describe_transactions::describe(&broker, req).await;
-            Some(ResponseKind::DescribeTransactions(response))
-        }
-        .boxed_local(),
-        RequestKind::ListTransactions(req) => async move {
-            Some(ResponseKind::ListTransactions(
-                describe_transactions::list(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DeleteRecords(req) => async move {
-            Some(ResponseKind::DeleteRecords(
-                delete_records::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::InitProducerId(req) => async move {
-            Some(ResponseKind::InitProducerId(
-                init_producer_id::handle(&broker, version, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::OffsetDelete(req) => async move {
-            Some(ResponseKind::OffsetDelete(
-                offset_delete::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DescribeLogDirs(req) => async move {
-            Some(ResponseKind::DescribeLogDirs(
-                describe_log_dirs::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DescribeProducers(req) => async move {
-            Some(ResponseKind::DescribeProducers(
-                describe_producers::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::DescribeTopicPartitions(req) => ready(ResponseKind::DescribeTopicPartitions(
-            describe_topic_partitions::handle(&broker, req),
-        )),
-        RequestKind::OffsetForLeaderEpoch(req) => ready(ResponseKind::OffsetForLeaderEpoch(
-            offset_for_leader_epoch::handle(&broker, req),
-        )),
-        RequestKind::ElectLeaders(req) => ready(ResponseKind::ElectLeaders(
-            replica_placement::elect_leaders(&broker, req),
-        )),
-        RequestKind::ListPartitionReassignments(_) => {
-            ready(ResponseKind::ListPartitionReassignments(
-                replica_placement::list_partition_reassignments(),
-            ))
-        }
-        RequestKind::AlterPartitionReassignments(req) => {
-            ready(ResponseKind::AlterPartitionReassignments(
-                replica_placement::alter_partition_reassignments(&broker, req),
-            ))
-        }
-        RequestKind::AlterReplicaLogDirs(req) => ready(ResponseKind::AlterReplicaLogDirs(
-            replica_placement::alter_replica_log_dirs(&broker, req),
-        )),
-        RequestKind::DescribeUserScramCredentials(req) => ready(
-            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(req)),
-        ),
-        RequestKind::WriteTxnMarkers(req) => async move {
-            Some(ResponseKind::WriteTxnMarkers(
-                write_txn_markers::handle(&broker, req).await,
-            ))
-        }
-        .boxed_local(),
-        RequestKind::ListConfigResources(req) => ready(ResponseKind::ListConfigResources(
-            list_config_resources::handle(&broker, version, req),
-        )),
-        RequestKind::DescribeClientQuotas(req) => ready(ResponseKind::DescribeClientQuotas(
-            client_quotas::describe(req),
-        )),
-        // frame::decode only lets through the APIs listed in api_versions.
-        other => unreachable_api(other),
-    }
-}
-
-fn unreachable_api(request: RequestKind) -> LocalBoxFuture<'static, Option<ResponseKind>> {
-    log::error!("no handler for {request:?}");
-    async { None }.boxed_local()
 }

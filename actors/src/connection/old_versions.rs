@@ -6,7 +6,7 @@
 //! version the codec knows and handled as that one; its response is
 //! written in the old layout.
 
-use super::message_set;
+use crate::protocol::message_set;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn every_advertised_version_is_decoded_directly_or_through_an_old_layout() {
-        for api in super::super::api_versions::handle(None).api_keys {
+        for api in crate::api::api_versions::handle(None).api_keys {
             let key = ApiKey::try_from(api.api_key).expect("a known api");
             let decodable = key.valid_versions();
             for version in api.min_version..=api.max_version {

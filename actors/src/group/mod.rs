@@ -1,6 +1,6 @@
 //! The GroupCoordinator actor: one per consumer group, created on first use.
 //!
-//! It owns the group's pure [`state::GroupState`] and turns requests into
+//! It owns the group's pure [`classic::GroupState`] and turns requests into
 //! calls on it. Requests that the state machine answers later (JoinGroup until
 //! the join phase ends, a follower's SyncGroup until the leader's) park a
 //! oneshot sender under a token; the replies the machine returns are routed
@@ -10,16 +10,16 @@
 //!
 //! A group speaks one protocol at a time: the classic one (JoinGroup,
 //! SyncGroup) or the new consumer protocol of KIP-848
-//! (ConsumerGroupHeartbeat, [`consumer_group::ConsumerGroup`]). While one
+//! (ConsumerGroupHeartbeat, [`kip848::ConsumerGroup`]). While one
 //! has members, requests of the other are refused, as Kafka does for a
 //! group it does not convert.
 
 pub mod assignor;
-pub mod consumer_group;
+pub mod classic;
 pub mod consumer_protocol;
-pub mod state;
+pub mod kip848;
 
-use crate::offsets::{OffsetStore, PartitionOffset};
+use crate::store::offsets::{OffsetStore, PartitionOffset};
 use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
     SpawnHandle,
@@ -30,14 +30,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use self::assignor::Topics;
-use self::consumer_group::{
-    ConsumerGroup, ConsumerGroupConfig, ConsumerGroupDescription, HeartbeatRequest,
-    HeartbeatResponse,
-};
-use self::consumer_protocol::decode_subscription;
-use self::state::{
+use self::classic::{
     GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, Reply,
     SyncRequest, SyncResponse, Token,
+};
+use self::consumer_protocol::decode_subscription;
+use self::kip848::{
+    ConsumerGroup, ConsumerGroupConfig, ConsumerGroupDescription, HeartbeatRequest,
+    HeartbeatResponse,
 };
 
 pub struct GroupCoordinator {
@@ -157,12 +157,12 @@ impl Handler<Join> for GroupCoordinator {
 
 #[derive(Message)]
 #[rtype(result = "SyncResponse")]
-pub struct Sync(pub SyncRequest);
+pub struct SyncGroup(pub SyncRequest);
 
-impl Handler<Sync> for GroupCoordinator {
+impl Handler<SyncGroup> for GroupCoordinator {
     type Result = ResponseFuture<SyncResponse>;
 
-    fn handle(&mut self, Sync(request): Sync, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, SyncGroup(request): SyncGroup, ctx: &mut Context<Self>) -> Self::Result {
         let token = self.token();
         let (tx, rx) = oneshot::channel();
         self.syncs.insert(token, tx);

@@ -11,7 +11,7 @@ pub mod cleaner;
 pub mod compaction;
 pub mod epoch_cache;
 pub mod index;
-pub mod log;
+pub mod local_log;
 pub mod producers;
 pub mod replicas;
 pub mod replication;
@@ -20,8 +20,8 @@ pub mod transactions;
 
 use crate::clock::now_ms;
 use crate::flusher::Flusher;
+use crate::topic::config::Cleanup;
 use crate::topic::LogOffsets;
-use crate::topic_config::Cleanup;
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
-use self::log::{Log, LogConfig, ReadError};
+use self::local_log::{Log, LogConfig, ReadError};
 use self::producers::{ActiveProducer, Producers, Verdict};
 use self::replication::{ReplicaRead, Role};
 use self::transactions::{Aborted, Transactions};
@@ -96,7 +96,7 @@ impl Partition {
                 producers.record(h, h.base_offset);
                 transactions.on_batch(h, h.base_offset);
             }),
-            Err(e) => ::log::warn!("{name}: cannot replay producer state: {e}"),
+            Err(e) => log::warn!("{name}: cannot replay producer state: {e}"),
         }
         let end = log.log_end_offset();
         let (offsets, rx) = watch::channel(LogOffsets {
@@ -171,12 +171,12 @@ impl Partition {
             let (ms, bytes) = (self.cleanup.retention_ms, self.cleanup.retention_bytes);
             match self.log.enforce_retention(now_ms(), ms, bytes) {
                 Ok(0) => {}
-                Ok(deleted) => ::log::info!(
+                Ok(deleted) => log::info!(
                     "{}: retention deleted {deleted} segments; log starts at {}",
                     self.name,
                     self.log.log_start_offset()
                 ),
-                Err(e) => ::log::error!("{}: retention failed: {e}", self.name),
+                Err(e) => log::error!("{}: retention failed: {e}", self.name),
             }
         }
         self.publish();
@@ -239,7 +239,7 @@ impl Handler<Append> for Partition {
         let infos = match self.log.append_many(&batches, now_ms()) {
             Ok(infos) => infos,
             Err(e) => {
-                ::log::error!("{}: append failed: {e}", self.name);
+                log::error!("{}: append failed: {e}", self.name);
                 self.publish();
                 return Box::pin(async { Err(ResponseError::KafkaStorageError) });
             }
@@ -276,7 +276,7 @@ impl Handler<Append> for Partition {
             match synced.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    ::log::error!("{name}: fsync failed: {e}");
+                    log::error!("{name}: fsync failed: {e}");
                     return Err(ResponseError::KafkaStorageError);
                 }
                 Err(_) => return Err(ResponseError::KafkaStorageError),
@@ -362,7 +362,7 @@ impl Handler<Read> for Partition {
                 offsets,
             }),
             Err(e) => {
-                ::log::error!("{}: read at {} failed: {e}", self.name, msg.offset);
+                log::error!("{}: read at {} failed: {e}", self.name, msg.offset);
                 Err(ReadFailure {
                     error: ResponseError::KafkaStorageError,
                     offsets,
@@ -412,7 +412,7 @@ impl Partition {
                 Err(fail(self, ResponseError::OffsetOutOfRange))
             }
             Err(e) => {
-                ::log::error!("{}: replica read at {} failed: {e}", self.name, msg.offset);
+                log::error!("{}: replica read at {} failed: {e}", self.name, msg.offset);
                 Err(fail(self, ResponseError::KafkaStorageError))
             }
         }
@@ -426,12 +426,15 @@ impl Partition {
 pub struct ListOffset {
     pub timestamp: i64,
     pub committed: bool,
+    /// The leader epoch the client knows (ListOffsets v4+), -1 for none.
+    pub current_leader_epoch: i32,
 }
 
 impl Handler<ListOffset> for Partition {
     type Result = Result<(i64, i64), ResponseError>;
 
     fn handle(&mut self, msg: ListOffset, _: &mut Self::Context) -> Self::Result {
+        self.check_leader(msg.current_leader_epoch)?;
         let found = match msg.timestamp {
             LATEST_TIMESTAMP => {
                 let offsets = self.current_offsets();
@@ -453,7 +456,7 @@ impl Handler<ListOffset> for Partition {
             Ok(Some(found)) => Ok(found),
             Ok(None) => Ok((-1, -1)),
             Err(e) => {
-                ::log::error!("{}: offset lookup failed: {e}", self.name);
+                log::error!("{}: offset lookup failed: {e}", self.name);
                 Err(ResponseError::KafkaStorageError)
             }
         }
@@ -517,7 +520,7 @@ impl Handler<WriteMarker> for Partition {
                 })
             }
             Err(e) => {
-                ::log::error!("{}: writing a transaction marker failed: {e}", self.name);
+                log::error!("{}: writing a transaction marker failed: {e}", self.name);
                 Box::pin(async { Err(ResponseError::KafkaStorageError) })
             }
         }
@@ -536,13 +539,14 @@ impl Handler<DeleteRecords> for Partition {
     type Result = Result<i64, ResponseError>;
 
     fn handle(&mut self, msg: DeleteRecords, _: &mut Self::Context) -> Self::Result {
+        self.check_leader(-1)?;
         let end = self.log.log_end_offset();
         let offset = if msg.offset == -1 { end } else { msg.offset };
         if offset < 0 || offset > end {
             return Err(ResponseError::OffsetOutOfRange);
         }
         if let Err(e) = self.log.delete_records(offset) {
-            ::log::error!("{}: delete records failed: {e}", self.name);
+            log::error!("{}: delete records failed: {e}", self.name);
             return Err(ResponseError::KafkaStorageError);
         }
         self.publish();
@@ -579,7 +583,7 @@ impl Handler<CompactionDone> for Partition {
             Err(e) => {
                 // Try the whole log again next round.
                 self.compacted_below = 0;
-                return ::log::error!("{}: compaction failed: {e}", self.name);
+                return log::error!("{}: compaction failed: {e}", self.name);
             }
         };
         self.tombstones_expire_ms = done.tombstones_expire_ms;
@@ -588,13 +592,11 @@ impl Handler<CompactionDone> for Partition {
             match self.log.install_cleaned(cleaned) {
                 Ok(true) => removed += cleaned.removed,
                 Ok(false) => {}
-                Err(e) => {
-                    return ::log::error!("{}: installing a compacted segment: {e}", self.name)
-                }
+                Err(e) => return log::error!("{}: installing a compacted segment: {e}", self.name),
             }
         }
         if removed > 0 {
-            ::log::info!("{}: compaction removed {removed} records", self.name);
+            log::info!("{}: compaction removed {removed} records", self.name);
         }
         self.publish();
     }
@@ -641,12 +643,12 @@ impl Handler<Describe> for Partition {
 /// Fsyncs the active segment (clean shutdown).
 #[derive(Message)]
 #[rtype(result = "io::Result<()>")]
-pub struct Sync;
+pub struct SyncToDisk;
 
-impl Handler<Sync> for Partition {
+impl Handler<SyncToDisk> for Partition {
     type Result = io::Result<()>;
 
-    fn handle(&mut self, _: Sync, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: SyncToDisk, _: &mut Self::Context) -> Self::Result {
         self.log.active_file().sync_data()
     }
 }

@@ -195,6 +195,11 @@ impl Partition {
                 .log
                 .epochs()
                 .end_offset_for(read.last_fetched_epoch, leader_end);
+            // No epoch that old here: the follower's log predates ours, and
+            // only a restart from our log start or end can reconcile them.
+            if epoch < 0 {
+                return Err(ResponseError::OffsetOutOfRange);
+            }
             if epoch != read.last_fetched_epoch || end < fetch_offset {
                 return Ok(Some((epoch, end)));
             }
@@ -515,6 +520,10 @@ impl Handler<ReplicaAppend> for Partition {
 pub struct Truncate {
     pub leader_epoch: i32,
     pub offset: i64,
+    /// The leader's diverging epoch, `offset` being where it ends on the
+    /// leader: the follower then cuts where its own copy of that epoch
+    /// ends, if earlier (only the follower knows its epoch cache).
+    pub epoch: Option<i32>,
     pub fully: bool,
 }
 
@@ -524,13 +533,17 @@ impl Handler<Truncate> for Partition {
     fn handle(&mut self, msg: Truncate, _: &mut Self::Context) -> Self::Result {
         self.check_follower(msg.leader_epoch)?;
         let end = self.log.log_end_offset();
+        let offset = match msg.epoch {
+            Some(epoch) if !msg.fully => self.divergence_point(epoch, msg.offset),
+            _ => msg.offset,
+        };
         let cut = if msg.fully {
-            self.log.truncate_fully_and_start_at(msg.offset)
+            self.log.truncate_fully_and_start_at(offset)
         } else {
-            self.log.truncate_to(msg.offset)
+            self.log.truncate_to(offset)
         };
         if let Err(e) = cut {
-            log::error!("{}: truncation to {} failed: {e}", self.name, msg.offset);
+            log::error!("{}: truncation to {offset} failed: {e}", self.name);
             return Err(ResponseError::KafkaStorageError);
         }
         log::info!(
@@ -544,6 +557,23 @@ impl Handler<Truncate> for Partition {
         }
         self.publish();
         Ok(self.position())
+    }
+}
+
+impl Partition {
+    /// Where a follower cuts its log when the leader says its `epoch` ends
+    /// at `leader_end` (Kafka's follower truncation, KIP-279): at the
+    /// earlier of the two ends of that epoch; if this log never had
+    /// `epoch`, at the end of its newest older epoch, and the next fetch
+    /// checks again from there; if it knows no epoch that old, at the
+    /// leader's end. Offsets at or past the log end cut nothing.
+    fn divergence_point(&self, epoch: i32, leader_end: i64) -> i64 {
+        let end = self.log.log_end_offset();
+        match self.log.epochs().end_offset_for(epoch, end) {
+            (-1, _) => leader_end,
+            (own, own_end) if own != epoch => own_end,
+            (_, own_end) => own_end.min(leader_end),
+        }
     }
 }
 
@@ -562,6 +592,14 @@ impl Handler<EpochEnd> for Partition {
     fn handle(&mut self, msg: EpochEnd, _: &mut Self::Context) -> Self::Result {
         self.check_leader(msg.current_leader_epoch)?;
         let end = self.log.log_end_offset();
+        // A single broker's log from before epochs were recorded was all
+        // written in its one epoch.
+        if matches!(self.role, Role::Standalone)
+            && self.log.epochs().latest().is_none()
+            && msg.epoch >= 0
+        {
+            return Ok((crate::topic::LEADER_EPOCH, end));
+        }
         Ok(self.log.epochs().end_offset_for(msg.epoch, end))
     }
 }

@@ -352,7 +352,7 @@ impl Segment {
                 }
                 return Ok((segment, None));
             }
-            Err(reason) => ::log::warn!(
+            Err(reason) => log::warn!(
                 "{}: rebuilding indexes: {reason}",
                 segment.log_path().display()
             ),
@@ -497,7 +497,7 @@ impl Segment {
     /// it now keeps a crash from leaving it for recovery.
     fn discard_partial_write(&self) {
         if let Err(e) = self.file.set_len(self.size) {
-            ::log::warn!(
+            log::warn!(
                 "{}: cannot cut a failed write back to {} bytes: {e}",
                 self.log_path().display(),
                 self.size
@@ -744,7 +744,7 @@ impl Segment {
         match self.rebuild()? {
             None => Ok(()),
             Some(cut) => {
-                ::log::warn!("{}: after truncation: {cut}", self.log_path().display());
+                log::warn!("{}: after truncation: {cut}", self.log_path().display());
                 Ok(())
             }
         }

@@ -16,8 +16,8 @@ use crate::cluster::image::{ClusterImage, Command, PartitionImage, TopicImage, N
 use crate::cluster::ClusterNode;
 use crate::partition::replication::{BecomeFollower, BecomeLeader, IsrChange, ReplicaControl};
 use crate::partition::{self, Partition};
+use crate::topic::config as topic_config;
 use crate::topic::Topic;
-use crate::topic_config;
 use actix::Addr;
 use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
@@ -130,7 +130,8 @@ impl ReplicaManager {
 
     async fn apply(&mut self, broker: &Arc<Broker>, image: &ClusterImage) {
         if let Some(epoch) = self.node.broker_epoch() {
-            self.broker_epoch.send_if_modified(|e| std::mem::replace(e, epoch) != epoch);
+            self.broker_epoch
+                .send_if_modified(|e| std::mem::replace(e, epoch) != epoch);
         }
         let mut followed: BTreeMap<i32, Vec<FollowedPartition>> = BTreeMap::new();
         for (name, topic) in &image.topics {
@@ -144,13 +145,16 @@ impl ReplicaManager {
                 let index = index as i32;
                 self.assign_role(&local, index, &handle.addr, p, &topic.configs, broker);
                 if p.leader != self.local_id && p.leader != NO_LEADER {
-                    followed.entry(p.leader).or_default().push(FollowedPartition {
-                        topic: local.name.clone(),
-                        topic_id: topic.id,
-                        partition: index,
-                        leader_epoch: p.leader_epoch,
-                        addr: handle.addr.clone(),
-                    });
+                    followed
+                        .entry(p.leader)
+                        .or_default()
+                        .push(FollowedPartition {
+                            topic: local.name.clone(),
+                            topic_id: topic.id,
+                            partition: index,
+                            leader_epoch: p.leader_epoch,
+                            addr: handle.addr.clone(),
+                        });
                 }
             }
         }
@@ -210,7 +214,9 @@ impl ReplicaManager {
             };
             partitions.push(handle);
         }
-        let configs_changed = existing.as_ref().is_some_and(|t| t.configs != topic.configs);
+        let configs_changed = existing
+            .as_ref()
+            .is_some_and(|t| t.configs != topic.configs);
         if !changed && !configs_changed {
             return existing;
         }

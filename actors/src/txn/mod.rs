@@ -13,8 +13,8 @@ pub mod state;
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::offsets::PartitionOffset;
 use crate::partition::WriteMarker;
+use crate::store::offsets::PartitionOffset;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     ResponseActFuture, WrapFuture,

@@ -3,7 +3,7 @@
 //! partitions and offsets, and ending the transaction in two steps (prepare,
 //! which is made durable before any marker is written, then complete).
 
-use crate::offsets::PartitionOffset;
+use crate::store::offsets::PartitionOffset;
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -237,7 +237,7 @@ impl Txn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::offsets::tests::offset;
+    use crate::store::offsets::tests::offset;
 
     #[test]
     fn commit_flow() {

@@ -1,0 +1,90 @@
+//! ConsumerGroupHeartbeat (KIP-848): joins, keeps alive, reconciles and
+//! leaves a member of a new-protocol consumer group. The wire names topics
+//! by id; the group's state machine works with names.
+
+use crate::broker::Broker;
+use crate::group::assignor::{by_topic, TopicPartition};
+use crate::group::kip848::HeartbeatRequest;
+use crate::group::ConsumerHeartbeat;
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::net::SocketAddr;
+
+pub async fn handle(
+    broker: &Broker,
+    client_id: String,
+    peer: SocketAddr,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    if req.group_id.is_empty() {
+        return failed(ResponseError::InvalidRequest, "GroupId can't be empty");
+    }
+    let owned = req.topic_partitions.map(|topics| {
+        topics
+            .iter()
+            .filter_map(|t| {
+                broker
+                    .topic_by_id(t.topic_id)
+                    .map(|topic| (topic, &t.partitions))
+            })
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().map(move |p| (topic.name.to_string(), *p))
+            })
+            .collect()
+    });
+    let request = HeartbeatRequest {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.map(|s| s.to_string()),
+        rack_id: req.rack_id.map(|s| s.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topics: req
+            .subscribed_topic_names
+            .map(|names| names.iter().map(|n| n.to_string()).collect()),
+        subscribed_regex: req.subscribed_topic_regex.map(|r| r.to_string()),
+        server_assignor: req.server_assignor.map(|s| s.to_string()),
+        owned,
+        client_id,
+        client_host: format!("/{}", peer.ip()),
+    };
+    let message = ConsumerHeartbeat {
+        request,
+        topics: broker.partition_counts(),
+    };
+    let Ok(response) = broker.group(&req.group_id).send(message).await else {
+        return failed(
+            ResponseError::CoordinatorNotAvailable,
+            "the coordinator stopped",
+        );
+    };
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(response.error)
+        .with_error_message(response.error_message.map(StrBytes::from_string))
+        .with_member_id(Some(StrBytes::from_string(response.member_id)))
+        .with_member_epoch(response.member_epoch)
+        .with_heartbeat_interval_ms(response.heartbeat_interval_ms)
+        .with_assignment(response.assignment.map(|a| assignment(broker, &a)))
+}
+
+fn assignment(broker: &Broker, partitions: &[TopicPartition]) -> Assignment {
+    let topics = by_topic(partitions)
+        .into_iter()
+        .filter_map(|(name, partitions)| {
+            let topic = broker.topic(&name)?;
+            Some(
+                TopicPartitions::default()
+                    .with_topic_id(topic.id)
+                    .with_partitions(partitions),
+            )
+        })
+        .collect();
+    Assignment::default().with_topic_partitions(topics)
+}
+
+fn failed(error: ResponseError, message: &str) -> ConsumerGroupHeartbeatResponse {
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(error.code())
+        .with_error_message(Some(StrBytes::from_string(message.to_string())))
+}

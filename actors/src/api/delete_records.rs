@@ -1,0 +1,42 @@
+//! DeleteRecords: move partitions' log start offsets forward.
+
+use crate::broker::Broker;
+use crate::partition::DeleteRecords;
+use futures_util::future::join_all;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::ResponseError;
+
+pub async fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = req.topics.into_iter().map(|t| async move {
+        let topic = broker.topic(&t.name);
+        let partitions = t.partitions.into_iter().map(|p| {
+            let handle = topic
+                .as_ref()
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|t| t.replica(p.partition_index).cloned());
+            async move {
+                let result = match handle {
+                    Err(e) => Err(e),
+                    Ok(h) => h
+                        .addr
+                        .send(DeleteRecords { offset: p.offset })
+                        .await
+                        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
+                };
+                let response =
+                    DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                match result {
+                    Ok(low_watermark) => response.with_low_watermark(low_watermark),
+                    Err(e) => response.with_low_watermark(-1).with_error_code(e.code()),
+                }
+            }
+        });
+        DeleteRecordsTopicResult::default()
+            .with_name(t.name)
+            .with_partitions(join_all(partitions).await)
+    });
+    DeleteRecordsResponse::default().with_topics(join_all(topics).await)
+}

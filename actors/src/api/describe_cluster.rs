@@ -1,0 +1,24 @@
+//! DescribeCluster: the live brokers and the active controller.
+
+use crate::broker::Broker;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+pub fn handle(broker: &Broker) -> DescribeClusterResponse {
+    let brokers = broker
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id().to_string()))
+        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_cluster_authorized_operations(i32::MIN)
+        .with_brokers(brokers)
+}

@@ -1,0 +1,193 @@
+//! The Kafka APIs this broker serves: one handler module per API (a family
+//! of APIs that shares its code keeps one module: the ACL APIs, the two
+//! config alterations, the transaction listings, replica placement), and the
+//! table below, which states each API once: its key, the versions
+//! advertised in ApiVersions, and how its handler is called.
+//!
+//! The connection hands each decoded request to [`dispatch`]; handlers know
+//! the broker, never the connection.
+//!
+//! The maximum versions follow Apache Kafka 4.0 where we implement the API,
+//! so clients that infer features from the advertised ranges (older
+//! librdkafka, kafka-python) see a broker they know. The minimums reach down,
+//! as Kafka 3.x's did, to the versions that clients from before Kafka 0.11
+//! still send (Produce v0, Fetch v0 and their message sets, ...): see
+//! `connection::old_versions`. Older librdkafka also only enables
+//! compression when it sees Produce v0 in the range.
+
+mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
+mod alter_configs;
+pub(crate) mod api_versions;
+mod client_quotas;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
+mod create_partitions;
+mod create_topics;
+mod delete_groups;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_groups;
+mod describe_log_dirs;
+mod describe_producers;
+mod describe_topic_partitions;
+mod describe_transactions;
+mod end_txn;
+mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_config_resources;
+mod list_groups;
+mod list_offsets;
+mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
+mod offset_for_leader_epoch;
+pub mod produce;
+mod replica_placement;
+mod scram_credentials;
+mod sync_group;
+mod txn_offset_commit;
+mod write_txn_markers;
+
+use crate::broker::Broker;
+use crate::protocol::Request;
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::ResponseError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A request's handler at work. `None`: send nothing (Produce with acks=0).
+pub type Reply = LocalBoxFuture<'static, Option<ResponseKind>>;
+
+/// What a handler may know about the request besides its body.
+struct Call {
+    broker: Arc<Broker>,
+    version: i16,
+    client_id: String,
+    peer: SocketAddr,
+}
+
+/// States each API once: `Name min..=max, how |call, request| handler;`.
+/// `how` says what the handler expression is: `now`, the response, computed
+/// before `dispatch` returns; `later`, a future of the response; `started`,
+/// a `'static` future of an optional response whose work starts before
+/// `dispatch` returns (Produce sends its appends in request order).
+macro_rules! apis {
+    ($($api:ident $min:literal..=$max:literal, $how:ident |$call:ident, $req:pat_param| $handler:expr;)*) => {
+        /// `(api, min advertised, max)`.
+        const SUPPORTED: &[(ApiKey, i16, i16)] = &[$((ApiKey::$api, $min, $max),)*];
+
+        /// Starts the handler of one request.
+        pub fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, request: Request) -> Reply {
+            let call = Call {
+                broker: broker.clone(),
+                version: request.version,
+                client_id: request.client_id,
+                peer,
+            };
+            match request.body {
+                $(RequestKind::$api($req) => apis!(@$how $api, call, $call, $handler),)*
+                // frame::decode only lets through the APIs listed here.
+                other => unreachable_api(other),
+            }
+        }
+    };
+    (@now $api:ident, $given:ident, $call:ident, $handler:expr) => {{
+        let $call = $given;
+        let body = ResponseKind::$api($handler);
+        async move { Some(body) }.boxed_local()
+    }};
+    (@later $api:ident, $given:ident, $call:ident, $handler:expr) => {
+        async move {
+            let $call = $given;
+            Some(ResponseKind::$api($handler.await))
+        }
+        .boxed_local()
+    };
+    (@started $api:ident, $given:ident, $call:ident, $handler:expr) => {{
+        let $call = $given;
+        $handler.map(|r| r.map(ResponseKind::$api)).boxed_local()
+    }};
+}
+
+apis! {
+    Produce 0..=11, started |c, req| produce::handle(&c.broker, req);
+    Fetch 0..=17, later |c, req| fetch::handle(&c.broker, c.version, req);
+    ListOffsets 0..=10, later |c, req| list_offsets::handle(&c.broker, c.version, req);
+    Metadata 0..=12, later |c, req| metadata::handle(&c.broker, c.version, req);
+    ApiVersions 0..=4, now |_c, _| api_versions::handle(None);
+    CreateTopics 0..=7, later |c, req| create_topics::handle(&c.broker, req);
+    DeleteTopics 0..=6, later |c, req| delete_topics::handle(&c.broker, c.version, req);
+    DescribeConfigs 0..=4, now |c, req| describe_configs::handle(&c.broker, req);
+    CreatePartitions 0..=3, later |c, req| create_partitions::handle(&c.broker, req);
+    DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker);
+    FindCoordinator 0..=6, now |c, req| find_coordinator::handle(&c.broker, c.version, req);
+    JoinGroup 0..=9, later |c, req| join_group::handle(&c.broker, c.version, c.client_id, c.peer, req);
+    SyncGroup 0..=5, later |c, req| sync_group::handle(&c.broker, req);
+    Heartbeat 0..=4, later |c, req| heartbeat::handle(&c.broker, req);
+    LeaveGroup 0..=5, later |c, req| leave_group::handle(&c.broker, c.version, req);
+    OffsetCommit 0..=9, later |c, req| offset_commit::handle(&c.broker, req);
+    OffsetFetch 0..=9, now |c, req| offset_fetch::handle(&c.broker, c.version, req);
+    ListGroups 0..=5, later |c, req| list_groups::handle(&c.broker, req);
+    DescribeGroups 0..=5, later |c, req| describe_groups::handle(&c.broker, req);
+    DeleteGroups 0..=2, later |c, req| delete_groups::handle(&c.broker, req);
+    OffsetDelete 0..=0, later |c, req| offset_delete::handle(&c.broker, req);
+    InitProducerId 0..=5, later |c, req| init_producer_id::handle(&c.broker, c.version, req);
+    DeleteRecords 0..=2, later |c, req| delete_records::handle(&c.broker, req);
+    AlterConfigs 0..=2, later |c, req| alter_configs::handle(&c.broker, req);
+    IncrementalAlterConfigs 0..=1, later |c, req| alter_configs::handle_incremental(&c.broker, req);
+    AddPartitionsToTxn 0..=3, later |c, req| add_partitions_to_txn::handle(&c.broker, c.version, req);
+    AddOffsetsToTxn 0..=3, later |c, req| add_offsets_to_txn::handle(&c.broker, c.version, req);
+    TxnOffsetCommit 0..=3, later |c, req| txn_offset_commit::handle(&c.broker, req);
+    EndTxn 0..=3, later |c, req| end_txn::handle(&c.broker, c.version, req);
+    DescribeTransactions 0..=0, later |c, req| describe_transactions::describe(&c.broker, req);
+    ListTransactions 0..=1, later |c, req| describe_transactions::list(&c.broker, req);
+    DescribeAcls 0..=3, now |c, req| acls::describe(&c.broker, req);
+    CreateAcls 0..=3, later |c, req| acls::create(&c.broker, req);
+    DeleteAcls 0..=3, later |c, req| acls::delete(&c.broker, req);
+    ConsumerGroupHeartbeat 0..=1, later |c, req| consumer_group_heartbeat::handle(&c.broker, c.client_id, c.peer, req);
+    ConsumerGroupDescribe 0..=1, later |c, req| consumer_group_describe::handle(&c.broker, req);
+    DescribeLogDirs 1..=4, later |c, req| describe_log_dirs::handle(&c.broker, req);
+    DescribeProducers 0..=0, later |c, req| describe_producers::handle(&c.broker, req);
+    DescribeTopicPartitions 0..=0, now |c, req| describe_topic_partitions::handle(&c.broker, req);
+    OffsetForLeaderEpoch 2..=4, later |c, req| offset_for_leader_epoch::handle(&c.broker, req);
+    ElectLeaders 0..=2, now |c, req| replica_placement::elect_leaders(&c.broker, req);
+    ListPartitionReassignments 0..=0, now |_c, _| replica_placement::list_partition_reassignments();
+    AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, req);
+    AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, req);
+    DescribeUserScramCredentials 0..=0, now |_c, req| scram_credentials::describe(req);
+    DescribeClientQuotas 0..=1, now |_c, req| client_quotas::describe(req);
+    ListConfigResources 0..=1, now |c, req| list_config_resources::handle(&c.broker, c.version, req);
+    WriteTxnMarkers 1..=1, later |c, req| write_txn_markers::handle(&c.broker, req);
+}
+
+/// The advertised `(min, max)` versions of `api`, if we serve it.
+pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The answer to an ApiVersions request of a version we do not know
+/// (KIP-511): UNSUPPORTED_VERSION, with the versions we serve.
+pub fn api_versions_too_new() -> ResponseKind {
+    ResponseKind::ApiVersions(api_versions::handle(Some(
+        ResponseError::UnsupportedVersion,
+    )))
+}
+
+fn unreachable_api(request: RequestKind) -> Reply {
+    log::error!("no handler for {request:?}");
+    async { None }.boxed_local()
+}

@@ -1,0 +1,173 @@
+//! OffsetFetch: committed offsets of one group (v0-v7) or several (v8+),
+//! for the listed partitions or, with a null topic list, all of them.
+
+use crate::broker::Broker;
+use crate::store::offsets::PartitionOffset;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+/// From this version several groups are asked at once.
+const MULTI_GROUP_VERSION: i16 = 8;
+
+/// One partition's answer: offset, leader epoch, metadata, error.
+struct Answer {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<StrBytes>,
+    error: i16,
+}
+
+pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version >= MULTI_GROUP_VERSION {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|group| {
+                let wanted = group.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect()
+                });
+                let (topics, error) = lookup(broker, &group.group_id, wanted);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_error_code(error)
+                    .with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(name, answers)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(name)
+                                    .with_partitions(
+                                        answers
+                                            .into_iter()
+                                            .map(|a| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(a.partition)
+                                                    .with_committed_offset(a.offset)
+                                                    .with_committed_leader_epoch(a.leader_epoch)
+                                                    .with_metadata(a.metadata)
+                                                    .with_error_code(a.error)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = req.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect()
+    });
+    let (topics, error) = lookup(broker, &req.group_id, wanted);
+    OffsetFetchResponse::default()
+        .with_error_code(error)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, answers)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(name)
+                        .with_partitions(
+                            answers
+                                .into_iter()
+                                .map(|a| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(a.partition)
+                                        .with_committed_offset(a.offset)
+                                        .with_committed_leader_epoch(a.leader_epoch)
+                                        .with_metadata(a.metadata)
+                                        .with_error_code(a.error)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
+
+type Wanted = Option<Vec<(TopicName, Vec<i32>)>>;
+
+/// The answers per topic, and a group-level error.
+fn lookup(
+    broker: &Broker,
+    group: &GroupId,
+    wanted: Wanted,
+) -> (Vec<(TopicName, Vec<Answer>)>, i16) {
+    let store = broker.offsets();
+    let Some(wanted) = wanted else {
+        return match store.fetch_all(group) {
+            Ok(all) => (group_by_topic(all), 0),
+            Err(e) => {
+                log::error!("offset fetch for {}: {e}", &**group);
+                (Vec::new(), ResponseError::KafkaStorageError.code())
+            }
+        };
+    };
+    let topics = wanted
+        .into_iter()
+        .map(|(name, partitions)| {
+            let answers = partitions
+                .into_iter()
+                .map(|partition| match store.fetch(group, &name, partition) {
+                    Ok(Some(c)) => Answer {
+                        partition,
+                        offset: c.offset,
+                        leader_epoch: c.leader_epoch,
+                        metadata: Some(StrBytes::from_string(c.metadata.unwrap_or_default())),
+                        error: 0,
+                    },
+                    Ok(None) => none(partition, 0),
+                    Err(e) => {
+                        log::error!("offset fetch for {}: {e}", &**group);
+                        none(partition, ResponseError::KafkaStorageError.code())
+                    }
+                })
+                .collect();
+            (name, answers)
+        })
+        .collect();
+    (topics, 0)
+}
+
+fn none(partition: i32, error: i16) -> Answer {
+    Answer {
+        partition,
+        offset: -1,
+        leader_epoch: -1,
+        metadata: Some(StrBytes::default()),
+        error,
+    }
+}
+
+fn group_by_topic(offsets: Vec<PartitionOffset>) -> Vec<(TopicName, Vec<Answer>)> {
+    let mut topics: Vec<(TopicName, Vec<Answer>)> = Vec::new();
+    for o in offsets {
+        let answer = Answer {
+            partition: o.partition,
+            offset: o.committed.offset,
+            leader_epoch: o.committed.leader_epoch,
+            metadata: Some(StrBytes::from_string(
+                o.committed.metadata.unwrap_or_default(),
+            )),
+            error: 0,
+        };
+        match topics.last_mut() {
+            Some((name, answers)) if name.as_str() == o.topic => answers.push(answer),
+            _ => topics.push((TopicName(StrBytes::from_string(o.topic)), vec![answer])),
+        }
+    }
+    topics
+}

@@ -1,0 +1,53 @@
+//! OffsetForLeaderEpoch: where a leader epoch ends in the leader's log,
+//! which consumers ask to detect a log truncated under their position
+//! (KIP-320). The partition's leader-epoch cache answers.
+
+use crate::broker::Broker;
+use crate::partition::replication::EpochEnd;
+use futures_util::future::join_all;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::ResponseError;
+
+pub async fn handle(
+    broker: &Broker,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = req.topics.into_iter().map(|t| async move {
+        let topic = broker.topic(&t.topic);
+        let partitions = t.partitions.iter().map(|p| {
+            let handle = topic
+                .as_ref()
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|topic| topic.replica(p.partition).cloned());
+            let ask = EpochEnd {
+                current_leader_epoch: p.current_leader_epoch,
+                epoch: p.leader_epoch,
+            };
+            async move {
+                let answer = match handle {
+                    Err(e) => Err(e),
+                    Ok(h) => h
+                        .addr
+                        .send(ask)
+                        .await
+                        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
+                };
+                let result = EpochEndOffset::default().with_partition(p.partition);
+                match answer {
+                    Ok((epoch, offset)) => result.with_leader_epoch(epoch).with_end_offset(offset),
+                    Err(e) => result
+                        .with_error_code(e.code())
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1),
+                }
+            }
+        });
+        OffsetForLeaderTopicResult::default()
+            .with_topic(t.topic.clone())
+            .with_partitions(join_all(partitions).await)
+    });
+    OffsetForLeaderEpochResponse::default().with_topics(join_all(topics).await)
+}

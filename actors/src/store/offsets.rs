@@ -1,0 +1,230 @@
+//! Committed consumer-group offsets, in sled.
+//!
+//! Keys are `len(group) group len(topic) topic partition` (lengths and the
+//! partition big-endian), so every offset of a group shares one prefix and
+//! a scan of that prefix lists them in topic-partition order. Values are
+//! bincode. A commit is answered only after sled's flush, so an
+//! acknowledged commit survives a crash.
+
+use serde::{Deserialize, Serialize};
+use std::io;
+
+/// One committed offset, as OffsetCommit stores it and OffsetFetch returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp_ms: i64,
+}
+
+/// A group's offset for one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: CommittedOffset,
+}
+
+/// The durable offset store shared by all group coordinators.
+#[derive(Clone)]
+pub struct OffsetStore {
+    db: sled::Tree,
+}
+
+fn io_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("offset store: {e}"))
+}
+
+fn group_prefix(group: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + group.len());
+    key.extend_from_slice(&(group.len() as u32).to_be_bytes());
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+fn key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = group_prefix(group);
+    key.extend_from_slice(&(topic.len() as u32).to_be_bytes());
+    key.extend_from_slice(topic.as_bytes());
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+/// Splits a key into (group, topic, partition); `None` for a foreign key.
+fn parse_key(key: &[u8]) -> Option<(String, String, i32)> {
+    let (group, rest) = take_str(key)?;
+    let (topic, rest) = take_str(rest)?;
+    let partition = i32::from_be_bytes(rest.try_into().ok()?);
+    Some((group, topic, partition))
+}
+
+fn take_str(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let s = bytes.get(4..4 + len)?;
+    Some((String::from_utf8(s.to_vec()).ok()?, &bytes[4 + len..]))
+}
+
+impl OffsetStore {
+    /// Opens (or creates) the store in the broker's sled database.
+    pub fn open(db: &sled::Db) -> io::Result<OffsetStore> {
+        let db = db.open_tree("offsets").map_err(io_error)?;
+        Ok(OffsetStore { db })
+    }
+
+    /// Stores offsets atomically and durably (flushed before returning).
+    pub async fn commit(&self, group: &str, offsets: &[PartitionOffset]) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for o in offsets {
+            let value = bincode::serialize(&o.committed).map_err(io_error)?;
+            batch.insert(key(group, &o.topic, o.partition), value);
+        }
+        self.db.apply_batch(batch).map_err(io_error)?;
+        self.db.flush_async().await.map_err(io_error)?;
+        Ok(())
+    }
+
+    pub fn fetch(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> io::Result<Option<CommittedOffset>> {
+        match self
+            .db
+            .get(key(group, topic, partition))
+            .map_err(io_error)?
+        {
+            Some(value) => bincode::deserialize(&value).map(Some).map_err(io_error),
+            None => Ok(None),
+        }
+    }
+
+    /// Every offset of a group, in topic-partition order.
+    pub fn fetch_all(&self, group: &str) -> io::Result<Vec<PartitionOffset>> {
+        let mut offsets = Vec::new();
+        for entry in self.db.scan_prefix(group_prefix(group)) {
+            let (k, v) = entry.map_err(io_error)?;
+            let Some((_, topic, partition)) = parse_key(&k) else {
+                continue;
+            };
+            offsets.push(PartitionOffset {
+                topic,
+                partition,
+                committed: bincode::deserialize(&v).map_err(io_error)?,
+            });
+        }
+        Ok(offsets)
+    }
+
+    /// Whether the group has any committed offset.
+    pub fn has_group(&self, group: &str) -> io::Result<bool> {
+        match self.db.scan_prefix(group_prefix(group)).next() {
+            Some(entry) => entry.map(|_| true).map_err(io_error),
+            None => Ok(false),
+        }
+    }
+
+    /// Groups that have committed offsets.
+    pub fn groups(&self) -> io::Result<Vec<String>> {
+        let mut groups: Vec<String> = Vec::new();
+        for entry in self.db.iter().keys() {
+            let k = entry.map_err(io_error)?;
+            if let Some((group, _, _)) = parse_key(&k) {
+                if groups.last() != Some(&group) {
+                    groups.push(group);
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Removes offsets of a group: all of them, or those of `only` partitions.
+    pub async fn delete(&self, group: &str, only: Option<&[(String, i32)]>) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        match only {
+            Some(partitions) => {
+                for (topic, partition) in partitions {
+                    batch.remove(key(group, topic, *partition));
+                }
+            }
+            None => {
+                for k in self.db.scan_prefix(group_prefix(group)).keys() {
+                    batch.remove(k.map_err(io_error)?);
+                }
+            }
+        }
+        self.db.apply_batch(batch).map_err(io_error)?;
+        self.db.flush_async().await.map_err(io_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A committed offset for tests here and of the transactions that
+    /// carry offsets; with metadata, for the store to keep.
+    pub(crate) fn offset(topic: &str, partition: i32, offset: i64) -> PartitionOffset {
+        PartitionOffset {
+            topic: topic.into(),
+            partition,
+            committed: CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: Some("m".into()),
+                commit_timestamp_ms: 1,
+            },
+        }
+    }
+
+    fn db(dir: &std::path::Path) -> sled::Db {
+        crate::store::state_db::open(&sled::Config::new().path(dir)).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn commit_fetch_delete_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = OffsetStore::open(&db(dir.path())).unwrap();
+            store
+                .commit(
+                    "g1",
+                    &[offset("t", 0, 5), offset("t", 1, 7), offset("u", 0, 1)],
+                )
+                .await
+                .unwrap();
+            store.commit("g2", &[offset("t", 0, 9)]).await.unwrap();
+            store.commit("g1", &[offset("t", 0, 6)]).await.unwrap();
+        }
+        let store = OffsetStore::open(&db(dir.path())).unwrap();
+        assert_eq!(store.fetch("g1", "t", 0).unwrap().unwrap().offset, 6);
+        assert_eq!(store.fetch("g1", "t", 2).unwrap(), None);
+        assert_eq!(
+            store.fetch_all("g1").unwrap(),
+            vec![offset("t", 0, 6), offset("t", 1, 7), offset("u", 0, 1)]
+        );
+        assert_eq!(
+            store.groups().unwrap(),
+            vec!["g1".to_string(), "g2".to_string()]
+        );
+        assert!(store.has_group("g2").unwrap());
+        assert!(!store.has_group("g").unwrap());
+        store.delete("g1", Some(&[("t".into(), 1)])).await.unwrap();
+        assert_eq!(store.fetch_all("g1").unwrap().len(), 2);
+        store.delete("g1", None).await.unwrap();
+        assert!(store.fetch_all("g1").unwrap().is_empty());
+        assert_eq!(store.groups().unwrap(), vec!["g2".to_string()]);
+    }
+
+    #[test]
+    fn keys_of_prefix_groups_do_not_mix() {
+        assert_ne!(group_prefix("ab"), key("a", "b", 0)[..6].to_vec());
+        assert_eq!(
+            parse_key(&key("g", "t", 3)),
+            Some(("g".into(), "t".into(), 3))
+        );
+        assert_eq!(parse_key(b"\x00\x00"), None);
+    }
+}
