@@ -76,7 +76,7 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
         let yaml = config_yaml(broker, &cluster_id, &voters)?;
         // The broker would refuse a bad config too, but one error here
         // beats N brokers failing in N log files.
-        crate::config::parse(&yaml, &broker.config.display().to_string())?;
+        crate::config_file::parse(&yaml, &broker.config.display().to_string())?;
         std::fs::write(&broker.config, yaml)
             .map_err(|e| format!("cannot write {}: {e}", broker.config.display()))?;
     }
@@ -253,7 +253,7 @@ mod tests {
         );
         for broker in &brokers {
             let yaml = config_yaml(broker, "c1", &voters).unwrap();
-            let config = crate::config::parse(&yaml, "generated").unwrap();
+            let config = crate::config_file::parse(&yaml, "generated").unwrap();
             assert_eq!(config.node_id, broker.node_id);
             assert_eq!(config.listen, broker.listen);
             assert_eq!(config.data_dir, broker.data_dir);
