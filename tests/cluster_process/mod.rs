@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// How long a broker may take to accept connections after its launch.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a started cluster may take until every broker is registered.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Lines of each broker's log printed when a test fails.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -93,10 +96,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` brokers and waits until each accepts connections.
-    /// `extra_yaml` is merged into every broker's generated config, key by
-    /// key (a `cluster:` mapping into the cluster section), and wins over
-    /// the generated values.
+    /// Starts `n` brokers and waits until each accepts connections and
+    /// lists all `n` in its metadata: registered with the controller
+    /// quorum, as a Kafka cluster is before it can place replicas on every
+    /// broker. `extra_yaml` is merged into every broker's generated config,
+    /// key by key (a `cluster:` mapping into the cluster section), and wins
+    /// over the generated values.
     pub fn start(n: usize, extra_yaml: &str) -> Cluster {
         let mut cluster = Self::configure(n, extra_yaml);
         for i in 0..n {
@@ -104,6 +109,15 @@ impl Cluster {
         }
         for i in 0..n {
             cluster.wait_listening(i);
+        }
+        let all: Vec<i32> = (1..=n as i32).collect();
+        for i in 0..n {
+            let broker = cluster.bootstrap_of(i);
+            wait_until(
+                REGISTRATION_TIMEOUT,
+                &format!("broker {broker} lists brokers {all:?} in its metadata"),
+                || clients::metadata(&broker).is_some_and(|m| clients::broker_ids(&m) == all),
+            );
         }
         cluster
     }
