@@ -192,10 +192,6 @@ impl Cluster {
         self.live_brokers().join(",")
     }
 
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
     pub fn node_id(&self, i: usize) -> i32 {
         self.nodes[i].node_id
     }
