@@ -55,6 +55,24 @@ mod tests {
     }
 
     #[test]
+    fn cluster_examples_are_one_cluster() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster");
+        let configs: Vec<BrokerConfig> = (1..=3)
+            .map(|i| load(Some(&examples.join(format!("broker{i}.yaml")))).unwrap())
+            .collect();
+        let first = configs[0].cluster.as_ref().expect("a cluster section");
+        for (config, node_id) in configs.iter().zip(1..) {
+            assert_eq!(config.node_id, node_id);
+            let cluster = config.cluster.as_ref().expect("a cluster section");
+            assert_eq!(cluster.cluster_id, first.cluster_id);
+            assert_eq!(cluster.voters, first.voters);
+        }
+        let mut data_dirs: Vec<_> = configs.iter().map(|c| &c.data_dir).collect();
+        data_dirs.dedup();
+        assert_eq!(data_dirs.len(), 3, "each broker has its own data dir");
+    }
+
+    #[test]
     fn impossible_value_is_named() {
         let err = parse("segment_bytes: 10\n", "test").unwrap_err();
         assert!(err.contains("segment_bytes"), "{err}");

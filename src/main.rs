@@ -1,5 +1,5 @@
 use actorlog::cli::{
-    self, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs,
+    self, cluster::ClusterArgs, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs,
     simulate::SimulateArgs, topics::TopicsCommand,
 };
 use clap::{Parser, Subcommand};
@@ -51,6 +51,8 @@ enum Command {
     Consume(ConsumeArgs),
     /// Play a consumer-group rebalance scenario on a virtual clock.
     Simulate(SimulateArgs),
+    /// Run a local cluster of broker processes until Ctrl-C.
+    Cluster(ClusterArgs),
 }
 
 /// The client commands write to pipes like any Unix tool, so a reader that
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce::run(&cli.bootstrap, args),
         Command::Consume(args) => cli::consume::run(&cli.bootstrap, args),
         Command::Simulate(args) => cli::simulate::run(args),
+        Command::Cluster(args) => cli::cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

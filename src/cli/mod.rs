@@ -1,7 +1,8 @@
 //! The client subcommands. They speak the Kafka protocol through librdkafka,
 //! so they work against any Kafka-compatible broker, not only actorlog;
-//! `simulate` needs no broker at all.
+//! `simulate` needs no broker at all, and `cluster` runs brokers.
 
+pub mod cluster;
 pub mod consume;
 pub mod groups;
 pub mod produce;

@@ -19,17 +19,17 @@ pub enum TopicsCommand {
         /// Number of partitions.
         #[arg(long, short, default_value_t = 1)]
         partitions: i32,
-        /// Replicas of each partition; -1 takes the brokers' default
-        /// (`default_replication_factor` in a cluster, 1 on one broker).
-        #[arg(long, short, default_value_t = -1, allow_negative_numbers = true)]
-        replication_factor: i32,
+        /// Replicas of each partition; by default the broker's
+        /// `default_replication_factor` (1 on a single broker).
+        #[arg(long, short)]
+        replication_factor: Option<i32>,
         /// Topic config overrides, key=value (repeatable).
         #[arg(long = "config", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
     },
     /// List topic names, one per line.
     List,
-    /// Show a topic's partitions, leaders and offsets.
+    /// Show a topic's partitions: leader, replicas, in-sync replicas, offsets.
     Describe { name: String },
     /// Delete a topic.
     Delete { name: String },
@@ -107,10 +107,11 @@ async fn create(
     bootstrap: &str,
     name: &str,
     partitions: i32,
-    replication_factor: i32,
+    replication_factor: Option<i32>,
     configs: &[(String, String)],
 ) -> Result<(), String> {
-    let replication = TopicReplication::Fixed(replication_factor);
+    // -1 asks the broker for its default (CreateTopics v4+).
+    let replication = TopicReplication::Fixed(replication_factor.unwrap_or(-1));
     let mut topic = NewTopic::new(name, partitions, replication);
     for (key, value) in configs {
         topic = topic.set(key, value);
@@ -159,17 +160,61 @@ fn describe(bootstrap: &str, name: &str) -> Result<(), String> {
     }
     println!("topic {name}: {} partitions", topic.partitions().len());
     for partition in topic.partitions() {
-        let (low, high) = client
-            .fetch_watermarks(name, partition.id(), REQUEST_TIMEOUT)
-            .map_err(fail("offsets request failed"))?;
+        let offsets = if partition.leader() < 0 {
+            Err("no leader".to_string())
+        } else {
+            client
+                .fetch_watermarks(name, partition.id(), REQUEST_TIMEOUT)
+                .map_err(|e| e.to_string())
+        };
         println!(
-            "  partition {}  leader {}  replicas {:?}  offsets {low}..{high}",
-            partition.id(),
-            partition.leader(),
-            partition.replicas()
+            "  {}",
+            partition_line(
+                partition.id(),
+                partition.leader(),
+                partition.replicas(),
+                partition.isr(),
+                offsets
+            )
         );
     }
     Ok(())
+}
+
+/// One partition of `topics describe`: who leads it, which brokers hold a
+/// replica, which of those are in sync (the ISR), and its offsets. A
+/// partition whose ISR is smaller than its replica set is flagged: losing
+/// the ISR members left loses what only they hold.
+fn partition_line(
+    id: i32,
+    leader: i32,
+    replicas: &[i32],
+    isr: &[i32],
+    offsets: Result<(i64, i64), String>,
+) -> String {
+    let list = |ids: &[i32]| {
+        let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+        ids.join(",")
+    };
+    let leader = if leader < 0 {
+        "none".to_string()
+    } else {
+        leader.to_string()
+    };
+    let offsets = match offsets {
+        Ok((low, high)) => format!("{low}..{high}"),
+        Err(e) => format!("unknown ({e})"),
+    };
+    let flag = if isr.len() < replicas.len() {
+        "  under-replicated"
+    } else {
+        ""
+    };
+    format!(
+        "partition {id}  leader {leader}  replicas {}  isr {}  offsets {offsets}{flag}",
+        list(replicas),
+        list(isr)
+    )
 }
 
 /// The topic's configs that are overrides, as key → value.
@@ -241,4 +286,26 @@ async fn alter_config(
     }
     println!("altered the configs of topic {name}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_line;
+
+    #[test]
+    fn partition_lines_show_leader_replicas_and_isr() {
+        assert_eq!(
+            partition_line(0, 2, &[2, 3, 1], &[2, 3, 1], Ok((0, 42))),
+            "partition 0  leader 2  replicas 2,3,1  isr 2,3,1  offsets 0..42"
+        );
+        assert_eq!(
+            partition_line(1, 3, &[3, 1, 2], &[3, 2], Ok((5, 9))),
+            "partition 1  leader 3  replicas 3,1,2  isr 3,2  offsets 5..9  under-replicated"
+        );
+        assert_eq!(
+            partition_line(2, -1, &[1, 2, 3], &[1], Err("no leader".into())),
+            "partition 2  leader none  replicas 1,2,3  isr 1  offsets unknown (no leader)  \
+             under-replicated"
+        );
+    }
 }

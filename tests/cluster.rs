@@ -1,0 +1,362 @@
+//! A replicated cluster of real broker processes on loopback, seen through
+//! unmodified clients (librdkafka, kcat): replication, leader failover under
+//! an idempotent `acks=all` producer, `min.insync.replicas`, the ISR
+//! shrinking and growing, and the start-up checks of a cluster member.
+//! Every wait is bounded; nothing asserts on speed.
+
+mod cluster_process;
+
+use cluster_process::clients::{
+    broker_ids, create_replicated_topic, in_sync_everywhere, metadata, partition_view, produce_one,
+    read_partition, recording_producer, ContinuousProducer,
+};
+use cluster_process::{wait_until, Cluster};
+use rdkafka::producer::{BaseRecord, Producer};
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Leader kills in `leader_kill_keeps_acknowledged_records`.
+const KILLS: usize = 20;
+
+/// Bound of each wait for a leader election or an ISR change.
+const FAILOVER_WAIT: Duration = Duration::from_secs(60);
+
+/// kcat's metadata listing of the cluster.
+fn kcat_metadata(bootstrap: &str) -> String {
+    let output = Command::new("kcat")
+        .args(["-b", bootstrap, "-m", "10", "-L"])
+        .output()
+        .expect("kcat runs (scripts/test installs it)");
+    assert!(
+        output.status.success(),
+        "kcat -L: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn three_brokers_replicate() {
+    let cluster = Cluster::start(3, "");
+    let bootstrap = cluster.bootstrap();
+    let brokers = metadata(&bootstrap).expect("metadata");
+    assert_eq!(
+        broker_ids(&brokers),
+        [1, 2, 3],
+        "rdkafka sees three brokers"
+    );
+    let listing = kcat_metadata(&bootstrap);
+    assert!(listing.contains(" 3 brokers:"), "kcat -L:\n{listing}");
+    for i in 0..3 {
+        let line = format!(
+            "broker {} at {}",
+            cluster.node_id(i),
+            cluster.bootstrap_of(i)
+        );
+        assert!(
+            listing.contains(&line),
+            "no `{line}` in kcat -L:\n{listing}"
+        );
+    }
+
+    let view = create_replicated_topic(&bootstrap, "r", 3);
+    for (partition, p) in view.iter().enumerate() {
+        let mut replicas = p.replicas.clone();
+        replicas.sort_unstable();
+        assert_eq!(replicas, [1, 2, 3], "replicas of r/{partition}: {p:?}");
+        assert!(
+            p.replicas.contains(&p.leader),
+            "the leader of r/{partition} is a replica: {p:?}"
+        );
+    }
+    // kcat may ask a broker a moment behind the one rdkafka asked.
+    wait_until(
+        Duration::from_secs(10),
+        &format!("kcat sees the leaders rdkafka sees, {view:?}"),
+        || {
+            let listing = kcat_metadata(&bootstrap);
+            view.iter().enumerate().all(|(partition, p)| {
+                listing.contains(&format!(
+                    "partition {partition}, leader {}, replicas: ",
+                    p.leader
+                ))
+            })
+        },
+    );
+
+    let (producer, recorder) = recording_producer(&bootstrap, &[]);
+    for value in 0..1000u64 {
+        let payload = value.to_string();
+        let partition = (value % 3) as i32;
+        producer
+            .send(
+                BaseRecord::<(), _>::to("r")
+                    .partition(partition)
+                    .payload(&payload),
+            )
+            .expect("queued");
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("every record delivered");
+    assert!(
+        recorder.failures.lock().unwrap().is_empty(),
+        "failed deliveries: {:?}",
+        recorder.failures.lock().unwrap()
+    );
+    let acks = recorder.acks.lock().unwrap().clone();
+    assert_eq!(acks.len(), 1000, "every record acknowledged");
+
+    for partition in 0..3 {
+        let mut acknowledged: Vec<(i64, u64)> = acks
+            .iter()
+            .filter(|a| a.partition == partition)
+            .map(|a| (a.offset, a.value))
+            .collect();
+        acknowledged.sort_unstable();
+        let read = read_partition(&bootstrap, "r", partition);
+        assert_eq!(
+            read, acknowledged,
+            "r/{partition} holds exactly the acknowledged records at their offsets"
+        );
+        assert!(
+            read.windows(2).all(|w| w[0].1 < w[1].1),
+            "r/{partition} keeps the order the records were sent in"
+        );
+    }
+}
+
+#[test]
+fn leader_kill_keeps_acknowledged_records() {
+    let mut cluster = Cluster::start(3, "");
+    create_replicated_topic(&cluster.bootstrap(), "failover", 1);
+    let producer = ContinuousProducer::start(&cluster.bootstrap(), "failover");
+    wait_until(Duration::from_secs(30), "records are acknowledged", || {
+        producer.acknowledged() >= 10
+    });
+
+    let mut failovers = Vec::with_capacity(KILLS);
+    for kill in 1..=KILLS {
+        let mut leader = -1;
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("failover/0 has a leader before kill {kill}"),
+            || {
+                leader = partition_view(&cluster.live_bootstrap(), "failover", 0)
+                    .map_or(-1, |p| p.leader);
+                leader >= 0
+            },
+        );
+        let victim = cluster.index_of(leader);
+        let killed_at = Instant::now();
+        cluster.kill9(victim);
+        // Records with this number or more were sent after the kill, so
+        // no broker but a new leader can acknowledge them.
+        let sent_after = producer.next_value() + 1;
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("a broker other than {leader} leads failover/0 (kill {kill})"),
+            || {
+                partition_view(&cluster.live_bootstrap(), "failover", 0)
+                    .is_some_and(|p| p.leader >= 0 && p.leader != leader)
+            },
+        );
+        let mut acknowledged_at = None;
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("a record sent after kill {kill} is acknowledged"),
+            || {
+                acknowledged_at = producer.first_ack_from(sent_after);
+                acknowledged_at.is_some()
+            },
+        );
+        failovers.push(acknowledged_at.expect("an ack") - killed_at);
+        cluster.restart(victim);
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("broker {leader} is back in the ISR of failover/0 (kill {kill})"),
+            || in_sync_everywhere(&cluster.live_brokers(), "failover", 0),
+        );
+    }
+
+    let produced = producer.stop();
+    failovers.sort_unstable();
+    let percentile = |p: usize| failovers[(failovers.len() * p / 100).min(failovers.len() - 1)];
+    eprintln!(
+        "failover (SIGKILL of the leader to the first acks=all record acknowledged by the new \
+         one) over {KILLS} kills: p50 {:?}, p99 {:?}; {} records acknowledged, {} failed",
+        percentile(50),
+        percentile(99),
+        produced.acks.len(),
+        produced.failures.len()
+    );
+    assert_eq!(
+        produced.fatal, None,
+        "the idempotent producer hit a fatal error"
+    );
+
+    let log = read_partition(&cluster.bootstrap(), "failover", 0);
+    for pair in log.windows(2) {
+        assert!(
+            pair[0].1 < pair[1].1,
+            "record {} at offset {} follows record {} at offset {}: a duplicate or reordering",
+            pair[1].1,
+            pair[1].0,
+            pair[0].1,
+            pair[0].0
+        );
+    }
+    let stored: HashMap<i64, u64> = log.into_iter().collect();
+    for ack in &produced.acks {
+        assert_eq!(
+            stored.get(&ack.offset),
+            Some(&ack.value),
+            "record {} was acknowledged at offset {}",
+            ack.value,
+            ack.offset
+        );
+    }
+}
+
+#[test]
+fn two_of_three_down_refuses_acks_all() {
+    let mut cluster = Cluster::start(3, "");
+    let view = create_replicated_topic(&cluster.bootstrap(), "strict", 1);
+    let enough = Duration::from_secs(30);
+    produce_one(&cluster.bootstrap(), "strict", 0, enough).expect("acks=all with 3 replicas up");
+
+    // Keep the leader, so the producer reaches it and the refusal is the
+    // leader's: fewer in-sync replicas than min.insync.replicas.
+    let leader = view[0].leader;
+    let followers: Vec<usize> = view[0]
+        .replicas
+        .iter()
+        .filter(|&&r| r != leader)
+        .map(|&r| cluster.index_of(r))
+        .collect();
+    for &follower in &followers {
+        cluster.kill9(follower);
+    }
+    let refused = produce_one(
+        &cluster.live_bootstrap(),
+        "strict",
+        1,
+        Duration::from_secs(5),
+    );
+    assert!(
+        refused.is_err(),
+        "acks=all was acknowledged with two of three replicas down: {refused:?}"
+    );
+    eprintln!(
+        "acks=all with two of three brokers down: {}",
+        refused.unwrap_err()
+    );
+
+    for &follower in &followers {
+        cluster.restart(follower);
+    }
+    wait_until(
+        Duration::from_secs(90),
+        "the ISR of strict/0 is back to 3",
+        || in_sync_everywhere(&cluster.live_brokers(), "strict", 0),
+    );
+    produce_one(&cluster.bootstrap(), "strict", 2, enough).expect("acks=all after recovery");
+}
+
+#[test]
+fn stopped_follower_leaves_and_rejoins_isr() {
+    let mut cluster = Cluster::start(3, "cluster:\n  replica_lag_time_max_ms: 2000\n");
+    let view = create_replicated_topic(&cluster.bootstrap(), "lagging", 1);
+    let producer = ContinuousProducer::start(&cluster.bootstrap(), "lagging");
+    wait_until(Duration::from_secs(30), "records are acknowledged", || {
+        producer.acknowledged() >= 10
+    });
+
+    let leader = view[0].leader;
+    let follower = *view[0]
+        .replicas
+        .iter()
+        .find(|&&r| r != leader)
+        .expect("a follower");
+    let index = cluster.index_of(follower);
+    cluster.stop_signal(index);
+    wait_until(
+        Duration::from_secs(15),
+        &format!("stopped broker {follower} leaves the ISR of lagging/0"),
+        || {
+            partition_view(&cluster.live_bootstrap(), "lagging", 0)
+                .is_some_and(|p| p.isr.len() == 2 && !p.isr.contains(&follower))
+        },
+    );
+    // Two in-sync replicas still meet min.insync.replicas=2.
+    let sent_after = producer.next_value() + 1;
+    wait_until(
+        FAILOVER_WAIT,
+        "acks=all records are acknowledged with the follower out of the ISR",
+        || producer.first_ack_from(sent_after).is_some(),
+    );
+
+    cluster.cont_signal(index);
+    wait_until(
+        FAILOVER_WAIT,
+        &format!("broker {follower} rejoins the ISR of lagging/0"),
+        || in_sync_everywhere(&cluster.live_brokers(), "lagging", 0),
+    );
+    let produced = producer.stop();
+    assert_eq!(
+        produced.fatal, None,
+        "the idempotent producer hit a fatal error"
+    );
+}
+
+#[test]
+fn broker_waits_for_voters_that_do_not_answer() {
+    // Three voters configured, only the first one started: the other two
+    // controller ports have nothing listening.
+    let mut cluster = Cluster::configure(3, "");
+    cluster.launch(0);
+    wait_until(
+        Duration::from_secs(30),
+        "the broker says it is waiting for the controller quorum",
+        || {
+            let stderr = cluster.stderr(0).to_lowercase();
+            stderr.contains("waiting") && stderr.contains("quorum")
+        },
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        assert!(
+            cluster.is_running(0),
+            "the broker exited instead of waiting:\n{}",
+            cluster.stderr(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn data_dir_of_another_cluster_is_refused() {
+    // Started means registered: the data dir holds the cluster id by now.
+    let mut cluster = Cluster::start(1, "");
+    cluster.kill9(0);
+
+    let ours = cluster.cluster_id().to_string();
+    let theirs = "another-cluster-7f3a";
+    let path = cluster.config_path(0);
+    let config = std::fs::read_to_string(&path).expect("config");
+    assert!(config.contains(&ours), "the config names the cluster id");
+    std::fs::write(&path, config.replace(&ours, theirs)).expect("config rewritten");
+
+    cluster.launch(0);
+    let status = cluster.wait_exit(0, Duration::from_secs(30));
+    let stderr = cluster.stderr(0);
+    assert!(
+        !status.success(),
+        "the broker started on a data dir of another cluster"
+    );
+    assert!(
+        stderr.contains(&ours) && stderr.contains(theirs),
+        "the refusal names both cluster ids ({ours}, {theirs}):\n{stderr}"
+    );
+}
