@@ -9,6 +9,7 @@
 
 pub mod clients;
 
+use rustix::process::{kill_process, Pid, Signal};
 use serde_yaml_ng::{Mapping, Value};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -79,12 +80,15 @@ impl Node {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn signal(&self, signal: libc::c_int) {
+    fn signal(&self, signal: Signal) {
         let child = self.child.as_ref().expect("the broker runs");
-        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
-        // SAFETY: kill only sends a signal to our own child process.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(sent, 0, "signal {signal} to broker {}", self.node_id);
+        let pid = i32::try_from(child.id())
+            .ok()
+            .and_then(Pid::from_raw)
+            .expect("a pid");
+        if let Err(e) = kill_process(pid, signal) {
+            panic!("signal {signal:?} to broker {}: {e}", self.node_id);
+        }
     }
 }
 
@@ -275,13 +279,13 @@ impl Cluster {
 
     /// SIGSTOP: the process freezes, its sockets stay open.
     pub fn stop_signal(&mut self, i: usize) {
-        self.nodes[i].signal(libc::SIGSTOP);
+        self.nodes[i].signal(Signal::STOP);
         self.nodes[i].stopped = true;
     }
 
     /// SIGCONT: a stopped broker runs on.
     pub fn cont_signal(&mut self, i: usize) {
-        self.nodes[i].signal(libc::SIGCONT);
+        self.nodes[i].signal(Signal::CONT);
         self.nodes[i].stopped = false;
     }
 
@@ -344,7 +348,7 @@ impl Drop for Cluster {
         }
         for node in &mut self.nodes {
             if node.stopped {
-                node.signal(libc::SIGCONT);
+                node.signal(Signal::CONT);
             }
             if let Some(mut child) = node.child.take() {
                 let _ = child.kill();

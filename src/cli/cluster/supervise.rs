@@ -150,11 +150,12 @@ fn stop(running: &mut [Running<'_>]) {
     println!("stopping {} brokers", alive.len());
     for broker in &alive {
         let child = broker.child.as_ref().expect("a running broker");
-        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-            // SAFETY: kill only sends a signal to our own child process.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
+        let pid = i32::try_from(child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            // A broker that already exited is reaped below.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
