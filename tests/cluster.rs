@@ -360,3 +360,104 @@ fn data_dir_of_another_cluster_is_refused() {
         "the refusal names both cluster ids ({ours}, {theirs}):\n{stderr}"
     );
 }
+
+/// Coordinator kills in `group_commits_survive_coordinator_kills`.
+const COORDINATOR_KILLS: usize = 5;
+
+/// Partitions of the offsets topic in that test: few, so it is quick to
+/// create, but more than one, so the hash matters.
+const OFFSETS_PARTITIONS: i32 = 3;
+
+/// Kafka's partition of the offsets topic for a group (Java's String
+/// hashCode, masked), computed here independently of the broker.
+fn offsets_partition(group: &str) -> usize {
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    ((hash & 0x7fff_ffff) % OFFSETS_PARTITIONS) as usize
+}
+
+#[test]
+fn group_commits_survive_coordinator_kills() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const GROUP: &str = "survivors";
+    let mut cluster = Cluster::start(
+        3,
+        &format!("cluster:\n  offsets_topic_num_partitions: {OFFSETS_PARTITIONS}\n"),
+    );
+    create_replicated_topic(&cluster.bootstrap(), "tracked", 1);
+    // Every broker, dead or alive: librdkafka finds the live ones.
+    let bootstrap = cluster.bootstrap();
+    let consumer = || -> BaseConsumer {
+        cluster_process::clients::client_config(&bootstrap)
+            .set("group.id", GROUP)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer")
+    };
+    let committed = |consumer: &BaseConsumer| -> Option<i64> {
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition("tracked", 0);
+        let found = consumer
+            .committed_offsets(wanted, Duration::from_secs(5))
+            .ok()?;
+        match found.find_partition("tracked", 0)?.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    };
+    // Commits with generation -1, as a consumer with assigned partitions
+    // (no subscription) makes them; retried until one is acknowledged.
+    let commit = |consumer: &BaseConsumer, offset: i64| {
+        let mut position = TopicPartitionList::new();
+        position
+            .add_partition_offset("tracked", 0, Offset::Offset(offset))
+            .expect("offset");
+        wait_until(FAILOVER_WAIT, &format!("commit of {offset} acknowledged"), || {
+            consumer.commit(&position, CommitMode::Sync).is_ok()
+        });
+    };
+
+    let partition = offsets_partition(GROUP);
+    let mut last_acknowledged = 0;
+    for kill in 1..=COORDINATOR_KILLS {
+        let client = consumer();
+        for step in 1..=3 {
+            last_acknowledged = (kill * 10 + step) as i64;
+            commit(&client, last_acknowledged);
+        }
+        drop(client);
+        let mut coordinator = -1;
+        wait_until(FAILOVER_WAIT, "the offsets partition has a leader", || {
+            coordinator = partition_view(&cluster.live_bootstrap(), "__consumer_offsets", partition)
+                .map_or(-1, |p| p.leader);
+            coordinator >= 0
+        });
+        let victim = cluster.index_of(coordinator);
+        cluster.kill9(victim);
+        let client = consumer();
+        let mut seen = None;
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("the new coordinator answers OffsetFetch (kill {kill})"),
+            || {
+                seen = committed(&client);
+                seen.is_some()
+            },
+        );
+        assert_eq!(
+            seen,
+            Some(last_acknowledged),
+            "the committed offset after killing coordinator {coordinator} (kill {kill})"
+        );
+        drop(client);
+        cluster.restart(victim);
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("broker {coordinator} is back in the ISR of the offsets partition"),
+            || in_sync_everywhere(&cluster.live_brokers(), "__consumer_offsets", partition),
+        );
+    }
+}
