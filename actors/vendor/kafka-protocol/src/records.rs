@@ -39,7 +39,7 @@
 //!  }
 //! ```
 use anyhow::{anyhow, bail, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use crc::{Crc, CRC_32_ISO_HDLC};
 use crc32c::crc32c;
 use indexmap::IndexMap;
@@ -514,7 +514,10 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // The count comes from the batch header: reserve no more than the
+        // bytes left could hold (a record takes at least one byte), and let
+        // the loop below find out whether the records are really there.
+        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +896,9 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // A header takes at least two bytes; reserve no more than the bytes
+        // left could hold, whatever the record claims.
+        let mut headers = IndexMap::with_capacity(num_headers.min(buf.remaining()));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -57,6 +57,23 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
 
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
+/// The most bytes one compressed byte can become: a snappy copy element of
+/// three bytes emits at most 64 (literals and the one-byte-offset copy
+/// expand less), so 22 bounds every real stream.
+const MAX_EXPANSION: usize = 22;
+
+/// Refuses a block whose header announces more than its compressed bytes
+/// could ever produce. The length is reserved (and zeroed) before the block
+/// is decompressed, and it comes from the peer.
+fn check_expansion(compressed: usize, announced: usize) -> Result<()> {
+    if announced > compressed.saturating_mul(MAX_EXPANSION) {
+        anyhow::bail!(
+            "snappy block of {compressed} bytes announces {announced} uncompressed bytes"
+        );
+    }
+    Ok(())
+}
+
 impl<B: ByteBuf> Decompressor<B> for Snappy {
     type Buf = Bytes;
     fn decompress<R, F>(compressed: &mut B, f: F) -> Result<R>
@@ -81,6 +98,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            check_expansion(compressed.len(), actual_len)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +122,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            check_expansion(compressed_block.len(), uncompressed_block_length)?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
