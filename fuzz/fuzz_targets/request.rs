@@ -4,6 +4,10 @@
 //! record batch gets (split, header, CRC, size) and the rewrites a topic's
 //! settings ask for (recompression decodes every record; log append time).
 //!
+//! Every allocation must stay within libFuzzer's malloc limit: a request
+//! announcing more elements than its bytes could hold is a decode error
+//! before anything is reserved for them.
+//!
 //! The first input byte picks the variant, the rest is the byte stream a
 //! client sends. Random bytes almost never carry a valid CRC32C, so one bit
 //! asks for the CRCs of Produce batches to be fixed up first: that is what
@@ -20,10 +24,11 @@ use kafka_protocol::messages::RequestKind;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
-// The broker's allocator: requests that announce huge arrays must cost
-// address space, not abort the process.
-#[global_allocator]
-static ALLOC: actorlog_actors::alloc::Guarded = actorlog_actors::alloc::Guarded;
+// No global allocator of the broker's here: the request path must refuse
+// announced counts the frame cannot hold before allocating for them, with
+// the system allocator, as an embedded broker runs. libFuzzer's
+// `-malloc_limit_mb` (by default its `-rss_limit_mb`, 2 GiB) reports any
+// single allocation above it as a crash.
 
 /// Smaller than the broker's default so that the fuzzer also meets frames
 /// over the limit.
