@@ -36,7 +36,10 @@ const MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 /// listed under "accepted" below are stored and reported like the others
 /// but change nothing here: they tune what this broker does not have
 /// (replication, tiered storage, flush policies, preallocation) or does
-/// its own way.
+/// its own way. The deprecated keys at the end are there because older
+/// clients and tools still set them: Kafka 4.0 ignores them too (it writes
+/// only message format v2 and never down-converts), and refusing them would
+/// fail a whole CreateTopics or AlterConfigs for a no-op.
 pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
     use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
     vec![
@@ -183,6 +186,19 @@ pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
             "unclean.leader.election.enable",
             Boolean,
             false,
+        ),
+        // Accepted, deprecated: their last defaults in Kafka 3.x.
+        key(
+            "message.downconversion.enable",
+            "log.message.downconversion.enable",
+            Boolean,
+            true,
+        ),
+        key(
+            "message.format.version",
+            "log.message.format.version",
+            Text,
+            "3.0-IV1",
         ),
     ]
 }
@@ -354,6 +370,52 @@ mod tests {
         assert!(validate(&config, "file.delete.delay.ms", "12345").is_ok());
         assert!(validate(&config, "preallocate", "yes").is_err());
         assert!(validate(&config, "leader.replication.throttled.replicas", "").is_ok());
+    }
+
+    #[test]
+    fn deprecated_keys_are_accepted_and_change_nothing() {
+        let config = BrokerConfig::default();
+        assert!(validate(&config, "message.format.version", "2.8").is_ok());
+        assert!(validate(&config, "message.format.version", "").is_err());
+        assert!(validate(&config, "message.downconversion.enable", "false").is_ok());
+        assert!(validate(&config, "message.downconversion.enable", "no").is_err());
+        let defaults = BTreeMap::new();
+        let deprecated = BTreeMap::from([
+            ("message.format.version".to_string(), "0.10.2".to_string()),
+            (
+                "message.downconversion.enable".to_string(),
+                "false".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            effective(&config, &defaults, "message.format.version").as_deref(),
+            Some("3.0-IV1")
+        );
+        assert_eq!(
+            effective(&config, &defaults, "message.downconversion.enable").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            produce_settings(&config, &deprecated),
+            produce_settings(&config, &defaults)
+        );
+        assert_eq!(cleanup(&config, &deprecated), cleanup(&config, &defaults));
+        let (with, without) = (
+            log_config(&config, &deprecated),
+            log_config(&config, &defaults),
+        );
+        assert_eq!(
+            (
+                with.segment_bytes,
+                with.segment_ms,
+                with.index_interval_bytes
+            ),
+            (
+                without.segment_bytes,
+                without.segment_ms,
+                without.index_interval_bytes
+            )
+        );
     }
 
     #[test]
