@@ -1,8 +1,9 @@
 //! The request path of a connection, up to the point where a request would
 //! meet the broker's state: framing at the length prefix, the request header,
 //! the body of every API the broker accepts, and for Produce the checks each
-//! record batch gets (split, header, CRC, size) and the rewrites a topic's
-//! settings ask for (recompression decodes every record; log append time).
+//! record batch gets (split, header, CRC, size, keys for a compacted topic)
+//! and the rewrites a topic's settings ask for (recompression decodes every
+//! record; log append time).
 //!
 //! Every allocation must stay within libFuzzer's malloc limit: a request
 //! announcing more elements than its bytes could hold is a decode error
@@ -35,6 +36,9 @@ use tokio_util::codec::Decoder;
 const MAX_FRAME: usize = 1 << 20;
 const FIX_CRCS: u8 = 1;
 const LOG_APPEND_TIME: u8 = 2;
+/// The top bit (the codec comes from the bits below it, modulo 6, so every
+/// codec still meets both values).
+const COMPACTED: u8 = 128;
 const CODECS: [Option<Compression>; 6] = [
     None,
     Some(Compression::None),
@@ -59,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
                 max_message_bytes: MAX_FRAME,
                 log_append_time: variant & LOG_APPEND_TIME != 0,
                 compression: CODECS[usize::from(variant >> 2) % CODECS.len()],
+                compacted: variant & COMPACTED != 0,
             };
             let append_time = settings.log_append_time.then_some(1_700_000_000_000);
             for partition in produce

@@ -293,6 +293,8 @@ pub struct ProduceSettings {
     pub log_append_time: bool,
     /// `compression.type` other than `producer`: recompress to this.
     pub compression: Option<Compression>,
+    /// `compact` in `cleanup.policy`: every record needs a key.
+    pub compacted: bool,
 }
 
 pub fn produce_settings(
@@ -313,6 +315,7 @@ pub fn produce_settings(
             "zstd" => Some(Compression::Zstd),
             _ => None,
         },
+        compacted: get("cleanup.policy").split(',').any(|p| p == "compact"),
     }
 }
 
@@ -442,6 +445,10 @@ mod tests {
         assert_eq!(settings.compression, Some(Compression::Zstd));
         assert!(settings.log_append_time);
         assert_eq!(settings.max_message_bytes, 100);
+        assert!(!settings.compacted);
+        let compacted =
+            BTreeMap::from([("cleanup.policy".to_string(), "delete,compact".to_string())]);
+        assert!(produce_settings(&config, &compacted).compacted);
         assert_eq!(
             produce_settings(&config, &BTreeMap::new()).compression,
             None
