@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Keeps a hostile request's announced sizes from aborting the broker.
+/// A backstop against sizes read from outside the process: requests are
+/// bounded by the decoder itself (`actorlog_actors::connection::frame`).
 #[global_allocator]
 static ALLOC: actorlog::actors::alloc::Guarded = actorlog::actors::alloc::Guarded;
 

@@ -13,6 +13,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -134,6 +135,37 @@ async fn delete_records_moves_the_log_start() {
     assert_eq!(watermarks(&bootstrap, "trimmed"), (4, 10));
     let records = read_records(&bootstrap, "trimmed");
     assert_eq!(records.first().map(|r| r.0), Some(4));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compacted_topic_refuses_records_without_a_key() {
+    let (_broker, bootstrap) = start(|_| {}).await;
+    create_topic(&bootstrap, "keyed", 1, &[("cleanup.policy", "compact")]).await;
+    let producer: FutureProducer = config(&bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let keyless = producer
+        .send(
+            FutureRecord::<(), str>::to("keyed").payload("no key"),
+            Duration::from_secs(10),
+        )
+        .await;
+    let (error, _) = keyless.expect_err("a record without a key is refused");
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::InvalidRecord),
+        "{error}"
+    );
+    let keyed = producer
+        .send(
+            FutureRecord::to("keyed").key("k").payload("with a key"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(keyed.expect("a keyed record is written").offset, 0);
+    let records = read_records(&bootstrap, "keyed");
+    assert_eq!(records.len(), 1, "only the keyed record was written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

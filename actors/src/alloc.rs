@@ -1,14 +1,16 @@
-//! A global allocator that survives allocations sized by a hostile peer.
+//! A global allocator that survives allocations sized by outside input.
 //!
-//! The wire decoder reserves a vector's capacity from the element count a
-//! request announces before it reads the elements, so a tiny frame can ask
-//! for hundreds of gigabytes; with the system allocator that request fails
-//! and the process aborts. Here, allocations of a gigabyte or more are
-//! served by an `mmap` with `MAP_NORESERVE`: address space only, with
-//! memory committed page by page as it is touched. The decoder then fails on
-//! the missing elements after touching a few pages, the mapping is released,
-//! and only the offending connection is closed. Smaller allocations go to
+//! Allocations of a gigabyte or more are served by an `mmap` with
+//! `MAP_NORESERVE`: address space only, with memory committed page by page
+//! as it is touched, so a size read from outside the process that is never
+//! filled costs a few pages instead of an abort. Smaller allocations go to
 //! the system allocator unchanged.
+//!
+//! The request path does not depend on it: the decoder checks every count
+//! a request announces against the bytes left before it reserves anything
+//! (`connection::frame`), with any allocator, so an embedded broker is
+//! protected too. The broker binary installs this one as a backstop for
+//! sizes taken from anywhere else, such as a damaged segment file.
 //!
 //! Use it in a binary with
 //! `#[global_allocator] static ALLOC: actorlog_actors::alloc::Guarded = actorlog_actors::alloc::Guarded;`.

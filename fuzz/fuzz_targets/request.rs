@@ -1,8 +1,13 @@
 //! The request path of a connection, up to the point where a request would
 //! meet the broker's state: framing at the length prefix, the request header,
 //! the body of every API the broker accepts, and for Produce the checks each
-//! record batch gets (split, header, CRC, size) and the rewrites a topic's
-//! settings ask for (recompression decodes every record; log append time).
+//! record batch gets (split, header, CRC, size, keys for a compacted topic)
+//! and the rewrites a topic's settings ask for (recompression decodes every
+//! record; log append time).
+//!
+//! Every allocation must stay within libFuzzer's malloc limit: a request
+//! announcing more elements than its bytes could hold is a decode error
+//! before anything is reserved for them.
 //!
 //! The first input byte picks the variant, the rest is the byte stream a
 //! client sends. Random bytes almost never carry a valid CRC32C, so one bit
@@ -20,16 +25,20 @@ use kafka_protocol::messages::RequestKind;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
-// The broker's allocator: requests that announce huge arrays must cost
-// address space, not abort the process.
-#[global_allocator]
-static ALLOC: actorlog_actors::alloc::Guarded = actorlog_actors::alloc::Guarded;
+// No global allocator of the broker's here: the request path must refuse
+// announced counts the frame cannot hold before allocating for them, with
+// the system allocator, as an embedded broker runs. libFuzzer's
+// `-malloc_limit_mb` (by default its `-rss_limit_mb`, 2 GiB) reports any
+// single allocation above it as a crash.
 
 /// Smaller than the broker's default so that the fuzzer also meets frames
 /// over the limit.
 const MAX_FRAME: usize = 1 << 20;
 const FIX_CRCS: u8 = 1;
 const LOG_APPEND_TIME: u8 = 2;
+/// The top bit (the codec comes from the bits below it, modulo 6, so every
+/// codec still meets both values).
+const COMPACTED: u8 = 128;
 const CODECS: [Option<Compression>; 6] = [
     None,
     Some(Compression::None),
@@ -54,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
                 max_message_bytes: MAX_FRAME,
                 log_append_time: variant & LOG_APPEND_TIME != 0,
                 compression: CODECS[usize::from(variant >> 2) % CODECS.len()],
+                compacted: variant & COMPACTED != 0,
             };
             let append_time = settings.log_append_time.then_some(1_700_000_000_000);
             for partition in produce

@@ -36,6 +36,13 @@
 //! keeps it durable exactly as the server does, [`BrokerBuilder::in_memory`]
 //! keeps nothing on disk (for tests), and [`BrokerBuilder::temporary`] uses
 //! the disk layout in a directory removed at shutdown.
+//!
+//! A broker that also serves Kafka clients ([`BrokerBuilder::listen`]) is
+//! protected from hostile requests as the server binary is, with whatever
+//! global allocator your program uses: frames are bounded by the broker's
+//! maximum request size, and the request decoder refuses any array, string
+//! or record count larger than the bytes left in the frame before it
+//! reserves memory for it, closing that one connection.
 
 #![warn(missing_docs)]
 

@@ -17,7 +17,9 @@ use bytes::Bytes;
 use futures_util::future::{join_all, LocalBoxFuture};
 use futures_util::FutureExt;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -143,8 +145,9 @@ fn start_partition(
             metrics.produced(&topic.name, batches.iter().map(Bytes::len).sum(), records);
             batches
         }
-        Err((error, message)) => {
-            let reply = failed(index, error, &message);
+        Err(refusal) => {
+            let reply = failed(index, refusal.error, &refusal.message)
+                .with_record_errors(refusal.record_errors);
             return async move { reply }.boxed_local();
         }
     };
@@ -187,6 +190,27 @@ fn start_partition(
     .boxed_local()
 }
 
+/// Why a partition's records are refused, as the Produce response says it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: ResponseError,
+    /// The partition's `error_message`.
+    pub message: String,
+    /// KIP-467's `record_errors`: the records at fault, by position in
+    /// their batch (Produce v8+; older clients get the message alone).
+    pub record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl From<(ResponseError, String)> for Refusal {
+    fn from((error, message): (ResponseError, String)) -> Self {
+        Refusal {
+            error,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
 /// Splits the record set into batches, checks each one and applies the
 /// topic's compression and timestamp settings. Returns the batches and
 /// their record count.
@@ -194,7 +218,7 @@ pub fn prepare(
     records: Option<Bytes>,
     settings: &ProduceSettings,
     append_time: Option<i64>,
-) -> Result<(Vec<Bytes>, usize), (ResponseError, String)> {
+) -> Result<(Vec<Bytes>, usize), Refusal> {
     let max_batch = settings.max_message_bytes;
     let records = records
         .filter(|r| !r.is_empty())
@@ -203,16 +227,19 @@ pub fn prepare(
     let mut count = 0;
     for one in &batches {
         if one.len() > max_batch {
-            return Err((
+            return Err(Refusal::from((
                 ResponseError::MessageTooLarge,
                 format!(
                     "batch of {} bytes exceeds message_max_bytes {max_batch}",
                     one.len()
                 ),
-            ));
+            )));
         }
         let header = batch::validate(one).map_err(rejection)?;
         check_record_count(&header)?;
+        if settings.compacted {
+            check_keys(one)?;
+        }
         count += header.records_count as usize;
     }
     let prepared = batches
@@ -227,7 +254,7 @@ pub fn prepare(
                 None => one,
             })
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, (ResponseError, String)>>()?;
     Ok((prepared, count))
 }
 
@@ -246,6 +273,35 @@ fn check_record_count(header: &BatchHeader) -> Result<(), (ResponseError, String
         ));
     }
     Ok(())
+}
+
+/// Kafka's check of a batch for a compacted topic, where records are kept
+/// by key: a record without one could never be compacted away. The whole
+/// batch fails with INVALID_RECORD, naming each keyless record (KIP-467),
+/// so a client can tell the bad records from the ones that only failed with
+/// them.
+fn check_keys(batch: &[u8]) -> Result<(), Refusal> {
+    const WHY: &str = "Compacted topic cannot accept message without key";
+    let keyless = batch::null_key_records(batch).map_err(rejection)?;
+    if keyless.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal {
+        error: ResponseError::InvalidRecord,
+        message: format!(
+            "{WHY}: {} of the batch's records have no key (first at index {})",
+            keyless.len(),
+            keyless[0]
+        ),
+        record_errors: keyless
+            .into_iter()
+            .map(|index| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(index)
+                    .with_batch_index_error_message(Some(StrBytes::from_static_str(WHY)))
+            })
+            .collect(),
+    })
 }
 
 fn rejection(err: BatchError) -> (ResponseError, String) {
@@ -277,6 +333,7 @@ mod tests {
             max_message_bytes: 1 << 20,
             log_append_time,
             compression,
+            compacted: false,
         }
     }
 
@@ -302,8 +359,8 @@ mod tests {
             for stamp in [true, false] {
                 let append_time = stamp.then_some(1_700_000_000_000);
                 let result = prepare(Some(empty_batch()), &settings(codec, stamp), append_time);
-                let (error, _) = result.expect_err("an empty batch is refused");
-                assert_eq!(error, ResponseError::InvalidRecord);
+                let refusal = result.expect_err("an empty batch is refused");
+                assert_eq!(refusal.error, ResponseError::InvalidRecord);
             }
         }
     }
@@ -311,11 +368,14 @@ mod tests {
     #[test]
     fn a_record_count_other_than_the_offset_range_is_an_invalid_record() {
         let records = Bytes::from(testing::assemble(0, 1, 0, 0, 3, &[]));
-        let (error, message) = prepare(Some(records), &settings(None, false), None).unwrap_err();
-        assert_eq!(error, ResponseError::InvalidRecord);
+        let refusal = prepare(Some(records), &settings(None, false), None).unwrap_err();
+        assert_eq!(refusal.error, ResponseError::InvalidRecord);
         assert!(
-            message.contains("3 records for an offset range of 2"),
-            "{message}"
+            refusal
+                .message
+                .contains("3 records for an offset range of 2"),
+            "{}",
+            refusal.message
         );
     }
 
@@ -330,5 +390,41 @@ mod tests {
         );
         let (batches, count) = prepared.unwrap();
         assert_eq!((batches.len(), count), (2, 4));
+    }
+
+    #[test]
+    fn a_compacted_topic_refuses_a_batch_with_keyless_records() {
+        let records: Vec<_> = [Some("k"), None, Some("k"), None]
+            .into_iter()
+            .zip(0..)
+            .map(|(key, offset)| {
+                let key = key.map(|k: &'static str| Bytes::from_static(k.as_bytes()));
+                batch::record(offset, 1, key, None)
+            })
+            .collect();
+        let compacted = ProduceSettings {
+            compacted: true,
+            ..settings(None, false)
+        };
+        for codec in [Compression::None, Compression::Snappy] {
+            let keyless = batch::encode_records(&records, codec).unwrap();
+            let refusal = prepare(Some(keyless.clone()), &compacted, None).unwrap_err();
+            assert_eq!(refusal.error, ResponseError::InvalidRecord);
+            let indexes: Vec<_> = refusal
+                .record_errors
+                .iter()
+                .map(|e| e.batch_index)
+                .collect();
+            assert_eq!(indexes, [1, 3]);
+            assert!(
+                refusal.message.contains("2 of the batch's records"),
+                "{}",
+                refusal.message
+            );
+            // A topic that is not compacted takes them, without looking.
+            assert!(prepare(Some(keyless), &settings(None, false), None).is_ok());
+            let keyed = batch::encode_records(&records[..1], codec).unwrap();
+            assert!(prepare(Some(keyed), &compacted, None).is_ok());
+        }
     }
 }

@@ -1,5 +1,33 @@
 //! Framing, request decoding and response encoding around the
 //! kafka-protocol codecs.
+//!
+//! # Bounded memory from any frame
+//!
+//! A frame's bytes are bounded by the length-prefix codec (`max_frame`), but
+//! a request also carries counts: array lengths, string and bytes lengths,
+//! a batch's record count. kafka-protocol 0.18.0 as released reserves memory
+//! for the announced count before reading an element
+//! (`Vec::with_capacity(n)` in `Array` and `CompactArray`), so 20 bytes
+//! announcing 2^31 topics ask for hundreds of gigabytes and the failed
+//! allocation aborts the process. Every element takes at least one byte on
+//! the wire, so a count above the bytes left in the frame is invalid, and
+//! the check has to sit where the count is read, before the reservation.
+//!
+//! The broker decodes through a vendored kafka-protocol
+//! (`actors/vendor/kafka-protocol`, see its README) whose decoders make that
+//! check at each of those points: a hostile count fails the decode here
+//! with an error naming the count and the bytes left, and the connection
+//! closes with the client-error log line, before anything is allocated for
+//! it. Nothing else in the process is needed for this, so an embedded
+//! broker serving TCP is protected exactly as the binary is, whatever the
+//! global allocator and the overcommit settings.
+//!
+//! The alternatives do not hold up: a pre-scan of the frame would need the
+//! layout of every version of every API, a second copy of what the decoder
+//! already knows that would drift from it; a wrapper buffer sees only reads
+//! of plain integers and cannot tell an array count from a timeout; and an
+//! allocator is process-wide, which is the embedder's choice, not a
+//! library's.
 
 use super::old_versions;
 use crate::api;

@@ -15,6 +15,7 @@ pub use kafka_protocol::records::Compression;
 use kafka_protocol::records::{
     Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use std::borrow::Cow;
 use std::fmt;
 
 /// Size of the fixed batch header; records start here.
@@ -354,29 +355,8 @@ pub fn first_offset_at_or_after_timestamp(
     ts: i64,
 ) -> Result<Option<(i64, i64)>, BatchError> {
     let header = parse_header(batch)?;
-    let body = batch
-        .get(HEADER_LEN..header.total_len())
-        .ok_or(BatchError::Truncated)?;
-    let decompressed;
-    let mut records = match header.compression()? {
-        Compression::None => body,
-        Compression::Gzip => {
-            decompressed = decompress::<Gzip>(body)?;
-            &decompressed[..]
-        }
-        Compression::Snappy => {
-            decompressed = decompress::<Snappy>(body)?;
-            &decompressed[..]
-        }
-        Compression::Lz4 => {
-            decompressed = decompress::<Lz4>(body)?;
-            &decompressed[..]
-        }
-        Compression::Zstd => {
-            decompressed = decompress::<Zstd>(body)?;
-            &decompressed[..]
-        }
-    };
+    let records = records_of(&header, batch)?;
+    let mut records = &records[..];
     for _ in 0..header.records_count {
         let record = next_record(&mut records)?;
         let timestamp = if header.is_log_append_time() {
@@ -394,6 +374,38 @@ pub fn first_offset_at_or_after_timestamp(
     Ok(None)
 }
 
+/// The positions, in the batch, of its records without a key, which a
+/// compacted topic refuses (Kafka's INVALID_RECORD). Decodes (and if needed
+/// decompresses) the records, so the produce path calls it for compacted
+/// topics only.
+pub fn null_key_records(batch: &[u8]) -> Result<Vec<i32>, BatchError> {
+    let header = parse_header(batch)?;
+    let records = records_of(&header, batch)?;
+    let mut records = &records[..];
+    let mut null = Vec::new();
+    for index in 0..header.records_count {
+        if next_record(&mut records)?.null_key {
+            null.push(index);
+        }
+    }
+    Ok(null)
+}
+
+/// The record bytes of `batch`, decompressed if needed.
+fn records_of<'a>(header: &BatchHeader, batch: &'a [u8]) -> Result<Cow<'a, [u8]>, BatchError> {
+    let body = batch
+        .get(HEADER_LEN..header.total_len())
+        .ok_or(BatchError::Truncated)?;
+    let decompressed = match header.compression()? {
+        Compression::None => return Ok(Cow::Borrowed(body)),
+        Compression::Gzip => decompress::<Gzip>(body)?,
+        Compression::Snappy => decompress::<Snappy>(body)?,
+        Compression::Lz4 => decompress::<Lz4>(body)?,
+        Compression::Zstd => decompress::<Zstd>(body)?,
+    };
+    Ok(Cow::Owned(decompressed.into()))
+}
+
 fn decompress<'a, D>(mut body: &'a [u8]) -> Result<Bytes, BatchError>
 where
     D: Decompressor<&'a [u8], Buf = Bytes>,
@@ -402,14 +414,18 @@ where
         .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e:#}")))
 }
 
-/// The parts of a record needed to locate it; the rest is skipped.
+/// The parts of a record needed to locate it and to check its key; the rest
+/// is skipped.
 struct RecordPosition {
     timestamp_delta: i64,
     offset_delta: i32,
+    /// A negative key length: no key (not an empty one).
+    null_key: bool,
 }
 
 /// Reads one record (length varint, attributes i8, timestampDelta varlong,
-/// offsetDelta varint, key, value, headers) and advances past it.
+/// offsetDelta varint, key length varint and key, value, headers) and
+/// advances past it.
 fn next_record(records: &mut &[u8]) -> Result<RecordPosition, BatchError> {
     let length = read_varlong(records)?;
     let length = usize::try_from(length)
@@ -428,9 +444,11 @@ fn next_record(records: &mut &[u8]) -> Result<RecordPosition, BatchError> {
     let offset_delta = read_varlong(&mut fields)?;
     let offset_delta = i32::try_from(offset_delta)
         .map_err(|_| BatchError::Corrupt(format!("offset delta {offset_delta} overflows")))?;
+    let key_len = read_varlong(&mut fields)?;
     Ok(RecordPosition {
         timestamp_delta,
         offset_delta,
+        null_key: key_len < 0,
     })
 }
 
@@ -657,6 +675,33 @@ mod tests {
         assert!(!header.is_transactional());
         assert!(!header.is_control());
         assert!(!header.is_log_append_time());
+    }
+
+    #[test]
+    fn records_without_a_key_are_listed_by_position() {
+        let keys = [Some("a"), None, Some(""), None];
+        let records: Vec<Record> = keys
+            .iter()
+            .zip(0..)
+            .map(|(key, offset)| {
+                let key = key.map(|k| Bytes::from(k.as_bytes()));
+                record(offset, 1_000 + offset, key, Some(Bytes::from_static(b"v")))
+            })
+            .collect();
+        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let batch = encode_records(&records, codec).unwrap();
+            // An empty key is a key.
+            assert_eq!(null_key_records(&batch), Ok(vec![1, 3]), "{codec:?}");
+        }
+        let keyed = encode_records(&records[..1], Compression::Gzip).unwrap();
+        assert_eq!(null_key_records(&keyed), Ok(vec![]));
+        // A batch announcing more records than it holds is corrupt.
+        let mut short = batch(&[1, 2]);
+        short[57..61].copy_from_slice(&3i32.to_be_bytes());
+        assert!(matches!(
+            null_key_records(&short),
+            Err(BatchError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -36,7 +36,10 @@ const MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 /// listed under "accepted" below are stored and reported like the others
 /// but change nothing here: they tune what this broker does not have
 /// (replication, tiered storage, flush policies, preallocation) or does
-/// its own way.
+/// its own way. The deprecated keys at the end are there because older
+/// clients and tools still set them: Kafka 4.0 ignores them too (it writes
+/// only message format v2 and never down-converts), and refusing them would
+/// fail a whole CreateTopics or AlterConfigs for a no-op.
 pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
     use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
     vec![
@@ -184,6 +187,19 @@ pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
             Boolean,
             false,
         ),
+        // Accepted, deprecated: their last defaults in Kafka 3.x.
+        key(
+            "message.downconversion.enable",
+            "log.message.downconversion.enable",
+            Boolean,
+            true,
+        ),
+        key(
+            "message.format.version",
+            "log.message.format.version",
+            Text,
+            "3.0-IV1",
+        ),
     ]
 }
 
@@ -277,6 +293,8 @@ pub struct ProduceSettings {
     pub log_append_time: bool,
     /// `compression.type` other than `producer`: recompress to this.
     pub compression: Option<Compression>,
+    /// `compact` in `cleanup.policy`: every record needs a key.
+    pub compacted: bool,
 }
 
 pub fn produce_settings(
@@ -297,6 +315,7 @@ pub fn produce_settings(
             "zstd" => Some(Compression::Zstd),
             _ => None,
         },
+        compacted: get("cleanup.policy").split(',').any(|p| p == "compact"),
     }
 }
 
@@ -357,6 +376,52 @@ mod tests {
     }
 
     #[test]
+    fn deprecated_keys_are_accepted_and_change_nothing() {
+        let config = BrokerConfig::default();
+        assert!(validate(&config, "message.format.version", "2.8").is_ok());
+        assert!(validate(&config, "message.format.version", "").is_err());
+        assert!(validate(&config, "message.downconversion.enable", "false").is_ok());
+        assert!(validate(&config, "message.downconversion.enable", "no").is_err());
+        let defaults = BTreeMap::new();
+        let deprecated = BTreeMap::from([
+            ("message.format.version".to_string(), "0.10.2".to_string()),
+            (
+                "message.downconversion.enable".to_string(),
+                "false".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            effective(&config, &defaults, "message.format.version").as_deref(),
+            Some("3.0-IV1")
+        );
+        assert_eq!(
+            effective(&config, &defaults, "message.downconversion.enable").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            produce_settings(&config, &deprecated),
+            produce_settings(&config, &defaults)
+        );
+        assert_eq!(cleanup(&config, &deprecated), cleanup(&config, &defaults));
+        let (with, without) = (
+            log_config(&config, &deprecated),
+            log_config(&config, &defaults),
+        );
+        assert_eq!(
+            (
+                with.segment_bytes,
+                with.segment_ms,
+                with.index_interval_bytes
+            ),
+            (
+                without.segment_bytes,
+                without.segment_ms,
+                without.index_interval_bytes
+            )
+        );
+    }
+
+    #[test]
     fn enumerated_values() {
         let config = BrokerConfig::default();
         assert!(validate(&config, "compression.type", "zstd").is_ok());
@@ -380,6 +445,10 @@ mod tests {
         assert_eq!(settings.compression, Some(Compression::Zstd));
         assert!(settings.log_append_time);
         assert_eq!(settings.max_message_bytes, 100);
+        assert!(!settings.compacted);
+        let compacted =
+            BTreeMap::from([("cleanup.policy".to_string(), "delete,compact".to_string())]);
+        assert!(produce_settings(&config, &compacted).compacted);
         assert_eq!(
             produce_settings(&config, &BTreeMap::new()).compression,
             None
