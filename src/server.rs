@@ -17,14 +17,21 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         })?;
         let broker = Broker::start(config)?;
         metrics::start(&broker).await;
-        log::info!(
-            "listening on {}, data in {}",
-            listener.local_addr()?,
-            broker.config().data_dir.display()
-        );
+        let address = listener.local_addr()?;
+        let serving = broker.clone();
+        // In a cluster, clients are served once the controller counts this
+        // broker in; a stop signal may come before that.
+        let serve = async move {
+            serving.ready().await;
+            log::info!(
+                "listening on {address}, data in {}",
+                serving.config().data_dir.display()
+            );
+            listener::serve(serving, listener).await
+        };
         let mut terminate = signal(SignalKind::terminate())?;
         let result = tokio::select! {
-            never = listener::serve(broker.clone(), listener) => never,
+            never = serve => never,
             _ = terminate.recv() => Ok(()),
             _ = tokio::signal::ctrl_c() => Ok(()),
         };

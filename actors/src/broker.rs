@@ -974,6 +974,26 @@ impl Broker {
         self.submit(node, command).await.map(|_| ())
     }
 
+    /// Resolves once the broker may serve clients: at once on a single
+    /// broker; in a cluster once the controller quorum has registered this
+    /// broker in its current incarnation and unfenced it (it caught up with
+    /// the metadata), as a KRaft broker enables its listeners only then.
+    /// Until then Metadata could not name it or a controller.
+    pub async fn ready(&self) {
+        let Some(node) = &self.cluster else {
+            return;
+        };
+        let me = self.config.node_id;
+        let mut image = node.image();
+        let _ = image
+            .wait_for(|image| {
+                image.brokers.get(&me).is_some_and(|b| {
+                    !b.fenced && node.broker_epoch() == Some(b.epoch)
+                })
+            })
+            .await;
+    }
+
     /// The cluster membership, if this broker is in a cluster.
     pub fn cluster(&self) -> Option<&ClusterNode> {
         self.cluster.as_ref()
