@@ -15,6 +15,7 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::partition::WriteMarker;
 use crate::store::offsets::PartitionOffset;
+use crate::store::StoreError;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     ResponseActFuture, WrapFuture,
@@ -53,8 +54,9 @@ pub struct TxnCoordinator {
     txns: HashMap<String, Txn>,
 }
 
-fn io_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("transaction store: {e}"))
+/// A sled or bincode error of this store, kept as the source.
+fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    StoreError::io("transaction store", e)
 }
 
 impl TxnCoordinator {
