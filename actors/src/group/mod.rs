@@ -35,8 +35,8 @@ use tokio::sync::oneshot;
 
 use self::assignor::Topics;
 use self::classic::{
-    GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, Reply,
-    SyncRequest, SyncResponse, Token,
+    GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, LeaveResult,
+    Reply, SyncRequest, SyncResponse, Token,
 };
 use self::consumer_protocol::decode_subscription;
 use self::kip848::{
@@ -160,7 +160,7 @@ impl Handler<Join> for GroupCoordinator {
 
     fn handle(&mut self, Join(request): Join, ctx: &mut Context<Self>) -> Self::Result {
         if !self.consumer.is_empty() {
-            let error = JoinResponse::error(ResponseError::InconsistentGroupProtocol.code());
+            let error = JoinResponse::error(ResponseError::InconsistentGroupProtocol);
             return Box::pin(async move { error });
         }
         let token = self.token();
@@ -170,7 +170,7 @@ impl Handler<Join> for GroupCoordinator {
         self.deliver(replies, ctx);
         parked(
             rx,
-            JoinResponse::error(ResponseError::CoordinatorNotAvailable.code()),
+            JoinResponse::error(ResponseError::CoordinatorNotAvailable),
         )
     }
 }
@@ -190,13 +190,15 @@ impl Handler<SyncGroup> for GroupCoordinator {
         self.deliver(replies, ctx);
         parked(
             rx,
-            SyncResponse::error(ResponseError::CoordinatorNotAvailable.code()),
+            SyncResponse::error(ResponseError::CoordinatorNotAvailable),
         )
     }
 }
 
+/// Heartbeat from a classic group's member: `Ok` while it is in good
+/// standing, REBALANCE_IN_PROGRESS when it must rejoin.
 #[derive(Message)]
-#[rtype(result = "i16")]
+#[rtype(result = "Result<(), ResponseError>")]
 pub struct Heartbeat {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -204,9 +206,9 @@ pub struct Heartbeat {
 }
 
 impl Handler<Heartbeat> for GroupCoordinator {
-    type Result = i16;
+    type Result = Result<(), ResponseError>;
 
-    fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) -> i16 {
+    fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) -> Self::Result {
         let error = self.state.heartbeat(
             &msg.member_id,
             msg.group_instance_id.as_deref(),
@@ -219,7 +221,7 @@ impl Handler<Heartbeat> for GroupCoordinator {
 }
 
 #[derive(Message)]
-#[rtype(result = "Vec<(LeaveMember, i16)>")]
+#[rtype(result = "Vec<LeaveResult>")]
 pub struct Leave(pub Vec<LeaveMember>);
 
 impl Handler<Leave> for GroupCoordinator {
@@ -235,7 +237,7 @@ impl Handler<Leave> for GroupCoordinator {
 /// OffsetCommit from a member (or, with generation -1, from a client that
 /// manages its own partitions).
 #[derive(Message)]
-#[rtype(result = "i16")]
+#[rtype(result = "Result<(), ResponseError>")]
 pub struct Commit {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -244,10 +246,10 @@ pub struct Commit {
 }
 
 impl Handler<Commit> for GroupCoordinator {
-    type Result = ResponseFuture<i16>;
+    type Result = ResponseFuture<Result<(), ResponseError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Context<Self>) -> Self::Result {
-        let error = if self.consumer.is_empty() {
+        let checked = if self.consumer.is_empty() {
             self.state.validate_commit(
                 &msg.member_id,
                 msg.group_instance_id.as_deref(),
@@ -257,8 +259,8 @@ impl Handler<Commit> for GroupCoordinator {
             self.consumer
                 .validate_commit(&msg.member_id, msg.generation_id)
         };
-        if error != 0 {
-            return Box::pin(async move { error });
+        if let Err(error) = checked {
+            return Box::pin(async move { Err(error) });
         }
         let store = self.offsets.clone();
         let group = self.group_id.clone();
@@ -268,17 +270,12 @@ impl Handler<Commit> for GroupCoordinator {
             .map(|log| log.append(&group, &msg.offsets));
         Box::pin(async move {
             if let Some(replicated) = replicated {
-                if let Err(e) = replicated.await {
-                    return e.code();
-                }
+                replicated.await?;
             }
-            match store.commit(&group, &msg.offsets).await {
-                Ok(()) => 0,
-                Err(e) => {
-                    log::error!("group {group}: commit failed: {e}");
-                    ResponseError::KafkaStorageError.code()
-                }
-            }
+            store.commit(&group, &msg.offsets).await.map_err(|e| {
+                log::error!("group {group}: commit failed: {e}");
+                ResponseError::KafkaStorageError
+            })
         })
     }
 }
@@ -295,22 +292,22 @@ impl Handler<Describe> for GroupCoordinator {
     }
 }
 
-/// DeleteGroups for this group: only an empty group may go. Answers the
-/// Kafka error code (0 when deleted); a deleted coordinator stops.
+/// DeleteGroups for this group: only an empty group may go (NON_EMPTY_GROUP
+/// otherwise); a deleted coordinator stops.
 #[derive(Message)]
-#[rtype(result = "i16")]
+#[rtype(result = "Result<(), ResponseError>")]
 pub struct DeleteGroup;
 
 impl Handler<DeleteGroup> for GroupCoordinator {
-    type Result = i16;
+    type Result = Result<(), ResponseError>;
 
-    fn handle(&mut self, _: DeleteGroup, ctx: &mut Context<Self>) -> i16 {
+    fn handle(&mut self, _: DeleteGroup, ctx: &mut Context<Self>) -> Self::Result {
         if !self.state.is_empty() || !self.consumer.is_empty() {
-            return ResponseError::NonEmptyGroup.code();
+            return Err(ResponseError::NonEmptyGroup);
         }
         self.state.remove_all();
         ctx.stop();
-        0
+        Ok(())
     }
 }
 
@@ -345,7 +342,7 @@ impl Handler<ConsumerHeartbeat> for GroupCoordinator {
     fn handle(&mut self, msg: ConsumerHeartbeat, ctx: &mut Context<Self>) -> Self::Result {
         if !self.state.is_empty() {
             return MessageResult(HeartbeatResponse {
-                error: ResponseError::GroupIdNotFound.code(),
+                error: Some(ResponseError::GroupIdNotFound),
                 error_message: Some(format!("group {} is a classic group", self.group_id)),
                 ..HeartbeatResponse::default()
             });
