@@ -10,7 +10,7 @@ use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
 use crate::group::kip848::ConsumerGroupConfig;
-use crate::group::{CommitLog, GroupCoordinator};
+use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;
@@ -693,29 +693,65 @@ impl Broker {
         self.producer_ids.lock().ok()?.next()
     }
 
-    /// The coordinator of a group, started on first use.
+    /// The coordinator of a group, started on first use, and started again
+    /// after an idle coordinator stopped ([`Broker::stop_idle_groups`]).
     pub fn group(&self, group_id: &str) -> Addr<GroupCoordinator> {
         if let Some(addr) = self.groups.get(group_id) {
-            return addr.clone();
+            if addr.connected() {
+                return addr.clone();
+            }
         }
-        self.groups
+        let mut entry = self
+            .groups
             .entry(group_id.to_string())
-            .or_insert_with(|| {
-                let coordinator = GroupCoordinator::new(
-                    group_id.to_string(),
-                    self.group_config(),
-                    self.consumer_group_config(),
-                    self.offsets.clone(),
-                    self.commit_log.clone(),
-                );
-                GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
-            })
-            .clone()
+            .or_insert_with(|| self.start_group(group_id));
+        // A coordinator that stopped while its entry was still here.
+        if !entry.connected() {
+            *entry = self.start_group(group_id);
+        }
+        entry.clone()
     }
 
-    /// The coordinator of a group, if it was started.
+    fn start_group(&self, group_id: &str) -> Addr<GroupCoordinator> {
+        let coordinator = GroupCoordinator::new(
+            group_id.to_string(),
+            self.group_config(),
+            self.consumer_group_config(),
+            self.offsets.clone(),
+            self.commit_log.clone(),
+        );
+        GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
+    }
+
+    /// The coordinator of a group, if one is running.
     pub fn existing_group(&self, group_id: &str) -> Option<Addr<GroupCoordinator>> {
-        self.groups.get(group_id).map(|a| a.clone())
+        self.groups
+            .get(group_id)
+            .map(|a| a.clone())
+            .filter(Addr::connected)
+    }
+
+    /// Stops the coordinators of groups found idle (no members, nothing
+    /// waiting) at this check and the one before, and forgets them, so
+    /// the group map does not grow with every group id ever used. Their
+    /// committed offsets stay in the store, and [`Broker::group`] starts a
+    /// new coordinator when the group is used again. Returns how many
+    /// stopped.
+    pub async fn stop_idle_groups(&self) -> usize {
+        let running: Vec<(String, Addr<GroupCoordinator>)> = self
+            .groups
+            .iter()
+            .map(|g| (g.key().clone(), g.value().clone()))
+            .collect();
+        let mut stopped = 0;
+        for (group, coordinator) in running {
+            if coordinator.send(StopIfIdle).await.unwrap_or(false) {
+                // Only this coordinator: the group may have a new one.
+                self.groups.remove_if(&group, |_, a| *a == coordinator);
+                stopped += 1;
+            }
+        }
+        stopped
     }
 
     /// Every group that has a coordinator or committed offsets, sorted.
@@ -764,6 +800,7 @@ impl Broker {
     }
 
     /// Expires old offsets of empty groups every `retention_check_interval_ms`,
+    /// and stops the coordinators of groups idle since the check before,
     /// for as long as the broker lives.
     fn start_offset_expiry(self: &Arc<Self>) {
         let broker = Arc::downgrade(self);
@@ -776,6 +813,10 @@ impl Broker {
                 };
                 if let Err(e) = broker.expire_offsets().await {
                     log::error!("expiring committed offsets: {e}");
+                }
+                let stopped = broker.stop_idle_groups().await;
+                if stopped > 0 {
+                    log::debug!("stopped the coordinators of {stopped} idle groups");
                 }
             }
         });
@@ -1347,3 +1388,6 @@ fn record_of(topic: &Topic) -> TopicRecord {
         configs: topic.configs.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

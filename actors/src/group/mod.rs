@@ -15,6 +15,10 @@
 //! (ConsumerGroupHeartbeat, [`kip848::ConsumerGroup`]). While one
 //! has members, requests of the other are refused, as Kafka does for a
 //! group it does not convert.
+//!
+//! A coordinator lives while its group is used: one that the broker's
+//! periodic check finds idle twice in a row ([`StopIfIdle`]) stops, and the
+//! broker starts a new one the next time the group is used.
 
 pub mod assignor;
 pub mod classic;
@@ -69,6 +73,10 @@ pub struct GroupCoordinator {
     syncs: HashMap<Token, oneshot::Sender<SyncResponse>>,
     next_token: Token,
     timer: Option<SpawnHandle>,
+    /// Set by an idle check that found the group idle (no members, no
+    /// waiting request, no deadline), cleared by any request of its
+    /// members or committers: a group still idle at the next check stops.
+    seen_idle: bool,
 }
 
 impl GroupCoordinator {
@@ -90,7 +98,20 @@ impl GroupCoordinator {
             syncs: HashMap::new(),
             next_token: 0,
             timer: None,
+            seen_idle: false,
         }
+    }
+
+    /// Nothing for the actor to do or remember: no members under either
+    /// protocol, no parked request, no deadline. Committed offsets live in
+    /// the store, so such a group's actor can go and be started again.
+    fn is_idle(&self) -> bool {
+        self.state.is_empty()
+            && self.consumer.is_empty()
+            && self.joins.is_empty()
+            && self.syncs.is_empty()
+            && self.state.next_deadline().is_none()
+            && self.consumer.next_deadline().is_none()
     }
 
     fn now(&self) -> u64 {
@@ -159,6 +180,7 @@ impl Handler<Join> for GroupCoordinator {
     type Result = ResponseFuture<JoinResponse>;
 
     fn handle(&mut self, Join(request): Join, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         if !self.consumer.is_empty() {
             let error = JoinResponse::error(ResponseError::InconsistentGroupProtocol);
             return Box::pin(async move { error });
@@ -183,6 +205,7 @@ impl Handler<SyncGroup> for GroupCoordinator {
     type Result = ResponseFuture<SyncResponse>;
 
     fn handle(&mut self, SyncGroup(request): SyncGroup, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         let token = self.token();
         let (tx, rx) = oneshot::channel();
         self.syncs.insert(token, tx);
@@ -209,6 +232,7 @@ impl Handler<Heartbeat> for GroupCoordinator {
     type Result = Result<(), ResponseError>;
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         let error = self.state.heartbeat(
             &msg.member_id,
             msg.group_instance_id.as_deref(),
@@ -249,6 +273,7 @@ impl Handler<Commit> for GroupCoordinator {
     type Result = ResponseFuture<Result<(), ResponseError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         let checked = if self.consumer.is_empty() {
             self.state.validate_commit(
                 &msg.member_id,
@@ -327,6 +352,35 @@ impl Handler<Stop> for GroupCoordinator {
     }
 }
 
+/// The broker's periodic idle check (with each offset-retention check):
+/// a group found idle at two checks in a row, with no request of its own
+/// in between, stops and answers `true`; the broker then forgets it and
+/// starts a new coordinator when the group is next used. Its committed
+/// offsets stay in the store. A request that reaches the stopped actor
+/// fails to send, which the api handlers answer COORDINATOR_NOT_AVAILABLE,
+/// a retriable error: the client's retry finds the new coordinator.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopIfIdle;
+
+impl Handler<StopIfIdle> for GroupCoordinator {
+    type Result = bool;
+
+    fn handle(&mut self, _: StopIfIdle, ctx: &mut Context<Self>) -> bool {
+        if !self.is_idle() {
+            self.seen_idle = false;
+            return false;
+        }
+        if !self.seen_idle {
+            self.seen_idle = true;
+            return false;
+        }
+        log::debug!("group {}: idle, its coordinator stops", self.group_id);
+        ctx.stop();
+        true
+    }
+}
+
 /// ConsumerGroupHeartbeat (KIP-848), with the partition counts of the
 /// broker's topics.
 #[derive(Message)]
@@ -340,6 +394,7 @@ impl Handler<ConsumerHeartbeat> for GroupCoordinator {
     type Result = MessageResult<ConsumerHeartbeat>;
 
     fn handle(&mut self, msg: ConsumerHeartbeat, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         if !self.state.is_empty() {
             return MessageResult(HeartbeatResponse {
                 error: Some(ResponseError::GroupIdNotFound),
