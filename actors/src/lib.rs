@@ -23,6 +23,7 @@ pub mod flusher;
 pub mod group;
 pub mod listener;
 pub mod metrics;
+pub mod metrics_endpoint;
 pub mod partition;
 pub mod protocol;
 pub mod replication;
