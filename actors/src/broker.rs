@@ -14,13 +14,14 @@ use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;
+use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::store::acls::AclStore;
 use crate::store::offsets::OffsetStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
-use crate::topic::{self, validate_name, PartitionHandle, Topic};
+use crate::topic::{self, validate_name, Topic};
 use crate::txn::TxnCoordinator;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
@@ -1067,7 +1068,7 @@ impl Broker {
             let me = self.config.node_id;
             return Some(PartitionView {
                 leader: me,
-                leader_epoch: crate::topic::LEADER_EPOCH,
+                leader_epoch: crate::partition::LEADER_EPOCH,
                 replicas: vec![me],
                 isr: vec![me],
                 offline: Vec::new(),

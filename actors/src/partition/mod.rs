@@ -10,6 +10,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod compaction;
 pub mod epoch_cache;
+mod handle;
 pub mod index;
 pub mod local_log;
 pub mod producers;
@@ -22,8 +23,6 @@ pub mod transactions;
 
 use crate::clock::now_ms;
 use crate::flusher::Flusher;
-use crate::topic::config::Cleanup;
-use crate::topic::LogOffsets;
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -32,6 +31,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
@@ -554,6 +555,22 @@ impl Handler<DeleteRecords> for Partition {
         self.publish();
         Ok(self.log.log_start_offset())
     }
+}
+
+/// How a topic's partitions are cleaned up (`cleanup.policy` and friends).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cleanup {
+    /// `delete` in the policy: retention by time and size applies.
+    pub delete: bool,
+    /// `compact` in the policy: only the latest record per key is kept.
+    pub compact: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact once this share of the closed
+    /// segments has not been compacted yet.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// New topic settings (AlterConfigs), applied at once.
