@@ -5,12 +5,12 @@
 use crate::cluster::image::{assign_replicas, Applied, Command, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
-use crate::connection::limits::Connections;
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
 use crate::group::kip848::ConsumerGroupConfig;
 use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
+use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;

@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod flusher;
 pub mod group;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod metrics_endpoint;

@@ -16,7 +16,6 @@
 
 pub mod client_log;
 pub mod frame;
-pub mod limits;
 mod old_versions;
 
 use crate::api;
@@ -37,7 +36,7 @@ use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use self::frame::Rejection;
-use self::limits::{Admitted, Budget, Slot};
+use crate::limits::{Admitted, Budget, Slot};
 
 pub struct Connection {
     broker: Arc<Broker>,
