@@ -32,7 +32,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -261,7 +261,9 @@ impl Broker {
             }
             None => broker.recover()?,
         }
-        let coordinator = TxnCoordinator::open(&state_db, Arc::downgrade(&broker))?;
+        // Markers go through the broker, held weakly (it owns the coordinator).
+        let partitions: Weak<Broker> = Arc::downgrade(&broker);
+        let coordinator = TxnCoordinator::open(&state_db, partitions, broker.offsets.clone())?;
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
         let _ = broker.transactions.set(addr);
@@ -1387,6 +1389,14 @@ fn record_of(topic: &Topic) -> TopicRecord {
         id: *topic.id.as_bytes(),
         partitions: topic.partitions.len() as i32,
         configs: topic.configs.clone(),
+    }
+}
+
+/// The transaction coordinator finds the partitions it writes markers to
+/// here.
+impl crate::txn::Partitions for Broker {
+    fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
+        self.topic(topic)?.partition(partition).cloned()
     }
 }
 
