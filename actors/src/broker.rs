@@ -96,26 +96,43 @@ pub enum Storage {
 /// One broker: its topics and their partition actors, group and transaction
 /// coordinators, and the threads they run on.
 pub struct Broker {
+    /// The settings it started with (config.yaml or the embedding app).
     config: BrokerConfig,
+    /// On disk, or in memory for tests and simulations.
     storage: Storage,
+    /// Given to clients in Metadata: the catalog's, or the cluster's.
     cluster_id: String,
+    /// Live topics by name, each with its partitions' handles; replaced
+    /// whole when a topic grows.
     topics: DashMap<String, Arc<Topic>>,
+    /// Topic ids to names, for the APIs that name topics by id.
     ids: DashMap<Uuid, String>,
     /// Serialises topic creation, deletion and growth; also the durable catalog.
     catalog: tokio::sync::Mutex<Catalog>,
+    /// The running group coordinators, one per group id, started on first
+    /// use and forgotten when deleted or idle ([`Broker::stop_idle_groups`]).
     groups: DashMap<String, Addr<GroupCoordinator>>,
     /// Started once the partitions are recovered: it may have transaction
     /// ends to finish in them.
     transactions: OnceLock<Addr<TxnCoordinator>>,
     /// Producer ids reserved in the catalog and not handed out yet.
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
+    /// Committed offsets of every group, in sled; shared with the group
+    /// and transaction coordinators.
     offsets: OffsetStore,
+    /// ACLs, in sled.
     acls: AclStore,
+    /// One worker arbiter per core; partitions, coordinators and
+    /// connections are spread over them.
     arbiters: Vec<ArbiterHandle>,
+    /// Round-robin over `arbiters`.
     next_arbiter: AtomicUsize,
     /// Taken by [`Broker::stop`].
     threads: std::sync::Mutex<Option<Threads>>,
+    /// The counters the request path bumps, shared with the flusher.
     metrics: Arc<Metrics>,
+    /// Open connections and their in-flight budget, shared with the
+    /// listener and the connection actors.
     connections: Arc<Connections>,
     /// This broker's membership of a cluster: the controller quorum and the
     /// metadata image it commits. `None` for a single broker, whose catalog

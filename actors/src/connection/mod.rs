@@ -39,8 +39,11 @@ use self::frame::Rejection;
 use crate::limits::{Admitted, Budget, Slot};
 
 pub struct Connection {
+    /// What the API handlers serve from.
     broker: Arc<Broker>,
+    /// The client's address, for logs and quotas per IP.
     peer: SocketAddr,
+    /// The socket's write half, writing length-prefixed response frames.
     writer: FramedWrite<Bytes, OwnedWriteHalf, LengthDelimitedCodec>,
     /// Sequence number of the next request read.
     next_request: u64,

@@ -61,17 +61,25 @@ pub trait CommitLog: Send + Sync {
 }
 
 pub struct GroupCoordinator {
+    /// The group it coordinates, for log lines and the offset store.
     group_id: String,
+    /// The classic protocol's state machine (JoinGroup, SyncGroup).
     state: GroupState,
+    /// The KIP-848 consumer protocol's state machine.
     consumer: ConsumerGroup,
+    /// Where committed offsets are stored (shared sled tree).
     offsets: OffsetStore,
     /// In a cluster: replicates commits before they are stored.
     commit_log: Option<Arc<dyn CommitLog>>,
     /// The state machine's clock is milliseconds since the actor started.
     clock: Instant,
+    /// JoinGroup requests the state machine answers later, by token.
     joins: HashMap<Token, oneshot::Sender<JoinResponse>>,
+    /// SyncGroup requests waiting for the leader's assignment, by token.
     syncs: HashMap<Token, oneshot::Sender<SyncResponse>>,
+    /// The last token handed out.
     next_token: Token,
+    /// The one timer, set to the machines' next deadline.
     timer: Option<SpawnHandle>,
     /// Set by an idle check that found the group idle (no members, no
     /// waiting request, no deadline), cleared by any request of its

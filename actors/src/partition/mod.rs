@@ -57,14 +57,22 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const PRODUCER_REPLAY_BYTES: u64 = 16 * 1024 * 1024;
 
 pub struct Partition {
+    /// `topic-index`, for log lines.
     name: String,
+    /// The segments, indexes and offsets: the partition's data, which only
+    /// this actor touches.
     log: Log,
+    /// Retention and compaction settings, replaced by [`SetConfigs`].
     cleanup: Cleanup,
     /// How often retention and compaction run.
     cleanup_interval: Duration,
+    /// Idempotent producers' last sequences, to refuse duplicates and gaps.
     producers: Producers,
+    /// Open transactions and the aborted ones `read_committed` skips.
     transactions: Transactions,
+    /// Where durable appends go to be fsynced (group commit).
     flusher: Flusher,
+    /// The thread that compacts, off this actor's arbiter.
     cleaner: Cleaner,
     /// A compaction job of this partition is on the cleaner thread.
     compacting: bool,
@@ -74,6 +82,8 @@ pub struct Partition {
     /// When tombstones kept by the last compaction may go: compaction runs
     /// again then even without new records, or they would stay forever.
     tombstones_expire_ms: Option<i64>,
+    /// Published after every change, so long-polling fetches and followers
+    /// wait on it instead of asking the actor.
     offsets: watch::Sender<LogOffsets>,
     /// Standalone, or this broker's place among the partition's replicas.
     role: Role,
