@@ -41,7 +41,8 @@ use crate::limits::{Admitted, Budget, Slot};
 pub struct Connection {
     /// What the API handlers serve from.
     broker: Arc<Broker>,
-    /// The client's address, for logs and quotas per IP.
+    /// The client's address, for logs and the handlers (the client host
+    /// that group descriptions show).
     peer: SocketAddr,
     /// The socket's write half, writing length-prefixed response frames.
     writer: FramedWrite<Bytes, OwnedWriteHalf, LengthDelimitedCodec>,
