@@ -1,7 +1,7 @@
 //! Running the broker as a service: start the actor system, listen, and
 //! shut down cleanly on SIGTERM or Ctrl-C.
 
-use actorlog_actors::{listener, metrics, Broker, BrokerConfig};
+use actorlog_actors::{listener, metrics_endpoint, Broker, BrokerConfig};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::io;
 use std::time::Duration;
@@ -16,7 +16,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
         let broker = Broker::start(config)?;
-        metrics::start(&broker).await;
+        metrics_endpoint::start(&broker).await;
         let address = listener.local_addr()?;
         let serving = broker.clone();
         // In a cluster, clients are served once the controller counts this

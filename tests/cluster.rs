@@ -371,9 +371,9 @@ const OFFSETS_PARTITIONS: i32 = 3;
 /// Kafka's partition of the offsets topic for a group (Java's String
 /// hashCode, masked), computed here independently of the broker.
 fn offsets_partition(group: &str) -> usize {
-    let hash = group
-        .encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    let hash = group.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
     ((hash & 0x7fff_ffff) % OFFSETS_PARTITIONS) as usize
 }
 
@@ -415,9 +415,11 @@ fn group_commits_survive_coordinator_kills() {
         position
             .add_partition_offset("tracked", 0, Offset::Offset(offset))
             .expect("offset");
-        wait_until(FAILOVER_WAIT, &format!("commit of {offset} acknowledged"), || {
-            consumer.commit(&position, CommitMode::Sync).is_ok()
-        });
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("commit of {offset} acknowledged"),
+            || consumer.commit(&position, CommitMode::Sync).is_ok(),
+        );
     };
 
     let partition = offsets_partition(GROUP);
@@ -431,8 +433,9 @@ fn group_commits_survive_coordinator_kills() {
         drop(client);
         let mut coordinator = -1;
         wait_until(FAILOVER_WAIT, "the offsets partition has a leader", || {
-            coordinator = partition_view(&cluster.live_bootstrap(), "__consumer_offsets", partition)
-                .map_or(-1, |p| p.leader);
+            coordinator =
+                partition_view(&cluster.live_bootstrap(), "__consumer_offsets", partition)
+                    .map_or(-1, |p| p.leader);
             coordinator >= 0
         });
         let victim = cluster.index_of(coordinator);

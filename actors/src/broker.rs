@@ -5,22 +5,23 @@
 use crate::cluster::image::{assign_replicas, Applied, Command, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
-use crate::connection::limits::Connections;
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
 use crate::group::kip848::ConsumerGroupConfig;
-use crate::group::{CommitLog, GroupCoordinator};
+use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
+use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;
+use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::store::acls::AclStore;
 use crate::store::offsets::OffsetStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
-use crate::topic::{self, validate_name, PartitionHandle, Topic};
+use crate::topic::{self, validate_name, Topic};
 use crate::txn::TxnCoordinator;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
@@ -31,7 +32,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -95,26 +96,43 @@ pub enum Storage {
 /// One broker: its topics and their partition actors, group and transaction
 /// coordinators, and the threads they run on.
 pub struct Broker {
+    /// The settings it started with (config.yaml or the embedding app).
     config: BrokerConfig,
+    /// On disk, or in memory for tests and simulations.
     storage: Storage,
+    /// Given to clients in Metadata: the catalog's, or the cluster's.
     cluster_id: String,
+    /// Live topics by name, each with its partitions' handles; replaced
+    /// whole when a topic grows.
     topics: DashMap<String, Arc<Topic>>,
+    /// Topic ids to names, for the APIs that name topics by id.
     ids: DashMap<Uuid, String>,
     /// Serialises topic creation, deletion and growth; also the durable catalog.
     catalog: tokio::sync::Mutex<Catalog>,
+    /// The running group coordinators, one per group id, started on first
+    /// use and forgotten when deleted or idle ([`Broker::stop_idle_groups`]).
     groups: DashMap<String, Addr<GroupCoordinator>>,
     /// Started once the partitions are recovered: it may have transaction
     /// ends to finish in them.
     transactions: OnceLock<Addr<TxnCoordinator>>,
     /// Producer ids reserved in the catalog and not handed out yet.
     producer_ids: std::sync::Mutex<std::ops::Range<i64>>,
+    /// Committed offsets of every group, in sled; shared with the group
+    /// and transaction coordinators.
     offsets: OffsetStore,
+    /// ACLs, in sled.
     acls: AclStore,
+    /// One worker arbiter per core; partitions, coordinators and
+    /// connections are spread over them.
     arbiters: Vec<ArbiterHandle>,
+    /// Round-robin over `arbiters`.
     next_arbiter: AtomicUsize,
     /// Taken by [`Broker::stop`].
     threads: std::sync::Mutex<Option<Threads>>,
+    /// The counters the request path bumps, shared with the flusher.
     metrics: Arc<Metrics>,
+    /// Open connections and their in-flight budget, shared with the
+    /// listener and the connection actors.
     connections: Arc<Connections>,
     /// This broker's membership of a cluster: the controller quorum and the
     /// metadata image it commits. `None` for a single broker, whose catalog
@@ -260,7 +278,9 @@ impl Broker {
             }
             None => broker.recover()?,
         }
-        let coordinator = TxnCoordinator::open(&state_db, Arc::downgrade(&broker))?;
+        // Markers go through the broker, held weakly (it owns the coordinator).
+        let partitions: Weak<Broker> = Arc::downgrade(&broker);
+        let coordinator = TxnCoordinator::open(&state_db, partitions, broker.offsets.clone())?;
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
         let _ = broker.transactions.set(addr);
@@ -693,29 +713,65 @@ impl Broker {
         self.producer_ids.lock().ok()?.next()
     }
 
-    /// The coordinator of a group, started on first use.
+    /// The coordinator of a group, started on first use, and started again
+    /// after an idle coordinator stopped ([`Broker::stop_idle_groups`]).
     pub fn group(&self, group_id: &str) -> Addr<GroupCoordinator> {
         if let Some(addr) = self.groups.get(group_id) {
-            return addr.clone();
+            if addr.connected() {
+                return addr.clone();
+            }
         }
-        self.groups
+        let mut entry = self
+            .groups
             .entry(group_id.to_string())
-            .or_insert_with(|| {
-                let coordinator = GroupCoordinator::new(
-                    group_id.to_string(),
-                    self.group_config(),
-                    self.consumer_group_config(),
-                    self.offsets.clone(),
-                    self.commit_log.clone(),
-                );
-                GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
-            })
-            .clone()
+            .or_insert_with(|| self.start_group(group_id));
+        // A coordinator that stopped while its entry was still here.
+        if !entry.connected() {
+            *entry = self.start_group(group_id);
+        }
+        entry.clone()
     }
 
-    /// The coordinator of a group, if it was started.
+    fn start_group(&self, group_id: &str) -> Addr<GroupCoordinator> {
+        let coordinator = GroupCoordinator::new(
+            group_id.to_string(),
+            self.group_config(),
+            self.consumer_group_config(),
+            self.offsets.clone(),
+            self.commit_log.clone(),
+        );
+        GroupCoordinator::start_in_arbiter(&self.next_arbiter(), move |_| coordinator)
+    }
+
+    /// The coordinator of a group, if one is running.
     pub fn existing_group(&self, group_id: &str) -> Option<Addr<GroupCoordinator>> {
-        self.groups.get(group_id).map(|a| a.clone())
+        self.groups
+            .get(group_id)
+            .map(|a| a.clone())
+            .filter(Addr::connected)
+    }
+
+    /// Stops the coordinators of groups found idle (no members, nothing
+    /// waiting) at this check and the one before, and forgets them, so
+    /// the group map does not grow with every group id ever used. Their
+    /// committed offsets stay in the store, and [`Broker::group`] starts a
+    /// new coordinator when the group is used again. Returns how many
+    /// stopped.
+    pub async fn stop_idle_groups(&self) -> usize {
+        let running: Vec<(String, Addr<GroupCoordinator>)> = self
+            .groups
+            .iter()
+            .map(|g| (g.key().clone(), g.value().clone()))
+            .collect();
+        let mut stopped = 0;
+        for (group, coordinator) in running {
+            if coordinator.send(StopIfIdle).await.unwrap_or(false) {
+                // Only this coordinator: the group may have a new one.
+                self.groups.remove_if(&group, |_, a| *a == coordinator);
+                stopped += 1;
+            }
+        }
+        stopped
     }
 
     /// Every group that has a coordinator or committed offsets, sorted.
@@ -764,6 +820,7 @@ impl Broker {
     }
 
     /// Expires old offsets of empty groups every `retention_check_interval_ms`,
+    /// and stops the coordinators of groups idle since the check before,
     /// for as long as the broker lives.
     fn start_offset_expiry(self: &Arc<Self>) {
         let broker = Arc::downgrade(self);
@@ -776,6 +833,10 @@ impl Broker {
                 };
                 if let Err(e) = broker.expire_offsets().await {
                     log::error!("expiring committed offsets: {e}");
+                }
+                let stopped = broker.stop_idle_groups().await;
+                if stopped > 0 {
+                    log::debug!("stopped the coordinators of {stopped} idle groups");
                 }
             }
         });
@@ -987,9 +1048,10 @@ impl Broker {
         let mut image = node.image();
         let _ = image
             .wait_for(|image| {
-                image.brokers.get(&me).is_some_and(|b| {
-                    !b.fenced && node.broker_epoch() == Some(b.epoch)
-                })
+                image
+                    .brokers
+                    .get(&me)
+                    .is_some_and(|b| !b.fenced && node.broker_epoch() == Some(b.epoch))
             })
             .await;
     }
@@ -1046,7 +1108,7 @@ impl Broker {
             let me = self.config.node_id;
             return Some(PartitionView {
                 leader: me,
-                leader_epoch: crate::topic::LEADER_EPOCH,
+                leader_epoch: crate::partition::LEADER_EPOCH,
                 replicas: vec![me],
                 isr: vec![me],
                 offline: Vec::new(),
@@ -1367,3 +1429,14 @@ fn record_of(topic: &Topic) -> TopicRecord {
         configs: topic.configs.clone(),
     }
 }
+
+/// The transaction coordinator finds the partitions it writes markers to
+/// here.
+impl crate::txn::Partitions for Broker {
+    fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
+        self.topic(topic)?.partition(partition).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests;

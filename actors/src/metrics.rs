@@ -1,19 +1,16 @@
-//! Broker metrics in Prometheus' text format, and the HTTP endpoint that
-//! serves them (`/metrics`) with a health probe (`/health`).
+//! The broker's counters, and the Prometheus text format they are shown in.
 //!
-//! Counters are atomics updated on the request path (one relaxed add each);
-//! partition offsets are read from the partitions' watch channels when
-//! scraped, so nothing is collected that nobody asks for.
+//! Counters are atomics updated on the request path (one relaxed add each).
+//! This module knows nothing of the broker: the connections, partitions and
+//! flusher count here, and [`crate::metrics_endpoint`], above the broker,
+//! adds what is read from the broker when scraped (partition offsets, group
+//! lag) and serves it all over HTTP.
 
-use crate::broker::Broker;
 use dashmap::DashMap;
 use kafka_protocol::messages::ApiKey;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 /// Per-topic traffic.
 #[derive(Default)]
@@ -143,10 +140,10 @@ impl Metrics {
         self.fsync_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of everything, with partition offsets.
-    pub fn render(&self, broker: &Broker) -> String {
+    /// Writes the Prometheus text exposition of the counters to `out`;
+    /// `in_flight_bytes` is the connection limits' gauge, which they keep.
+    pub fn render(&self, out: &mut String, in_flight_bytes: u64) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        let mut out = String::new();
         let mut apis: Vec<(String, String)> = self
             .requests
             .iter()
@@ -154,7 +151,7 @@ impl Metrics {
             .collect();
         apis.sort();
         family(
-            &mut out,
+            out,
             "actorlog_requests_total",
             "counter",
             "Kafka requests served, by API.",
@@ -162,52 +159,52 @@ impl Metrics {
         );
         let single = |value: String| [(String::new(), value)];
         family(
-            &mut out,
+            out,
             "actorlog_rejected_requests_total",
             "counter",
             "Requests that closed their connection.",
             single(load(&self.rejected)),
         );
         family(
-            &mut out,
+            out,
             "actorlog_connections",
             "gauge",
             "Open client connections.",
             single(self.connections.load(Ordering::Relaxed).to_string()),
         );
         family(
-            &mut out,
+            out,
             "actorlog_refused_connections_total",
             "counter",
             "Connections closed at accept by max_connections or max_connections_per_ip.",
             single(load(&self.refused_connections)),
         );
         family(
-            &mut out,
+            out,
             "actorlog_idle_closed_connections_total",
             "counter",
             "Connections closed after connections_max_idle_ms without requests.",
             single(load(&self.idle_closed)),
         );
         family(
-            &mut out,
+            out,
             "actorlog_in_flight_request_bytes",
             "gauge",
             "Request bytes of all connections being served.",
-            single(broker.connections().in_flight_bytes().to_string()),
+            single(in_flight_bytes.to_string()),
         );
         self.produce_latency.render(
-            &mut out,
+            out,
             "actorlog_produce_latency_seconds",
             "Time from reading a Produce request to its response (acks=all includes the fsync).",
         );
         self.fetch_latency.render(
-            &mut out,
+            out,
             "actorlog_fetch_latency_seconds",
             "Time from reading a Fetch request to its response (includes the long-poll wait).",
         );
         family(
-            &mut out,
+            out,
             "actorlog_fsyncs_total",
             "counter",
             "Group-commit fsync rounds.",
@@ -215,7 +212,7 @@ impl Metrics {
         );
         let fsync_seconds = self.fsync_micros.load(Ordering::Relaxed) as f64 / 1e6;
         family(
-            &mut out,
+            out,
             "actorlog_fsync_seconds_total",
             "counter",
             "Time spent in fsync rounds.",
@@ -234,93 +231,32 @@ impl Metrics {
                 .collect()
         };
         family(
-            &mut out,
+            out,
             "actorlog_topic_bytes_in_total",
             "counter",
             "Record batch bytes produced, by topic.",
             per_topic(|c| &c.bytes_in),
         );
         family(
-            &mut out,
+            out,
             "actorlog_topic_records_in_total",
             "counter",
             "Records produced, by topic.",
             per_topic(|c| &c.records_in),
         );
         family(
-            &mut out,
+            out,
             "actorlog_topic_bytes_out_total",
             "counter",
             "Record batch bytes fetched, by topic.",
             per_topic(|c| &c.bytes_out),
         );
-        let ends = broker.topics().into_iter().flat_map(|topic| {
-            (topic.partitions.iter().enumerate())
-                .filter_map(|(i, handle)| {
-                    let end = handle.as_ref()?.offsets.borrow().high_watermark;
-                    Some((
-                        format!("topic=\"{}\",partition=\"{i}\"", topic.name),
-                        end.to_string(),
-                    ))
-                })
-                .collect::<Vec<_>>()
-        });
-        family(
-            &mut out,
-            "actorlog_partition_log_end_offset",
-            "gauge",
-            "Next offset to be written, by partition.",
-            ends,
-        );
-        family(
-            &mut out,
-            "actorlog_group_lag",
-            "gauge",
-            "Records between a group's committed offset and the log end, by group and partition.",
-            group_lag(broker),
-        );
-        out
     }
-}
-
-/// Log end minus committed offset of every committed partition whose topic
-/// still exists. Read from the offset store when scraped.
-fn group_lag(broker: &Broker) -> Vec<(String, String)> {
-    let groups = broker.offsets().groups().unwrap_or_else(|e| {
-        log::warn!("metrics: cannot list groups: {e}");
-        Vec::new()
-    });
-    let mut samples = Vec::new();
-    for group in groups {
-        let Ok(committed) = broker.offsets().fetch_all(&group) else {
-            continue;
-        };
-        for offset in committed.into_iter().filter(|o| o.committed.offset >= 0) {
-            let Some(topic) = broker.topic(&offset.topic) else {
-                continue;
-            };
-            let Some(partition) = topic.partition(offset.partition) else {
-                continue;
-            };
-            let end = partition.offsets.borrow().high_watermark;
-            let lag = (end - offset.committed.offset).max(0);
-            samples.push((
-                format!(
-                    "group=\"{}\",topic=\"{}\",partition=\"{}\"",
-                    label(&group),
-                    offset.topic,
-                    offset.partition
-                ),
-                lag.to_string(),
-            ));
-        }
-    }
-    samples
 }
 
 /// A label value in the exposition format: backslash, quote and newline
 /// escaped (group ids are any string a client sends).
-fn label(value: &str) -> String {
+pub fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -328,7 +264,7 @@ fn label(value: &str) -> String {
 }
 
 /// One metric family: its help and type lines, then its samples.
-fn family(
+pub fn family(
     out: &mut String,
     name: &str,
     kind: &str,
@@ -342,67 +278,5 @@ fn family(
         } else {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
-    }
-}
-
-/// Serves `/metrics` and `/health` until the listener fails. Holds the
-/// broker weakly, so it never keeps a stopped broker alive.
-pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let Some(broker) = broker.upgrade() else {
-            return;
-        };
-        actix_rt::spawn(async move {
-            let Some(head) = read_head(&mut stream).await else {
-                return;
-            };
-            let line = String::from_utf8_lossy(&head);
-            let path = line.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match path {
-                "/metrics" => ("200 OK", broker.metrics().render(&broker)),
-                "/health" => ("200 OK", "ok\n".to_string()),
-                _ => ("404 Not Found", "try /metrics or /health\n".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
-}
-
-/// Reads an HTTP request up to the blank line after its headers, which a
-/// client may send in several pieces; `None` if the peer goes away first or
-/// sends more than a request head can hold.
-async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    const MAX_HEAD: usize = 8192;
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
-        head.extend_from_slice(&chunk[..n]);
-        if head.len() > MAX_HEAD {
-            return None;
-        }
-    }
-    Some(head)
-}
-
-/// Starts the endpoint if configured; a port already in use is a warning,
-/// not a reason to refuse Kafka clients.
-pub async fn start(broker: &Arc<Broker>) {
-    let Some(addr) = broker.config().metrics_listen else {
-        return;
-    };
-    match TcpListener::bind(addr).await {
-        Ok(listener) => {
-            log::info!("metrics on http://{addr}/metrics");
-            actix_rt::spawn(serve(Arc::downgrade(broker), listener));
-        }
-        Err(e) => log::warn!("metrics endpoint not started: cannot listen on {addr}: {e}"),
     }
 }

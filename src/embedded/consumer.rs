@@ -159,7 +159,7 @@ impl Consumer {
                     *position = failure.offsets.log_start.max(0);
                     Vec::new()
                 }
-                Err(failure) => return Err(Error::kafka_code(failure.error.code(), "fetch")),
+                Err(failure) => return Err(Error::kafka(failure.error, "fetch")),
             };
             if let Some(last) = records.last() {
                 *position = last.offset + 1;
@@ -229,25 +229,20 @@ impl Consumer {
             generation_id: self.generation,
             offsets,
         };
-        let code = self
+        let committed = self
             .broker
             .group(&self.group)
             .send(commit)
             .await
             .map_err(|_| Error::Stopped)?;
-        match code {
-            0 => Ok(()),
-            code if code == ResponseError::RebalanceInProgress.code()
-                || code == ResponseError::IllegalGeneration.code() =>
-            {
+        match committed {
+            Ok(()) => Ok(()),
+            Err(code @ (ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration)) => {
                 // The group moved on: these partitions may be someone else's.
                 self.join().await?;
-                Err(Error::kafka_code(
-                    code,
-                    "commit refused: the group rebalanced",
-                ))
+                Err(Error::kafka(code, "commit refused: the group rebalanced"))
             }
-            code => Err(Error::kafka_code(code, "commit")),
+            Err(code) => Err(Error::kafka(code, "commit")),
         }
     }
 
@@ -278,21 +273,20 @@ impl Consumer {
             group_instance_id: None,
             generation_id: self.generation,
         };
-        let code = self
+        let beat = self
             .broker
             .group(&self.group)
             .send(heartbeat)
             .await
             .map_err(|_| Error::Stopped)?;
-        if code == 0 {
-            return Ok(());
-        }
-        if code == ResponseError::RebalanceInProgress.code() {
+        match beat {
+            Ok(()) => Ok(()),
             // Eager protocol: give everything up, committed, and rejoin.
-            self.commit_or_rejoin().await
-        } else {
-            self.member_id.clear();
-            self.join().await
+            Err(ResponseError::RebalanceInProgress) => self.commit_or_rejoin().await,
+            Err(_) => {
+                self.member_id.clear();
+                self.join().await
+            }
         }
     }
 
@@ -328,12 +322,10 @@ impl Consumer {
                 .await
                 .map_err(|_| Error::Stopped)?;
             match response.error {
-                0 => break response,
-                code if code == ResponseError::MemberIdRequired.code() => {
-                    self.member_id = response.member_id
-                }
-                code if code == ResponseError::UnknownMemberId.code() => self.member_id.clear(),
-                code => return Err(Error::kafka_code(code, "join group")),
+                None => break response,
+                Some(ResponseError::MemberIdRequired) => self.member_id = response.member_id,
+                Some(ResponseError::UnknownMemberId) => self.member_id.clear(),
+                Some(code) => return Err(Error::kafka(code, "join group")),
             }
         };
         self.member_id = joined.member_id.clone();
@@ -355,11 +347,10 @@ impl Consumer {
             .send(SyncGroup(sync))
             .await
             .map_err(|_| Error::Stopped)?;
-        if synced.error == ResponseError::RebalanceInProgress.code() {
-            return Box::pin(self.join()).await;
-        }
-        if synced.error != 0 {
-            return Err(Error::kafka_code(synced.error, "sync group"));
+        match synced.error {
+            None => {}
+            Some(ResponseError::RebalanceInProgress) => return Box::pin(self.join()).await,
+            Some(code) => return Err(Error::kafka(code, "sync group")),
         }
         self.positions.clear();
         for (topic, partition) in decode_assignment(synced.assignment).map_err(protocol_error)? {

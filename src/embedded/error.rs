@@ -50,12 +50,6 @@ impl Error {
         }
     }
 
-    /// From a raw Kafka error code, as group coordinators answer.
-    pub(crate) fn kafka_code(code: i16, what: &str) -> Error {
-        let code = ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
-        Error::kafka(code, what)
-    }
-
     /// The Kafka error code, for a refusal.
     pub fn code(&self) -> Option<ResponseError> {
         match self {

@@ -62,7 +62,7 @@ pub use self::record::ConsumedRecord;
 
 use actorlog_actors::broker::Storage;
 use actorlog_actors::partition::Read;
-use actorlog_actors::{listener, metrics, BrokerConfig};
+use actorlog_actors::{listener, metrics_endpoint, BrokerConfig};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::io;
@@ -264,7 +264,7 @@ async fn run(
             return;
         }
     };
-    metrics::start(&broker).await;
+    metrics_endpoint::start(&broker).await;
     let serving = listener.map(|listener| {
         let serving = broker.clone();
         actix_rt::spawn(async move {

@@ -31,11 +31,11 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, VecDeque};
 
-const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
-const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
-const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
-const REBALANCE_IN_PROGRESS: i16 = ResponseError::RebalanceInProgress.code();
-const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
+const FENCED_INSTANCE_ID: ResponseError = ResponseError::FencedInstanceId;
+const ILLEGAL_GENERATION: ResponseError = ResponseError::IllegalGeneration;
+const MEMBER_ID_REQUIRED: ResponseError = ResponseError::MemberIdRequired;
+const REBALANCE_IN_PROGRESS: ResponseError = ResponseError::RebalanceInProgress;
+const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
 
 /// Requests answered in one instant before the model gives up: a client
 /// and the group bouncing errors forever is a bug to report, not to hang on.
@@ -227,7 +227,7 @@ impl Classic {
 
     fn on_join(&mut self, c: usize, response: JoinResponse, now: u64) {
         match response.error {
-            0 => {
+            None => {
                 self.learn_member_id(c, &response.member_id);
                 let member = &mut self.members[c];
                 member.generation = response.generation_id;
@@ -239,23 +239,21 @@ impl Classic {
                 };
                 self.send_sync(c, assignments, now);
             }
-            MEMBER_ID_REQUIRED => {
+            Some(MEMBER_ID_REQUIRED) => {
                 self.learn_member_id(c, &response.member_id);
                 self.send_join(c, now);
             }
-            UNKNOWN_MEMBER_ID if !self.clients[c].member_id.is_empty() => {
+            Some(UNKNOWN_MEMBER_ID) if !self.clients[c].member_id.is_empty() => {
                 self.clients[c].member_id.clear();
                 self.lose(c);
                 self.send_join(c, now);
             }
-            FENCED_INSTANCE_ID => self.fenced(c),
+            Some(FENCED_INSTANCE_ID) => self.fenced(c),
             // The answer to a JoinGroup this client replaced.
-            REBALANCE_IN_PROGRESS => {}
-            error => {
-                self.clients.note(
-                    c,
-                    format!("JoinGroup failed with {}; it stops", code_name(error)),
-                );
+            Some(REBALANCE_IN_PROGRESS) => {}
+            Some(error) => {
+                self.clients
+                    .note(c, format!("JoinGroup failed with {}; it stops", error));
                 self.stop(c);
             }
         }
@@ -267,7 +265,7 @@ impl Classic {
             return;
         }
         match response.error {
-            0 => {
+            None => {
                 let assigned = match decode_assignment(response.assignment) {
                     Ok(partitions) => partitions,
                     Err(e) => {
@@ -293,8 +291,8 @@ impl Classic {
                     self.request_rejoin(c, now, now);
                 }
             }
-            FENCED_INSTANCE_ID => self.fenced(c),
-            error => {
+            Some(FENCED_INSTANCE_ID) => self.fenced(c),
+            Some(error) => {
                 if error == UNKNOWN_MEMBER_ID {
                     self.clients[c].member_id.clear();
                 }
@@ -400,13 +398,13 @@ impl Classic {
         self.clients
             .schedule(now + self.heartbeat_interval, c, Task::Heartbeat(chain));
         match error {
-            0 => return false,
-            REBALANCE_IN_PROGRESS => {
+            Ok(()) => return false,
+            Err(REBALANCE_IN_PROGRESS) => {
                 let boundary = self.clients.poll_boundary(c, now);
                 self.request_rejoin(c, now, boundary);
             }
-            FENCED_INSTANCE_ID => self.fenced(c),
-            error => {
+            Err(FENCED_INSTANCE_ID) => self.fenced(c),
+            Err(error) => {
                 if error == UNKNOWN_MEMBER_ID {
                     self.clients[c].member_id.clear();
                 }
@@ -626,8 +624,4 @@ impl Model for Classic {
 
 fn clamp_i32(ms: u64) -> i32 {
     i32::try_from(ms).unwrap_or(i32::MAX)
-}
-
-fn code_name(code: i16) -> String {
-    ResponseError::try_from_code(code).map_or_else(|| "no error".to_string(), |e| e.to_string())
 }

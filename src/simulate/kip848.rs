@@ -20,9 +20,9 @@ use actorlog_actors::group::kip848::{
 };
 use kafka_protocol::ResponseError;
 
-const FENCED_MEMBER_EPOCH: i16 = ResponseError::FencedMemberEpoch.code();
-const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
-const UNRELEASED_INSTANCE_ID: i16 = ResponseError::UnreleasedInstanceId.code();
+const FENCED_MEMBER_EPOCH: ResponseError = ResponseError::FencedMemberEpoch;
+const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
+const UNRELEASED_INSTANCE_ID: ResponseError = ResponseError::UnreleasedInstanceId;
 
 /// Heartbeats in one instant before the model gives up on convergence.
 const MAX_HEARTBEATS_PER_INSTANT: usize = 100_000;
@@ -157,7 +157,7 @@ impl Kip848 {
         now: u64,
     ) -> Result<(), String> {
         match response.error {
-            0 => {
+            None => {
                 let member = &mut self.members[c];
                 member.joined = true;
                 member.epoch = response.member_epoch;
@@ -168,14 +168,14 @@ impl Kip848 {
                 }
                 Ok(())
             }
-            FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID => {
+            Some(FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID) => {
                 // The member lost its partitions: it joins again at once.
                 self.forget_assignment(c);
                 self.members[c].epoch = JOIN_EPOCH;
                 self.members[c].joined = false;
                 self.heartbeat(c, now)
             }
-            UNRELEASED_INSTANCE_ID => {
+            Some(UNRELEASED_INSTANCE_ID) => {
                 if !self.members[c].told_unreleased {
                     self.members[c].told_unreleased = true;
                     self.clients.note(
@@ -186,11 +186,9 @@ impl Kip848 {
                 }
                 Ok(())
             }
-            error => {
-                let name = ResponseError::try_from_code(error)
-                    .map_or_else(|| error.to_string(), |e| e.to_string());
+            Some(error) => {
                 self.clients
-                    .note(c, format!("heartbeat failed with {name}; it stops"));
+                    .note(c, format!("heartbeat failed with {error}; it stops"));
                 self.stop(c);
                 Ok(())
             }

@@ -2,6 +2,7 @@
 //! leaves a member of a new-protocol consumer group. The wire names topics
 //! by id; the group's state machine works with names.
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::group::assignor::{by_topic, TopicPartition};
 use crate::group::kip848::HeartbeatRequest;
@@ -63,7 +64,7 @@ pub async fn handle(
         );
     };
     ConsumerGroupHeartbeatResponse::default()
-        .with_error_code(response.error)
+        .with_error_code(response.error.wire_code())
         .with_error_message(response.error_message.map(StrBytes::from_string))
         .with_member_id(Some(StrBytes::from_string(response.member_id)))
         .with_member_epoch(response.member_epoch)

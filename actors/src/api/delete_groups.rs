@@ -1,5 +1,6 @@
 //! DeleteGroups: an empty group's coordinator and committed offsets go.
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::group::DeleteGroup;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -13,31 +14,26 @@ pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsRe
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(error),
+                .with_error_code(error.wire_code()),
         );
     }
     DeleteGroupsResponse::default().with_results(results)
 }
 
-async fn delete(broker: &Broker, id: &str) -> i16 {
-    if let Err(e) = broker.check_coordinator(id) {
-        return e.code();
-    }
+async fn delete(broker: &Broker, id: &str) -> Result<(), ResponseError> {
+    broker.check_coordinator(id)?;
     if !broker.group_exists(id).unwrap_or(false) {
-        return ResponseError::GroupIdNotFound.code();
+        return Err(ResponseError::GroupIdNotFound);
     }
     if let Some(coordinator) = broker.existing_group(id) {
         match coordinator.send(DeleteGroup).await {
-            Ok(0) | Err(_) => broker.remove_group(id),
+            Ok(Ok(())) | Err(_) => broker.remove_group(id),
             // Members are still in the group.
-            Ok(error) => return error,
+            Ok(Err(error)) => return Err(error),
         }
     }
-    match broker.offsets().delete(id, None).await {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("deleting group {id}: {e}");
-            ResponseError::KafkaStorageError.code()
-        }
-    }
+    broker.offsets().delete(id, None).await.map_err(|e| {
+        log::error!("deleting group {id}: {e}");
+        ResponseError::KafkaStorageError
+    })
 }

@@ -5,7 +5,8 @@
 //! are always null.
 
 use crate::broker::Broker;
-use crate::topic::{Topic, LEADER_EPOCH};
+use crate::partition::LEADER_EPOCH;
+use crate::topic::Topic;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };

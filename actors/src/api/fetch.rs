@@ -7,9 +7,10 @@
 
 use crate::broker::Broker;
 use crate::partition::replication::ReplicaRead;
+use crate::partition::{LogOffsets, PartitionHandle};
 use crate::partition::{Read, ReadFailure, Records};
 use crate::protocol::{message_set, READ_COMMITTED};
-use crate::topic::{LogOffsets, PartitionHandle, Topic};
+use crate::topic::Topic;
 use bytes::Bytes;
 use futures_util::future::{join_all, select_all};
 use futures_util::FutureExt;

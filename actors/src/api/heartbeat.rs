@@ -1,6 +1,7 @@
 //! Heartbeat: keeps a member's session alive and tells it to rejoin when a
 //! rebalance is under way.
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::group::Heartbeat;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
@@ -11,7 +12,7 @@ pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse
         return HeartbeatResponse::default().with_error_code(e.code());
     }
     let error = match broker.existing_group(&req.group_id) {
-        None => ResponseError::UnknownMemberId.code(),
+        None => Err(ResponseError::UnknownMemberId),
         Some(coordinator) => coordinator
             .send(Heartbeat {
                 member_id: req.member_id.to_string(),
@@ -19,7 +20,7 @@ pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse
                 generation_id: req.generation_id,
             })
             .await
-            .unwrap_or(ResponseError::CoordinatorNotAvailable.code()),
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable)),
     };
-    HeartbeatResponse::default().with_error_code(error)
+    HeartbeatResponse::default().with_error_code(error.wire_code())
 }

@@ -1,6 +1,7 @@
 //! JoinGroup: hand the request to the group's coordinator actor and wait for
 //! the end of the join phase.
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::group::classic::JoinRequest;
 use crate::group::Join;
@@ -59,7 +60,7 @@ pub async fn handle(
             .with_generation_id(-1);
     };
     JoinGroupResponse::default()
-        .with_error_code(response.error)
+        .with_error_code(response.error.wire_code())
         .with_generation_id(response.generation_id)
         .with_protocol_type(response.protocol_type.map(StrBytes::from_string))
         .with_protocol_name(response.protocol_name.map(StrBytes::from_string))

@@ -1,5 +1,6 @@
 //! LeaveGroup: one member (v0-v2) or a batch of members (v3+, KIP-345).
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::group::classic::LeaveMember;
 use crate::group::Leave;
@@ -39,11 +40,11 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Le
         },
         None => members
             .into_iter()
-            .map(|m| (m, ResponseError::UnknownMemberId.code()))
+            .map(|m| (m, Err(ResponseError::UnknownMemberId)))
             .collect(),
     };
     if version < BATCH_VERSION {
-        let error = results.first().map_or(0, |(_, e)| *e);
+        let error = results.first().map_or(0, |(_, e)| e.wire_code());
         return LeaveGroupResponse::default().with_error_code(error);
     }
     LeaveGroupResponse::default().with_members(
@@ -53,7 +54,7 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Le
                 MemberResponse::default()
                     .with_member_id(StrBytes::from_string(m.member_id))
                     .with_group_instance_id(m.group_instance_id.map(StrBytes::from_string))
-                    .with_error_code(error)
+                    .with_error_code(error.wire_code())
             })
             .collect(),
     )

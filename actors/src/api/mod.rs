@@ -187,6 +187,25 @@ pub fn api_versions_too_new() -> ResponseKind {
     )))
 }
 
+/// The wire code of an outcome the engine gives as a typed error: 0 for
+/// success, else the error's Kafka code. The engine passes
+/// [`ResponseError`]s; numbers appear only here, at the edge.
+trait WireCode {
+    fn wire_code(&self) -> i16;
+}
+
+impl WireCode for Option<ResponseError> {
+    fn wire_code(&self) -> i16 {
+        self.map_or(0, |e| e.code())
+    }
+}
+
+impl WireCode for Result<(), ResponseError> {
+    fn wire_code(&self) -> i16 {
+        self.err().wire_code()
+    }
+}
+
 fn unreachable_api(request: RequestKind) -> Reply {
     log::error!("no handler for {request:?}");
     async { None }.boxed_local()

@@ -1,6 +1,7 @@
 //! OffsetCommit: checked by the group's coordinator (member, generation),
 //! then stored durably in sled before the answer.
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::group::Commit;
@@ -12,7 +13,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
 /// Per partition: an error found here, or the offset to store.
-type Checked = (i32, Result<CommittedOffset, i16>);
+type Checked = (i32, Result<CommittedOffset, ResponseError>);
 
 /// Kafka's default `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -20,12 +21,9 @@ const MAX_METADATA_BYTES: usize = 4096;
 pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let now = now_ms();
     let group_error = if req.group_id.is_empty() {
-        Some(ResponseError::InvalidGroupId.code())
+        Some(ResponseError::InvalidGroupId)
     } else {
-        broker
-            .check_coordinator(&req.group_id)
-            .err()
-            .map(|e| e.code())
+        broker.check_coordinator(&req.group_id).err()
     };
     let mut checked: Vec<(String, Vec<Checked>)> = Vec::new();
     for topic in &req.topics {
@@ -40,13 +38,13 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
                     .as_ref()
                     .is_some_and(|t| t.has_partition(p.partition_index))
                 {
-                    Err(ResponseError::UnknownTopicOrPartition.code())
+                    Err(ResponseError::UnknownTopicOrPartition)
                 } else if p
                     .committed_metadata
                     .as_ref()
                     .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
                 {
-                    Err(ResponseError::OffsetMetadataTooLarge.code())
+                    Err(ResponseError::OffsetMetadataTooLarge)
                 } else {
                     Ok(CommittedOffset {
                         offset: p.committed_offset,
@@ -72,8 +70,8 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
             })
         })
         .collect();
-    let commit_error = if offsets.is_empty() {
-        0
+    let committed = if offsets.is_empty() {
+        Ok(())
     } else {
         broker
             .group(&req.group_id)
@@ -84,7 +82,7 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
                 offsets,
             })
             .await
-            .unwrap_or(ResponseError::CoordinatorNotAvailable.code())
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     };
     let topics = req
         .topics
@@ -100,7 +98,7 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
                         .map(|(index, result)| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(result.err().unwrap_or(commit_error))
+                                .with_error_code(result.map(|_| ()).and(committed).wire_code())
                         })
                         .collect(),
                 )

@@ -1,5 +1,6 @@
 //! SyncGroup: the leader brings the assignment, every member gets its share.
 
+use super::WireCode;
 use crate::broker::Broker;
 use crate::group::classic::SyncRequest;
 use crate::group::SyncGroup;
@@ -28,7 +29,7 @@ pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse
     };
     match coordinator.send(SyncGroup(request)).await {
         Ok(response) => SyncGroupResponse::default()
-            .with_error_code(response.error)
+            .with_error_code(response.error.wire_code())
             .with_protocol_type(response.protocol_type.map(StrBytes::from_string))
             .with_protocol_name(response.protocol_name.map(StrBytes::from_string))
             .with_assignment(response.assignment),

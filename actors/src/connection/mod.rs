@@ -16,7 +16,6 @@
 
 pub mod client_log;
 pub mod frame;
-pub mod limits;
 mod old_versions;
 
 use crate::api;
@@ -37,11 +36,15 @@ use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use self::frame::Rejection;
-use self::limits::{Admitted, Budget, Slot};
+use crate::limits::{Admitted, Budget, Slot};
 
 pub struct Connection {
+    /// What the API handlers serve from.
     broker: Arc<Broker>,
+    /// The client's address, for logs and the handlers (the client host
+    /// that group descriptions show).
     peer: SocketAddr,
+    /// The socket's write half, writing length-prefixed response frames.
     writer: FramedWrite<Bytes, OwnedWriteHalf, LengthDelimitedCodec>,
     /// Sequence number of the next request read.
     next_request: u64,

@@ -23,20 +23,9 @@ use uuid::Uuid;
 mod requests;
 
 pub use self::requests::{
-    GroupDescription, JoinRequest, JoinResponse, JoinedMember, LeaveMember, MemberDescription,
-    Reply, SyncRequest, SyncResponse, Token,
+    GroupDescription, JoinRequest, JoinResponse, JoinedMember, LeaveMember, LeaveResult,
+    MemberDescription, Reply, SyncRequest, SyncResponse, Token,
 };
-
-const NONE: i16 = 0;
-const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
-const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
-const GROUP_MAX_SIZE_REACHED: i16 = ResponseError::GroupMaxSizeReached.code();
-const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
-const INCONSISTENT_GROUP_PROTOCOL: i16 = ResponseError::InconsistentGroupProtocol.code();
-const INVALID_SESSION_TIMEOUT: i16 = ResponseError::InvalidSessionTimeout.code();
-const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
-const REBALANCE_IN_PROGRESS: i16 = ResponseError::RebalanceInProgress.code();
-const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
 
 /// A new member cannot heartbeat while its first JoinGroup waits, so Kafka
 /// gives up on it after this long (a client that is still there retries).
@@ -170,7 +159,7 @@ impl Member {
     }
 }
 
-/// A member id handed out with MEMBER_ID_REQUIRED, not yet used to join.
+/// A member id handed out with ResponseError::MemberIdRequired, not yet used to join.
 #[derive(Debug)]
 struct PendingMember {
     id: String,
@@ -198,7 +187,7 @@ struct InitialDelay {
 /// Who a JoinGroup comes from.
 enum Joiner {
     New,
-    /// Comes back with the id it got with MEMBER_ID_REQUIRED.
+    /// Comes back with the id it got with ResponseError::MemberIdRequired.
     Pending,
     Known(usize),
     /// A known static instance restarted with no member id (KIP-345).
@@ -276,40 +265,37 @@ impl GroupState {
         out
     }
 
-    /// Heartbeat: the error code, 0 when the member is in good standing.
-    /// REBALANCE_IN_PROGRESS is how members learn that they must rejoin.
+    /// Heartbeat: `Ok` when the member is in good standing.
+    /// ResponseError::RebalanceInProgress is how members learn that they must rejoin.
     pub fn heartbeat(
         &mut self,
         member_id: &str,
         group_instance_id: Option<&str>,
         generation_id: i32,
         now_ms: u64,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         if self.state == StateKind::Dead {
-            return COORDINATOR_NOT_AVAILABLE;
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
-        let i = match self.current_member(member_id, group_instance_id) {
-            Ok(i) => i,
-            Err(error) => return error,
-        };
+        let i = self.current_member(member_id, group_instance_id)?;
         if generation_id != self.generation {
-            return ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
         self.members[i].touch(now_ms);
         if self.state == StateKind::PreparingRebalance {
-            REBALANCE_IN_PROGRESS
+            Err(ResponseError::RebalanceInProgress)
         } else {
-            NONE
+            Ok(())
         }
     }
 
-    /// LeaveGroup: an error code per member, and the answers to requests of
+    /// LeaveGroup: a result per member, and the answers to requests of
     /// the members that left.
     pub fn leave(
         &mut self,
         members: Vec<LeaveMember>,
         now_ms: u64,
-    ) -> (Vec<(LeaveMember, i16)>, Vec<Reply>) {
+    ) -> (Vec<LeaveResult>, Vec<Reply>) {
         let mut out = Vec::new();
         let results = members
             .into_iter()
@@ -355,7 +341,7 @@ impl GroupState {
             .min()
     }
 
-    /// OffsetCommit's checks: 0 when the commit may be stored. A commit with
+    /// OffsetCommit's checks: `Ok` when the commit may be stored. A commit with
     /// no member id, no instance id and a negative generation comes from a
     /// client that assigns itself partitions; it is only allowed while the
     /// group has no members.
@@ -364,31 +350,29 @@ impl GroupState {
         member_id: &str,
         group_instance_id: Option<&str>,
         generation_id: i32,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         if self.state == StateKind::Dead {
-            return COORDINATOR_NOT_AVAILABLE;
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
         // Generation -1: a client managing its own partitions (or an admin
         // client). It may commit to an empty group, whatever member id it
         // names, as Kafka allows.
         if generation_id < 0 && self.members.is_empty() {
-            return NONE;
+            return Ok(());
         }
         if generation_id < 0 && member_id.is_empty() && group_instance_id.is_none() {
-            return UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         }
-        if let Err(error) = self.current_member(member_id, group_instance_id) {
-            return error;
-        }
+        self.current_member(member_id, group_instance_id)?;
         if generation_id != self.generation {
-            return ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
         // A member that has its generation but not yet its assignment must
         // not commit for partitions it may be about to lose.
         if self.state == StateKind::CompletingRebalance {
-            return REBALANCE_IN_PROGRESS;
+            return Err(ResponseError::RebalanceInProgress);
         }
-        NONE
+        Ok(())
     }
 
     pub fn describe(&self) -> GroupDescription {
@@ -421,12 +405,12 @@ impl GroupState {
 
     /// DeleteGroups: marks the group Dead. The caller deletes only Empty
     /// groups, which have no waiting requests; any there are get
-    /// COORDINATOR_NOT_AVAILABLE, as from a coordinator that went away.
+    /// ResponseError::CoordinatorNotAvailable, as from a coordinator that went away.
     pub fn remove_all(&mut self) -> Vec<Reply> {
         let out = self
             .members
             .drain(..)
-            .flat_map(|m| answer_waiting(m.join, m.sync, COORDINATOR_NOT_AVAILABLE))
+            .flat_map(|m| answer_waiting(m.join, m.sync, ResponseError::CoordinatorNotAvailable))
             .collect();
         self.state = StateKind::Dead;
         self.pending.clear();
@@ -439,13 +423,13 @@ impl GroupState {
     }
 
     /// Checks a JoinGroup: who sends it, or why it is refused.
-    fn admit(&self, req: &JoinRequest) -> Result<Joiner, i16> {
+    fn admit(&self, req: &JoinRequest) -> Result<Joiner, ResponseError> {
         if self.state == StateKind::Dead {
-            return Err(COORDINATOR_NOT_AVAILABLE);
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
         let timeouts = self.config.min_session_timeout_ms..=self.config.max_session_timeout_ms;
         if !timeouts.contains(&req.session_timeout_ms) {
-            return Err(INVALID_SESSION_TIMEOUT);
+            return Err(ResponseError::InvalidSessionTimeout);
         }
         let joiner = self.identify(req)?;
         let known = match joiner {
@@ -453,10 +437,10 @@ impl GroupState {
             Joiner::New | Joiner::Pending => None,
         };
         if known.is_none() && !self.has_room() {
-            return Err(GROUP_MAX_SIZE_REACHED);
+            return Err(ResponseError::GroupMaxSizeReached);
         }
         if !self.accepts_protocols(req, known) {
-            return Err(INCONSISTENT_GROUP_PROTOCOL);
+            return Err(ResponseError::InconsistentGroupProtocol);
         }
         Ok(joiner)
     }
@@ -478,7 +462,7 @@ impl GroupState {
                     id: id.clone(),
                     deadline: after(now, millis(req.session_timeout_ms)),
                 });
-                let response = JoinResponse::error_for(&id, MEMBER_ID_REQUIRED);
+                let response = JoinResponse::error_for(&id, ResponseError::MemberIdRequired);
                 out.push(Reply::Join(token, response));
             }
             Joiner::New => {
@@ -496,7 +480,7 @@ impl GroupState {
     }
 
     /// Tells who sends a JoinGroup, or why it is refused.
-    fn identify(&self, req: &JoinRequest) -> Result<Joiner, i16> {
+    fn identify(&self, req: &JoinRequest) -> Result<Joiner, ResponseError> {
         let instance = req.group_instance_id.as_deref();
         let static_member = instance.and_then(|id| self.static_member(id));
         if req.member_id.is_empty() {
@@ -506,7 +490,7 @@ impl GroupState {
             return if self.members[i].id == req.member_id {
                 Ok(Joiner::Known(i))
             } else {
-                Err(FENCED_INSTANCE_ID)
+                Err(ResponseError::FencedInstanceId)
             };
         }
         if self.pending.iter().any(|p| p.id == req.member_id) {
@@ -516,7 +500,7 @@ impl GroupState {
         // client resets its member id and joins afresh.
         match (self.index_of(&req.member_id), instance) {
             (Some(i), None) => Ok(Joiner::Known(i)),
-            _ => Err(UNKNOWN_MEMBER_ID),
+            _ => Err(ResponseError::UnknownMemberId),
         }
     }
 
@@ -605,7 +589,10 @@ impl GroupState {
         member.update(req);
         if let Some(old) = member.join.replace(token) {
             // The client gave up on its earlier request and sent this one.
-            out.push(Reply::Join(old, JoinResponse::error(REBALANCE_IN_PROGRESS)));
+            out.push(Reply::Join(
+                old,
+                JoinResponse::error(ResponseError::RebalanceInProgress),
+            ));
         }
         self.rebalance(&reason, now, out);
     }
@@ -627,7 +614,7 @@ impl GroupState {
         out.extend(answer_waiting(
             member.join.take(),
             member.sync.take(),
-            FENCED_INSTANCE_ID,
+            ResponseError::FencedInstanceId,
         ));
         member.update(req);
         member.touch(now);
@@ -653,18 +640,18 @@ impl GroupState {
         req: SyncRequest,
         now: u64,
         out: &mut Vec<Reply>,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ResponseError> {
         if self.state == StateKind::Dead {
-            return Err(COORDINATOR_NOT_AVAILABLE);
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
         let i = self.current_member(&req.member_id, req.group_instance_id.as_deref())?;
         if req.generation_id != self.generation {
-            return Err(ILLEGAL_GENERATION);
+            return Err(ResponseError::IllegalGeneration);
         }
         let type_differs = req.protocol_type.is_some() && req.protocol_type != self.protocol_type;
         let name_differs = req.protocol_name.is_some() && req.protocol_name != self.protocol;
         if type_differs || name_differs {
-            return Err(INCONSISTENT_GROUP_PROTOCOL);
+            return Err(ResponseError::InconsistentGroupProtocol);
         }
         match self.state {
             StateKind::CompletingRebalance => self.sync_completing(i, token, req, now, out),
@@ -676,7 +663,7 @@ impl GroupState {
                 out.push(Reply::Sync(token, response));
                 self.forget_sync_deadline_if_done();
             }
-            _ => return Err(REBALANCE_IN_PROGRESS),
+            _ => return Err(ResponseError::RebalanceInProgress),
         }
         Ok(())
     }
@@ -693,7 +680,10 @@ impl GroupState {
         let member = &mut self.members[i];
         member.needs_sync = false;
         if let Some(old) = member.sync.replace(token) {
-            out.push(Reply::Sync(old, SyncResponse::error(REBALANCE_IN_PROGRESS)));
+            out.push(Reply::Sync(
+                old,
+                SyncResponse::error(ResponseError::RebalanceInProgress),
+            ));
         }
         if !self.is_leader(&self.members[i].id) {
             return;
@@ -728,33 +718,38 @@ impl GroupState {
         }
     }
 
-    fn leave_one(&mut self, leaving: &LeaveMember, now: u64, out: &mut Vec<Reply>) -> i16 {
+    fn leave_one(
+        &mut self,
+        leaving: &LeaveMember,
+        now: u64,
+        out: &mut Vec<Reply>,
+    ) -> Result<(), ResponseError> {
         if self.state == StateKind::Dead {
-            return COORDINATOR_NOT_AVAILABLE;
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
         let instance = leaving.group_instance_id.as_deref();
         let static_member = instance.and_then(|id| self.static_member(id));
         if leaving.member_id.is_empty() {
             // An administrator removes a static member by its instance id.
             let Some(i) = static_member else {
-                return UNKNOWN_MEMBER_ID;
+                return Err(ResponseError::UnknownMemberId);
             };
             self.remove_member(i, "left by instance id", now, out);
-            return NONE;
+            return Ok(());
         }
         if let Some(p) = self.pending.iter().position(|p| p.id == leaving.member_id) {
             self.pending.remove(p);
             self.try_complete_join(now, out);
-            return NONE;
+            return Ok(());
         }
         if static_member.is_some_and(|i| self.members[i].id != leaving.member_id) {
-            return FENCED_INSTANCE_ID;
+            return Err(ResponseError::FencedInstanceId);
         }
         let Some(i) = self.index_of(&leaving.member_id) else {
-            return UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         };
         self.remove_member(i, "left the group", now, out);
-        NONE
+        Ok(())
     }
 
     /// Removes a member and lets the group react.
@@ -776,7 +771,11 @@ impl GroupState {
     /// Takes a member out of the group, answering its waiting requests.
     fn detach(&mut self, i: usize, out: &mut Vec<Reply>) -> String {
         let member = self.members.remove(i);
-        out.extend(answer_waiting(member.join, member.sync, UNKNOWN_MEMBER_ID));
+        out.extend(answer_waiting(
+            member.join,
+            member.sync,
+            ResponseError::UnknownMemberId,
+        ));
         if self.is_leader(&member.id) {
             self.leader = None;
         }
@@ -840,7 +839,11 @@ impl GroupState {
                 // follower that waited long would expire on the spot.
                 if let Some(sync) = member.sync.take() {
                     member.touch(now);
-                    out.extend(answer_waiting(None, Some(sync), REBALANCE_IN_PROGRESS));
+                    out.extend(answer_waiting(
+                        None,
+                        Some(sync),
+                        ResponseError::RebalanceInProgress,
+                    ));
                 }
             }
         }
@@ -979,7 +982,7 @@ impl GroupState {
             Vec::new()
         };
         JoinResponse {
-            error: NONE,
+            error: None,
             generation_id: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -1004,7 +1007,7 @@ impl GroupState {
 
     fn sync_response(&self, i: usize) -> SyncResponse {
         SyncResponse {
-            error: NONE,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment: self.members[i].assignment.clone(),
@@ -1013,14 +1016,20 @@ impl GroupState {
 
     /// The member a request names, as Kafka checks it: a static instance id
     /// that now belongs to another member id is fenced.
-    fn current_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<usize, i16> {
+    fn current_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<usize, ResponseError> {
         match instance_id {
             Some(instance) => match self.static_member(instance) {
                 Some(i) if self.members[i].id == member_id => Ok(i),
-                Some(_) => Err(FENCED_INSTANCE_ID),
-                None => Err(UNKNOWN_MEMBER_ID),
+                Some(_) => Err(ResponseError::FencedInstanceId),
+                None => Err(ResponseError::UnknownMemberId),
             },
-            None => self.index_of(member_id).ok_or(UNKNOWN_MEMBER_ID),
+            None => self
+                .index_of(member_id)
+                .ok_or(ResponseError::UnknownMemberId),
         }
     }
 
@@ -1057,7 +1066,7 @@ impl GroupState {
 }
 
 /// Answers a removed member's waiting requests with `error`.
-fn answer_waiting(join: Option<Token>, sync: Option<Token>, error: i16) -> Vec<Reply> {
+fn answer_waiting(join: Option<Token>, sync: Option<Token>, error: ResponseError) -> Vec<Reply> {
     let join = join.map(|t| Reply::Join(t, JoinResponse::error(error)));
     let sync = sync.map(|t| Reply::Sync(t, SyncResponse::error(error)));
     join.into_iter().chain(sync).collect()

@@ -20,16 +20,6 @@ use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
-const NONE: i16 = 0;
-const FENCED_MEMBER_EPOCH: i16 = ResponseError::FencedMemberEpoch.code();
-const GROUP_MAX_SIZE_REACHED: i16 = ResponseError::GroupMaxSizeReached.code();
-const INVALID_REGULAR_EXPRESSION: i16 = ResponseError::InvalidRegularExpression.code();
-const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
-const STALE_MEMBER_EPOCH: i16 = ResponseError::StaleMemberEpoch.code();
-const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
-const UNRELEASED_INSTANCE_ID: i16 = ResponseError::UnreleasedInstanceId.code();
-const UNSUPPORTED_ASSIGNOR: i16 = ResponseError::UnsupportedAssignor.code();
-
 /// The member epoch that joins.
 pub const JOIN_EPOCH: i32 = 0;
 /// The member epoch that leaves the group.
@@ -88,7 +78,8 @@ pub struct HeartbeatRequest {
 /// A ConsumerGroupHeartbeat answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeartbeatResponse {
-    pub error: i16,
+    /// Why the heartbeat failed; `None` when it succeeded.
+    pub error: Option<ResponseError>,
     pub error_message: Option<String>,
     pub member_id: String,
     pub member_epoch: i32,
@@ -98,9 +89,9 @@ pub struct HeartbeatResponse {
 }
 
 impl HeartbeatResponse {
-    fn error(error: i16, message: impl Into<String>) -> Self {
+    fn error(error: ResponseError, message: impl Into<String>) -> Self {
         HeartbeatResponse {
-            error,
+            error: Some(error),
             error_message: Some(message.into()),
             member_epoch: LEAVE_EPOCH,
             ..HeartbeatResponse::default()
@@ -201,7 +192,7 @@ impl TopicRegex {
                 whole_name,
             })),
             Err(e) => Err(HeartbeatResponse::error(
-                INVALID_REGULAR_EXPRESSION,
+                ResponseError::InvalidRegularExpression,
                 format!("SubscribedTopicRegex {source:?} is not valid: {e}"),
             )),
         }
@@ -296,24 +287,24 @@ impl ConsumerGroup {
     }
 
     /// OffsetCommit's checks for a member of this group, by member epoch.
-    pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> i16 {
+    pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), ResponseError> {
         // Epoch -1: a client outside the group's management; allowed while
         // the group is empty, whatever member id it names.
         if member_epoch < 0 && self.members.is_empty() {
-            return NONE;
+            return Ok(());
         }
         if member_epoch < 0 && member_id.is_empty() {
-            return UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         }
         match self.members.get(member_id) {
-            None => UNKNOWN_MEMBER_ID,
-            Some(m) if member_epoch > m.epoch => STALE_MEMBER_EPOCH,
+            None => Err(ResponseError::UnknownMemberId),
+            Some(m) if member_epoch > m.epoch => Err(ResponseError::StaleMemberEpoch),
             // A member may commit at its previous epoch what it keeps, so
             // commits racing with an epoch bump are not lost.
             Some(m) if member_epoch != m.epoch && member_epoch != m.previous_epoch => {
-                STALE_MEMBER_EPOCH
+                Err(ResponseError::StaleMemberEpoch)
             }
-            Some(_) => NONE,
+            Some(_) => Ok(()),
         }
     }
 
@@ -363,7 +354,7 @@ impl ConsumerGroup {
     fn join(&mut self, req: HeartbeatRequest, topics: &Topics, now: u64) -> HeartbeatResponse {
         if req.subscribed_topics.is_none() && req.subscribed_regex.is_none() {
             return HeartbeatResponse::error(
-                INVALID_REQUEST,
+                ResponseError::InvalidRequest,
                 "SubscribedTopicNames or SubscribedTopicRegex must be set when joining",
             );
         }
@@ -375,7 +366,7 @@ impl ConsumerGroup {
         };
         if req.rebalance_timeout_ms < 0 {
             return HeartbeatResponse::error(
-                INVALID_REQUEST,
+                ResponseError::InvalidRequest,
                 "RebalanceTimeoutMs must be set when joining",
             );
         }
@@ -398,7 +389,7 @@ impl ConsumerGroup {
             match holder {
                 Some((_, false)) => {
                     return HeartbeatResponse::error(
-                        UNRELEASED_INSTANCE_ID,
+                        ResponseError::UnreleasedInstanceId,
                         format!("instance {instance} is still in use by another member"),
                     )
                 }
@@ -410,7 +401,10 @@ impl ConsumerGroup {
         }
         let is_new = !self.members.contains_key(&member_id) && inherited.is_none();
         if is_new && self.config.max_size > 0 && self.members.len() >= self.config.max_size {
-            return HeartbeatResponse::error(GROUP_MAX_SIZE_REACHED, "the group is full");
+            return HeartbeatResponse::error(
+                ResponseError::GroupMaxSizeReached,
+                "the group is full",
+            );
         }
         let subscribed: BTreeSet<String> = subscribed.into_iter().collect();
         let member = match inherited {
@@ -467,7 +461,7 @@ impl ConsumerGroup {
 
     fn leave(&mut self, req: HeartbeatRequest) -> HeartbeatResponse {
         let Some(member) = self.members.get_mut(&req.member_id) else {
-            return HeartbeatResponse::error(UNKNOWN_MEMBER_ID, "unknown member");
+            return HeartbeatResponse::error(ResponseError::UnknownMemberId, "unknown member");
         };
         let epoch = req.member_epoch;
         if epoch == STATIC_LEAVE_EPOCH && member.instance_id.is_some() {
@@ -485,7 +479,7 @@ impl ConsumerGroup {
 
     fn beat(&mut self, req: HeartbeatRequest, topics: &Topics, now: u64) -> HeartbeatResponse {
         let Some(member) = self.members.get(&req.member_id) else {
-            return HeartbeatResponse::error(UNKNOWN_MEMBER_ID, "unknown member");
+            return HeartbeatResponse::error(ResponseError::UnknownMemberId, "unknown member");
         };
         let lost_answer = req.member_epoch == member.previous_epoch
             && req
@@ -494,7 +488,7 @@ impl ConsumerGroup {
                 .is_some_and(|owned| owned.iter().all(|tp| member.assigned.contains(tp)));
         if req.member_epoch != member.epoch && !lost_answer {
             return HeartbeatResponse::error(
-                FENCED_MEMBER_EPOCH,
+                ResponseError::FencedMemberEpoch,
                 format!(
                     "epoch {} is not the member's epoch {}",
                     req.member_epoch, member.epoch
@@ -579,7 +573,7 @@ impl ConsumerGroup {
         self.reconcile(id, now);
         let epoch = self.members.get(id).map_or(LEAVE_EPOCH, |m| m.epoch);
         HeartbeatResponse {
-            error: NONE,
+            error: None,
             error_message: None,
             member_id: id.to_string(),
             member_epoch: epoch,
@@ -668,7 +662,7 @@ impl ConsumerGroup {
         match Assignor::from_name(name).filter(|a| self.config.assignors.contains(a)) {
             Some(a) => Ok(Some(a)),
             None => Err(HeartbeatResponse::error(
-                UNSUPPORTED_ASSIGNOR,
+                ResponseError::UnsupportedAssignor,
                 format!(
                     "server assignor {name} is not one of {:?}",
                     self.assignor_names()

@@ -15,6 +15,10 @@
 //! (ConsumerGroupHeartbeat, [`kip848::ConsumerGroup`]). While one
 //! has members, requests of the other are refused, as Kafka does for a
 //! group it does not convert.
+//!
+//! A coordinator lives while its group is used: one that the broker's
+//! periodic check finds idle twice in a row ([`StopIfIdle`]) stops, and the
+//! broker starts a new one the next time the group is used.
 
 pub mod assignor;
 pub mod classic;
@@ -35,8 +39,8 @@ use tokio::sync::oneshot;
 
 use self::assignor::Topics;
 use self::classic::{
-    GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, Reply,
-    SyncRequest, SyncResponse, Token,
+    GroupConfig, GroupDescription, GroupState, JoinRequest, JoinResponse, LeaveMember, LeaveResult,
+    Reply, SyncRequest, SyncResponse, Token,
 };
 use self::consumer_protocol::decode_subscription;
 use self::kip848::{
@@ -57,18 +61,30 @@ pub trait CommitLog: Send + Sync {
 }
 
 pub struct GroupCoordinator {
+    /// The group it coordinates, for log lines and the offset store.
     group_id: String,
+    /// The classic protocol's state machine (JoinGroup, SyncGroup).
     state: GroupState,
+    /// The KIP-848 consumer protocol's state machine.
     consumer: ConsumerGroup,
+    /// Where committed offsets are stored (shared sled tree).
     offsets: OffsetStore,
     /// In a cluster: replicates commits before they are stored.
     commit_log: Option<Arc<dyn CommitLog>>,
     /// The state machine's clock is milliseconds since the actor started.
     clock: Instant,
+    /// JoinGroup requests the state machine answers later, by token.
     joins: HashMap<Token, oneshot::Sender<JoinResponse>>,
+    /// SyncGroup requests waiting for the leader's assignment, by token.
     syncs: HashMap<Token, oneshot::Sender<SyncResponse>>,
+    /// The last token handed out.
     next_token: Token,
+    /// The one timer, set to the machines' next deadline.
     timer: Option<SpawnHandle>,
+    /// Set by an idle check that found the group idle (no members, no
+    /// waiting request, no deadline), cleared by any request of its
+    /// members or committers: a group still idle at the next check stops.
+    seen_idle: bool,
 }
 
 impl GroupCoordinator {
@@ -90,7 +106,20 @@ impl GroupCoordinator {
             syncs: HashMap::new(),
             next_token: 0,
             timer: None,
+            seen_idle: false,
         }
+    }
+
+    /// Nothing for the actor to do or remember: no members under either
+    /// protocol, no parked request, no deadline. Committed offsets live in
+    /// the store, so such a group's actor can go and be started again.
+    fn is_idle(&self) -> bool {
+        self.state.is_empty()
+            && self.consumer.is_empty()
+            && self.joins.is_empty()
+            && self.syncs.is_empty()
+            && self.state.next_deadline().is_none()
+            && self.consumer.next_deadline().is_none()
     }
 
     fn now(&self) -> u64 {
@@ -159,8 +188,9 @@ impl Handler<Join> for GroupCoordinator {
     type Result = ResponseFuture<JoinResponse>;
 
     fn handle(&mut self, Join(request): Join, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         if !self.consumer.is_empty() {
-            let error = JoinResponse::error(ResponseError::InconsistentGroupProtocol.code());
+            let error = JoinResponse::error(ResponseError::InconsistentGroupProtocol);
             return Box::pin(async move { error });
         }
         let token = self.token();
@@ -170,7 +200,7 @@ impl Handler<Join> for GroupCoordinator {
         self.deliver(replies, ctx);
         parked(
             rx,
-            JoinResponse::error(ResponseError::CoordinatorNotAvailable.code()),
+            JoinResponse::error(ResponseError::CoordinatorNotAvailable),
         )
     }
 }
@@ -183,6 +213,7 @@ impl Handler<SyncGroup> for GroupCoordinator {
     type Result = ResponseFuture<SyncResponse>;
 
     fn handle(&mut self, SyncGroup(request): SyncGroup, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         let token = self.token();
         let (tx, rx) = oneshot::channel();
         self.syncs.insert(token, tx);
@@ -190,13 +221,15 @@ impl Handler<SyncGroup> for GroupCoordinator {
         self.deliver(replies, ctx);
         parked(
             rx,
-            SyncResponse::error(ResponseError::CoordinatorNotAvailable.code()),
+            SyncResponse::error(ResponseError::CoordinatorNotAvailable),
         )
     }
 }
 
+/// Heartbeat from a classic group's member: `Ok` while it is in good
+/// standing, REBALANCE_IN_PROGRESS when it must rejoin.
 #[derive(Message)]
-#[rtype(result = "i16")]
+#[rtype(result = "Result<(), ResponseError>")]
 pub struct Heartbeat {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -204,9 +237,10 @@ pub struct Heartbeat {
 }
 
 impl Handler<Heartbeat> for GroupCoordinator {
-    type Result = i16;
+    type Result = Result<(), ResponseError>;
 
-    fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) -> i16 {
+    fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         let error = self.state.heartbeat(
             &msg.member_id,
             msg.group_instance_id.as_deref(),
@@ -219,7 +253,7 @@ impl Handler<Heartbeat> for GroupCoordinator {
 }
 
 #[derive(Message)]
-#[rtype(result = "Vec<(LeaveMember, i16)>")]
+#[rtype(result = "Vec<LeaveResult>")]
 pub struct Leave(pub Vec<LeaveMember>);
 
 impl Handler<Leave> for GroupCoordinator {
@@ -235,7 +269,7 @@ impl Handler<Leave> for GroupCoordinator {
 /// OffsetCommit from a member (or, with generation -1, from a client that
 /// manages its own partitions).
 #[derive(Message)]
-#[rtype(result = "i16")]
+#[rtype(result = "Result<(), ResponseError>")]
 pub struct Commit {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -244,10 +278,11 @@ pub struct Commit {
 }
 
 impl Handler<Commit> for GroupCoordinator {
-    type Result = ResponseFuture<i16>;
+    type Result = ResponseFuture<Result<(), ResponseError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Context<Self>) -> Self::Result {
-        let error = if self.consumer.is_empty() {
+        self.seen_idle = false;
+        let checked = if self.consumer.is_empty() {
             self.state.validate_commit(
                 &msg.member_id,
                 msg.group_instance_id.as_deref(),
@@ -257,8 +292,8 @@ impl Handler<Commit> for GroupCoordinator {
             self.consumer
                 .validate_commit(&msg.member_id, msg.generation_id)
         };
-        if error != 0 {
-            return Box::pin(async move { error });
+        if let Err(error) = checked {
+            return Box::pin(async move { Err(error) });
         }
         let store = self.offsets.clone();
         let group = self.group_id.clone();
@@ -268,17 +303,12 @@ impl Handler<Commit> for GroupCoordinator {
             .map(|log| log.append(&group, &msg.offsets));
         Box::pin(async move {
             if let Some(replicated) = replicated {
-                if let Err(e) = replicated.await {
-                    return e.code();
-                }
+                replicated.await?;
             }
-            match store.commit(&group, &msg.offsets).await {
-                Ok(()) => 0,
-                Err(e) => {
-                    log::error!("group {group}: commit failed: {e}");
-                    ResponseError::KafkaStorageError.code()
-                }
-            }
+            store.commit(&group, &msg.offsets).await.map_err(|e| {
+                log::error!("group {group}: commit failed: {e}");
+                ResponseError::KafkaStorageError
+            })
         })
     }
 }
@@ -295,22 +325,22 @@ impl Handler<Describe> for GroupCoordinator {
     }
 }
 
-/// DeleteGroups for this group: only an empty group may go. Answers the
-/// Kafka error code (0 when deleted); a deleted coordinator stops.
+/// DeleteGroups for this group: only an empty group may go (NON_EMPTY_GROUP
+/// otherwise); a deleted coordinator stops.
 #[derive(Message)]
-#[rtype(result = "i16")]
+#[rtype(result = "Result<(), ResponseError>")]
 pub struct DeleteGroup;
 
 impl Handler<DeleteGroup> for GroupCoordinator {
-    type Result = i16;
+    type Result = Result<(), ResponseError>;
 
-    fn handle(&mut self, _: DeleteGroup, ctx: &mut Context<Self>) -> i16 {
+    fn handle(&mut self, _: DeleteGroup, ctx: &mut Context<Self>) -> Self::Result {
         if !self.state.is_empty() || !self.consumer.is_empty() {
-            return ResponseError::NonEmptyGroup.code();
+            return Err(ResponseError::NonEmptyGroup);
         }
         self.state.remove_all();
         ctx.stop();
-        0
+        Ok(())
     }
 }
 
@@ -330,6 +360,35 @@ impl Handler<Stop> for GroupCoordinator {
     }
 }
 
+/// The broker's periodic idle check (with each offset-retention check):
+/// a group found idle at two checks in a row, with no request of its own
+/// in between, stops and answers `true`; the broker then forgets it and
+/// starts a new coordinator when the group is next used. Its committed
+/// offsets stay in the store. A request that reaches the stopped actor
+/// fails to send, which the api handlers answer COORDINATOR_NOT_AVAILABLE,
+/// a retriable error: the client's retry finds the new coordinator.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopIfIdle;
+
+impl Handler<StopIfIdle> for GroupCoordinator {
+    type Result = bool;
+
+    fn handle(&mut self, _: StopIfIdle, ctx: &mut Context<Self>) -> bool {
+        if !self.is_idle() {
+            self.seen_idle = false;
+            return false;
+        }
+        if !self.seen_idle {
+            self.seen_idle = true;
+            return false;
+        }
+        log::debug!("group {}: idle, its coordinator stops", self.group_id);
+        ctx.stop();
+        true
+    }
+}
+
 /// ConsumerGroupHeartbeat (KIP-848), with the partition counts of the
 /// broker's topics.
 #[derive(Message)]
@@ -343,9 +402,10 @@ impl Handler<ConsumerHeartbeat> for GroupCoordinator {
     type Result = MessageResult<ConsumerHeartbeat>;
 
     fn handle(&mut self, msg: ConsumerHeartbeat, ctx: &mut Context<Self>) -> Self::Result {
+        self.seen_idle = false;
         if !self.state.is_empty() {
             return MessageResult(HeartbeatResponse {
-                error: ResponseError::GroupIdNotFound.code(),
+                error: Some(ResponseError::GroupIdNotFound),
                 error_message: Some(format!("group {} is a classic group", self.group_id)),
                 ..HeartbeatResponse::default()
             });

@@ -12,7 +12,7 @@ use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, 
 use super::epoch_cache::EpochCache;
 use super::segment::{self, PendingBatch, Segment};
 use super::transactions::Aborted;
-use crate::topic::LEADER_EPOCH;
+use super::LEADER_EPOCH;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod compaction;
 pub mod epoch_cache;
+mod handle;
 pub mod index;
 pub mod local_log;
 pub mod producers;
@@ -22,8 +23,6 @@ pub mod transactions;
 
 use crate::clock::now_ms;
 use crate::flusher::Flusher;
-use crate::topic::config::Cleanup;
-use crate::topic::LogOffsets;
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -32,6 +31,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
@@ -56,14 +57,22 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const PRODUCER_REPLAY_BYTES: u64 = 16 * 1024 * 1024;
 
 pub struct Partition {
+    /// `topic-index`, for log lines.
     name: String,
+    /// The segments, indexes and offsets: the partition's data, which only
+    /// this actor touches.
     log: Log,
+    /// Retention and compaction settings, replaced by [`SetConfigs`].
     cleanup: Cleanup,
     /// How often retention and compaction run.
     cleanup_interval: Duration,
+    /// Idempotent producers' last sequences, to refuse duplicates and gaps.
     producers: Producers,
+    /// Open transactions and the aborted ones `read_committed` skips.
     transactions: Transactions,
+    /// Where durable appends go to be fsynced (group commit).
     flusher: Flusher,
+    /// The thread that compacts, off this actor's arbiter.
     cleaner: Cleaner,
     /// A compaction job of this partition is on the cleaner thread.
     compacting: bool,
@@ -73,6 +82,8 @@ pub struct Partition {
     /// When tombstones kept by the last compaction may go: compaction runs
     /// again then even without new records, or they would stay forever.
     tombstones_expire_ms: Option<i64>,
+    /// Published after every change, so long-polling fetches and followers
+    /// wait on it instead of asking the actor.
     offsets: watch::Sender<LogOffsets>,
     /// Standalone, or this broker's place among the partition's replicas.
     role: Role,
@@ -554,6 +565,22 @@ impl Handler<DeleteRecords> for Partition {
         self.publish();
         Ok(self.log.log_start_offset())
     }
+}
+
+/// How a topic's partitions are cleaned up (`cleanup.policy` and friends).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cleanup {
+    /// `delete` in the policy: retention by time and size applies.
+    pub delete: bool,
+    /// `compact` in the policy: only the latest record per key is kept.
+    pub compact: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact once this share of the closed
+    /// segments has not been compacted yet.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// New topic settings (AlterConfigs), applied at once.

@@ -123,7 +123,7 @@ impl Partition {
     /// The leader epoch this replica serves, for clients' epoch checks.
     pub(super) fn leader_epoch(&self) -> i32 {
         match &self.role {
-            Role::Standalone => crate::topic::LEADER_EPOCH,
+            Role::Standalone => super::LEADER_EPOCH,
             Role::Leader(l) => l.state.leader_epoch,
             Role::Follower { leader_epoch, .. } => *leader_epoch,
         }
@@ -610,7 +610,7 @@ impl Handler<EpochEnd> for Partition {
             && self.log.epochs().latest().is_none()
             && msg.epoch >= 0
         {
-            return Ok((crate::topic::LEADER_EPOCH, end));
+            return Ok((super::LEADER_EPOCH, end));
         }
         Ok(self.log.epochs().end_offset_for(msg.epoch, end))
     }

@@ -243,16 +243,25 @@ impl fmt::Display for Cut {
 pub struct Segment {
     /// The partition directory; `None` for a segment kept in memory.
     dir: Option<PathBuf>,
+    /// The first offset it holds, which names its files.
     base_offset: i64,
+    /// The `.log` file, shared with reads in flight.
     file: Arc<File>,
+    /// Bytes written to `file`.
     size: u64,
+    /// One past the last offset it holds.
     next_offset: i64,
     /// Largest batch maxTimestamp in the segment.
     max_timestamp: Option<i64>,
+    /// When it was created, for `segment.ms` rolls.
     created_ms: i64,
+    /// `index.interval.bytes`: log bytes between two index entries.
     index_interval_bytes: u64,
+    /// Log bytes written since the last index entry.
     bytes_since_index_entry: u64,
+    /// Sparse offset → position index (`.index`).
     offset_index: OffsetIndex,
+    /// Sparse timestamp → offset index (`.timeindex`).
     time_index: TimeIndex,
 }
 

@@ -7,6 +7,7 @@
 //! client is `User:ANONYMOUS`, which stands as a super user (Kafka with an
 //! authorizer and `super.users=User:ANONYMOUS` behaves the same).
 
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -151,8 +152,9 @@ pub struct AclStore {
     tree: sled::Tree,
 }
 
-fn io_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("ACL store: {e}"))
+/// A sled or bincode error of this store, kept as the source.
+fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    StoreError::io("ACL store", e)
 }
 
 impl AclStore {

@@ -6,6 +6,7 @@
 //! bincode. A commit is answered only after sled's flush, so an
 //! acknowledged commit survives a crash.
 
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -32,8 +33,9 @@ pub struct OffsetStore {
     db: sled::Tree,
 }
 
-fn io_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("offset store: {e}"))
+/// A sled or bincode error of this store, kept as the source.
+fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    StoreError::io("offset store", e)
 }
 
 fn group_prefix(group: &str) -> Vec<u8> {

@@ -8,6 +8,7 @@
 //! still held. Opening waits that moment out; a lock held longer belongs to
 //! someone else and is reported as such.
 
+use super::StoreError;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -26,19 +27,14 @@ fn open_waiting(config: &sled::Config, lock_wait: Duration) -> io::Result<sled::
         let e = match config.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => e,
-            Err(e) => {
-                return Err(io::Error::other(format!(
-                    "cannot open the state database: {e}"
-                )))
-            }
+            Err(e) => return Err(StoreError::io("cannot open the state database", e)),
         };
         if Instant::now() >= deadline {
-            return Err(io::Error::new(
+            return Err(StoreError::io_kind(
                 io::ErrorKind::WouldBlock,
-                format!(
-                    "cannot open the state database: it is locked; is another broker \
-                     using this data directory? ({e})"
-                ),
+                "cannot open the state database: it is locked; is another broker \
+                 using this data directory?",
+                e,
             ));
         }
         std::thread::sleep(RETRY_EVERY);

@@ -3,6 +3,7 @@
 
 use crate::config::BrokerConfig;
 use crate::partition::local_log::LogConfig;
+use crate::partition::Cleanup;
 use kafka_protocol::records::Compression;
 use std::collections::BTreeMap;
 
@@ -249,22 +250,6 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         ))
         .unwrap_or(config.index_interval_bytes),
     }
-}
-
-/// How a topic's partitions are cleaned up (`cleanup.policy` and friends).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cleanup {
-    /// `delete` in the policy: retention by time and size applies.
-    pub delete: bool,
-    /// `compact` in the policy: only the latest record per key is kept.
-    pub compact: bool,
-    pub retention_ms: i64,
-    pub retention_bytes: i64,
-    pub delete_retention_ms: i64,
-    pub min_compaction_lag_ms: i64,
-    /// `min.cleanable.dirty.ratio`: compact once this share of the closed
-    /// segments has not been compacted yet.
-    pub min_cleanable_dirty_ratio: f64,
 }
 
 pub fn cleanup(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Cleanup {

@@ -11,10 +11,10 @@
 
 pub mod state;
 
-use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::partition::WriteMarker;
-use crate::store::offsets::PartitionOffset;
+use crate::partition::{PartitionHandle, WriteMarker};
+use crate::store::offsets::{OffsetStore, PartitionOffset};
+use crate::store::StoreError;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     ResponseActFuture, WrapFuture,
@@ -47,20 +47,41 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 /// Kafka's `transaction.max.timeout.ms` default.
 const MAX_TIMEOUT_MS: i32 = 900_000;
 
+/// Where the coordinator finds the partitions it writes markers to: the
+/// broker, which owns the coordinator, so it is held weakly and behind this
+/// trait (the coordinator does not depend on the broker).
+pub trait Partitions: Send + Sync {
+    /// The handle of a partition; `None` for one deleted meanwhile.
+    fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle>;
+}
+
 pub struct TxnCoordinator {
-    broker: Weak<Broker>,
+    /// The broker's partitions, for the markers; gone once the broker is.
+    partitions: Weak<dyn Partitions>,
+    /// The committed-offset store that a committed transaction's consumer
+    /// offsets go to.
+    offsets: OffsetStore,
+    /// The `transactions` tree of the broker's sled database: each id's
+    /// [`Txn`], stored before any answer that depends on it.
     tree: sled::Tree,
+    /// Every transactional id's state, as stored in `tree`.
     txns: HashMap<String, Txn>,
 }
 
-fn io_error(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("transaction store: {e}"))
+/// A sled or bincode error of this store, kept as the source.
+fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    StoreError::io("transaction store", e)
 }
 
 impl TxnCoordinator {
-    /// Loads every transactional id from the broker's sled database. The
-    /// broker reference is what markers are written through.
-    pub fn open(db: &sled::Db, broker: Weak<Broker>) -> io::Result<TxnCoordinator> {
+    /// Loads every transactional id from the broker's sled database.
+    /// Markers are written to the `partitions`, committed offsets stored
+    /// in `offsets`.
+    pub fn open(
+        db: &sled::Db,
+        partitions: Weak<dyn Partitions>,
+        offsets: OffsetStore,
+    ) -> io::Result<TxnCoordinator> {
         let tree = db.open_tree("transactions").map_err(io_error)?;
         let mut txns = HashMap::new();
         for entry in tree.iter() {
@@ -68,7 +89,12 @@ impl TxnCoordinator {
             let id = String::from_utf8(key.to_vec()).map_err(io_error)?;
             txns.insert(id, bincode::deserialize(&value).map_err(io_error)?);
         }
-        Ok(TxnCoordinator { broker, tree, txns })
+        Ok(TxnCoordinator {
+            partitions,
+            offsets,
+            tree,
+            txns,
+        })
     }
 
     /// Stores an id's state; the future resolves once it is on disk.
@@ -101,11 +127,12 @@ impl TxnCoordinator {
         plan: EndPlan,
     ) -> ResponseActFuture<Self, Result<(), ResponseError>> {
         let saved = self.save(&id);
-        let broker = self.broker.clone();
+        let partitions = self.partitions.clone();
+        let offsets = self.offsets.clone();
         Box::pin(
             async move {
                 saved.await?;
-                carry_out(broker, plan).await
+                carry_out(partitions, offsets, plan).await
             }
             .into_actor(self)
             .then(move |done, act, _| {
@@ -128,13 +155,17 @@ impl TxnCoordinator {
 }
 
 /// Writes a transaction's markers and, on commit, its offsets.
-async fn carry_out(broker: Weak<Broker>, plan: EndPlan) -> Result<(), ResponseError> {
-    let broker = broker
+async fn carry_out(
+    partitions: Weak<dyn Partitions>,
+    offsets: OffsetStore,
+    plan: EndPlan,
+) -> Result<(), ResponseError> {
+    let partitions = partitions
         .upgrade()
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
     let markers = plan.partitions.iter().filter_map(|(topic, partition)| {
         // A partition deleted meanwhile needs no marker.
-        let handle = broker.topic(topic)?.partition(*partition)?.clone();
+        let handle = partitions.partition(topic, *partition)?;
         Some(handle.addr.send(WriteMarker {
             producer_id: plan.producer_id,
             producer_epoch: plan.producer_epoch,
@@ -149,15 +180,11 @@ async fn carry_out(broker: Weak<Broker>, plan: EndPlan) -> Result<(), ResponseEr
     for (group, offset) in &plan.offsets {
         by_group.entry(group).or_default().push(offset.clone());
     }
-    for (group, offsets) in by_group {
-        broker
-            .offsets()
-            .commit(group, &offsets)
-            .await
-            .map_err(|e| {
-                log::error!("committing transactional offsets of {group}: {e}");
-                ResponseError::KafkaStorageError
-            })?;
+    for (group, group_offsets) in by_group {
+        offsets.commit(group, &group_offsets).await.map_err(|e| {
+            log::error!("committing transactional offsets of {group}: {e}");
+            ResponseError::KafkaStorageError
+        })?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use super::StateKind;
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 
 /// Names a request that waits for its answer.
 pub type Token = u64;
@@ -34,7 +35,8 @@ pub struct JoinRequest {
 /// A JoinGroup answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinResponse {
-    pub error: i16,
+    /// Why the join failed; `None` when it succeeded.
+    pub error: Option<ResponseError>,
     pub generation_id: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -48,9 +50,9 @@ pub struct JoinResponse {
 
 impl JoinResponse {
     /// A failed JoinGroup, as Kafka answers it.
-    pub fn error(error: i16) -> Self {
+    pub fn error(error: ResponseError) -> Self {
         JoinResponse {
-            error,
+            error: Some(error),
             generation_id: NO_GENERATION,
             protocol_type: None,
             protocol_name: None,
@@ -61,7 +63,7 @@ impl JoinResponse {
         }
     }
 
-    pub(super) fn error_for(member_id: &str, error: i16) -> Self {
+    pub(super) fn error_for(member_id: &str, error: ResponseError) -> Self {
         JoinResponse {
             member_id: member_id.to_string(),
             ..JoinResponse::error(error)
@@ -92,7 +94,8 @@ pub struct SyncRequest {
 /// A SyncGroup answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResponse {
-    pub error: i16,
+    /// Why the sync failed; `None` when it succeeded.
+    pub error: Option<ResponseError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
@@ -100,9 +103,9 @@ pub struct SyncResponse {
 
 impl SyncResponse {
     /// A failed SyncGroup.
-    pub fn error(error: i16) -> Self {
+    pub fn error(error: ResponseError) -> Self {
         SyncResponse {
-            error,
+            error: Some(error),
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
@@ -124,6 +127,9 @@ pub struct LeaveMember {
     pub member_id: String,
     pub group_instance_id: Option<String>,
 }
+
+/// What LeaveGroup did for one member: `Ok` when it left.
+pub type LeaveResult = (LeaveMember, Result<(), ResponseError>);
 
 /// The group as DescribeGroups and ListGroups show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,16 @@
 use super::*;
 use std::collections::HashMap;
 
+const COORDINATOR_NOT_AVAILABLE: ResponseError = ResponseError::CoordinatorNotAvailable;
+const FENCED_INSTANCE_ID: ResponseError = ResponseError::FencedInstanceId;
+const GROUP_MAX_SIZE_REACHED: ResponseError = ResponseError::GroupMaxSizeReached;
+const ILLEGAL_GENERATION: ResponseError = ResponseError::IllegalGeneration;
+const INCONSISTENT_GROUP_PROTOCOL: ResponseError = ResponseError::InconsistentGroupProtocol;
+const INVALID_SESSION_TIMEOUT: ResponseError = ResponseError::InvalidSessionTimeout;
+const MEMBER_ID_REQUIRED: ResponseError = ResponseError::MemberIdRequired;
+const REBALANCE_IN_PROGRESS: ResponseError = ResponseError::RebalanceInProgress;
+const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
+
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
 const DELAY: u64 = 1000;
@@ -133,7 +143,7 @@ fn new_member_gets_an_id_then_joins_with_it() {
     };
     let replies = g.join(1, req.clone(), 0);
     let first = join_reply(&replies, 1).unwrap();
-    assert_eq!(first.error, MEMBER_ID_REQUIRED);
+    assert_eq!(first.error, Some(MEMBER_ID_REQUIRED));
     assert_eq!(first.generation_id, -1);
     assert!(first.member_id.starts_with("client-"));
     assert_eq!(g.state(), StateKind::Empty);
@@ -149,7 +159,7 @@ fn new_member_gets_an_id_then_joins_with_it() {
         10,
     );
     let second = join_reply(&replies, 2).unwrap();
-    assert_eq!(second.error, 0);
+    assert_eq!(second.error, None);
     assert_eq!(second.member_id, id);
     assert_eq!(second.leader, id);
     assert_eq!(second.generation_id, 1);
@@ -170,14 +180,20 @@ fn new_member_gets_an_id_then_joins_with_it() {
         },
         200 + SESSION as u64,
     );
-    assert_eq!(join_reply(&replies, 4).unwrap().error, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        join_reply(&replies, 4).unwrap().error,
+        Some(UNKNOWN_MEMBER_ID)
+    );
 }
 
 #[test]
 fn unknown_member_id_is_refused() {
     let mut g = group(0);
     let replies = g.join(1, request("nobody"), 0);
-    assert_eq!(join_reply(&replies, 1).unwrap().error, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        join_reply(&replies, 1).unwrap().error,
+        Some(UNKNOWN_MEMBER_ID)
+    );
 }
 
 #[test]
@@ -196,7 +212,7 @@ fn members_joining_one_at_a_time_share_a_generation() {
     let responses: Vec<_> = (1..=3).map(|t| join_reply(&replies, t).unwrap()).collect();
     let leader = &responses[0].member_id;
     for response in &responses {
-        assert_eq!(response.error, 0);
+        assert_eq!(response.error, None);
         assert_eq!(response.generation_id, 1);
         assert_eq!(&response.leader, leader);
         assert_eq!(response.protocol_type.as_deref(), Some("consumer"));
@@ -245,7 +261,7 @@ fn follower_rejoining_a_stable_group_keeps_the_generation() {
     let (mut g, ids) = stable(dynamic(2));
     let replies = g.join(10, request(&ids[1]), 2000);
     let response = join_reply(&replies, 10).unwrap();
-    assert_eq!((response.error, response.generation_id), (0, 1));
+    assert_eq!((response.error, response.generation_id), (None, 1));
     assert_eq!(response.leader, ids[0]);
     assert!(response.members.is_empty());
     assert_eq!(g.state(), StateKind::Stable);
@@ -264,7 +280,10 @@ fn leader_rejoining_a_stable_group_rebalances() {
     let (mut g, ids) = stable(dynamic(2));
     assert!(g.join(10, request(&ids[0]), 2000).is_empty());
     assert_eq!(g.state(), StateKind::PreparingRebalance);
-    assert_eq!(g.heartbeat(&ids[1], None, 1, 2000), REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        g.heartbeat(&ids[1], None, 1, 2000),
+        Err(REBALANCE_IN_PROGRESS)
+    );
     let replies = g.join(11, request(&ids[1]), 2100);
     assert_eq!(join_reply(&replies, 10).unwrap().generation_id, 2);
     assert_eq!(join_reply(&replies, 11).unwrap().generation_id, 2);
@@ -296,7 +315,7 @@ fn leader_sync_delivers_every_assignment() {
     );
     // The leader gave the third member nothing.
     let third = sync_reply(&replies, 21).unwrap();
-    assert_eq!((third.error, third.assignment.len()), (0, 0));
+    assert_eq!((third.error, third.assignment.len()), (None, 0));
     assert_eq!(third.protocol_name.as_deref(), Some("range"));
     assert_eq!(g.state(), StateKind::Stable);
 
@@ -316,37 +335,49 @@ fn sync_errors() {
         let replies = g.sync(30, req, FORMED);
         sync_reply(&replies, 30).unwrap().error
     };
-    assert_eq!(error(&mut g, sync_request("nobody", 1)), UNKNOWN_MEMBER_ID);
-    assert_eq!(error(&mut g, sync_request(&ids[1], 2)), ILLEGAL_GENERATION);
+    assert_eq!(
+        error(&mut g, sync_request("nobody", 1)),
+        Some(UNKNOWN_MEMBER_ID)
+    );
+    assert_eq!(
+        error(&mut g, sync_request(&ids[1], 2)),
+        Some(ILLEGAL_GENERATION)
+    );
     let mut wrong_protocol = sync_request(&ids[1], 1);
     wrong_protocol.protocol_name = Some("roundrobin".to_string());
-    assert_eq!(error(&mut g, wrong_protocol), INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(
+        error(&mut g, wrong_protocol),
+        Some(INCONSISTENT_GROUP_PROTOCOL)
+    );
 
     // A rebalance starting while a follower waits tells it to rejoin.
     assert!(g.sync(31, sync_request(&ids[1], 1), FORMED).is_empty());
     let replies = g.join(32, request(""), FORMED + 1);
     assert_eq!(
         sync_reply(&replies, 31).unwrap().error,
-        REBALANCE_IN_PROGRESS
+        Some(REBALANCE_IN_PROGRESS)
     );
     assert_eq!(
         error(&mut g, sync_request(&ids[1], 1)),
-        REBALANCE_IN_PROGRESS
+        Some(REBALANCE_IN_PROGRESS)
     );
 }
 
 #[test]
 fn heartbeat_errors() {
     let (mut g, ids) = stable(dynamic(2));
-    assert_eq!(g.heartbeat("nobody", None, 1, 2000), UNKNOWN_MEMBER_ID);
-    assert_eq!(g.heartbeat(&ids[1], None, 0, 2000), ILLEGAL_GENERATION);
-    assert_eq!(g.heartbeat(&ids[1], None, 1, 2000), 0);
+    assert_eq!(g.heartbeat("nobody", None, 1, 2000), Err(UNKNOWN_MEMBER_ID));
+    assert_eq!(g.heartbeat(&ids[1], None, 0, 2000), Err(ILLEGAL_GENERATION));
+    assert_eq!(g.heartbeat(&ids[1], None, 1, 2000), Ok(()));
     assert!(g.join(10, request(""), 2000).is_empty());
-    assert_eq!(g.heartbeat(&ids[1], None, 1, 2000), REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        g.heartbeat(&ids[1], None, 1, 2000),
+        Err(REBALANCE_IN_PROGRESS)
+    );
     g.remove_all();
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, 2000),
-        COORDINATOR_NOT_AVAILABLE
+        Err(COORDINATOR_NOT_AVAILABLE)
     );
 }
 
@@ -355,14 +386,17 @@ fn silent_member_expires_and_the_group_rebalances() {
     let (mut g, ids) = stable(dynamic(2));
     let expires = FORMED + SESSION as u64;
     assert_eq!(g.next_deadline(), Some(expires));
-    assert_eq!(g.heartbeat(&ids[0], None, 1, 5000), 0);
+    assert_eq!(g.heartbeat(&ids[0], None, 1, 5000), Ok(()));
     assert!(g.tick(expires - 1).is_empty());
     assert!(g.tick(expires).is_empty());
     assert_eq!(g.state(), StateKind::PreparingRebalance);
-    assert_eq!(g.heartbeat(&ids[1], None, 1, expires), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.heartbeat(&ids[1], None, 1, expires),
+        Err(UNKNOWN_MEMBER_ID)
+    );
     assert_eq!(
         g.heartbeat(&ids[0], None, 1, expires),
-        REBALANCE_IN_PROGRESS
+        Err(REBALANCE_IN_PROGRESS)
     );
 
     let replies = g.join(10, request(&ids[0]), expires + 1);
@@ -384,13 +418,13 @@ fn a_follower_answered_by_a_new_rebalance_keeps_its_session() {
     let replies = g.tick(expires);
     assert_eq!(
         sync_reply(&replies, 100).map(|r| r.error),
-        Some(REBALANCE_IN_PROGRESS)
+        Some(Some(REBALANCE_IN_PROGRESS))
     );
     // The owner ticks again at once: the group's next deadline is now.
     g.tick(expires);
     let replies = g.join(200, request(&ids[1]), expires);
     let response = join_reply(&replies, 200).expect("the follower rejoins at once");
-    assert_eq!((response.error, response.generation_id), (0, 2));
+    assert_eq!((response.error, response.generation_id), (None, 2));
     assert_eq!(response.member_id, ids[1]);
 }
 
@@ -411,7 +445,10 @@ fn rebalance_timeout_drops_members_that_did_not_rejoin() {
     let deadline = 2000 + REBALANCE as u64;
     // The second member heartbeats but never rejoins.
     for now in (5000..deadline).step_by(5000) {
-        assert_eq!(g.heartbeat(&ids[1], None, 1, now), REBALANCE_IN_PROGRESS);
+        assert_eq!(
+            g.heartbeat(&ids[1], None, 1, now),
+            Err(REBALANCE_IN_PROGRESS)
+        );
         assert!(g.tick(now).is_empty());
     }
     assert_eq!(g.next_deadline(), Some(deadline));
@@ -423,7 +460,10 @@ fn rebalance_timeout_drops_members_that_did_not_rejoin() {
     let members: Vec<_> = leader.members.iter().map(|m| m.member_id.clone()).collect();
     let newcomer = join_reply(&replies, 10).unwrap().member_id.clone();
     assert_eq!(members, vec![ids[0].clone(), newcomer]);
-    assert_eq!(g.heartbeat(&ids[1], None, 1, deadline), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.heartbeat(&ids[1], None, 1, deadline),
+        Err(UNKNOWN_MEMBER_ID)
+    );
 }
 
 #[test]
@@ -434,13 +474,16 @@ fn member_that_never_syncs_is_dropped() {
     let deadline = FORMED + REBALANCE as u64;
     // The follower stays alive by heartbeats alone.
     for now in (FORMED + 5000..deadline).step_by(5000) {
-        assert_eq!(g.heartbeat(&ids[1], None, 1, now), 0);
-        assert_eq!(g.heartbeat(&ids[0], None, 1, now), 0);
+        assert_eq!(g.heartbeat(&ids[1], None, 1, now), Ok(()));
+        assert_eq!(g.heartbeat(&ids[0], None, 1, now), Ok(()));
     }
     assert_eq!(g.next_deadline(), Some(deadline));
     g.tick(deadline);
     assert_eq!(g.state(), StateKind::PreparingRebalance);
-    assert_eq!(g.heartbeat(&ids[1], None, 1, deadline), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.heartbeat(&ids[1], None, 1, deadline),
+        Err(UNKNOWN_MEMBER_ID)
+    );
 }
 
 #[test]
@@ -449,14 +492,20 @@ fn leaving_members_rebalance_and_the_last_empties_the_group() {
     assert!(g.join(10, request(&ids[0]), 2000).is_empty());
     let (results, replies) = g.leave(vec![leave_request(&ids[1]), leave_request("nobody")], 2000);
     assert!(replies.is_empty());
-    assert_eq!(results[0], (leave_request(&ids[1]), 0));
-    assert_eq!(results[1], (leave_request("nobody"), UNKNOWN_MEMBER_ID));
+    assert_eq!(results[0], (leave_request(&ids[1]), Ok(())));
+    assert_eq!(
+        results[1],
+        (leave_request("nobody"), Err(UNKNOWN_MEMBER_ID))
+    );
     assert_eq!(g.state(), StateKind::PreparingRebalance);
 
     // The waiting JoinGroup of a member that leaves is answered.
     let (results, replies) = g.leave(vec![leave_request(&ids[0]), leave_request(&ids[2])], 2100);
-    assert!(results.iter().all(|(_, error)| *error == 0));
-    assert_eq!(join_reply(&replies, 10).unwrap().error, UNKNOWN_MEMBER_ID);
+    assert!(results.iter().all(|(_, error)| error.is_ok()));
+    assert_eq!(
+        join_reply(&replies, 10).unwrap().error,
+        Some(UNKNOWN_MEMBER_ID)
+    );
     assert_eq!(g.state(), StateKind::Empty);
     assert_eq!(g.generation(), 2);
     assert!(g.is_empty());
@@ -482,7 +531,7 @@ fn restarted_static_member_takes_over_without_rebalance() {
     let new_id = response.member_id.clone();
     assert!(new_id.starts_with("b-"));
     assert_ne!(new_id, ids[1]);
-    assert_eq!((response.error, response.generation_id), (0, 1));
+    assert_eq!((response.error, response.generation_id), (None, 1));
     assert!(!response.skip_assignment && response.members.is_empty());
     assert_eq!(g.state(), StateKind::Stable);
 
@@ -500,19 +549,28 @@ fn restarted_static_member_takes_over_without_rebalance() {
     );
 
     // The old incarnation is fenced everywhere.
-    assert_eq!(g.heartbeat(&ids[1], Some("b"), 1, 5000), FENCED_INSTANCE_ID);
-    assert_eq!(g.validate_commit(&ids[1], Some("b"), 1), FENCED_INSTANCE_ID);
+    assert_eq!(
+        g.heartbeat(&ids[1], Some("b"), 1, 5000),
+        Err(FENCED_INSTANCE_ID)
+    );
+    assert_eq!(
+        g.validate_commit(&ids[1], Some("b"), 1),
+        Err(FENCED_INSTANCE_ID)
+    );
     let old_sync = SyncRequest {
         group_instance_id: Some("b".to_string()),
         ..sync_request(&ids[1], 1)
     };
     assert_eq!(
         sync_reply(&g.sync(12, old_sync, 5000), 12).unwrap().error,
-        FENCED_INSTANCE_ID
+        Some(FENCED_INSTANCE_ID)
     );
     let replies = g.join(13, static_request(&ids[1], "b"), 5000);
-    assert_eq!(join_reply(&replies, 13).unwrap().error, FENCED_INSTANCE_ID);
-    assert_eq!(g.heartbeat(&new_id, Some("b"), 1, 5000), 0);
+    assert_eq!(
+        join_reply(&replies, 13).unwrap().error,
+        Some(FENCED_INSTANCE_ID)
+    );
+    assert_eq!(g.heartbeat(&new_id, Some("b"), 1, 5000), Ok(()));
 }
 
 #[test]
@@ -534,7 +592,7 @@ fn silent_static_member_keeps_its_place_until_its_session_ends() {
     let (mut g, ids) = stable(requests);
     let expires = FORMED + SESSION as u64;
     for now in (3000..expires).step_by(3000) {
-        assert_eq!(g.heartbeat(&ids[0], Some("a"), 1, now), 0);
+        assert_eq!(g.heartbeat(&ids[0], Some("a"), 1, now), Ok(()));
         assert!(g.tick(now).is_empty());
     }
     assert_eq!(g.state(), StateKind::Stable);
@@ -551,39 +609,45 @@ fn static_member_removed_by_instance_id() {
         group_instance_id: Some("b".to_string()),
     };
     let (results, _) = g.leave(vec![by_instance.clone()], 2000);
-    assert_eq!(results, vec![(by_instance.clone(), 0)]);
+    assert_eq!(results, vec![(by_instance.clone(), Ok(()))]);
     assert_eq!(g.state(), StateKind::PreparingRebalance);
     let (results, _) = g.leave(vec![by_instance.clone()], 2000);
-    assert_eq!(results, vec![(by_instance, UNKNOWN_MEMBER_ID)]);
+    assert_eq!(results, vec![(by_instance, Err(UNKNOWN_MEMBER_ID))]);
 }
 
 #[test]
 fn commit_checks() {
     let mut g = group(DELAY);
-    assert_eq!(g.validate_commit("", None, -1), 0);
-    assert_eq!(g.validate_commit("self-managed", None, -1), 0);
+    assert_eq!(g.validate_commit("", None, -1), Ok(()));
+    assert_eq!(g.validate_commit("self-managed", None, -1), Ok(()));
     let ids = joined(&mut g, dynamic(2));
-    assert_eq!(g.validate_commit("", None, -1), UNKNOWN_MEMBER_ID);
-    assert_eq!(g.validate_commit(&ids[0], None, 1), REBALANCE_IN_PROGRESS);
+    assert_eq!(g.validate_commit("", None, -1), Err(UNKNOWN_MEMBER_ID));
+    assert_eq!(
+        g.validate_commit(&ids[0], None, 1),
+        Err(REBALANCE_IN_PROGRESS)
+    );
     let mut leader_sync = sync_request(&ids[0], 1);
     leader_sync.assignments = vec![(ids[0].clone(), assignment(&ids[0]))];
     g.sync(20, leader_sync, FORMED);
-    assert_eq!(g.validate_commit(&ids[0], None, 1), 0);
-    assert_eq!(g.validate_commit(&ids[0], None, 0), ILLEGAL_GENERATION);
-    assert_eq!(g.validate_commit("nobody", None, 1), UNKNOWN_MEMBER_ID);
+    assert_eq!(g.validate_commit(&ids[0], None, 1), Ok(()));
+    assert_eq!(g.validate_commit(&ids[0], None, 0), Err(ILLEGAL_GENERATION));
+    assert_eq!(g.validate_commit("nobody", None, 1), Err(UNKNOWN_MEMBER_ID));
     assert_eq!(
         g.validate_commit(&ids[0], Some("unknown"), 1),
-        UNKNOWN_MEMBER_ID
+        Err(UNKNOWN_MEMBER_ID)
     );
     // Commits go on while the group prepares to rebalance.
     g.join(21, request(""), FORMED);
-    assert_eq!(g.validate_commit(&ids[1], None, 1), 0);
+    assert_eq!(g.validate_commit(&ids[1], None, 1), Ok(()));
 
     let (mut g, _) = stable(dynamic(1));
     g.tick(FORMED + SESSION as u64);
-    assert_eq!(g.validate_commit("", None, -1), 0);
+    assert_eq!(g.validate_commit("", None, -1), Ok(()));
     g.remove_all();
-    assert_eq!(g.validate_commit("", None, -1), COORDINATOR_NOT_AVAILABLE);
+    assert_eq!(
+        g.validate_commit("", None, -1),
+        Err(COORDINATOR_NOT_AVAILABLE)
+    );
 }
 
 #[test]
@@ -595,7 +659,7 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(1, untyped, 0), 1).unwrap().error,
-        INCONSISTENT_GROUP_PROTOCOL
+        Some(INCONSISTENT_GROUP_PROTOCOL)
     );
     let bare = JoinRequest {
         protocols: Vec::new(),
@@ -603,17 +667,20 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(2, bare, 0), 2).unwrap().error,
-        INCONSISTENT_GROUP_PROTOCOL
+        Some(INCONSISTENT_GROUP_PROTOCOL)
     );
 
-    assert_eq!(join_reply(&g.join(3, request(""), 0), 3).unwrap().error, 0);
+    assert_eq!(
+        join_reply(&g.join(3, request(""), 0), 3).unwrap().error,
+        None
+    );
     let connect = JoinRequest {
         protocol_type: "connect".to_string(),
         ..request("")
     };
     assert_eq!(
         join_reply(&g.join(4, connect, 0), 4).unwrap().error,
-        INCONSISTENT_GROUP_PROTOCOL
+        Some(INCONSISTENT_GROUP_PROTOCOL)
     );
     let disjoint = JoinRequest {
         protocols: vec![protocol("roundrobin")],
@@ -621,7 +688,7 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(5, disjoint, 0), 5).unwrap().error,
-        INCONSISTENT_GROUP_PROTOCOL
+        Some(INCONSISTENT_GROUP_PROTOCOL)
     );
     let overlapping = JoinRequest {
         protocols: vec![protocol("roundrobin"), protocol("range")],
@@ -658,7 +725,7 @@ fn session_timeout_must_be_within_bounds() {
         };
         assert_eq!(
             join_reply(&g.join(1, req, 0), 1).unwrap().error,
-            INVALID_SESSION_TIMEOUT
+            Some(INVALID_SESSION_TIMEOUT)
         );
     }
     assert_eq!(g.state(), StateKind::Empty);
@@ -676,14 +743,14 @@ fn group_size_is_limited() {
     let first = join_reply(&g.join(1, request(""), 0), 1).unwrap().clone();
     assert_eq!(
         join_reply(&g.join(2, request(""), 0), 2).unwrap().error,
-        GROUP_MAX_SIZE_REACHED
+        Some(GROUP_MAX_SIZE_REACHED)
     );
     // A known member still gets in.
     assert_eq!(
         join_reply(&g.join(3, request(&first.member_id), 0), 3)
             .unwrap()
             .error,
-        0
+        None
     );
 }
 
@@ -719,7 +786,7 @@ fn describe_shows_members_and_assignments_when_stable() {
         .all(|m| m.metadata.is_empty() && m.assignment.is_empty()));
 
     let (results, _) = g.leave(ids.iter().map(|id| leave_request(id)).collect(), 2000);
-    assert!(results.iter().all(|(_, error)| *error == 0));
+    assert!(results.iter().all(|(_, error)| error.is_ok()));
     // The newcomer is still waiting in the join phase.
     assert_eq!(g.describe().members.len(), 1);
     g.remove_all();
@@ -735,9 +802,9 @@ fn next_deadline_is_the_earliest() {
     let (mut g, ids) = stable(dynamic(2));
     let session_end = FORMED + SESSION as u64;
     assert_eq!(g.next_deadline(), Some(session_end));
-    assert_eq!(g.heartbeat(&ids[0], None, 1, 4000), 0);
+    assert_eq!(g.heartbeat(&ids[0], None, 1, 4000), Ok(()));
     assert_eq!(g.next_deadline(), Some(session_end));
-    assert_eq!(g.heartbeat(&ids[1], None, 1, 4000), 0);
+    assert_eq!(g.heartbeat(&ids[1], None, 1, 4000), Ok(()));
     assert_eq!(g.next_deadline(), Some(4000 + SESSION as u64));
 
     // A pending member id with a shorter session comes first.
@@ -814,7 +881,7 @@ fn every_token_is_answered_exactly_once() {
             2 => g.join(token, request(&member), now),
             3 => g.sync(token, sync_request(&member, generation), now),
             4 => {
-                g.heartbeat(&member, None, generation, now);
+                let _ = g.heartbeat(&member, None, generation, now);
                 continue;
             }
             _ => {

@@ -1,5 +1,13 @@
 use super::*;
 
+const FENCED_MEMBER_EPOCH: ResponseError = ResponseError::FencedMemberEpoch;
+const INVALID_REGULAR_EXPRESSION: ResponseError = ResponseError::InvalidRegularExpression;
+const INVALID_REQUEST: ResponseError = ResponseError::InvalidRequest;
+const STALE_MEMBER_EPOCH: ResponseError = ResponseError::StaleMemberEpoch;
+const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
+const UNRELEASED_INSTANCE_ID: ResponseError = ResponseError::UnreleasedInstanceId;
+const UNSUPPORTED_ASSIGNOR: ResponseError = ResponseError::UnsupportedAssignor;
+
 fn topics(count: i32) -> Topics {
     Topics::from([("t".to_string(), count)])
 }
@@ -37,7 +45,7 @@ struct Client {
 impl Client {
     fn join(group: &mut ConsumerGroup, id: &str, topics: &Topics, now: u64) -> Client {
         let response = group.heartbeat(join_request(id), topics, now);
-        assert_eq!(response.error, NONE, "{response:?}");
+        assert_eq!(response.error, None, "{response:?}");
         Client {
             id: response.member_id,
             epoch: response.member_epoch,
@@ -48,7 +56,7 @@ impl Client {
     fn beat(&mut self, group: &mut ConsumerGroup, topics: &Topics, now: u64) -> HeartbeatResponse {
         let response =
             group.heartbeat(beat_request(&self.id, self.epoch, &self.owned), topics, now);
-        if response.error == NONE {
+        if response.error.is_none() {
             self.epoch = response.member_epoch;
             if let Some(assignment) = &response.assignment {
                 self.owned = assignment.clone();
@@ -123,7 +131,7 @@ fn a_member_that_leaves_hands_its_partitions_over() {
     }
     assert_eq!((a.owned.len(), b.owned.len()), (2, 2));
     let left = group.heartbeat(beat_request("b", LEAVE_EPOCH, &[]), &t, 5);
-    assert_eq!((left.error, left.member_epoch), (NONE, LEAVE_EPOCH));
+    assert_eq!((left.error, left.member_epoch), (None, LEAVE_EPOCH));
     a.beat(&mut group, &t, 6);
     assert_eq!(a.owned, tps(&[0, 1, 2, 3]));
 }
@@ -142,7 +150,10 @@ fn a_silent_member_expires_after_the_session_timeout() {
     assert_eq!(group.next_deadline(), Some(2 + session));
     a.beat(&mut group, &t, session);
     group.tick(session + 2);
-    assert_eq!(b.beat(&mut group, &t, session + 3).error, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        b.beat(&mut group, &t, session + 3).error,
+        Some(UNKNOWN_MEMBER_ID)
+    );
     a.beat(&mut group, &t, session + 4);
     assert_eq!(a.owned, tps(&[0, 1]));
 }
@@ -157,7 +168,10 @@ fn a_member_that_does_not_revoke_in_time_is_fenced() {
     let r = group.heartbeat(beat_request("a", a.epoch, &tps(&[0, 1])), &t, 100);
     assert_eq!(r.assignment.as_ref().map(Vec::len), Some(1));
     group.tick(100 + 30_000);
-    assert_eq!(a.beat(&mut group, &t, 30_101).error, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        a.beat(&mut group, &t, 30_101).error,
+        Some(UNKNOWN_MEMBER_ID)
+    );
 }
 
 #[test]
@@ -184,11 +198,11 @@ fn a_static_member_back_within_its_session_keeps_its_partitions() {
     let away = group.heartbeat(beat_request(&a.id, STATIC_LEAVE_EPOCH, &kept), &t, 5);
     assert_eq!(away.member_epoch, STATIC_LEAVE_EPOCH);
     let busy = group.heartbeat(static_join("other"), &t, 5);
-    assert_eq!(busy.error, NONE, "the instance was released by its leave");
+    assert_eq!(busy.error, None, "the instance was released by its leave");
     assert_eq!(busy.assignment.unwrap_or_default(), kept);
     assert_eq!(group.group_epoch(), epoch, "no rebalance");
     let again = group.heartbeat(static_join("third"), &t, 6);
-    assert_eq!(again.error, UNRELEASED_INSTANCE_ID);
+    assert_eq!(again.error, Some(UNRELEASED_INSTANCE_ID));
 }
 
 #[test]
@@ -200,22 +214,25 @@ fn epochs_and_assignors_are_checked() {
         group
             .heartbeat(beat_request("a", a.epoch + 5, &[]), &t, 1)
             .error,
-        FENCED_MEMBER_EPOCH
+        Some(FENCED_MEMBER_EPOCH)
     );
     assert_eq!(
         group.heartbeat(beat_request("zz", 1, &[]), &t, 1).error,
-        UNKNOWN_MEMBER_ID
+        Some(UNKNOWN_MEMBER_ID)
     );
     let odd = HeartbeatRequest {
         server_assignor: Some("magic".into()),
         ..join_request("c")
     };
-    assert_eq!(group.heartbeat(odd, &t, 1).error, UNSUPPORTED_ASSIGNOR);
+    assert_eq!(
+        group.heartbeat(odd, &t, 1).error,
+        Some(UNSUPPORTED_ASSIGNOR)
+    );
     let bare = HeartbeatRequest {
         subscribed_topics: None,
         ..join_request("d")
     };
-    assert_eq!(group.heartbeat(bare, &t, 1).error, INVALID_REQUEST);
+    assert_eq!(group.heartbeat(bare, &t, 1).error, Some(INVALID_REQUEST));
 }
 
 #[test]
@@ -254,7 +271,7 @@ fn a_pattern_subscribes_to_every_whole_matching_topic_as_topics_come() {
         ..join_request("a")
     };
     let response = group.heartbeat(join, &existing, 0);
-    assert_eq!(response.error, NONE, "{response:?}");
+    assert_eq!(response.error, None, "{response:?}");
     let mut a = Client {
         id: response.member_id,
         epoch: response.member_epoch,
@@ -294,7 +311,7 @@ fn an_invalid_pattern_is_refused() {
         ..join_request("a")
     };
     let response = group.heartbeat(join, &topics(1), 0);
-    assert_eq!(response.error, INVALID_REGULAR_EXPRESSION);
+    assert_eq!(response.error, Some(INVALID_REGULAR_EXPRESSION));
     assert!(group.is_empty());
     let a = Client::join(&mut group, "a", &topics(1), 0);
     let change = HeartbeatRequest {
@@ -303,7 +320,7 @@ fn an_invalid_pattern_is_refused() {
     };
     assert_eq!(
         group.heartbeat(change, &topics(1), 1).error,
-        INVALID_REGULAR_EXPRESSION
+        Some(INVALID_REGULAR_EXPRESSION)
     );
 }
 
@@ -313,15 +330,18 @@ fn commits_are_checked_against_the_member_epoch() {
     let mut group = ConsumerGroup::new(ConsumerGroupConfig::default());
     assert_eq!(
         group.validate_commit("", -1),
-        NONE,
+        Ok(()),
         "an empty group takes simple commits"
     );
-    assert_eq!(group.validate_commit("self-managed", -1), NONE);
+    assert_eq!(group.validate_commit("self-managed", -1), Ok(()));
     let a = Client::join(&mut group, "a", &t, 0);
-    assert_eq!(group.validate_commit("a", a.epoch), NONE);
-    assert_eq!(group.validate_commit("a", a.epoch + 1), STALE_MEMBER_EPOCH);
-    assert_eq!(group.validate_commit("b", 1), UNKNOWN_MEMBER_ID);
-    assert_eq!(group.validate_commit("", -1), UNKNOWN_MEMBER_ID);
+    assert_eq!(group.validate_commit("a", a.epoch), Ok(()));
+    assert_eq!(
+        group.validate_commit("a", a.epoch + 1),
+        Err(STALE_MEMBER_EPOCH)
+    );
+    assert_eq!(group.validate_commit("b", 1), Err(UNKNOWN_MEMBER_ID));
+    assert_eq!(group.validate_commit("", -1), Err(UNKNOWN_MEMBER_ID));
 }
 
 /// Random joins, leaves, crashes and heartbeats: no partition is ever held
@@ -364,7 +384,7 @@ fn random_membership_never_double_assigns_and_settles() {
         for _ in 0..4 {
             now += 100;
             for c in clients.iter_mut() {
-                assert_eq!(c.beat(&mut group, &t, now).error, NONE);
+                assert_eq!(c.beat(&mut group, &t, now).error, None);
             }
         }
         assert_exclusive(&clients.iter().collect::<Vec<_>>());

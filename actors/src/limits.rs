@@ -1,4 +1,5 @@
-//! What client connections may hold: how many may be open (in total and
+//! What client connections may hold (below both the broker, which owns
+//! the [`Connections`], and the connection actors, which take their share): how many may be open (in total and
 //! from one IP address), how many request bytes may be in flight (per
 //! connection and in total), and the shutdown signal that makes every
 //! connection finish what it has and close.
