@@ -135,20 +135,28 @@ async fn served_from(source: &str, broker: SocketAddr) -> bool {
 }
 
 /// A connection from `source` that the broker accepted (it answered), kept
-/// open by the caller.
+/// open by the caller. A connection closed at once is tried again for a
+/// few seconds: the harness's readiness probe (a connection it closes right
+/// away) may still hold its slot until the broker sees it closed.
 async fn held_from(source: &str, broker: SocketAddr) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(format!("{source}:0").parse().expect("address"))
-        .expect("bind");
-    let mut stream = socket.connect(broker).await.expect("connect");
-    stream.write_all(&api_versions(1)).await.expect("write");
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).await.expect("accepted");
-    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut body).await.expect("response");
-    stream
+    for _ in 0..50 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("address"))
+            .expect("bind");
+        let mut stream = socket.connect(broker).await.expect("connect");
+        stream.write_all(&api_versions(1)).await.expect("write");
+        let mut length = [0u8; 4];
+        if stream.read_exact(&mut length).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+        stream.read_exact(&mut body).await.expect("response");
+        return stream;
+    }
+    panic!("no connection from {source} was accepted in 5 s");
 }
 
 /// librdkafka can still talk to the broker.
