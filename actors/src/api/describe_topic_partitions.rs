@@ -1,11 +1,11 @@
 //! DescribeTopicPartitions (KIP-966): topics and their partitions by name,
 //! in name order, at most `response_partition_limit` partitions per
 //! response and a cursor to go on from. An empty topic list means every
-//! topic. Eligible leader replicas do not apply to a single broker, so they
+//! topic. Leaders, replicas and ISRs come from the cluster metadata in a
+//! cluster. Eligible leader replicas (KIP-966's ELR) are not kept, so they
 //! are always null.
 
 use crate::broker::Broker;
-use crate::partition::LEADER_EPOCH;
 use crate::topic::Topic;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
@@ -48,7 +48,6 @@ pub fn handle(
         .ok()
         .filter(|&l| l > 0)
         .map_or(MAX_PARTITIONS, |l| l.min(MAX_PARTITIONS));
-    let node = BrokerId(broker.config().node_id);
     let mut room = limit;
     let mut topics = Vec::new();
     let mut next_cursor = None;
@@ -69,7 +68,7 @@ pub fn handle(
         }
         let last = count.min(first.saturating_add(room as i32));
         room -= (last - first).max(0) as usize;
-        topics.push(describe(&topic, first..last, node));
+        topics.push(describe(broker, &topic, first..last));
         if last < count {
             next_cursor = Some(cursor(&name, last));
             break;
@@ -95,18 +94,23 @@ fn unknown(name: String) -> DescribeTopicPartitionsResponseTopic {
 }
 
 fn describe(
+    broker: &Broker,
     topic: &Topic,
     partitions: std::ops::Range<i32>,
-    node: BrokerId,
 ) -> DescribeTopicPartitionsResponseTopic {
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = partitions
-        .map(|index| {
-            DescribeTopicPartitionsResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+        .filter_map(|index| {
+            let view = broker.partition_view(topic, index)?;
+            Some(
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(index)
+                    .with_leader_id(BrokerId(view.leader))
+                    .with_leader_epoch(view.leader_epoch)
+                    .with_replica_nodes(ids(view.replicas))
+                    .with_isr_nodes(ids(view.isr))
+                    .with_offline_replicas(ids(view.offline)),
+            )
         })
         .collect();
     DescribeTopicPartitionsResponseTopic::default()
