@@ -6,6 +6,7 @@
 mod broker_process;
 mod embedded_broker;
 
+use actorlog_actors::partition::batch;
 use broker_process::BrokerProcess;
 use bytes::{Bytes, BytesMut};
 use embedded_broker::{config, create_topic, read_all};
@@ -15,9 +16,7 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record};
 use kafka_protocol::ResponseError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::io::{Read, Write};
@@ -90,27 +89,18 @@ impl Connection {
             .iter()
             .enumerate()
             .map(|(i, v)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
                 producer_id,
                 producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
                 sequence: sequence + i as i32,
-                timestamp: 0,
-                key: None,
-                value: Some(Bytes::copy_from_slice(v.as_bytes())),
-                headers: Default::default(),
+                ..batch::record(
+                    i as i64,
+                    0,
+                    None,
+                    Some(Bytes::copy_from_slice(v.as_bytes())),
+                )
             })
             .collect();
-        let mut batch = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut batch, &records, &options).expect("batch");
+        let batch = batch::encode_records(&records, Compression::None).expect("batch");
         let request = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(5000)
@@ -118,7 +108,7 @@ impl Connection {
                 .with_name(TopicName(StrBytes::from_static_str("idempotent")))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
-                    .with_records(Some(batch.freeze()))])]);
+                    .with_records(Some(batch))])]);
         let response: ProduceResponse = self.call(ApiKey::Produce, PRODUCE_VERSION, &request);
         let partition = &response.responses[0].partition_responses[0];
         (partition.error_code, partition.base_offset)

@@ -5,6 +5,7 @@
 //! at the end every acknowledged record is read back and compared.
 
 use super::broker::Broker;
+use actorlog_actors::partition::batch;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -15,9 +16,7 @@ use kafka_protocol::messages::{
     ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -499,31 +498,17 @@ impl Client {
 
     /// Sends one batch with `acks=all`; its base offset.
     async fn produce(&mut self, partition: i32, values: &[Bytes]) -> Result<i64, ClientError> {
+        // Every record's sequence is -1 (no producer), so the encoder
+        // writes each record as a batch of its own.
         let records: Vec<Record> = values
             .iter()
             .enumerate()
             .map(|(i, value)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
                 sequence: -1,
-                timestamp: 0,
-                key: None,
-                value: Some(value.clone()),
-                headers: Default::default(),
+                ..batch::record(i as i64, 0, None, Some(value.clone()))
             })
             .collect();
-        let mut batch = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut batch, &records, &options)
+        let batch = batch::encode_records(&records, Compression::None)
             .map_err(|e| ClientError::Io(e.to_string()))?;
         let request = ProduceRequest::default()
             .with_acks(-1)
@@ -532,7 +517,7 @@ impl Client {
                 .with_name(topic())
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
-                    .with_records(Some(batch.freeze()))])]);
+                    .with_records(Some(batch))])]);
         let response = self.call(PRODUCE_VERSION, &request).await?;
         let answer = response
             .responses

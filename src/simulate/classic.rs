@@ -1,6 +1,6 @@
 //! The classic group protocol: the broker's own [`GroupState`] and
 //! consumers that play the client side as the Java client and librdkafka
-//! do. A new dynamic member joins twice (MEMBER_ID_REQUIRED, KIP-394); the
+//! do. A new dynamic member joins twice (ResponseError::MemberIdRequired, KIP-394); the
 //! leader runs the assignor and sends the assignments with SyncGroup;
 //! members heartbeat and rejoin when told a rebalance is in progress, at
 //! the end of the poll they are processing. Eager assignors make every
@@ -30,12 +30,6 @@ use actorlog_actors::group::consumer_protocol::{
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, VecDeque};
-
-const FENCED_INSTANCE_ID: ResponseError = ResponseError::FencedInstanceId;
-const ILLEGAL_GENERATION: ResponseError = ResponseError::IllegalGeneration;
-const MEMBER_ID_REQUIRED: ResponseError = ResponseError::MemberIdRequired;
-const REBALANCE_IN_PROGRESS: ResponseError = ResponseError::RebalanceInProgress;
-const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
 
 /// Requests answered in one instant before the model gives up: a client
 /// and the group bouncing errors forever is a bug to report, not to hang on.
@@ -239,18 +233,18 @@ impl Classic {
                 };
                 self.send_sync(c, assignments, now);
             }
-            Some(MEMBER_ID_REQUIRED) => {
+            Some(ResponseError::MemberIdRequired) => {
                 self.learn_member_id(c, &response.member_id);
                 self.send_join(c, now);
             }
-            Some(UNKNOWN_MEMBER_ID) if !self.clients[c].member_id.is_empty() => {
+            Some(ResponseError::UnknownMemberId) if !self.clients[c].member_id.is_empty() => {
                 self.clients[c].member_id.clear();
                 self.lose(c);
                 self.send_join(c, now);
             }
-            Some(FENCED_INSTANCE_ID) => self.fenced(c),
+            Some(ResponseError::FencedInstanceId) => self.fenced(c),
             // The answer to a JoinGroup this client replaced.
-            Some(REBALANCE_IN_PROGRESS) => {}
+            Some(ResponseError::RebalanceInProgress) => {}
             Some(error) => {
                 self.clients
                     .note(c, format!("JoinGroup failed with {}; it stops", error));
@@ -291,12 +285,14 @@ impl Classic {
                     self.request_rejoin(c, now, now);
                 }
             }
-            Some(FENCED_INSTANCE_ID) => self.fenced(c),
+            Some(ResponseError::FencedInstanceId) => self.fenced(c),
             Some(error) => {
-                if error == UNKNOWN_MEMBER_ID {
+                if error == ResponseError::UnknownMemberId {
                     self.clients[c].member_id.clear();
                 }
-                if error == UNKNOWN_MEMBER_ID || error == ILLEGAL_GENERATION {
+                if error == ResponseError::UnknownMemberId
+                    || error == ResponseError::IllegalGeneration
+                {
                     self.lose(c);
                 }
                 let member = &mut self.members[c];
@@ -399,13 +395,13 @@ impl Classic {
             .schedule(now + self.heartbeat_interval, c, Task::Heartbeat(chain));
         match error {
             Ok(()) => return false,
-            Err(REBALANCE_IN_PROGRESS) => {
+            Err(ResponseError::RebalanceInProgress) => {
                 let boundary = self.clients.poll_boundary(c, now);
                 self.request_rejoin(c, now, boundary);
             }
-            Err(FENCED_INSTANCE_ID) => self.fenced(c),
+            Err(ResponseError::FencedInstanceId) => self.fenced(c),
             Err(error) => {
-                if error == UNKNOWN_MEMBER_ID {
+                if error == ResponseError::UnknownMemberId {
                     self.clients[c].member_id.clear();
                 }
                 self.lose(c);

@@ -34,22 +34,15 @@ pub async fn handle(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsRe
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let outcome = apply(
+        let response: AlterConfigsResourceResponse = alter(
             broker,
             resource.resource_type,
-            &resource.resource_name,
+            resource.resource_name,
             req.validate_only,
             |_| Ok(configs),
         )
         .await;
-        let (code, message) = split(outcome);
-        responses.push(
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name)
-                .with_error_code(code)
-                .with_error_message(message),
-        );
+        responses.push(response);
     }
     AlterConfigsResponse::default().with_responses(responses)
 }
@@ -71,10 +64,10 @@ pub async fn handle_incremental(
                 )
             })
             .collect();
-        let outcome = apply(
+        let response: incremental::AlterConfigsResourceResponse = alter(
             broker,
             resource.resource_type,
-            &resource.resource_name,
+            resource.resource_name,
             req.validate_only,
             |current| {
                 let mut configs = current.clone();
@@ -86,23 +79,51 @@ pub async fn handle_incremental(
             },
         )
         .await;
-        let (code, message) = split(outcome);
-        responses.push(
-            incremental::AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name)
-                .with_error_code(code)
-                .with_error_message(message),
-        );
+        responses.push(response);
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn split(outcome: Outcome) -> (i16, Option<StrBytes>) {
-    match outcome {
-        Ok(()) => (0, None),
-        Err((code, message)) => (code.code(), Some(StrBytes::from_string(message))),
-    }
+/// A resource's answer, which the two APIs give under two type names.
+trait ResourceResponse {
+    fn answer(resource_type: i8, name: StrBytes, outcome: Outcome) -> Self;
+}
+
+macro_rules! resource_response {
+    ($($response:ty),*) => {$(
+        impl ResourceResponse for $response {
+            fn answer(resource_type: i8, name: StrBytes, outcome: Outcome) -> Self {
+                let (code, message) = match outcome {
+                    Ok(()) => (0, None),
+                    Err((code, message)) => (code.code(), Some(StrBytes::from_string(message))),
+                };
+                Self::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(name)
+                    .with_error_code(code)
+                    .with_error_message(message)
+            }
+        }
+    )*};
+}
+
+resource_response!(
+    AlterConfigsResourceResponse,
+    incremental::AlterConfigsResourceResponse
+);
+
+/// Alters one resource's configs with `change` and answers for it.
+async fn alter<R: ResourceResponse>(
+    broker: &Broker,
+    resource_type: i8,
+    name: StrBytes,
+    validate_only: bool,
+    change: impl FnOnce(
+        &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, (ResponseError, String)>,
+) -> R {
+    let outcome = apply(broker, resource_type, &name, validate_only, change).await;
+    R::answer(resource_type, name, outcome)
 }
 
 /// Computes a topic's new overrides from its current ones and stores them.

@@ -1,8 +1,9 @@
 //! ConsumerGroupDescribe (KIP-848): epochs, assignor, and each member's
 //! current and target assignment.
 
+use super::consumer_group_heartbeat::assigned_topics;
 use crate::broker::Broker;
-use crate::group::assignor::{by_topic, TopicPartition};
+use crate::group::assignor::TopicPartition;
 use crate::group::DescribeConsumerGroup;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
@@ -77,16 +78,12 @@ pub async fn handle(
 }
 
 fn assignment(broker: &Broker, partitions: &[TopicPartition]) -> Assignment {
-    let topics = by_topic(partitions)
-        .into_iter()
-        .filter_map(|(name, partitions)| {
-            let topic = broker.topic(&name)?;
-            Some(
-                TopicPartitions::default()
-                    .with_topic_id(topic.id)
-                    .with_topic_name(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(partitions),
-            )
+    let topics = assigned_topics(broker, partitions)
+        .map(|(id, name, partitions)| {
+            TopicPartitions::default()
+                .with_topic_id(id)
+                .with_topic_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(partitions)
         })
         .collect();
     Assignment::default().with_topic_partitions(topics)

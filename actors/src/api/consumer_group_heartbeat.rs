@@ -12,6 +12,7 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::net::SocketAddr;
+use uuid::Uuid;
 
 pub async fn handle(
     broker: &Broker,
@@ -73,18 +74,25 @@ pub async fn handle(
 }
 
 fn assignment(broker: &Broker, partitions: &[TopicPartition]) -> Assignment {
-    let topics = by_topic(partitions)
-        .into_iter()
-        .filter_map(|(name, partitions)| {
-            let topic = broker.topic(&name)?;
-            Some(
-                TopicPartitions::default()
-                    .with_topic_id(topic.id)
-                    .with_partitions(partitions),
-            )
+    let topics = assigned_topics(broker, partitions)
+        .map(|(id, _, partitions)| {
+            TopicPartitions::default()
+                .with_topic_id(id)
+                .with_partitions(partitions)
         })
         .collect();
     Assignment::default().with_topic_partitions(topics)
+}
+
+/// An assignment by topic, each topic with its id and name, as both KIP-848
+/// APIs give it; a topic deleted meanwhile is left out.
+pub(super) fn assigned_topics<'a>(
+    broker: &'a Broker,
+    partitions: &[TopicPartition],
+) -> impl Iterator<Item = (Uuid, String, Vec<i32>)> + 'a {
+    by_topic(partitions)
+        .into_iter()
+        .filter_map(|(name, partitions)| Some((broker.topic(&name)?.id, name, partitions)))
 }
 
 fn failed(error: ResponseError, message: &str) -> ConsumerGroupHeartbeatResponse {

@@ -7,25 +7,14 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use kafka_protocol::ResponseError;
 
 pub async fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let topics = req.topics.into_iter().map(|t| async move {
         let topic = broker.topic(&t.name);
         let partitions = t.partitions.into_iter().map(|p| {
-            let handle = topic
-                .as_ref()
-                .ok_or(ResponseError::UnknownTopicOrPartition)
-                .and_then(|t| t.replica(p.partition_index).cloned());
+            let target = super::replica(topic.as_deref(), p.partition_index);
             async move {
-                let result = match handle {
-                    Err(e) => Err(e),
-                    Ok(h) => h
-                        .addr
-                        .send(DeleteRecords { offset: p.offset })
-                        .await
-                        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
-                };
+                let result = super::ask(target, DeleteRecords { offset: p.offset }).await;
                 let response =
                     DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
                 match result {

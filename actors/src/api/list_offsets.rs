@@ -9,7 +9,6 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 /// From this version partitions carry a leader epoch.
@@ -24,10 +23,7 @@ pub async fn handle(
     let topics = req.topics.into_iter().map(|t| async move {
         let topic = broker.topic(&t.name);
         let partitions = t.partitions.into_iter().map(|p| {
-            let handle = topic
-                .as_ref()
-                .ok_or(ResponseError::UnknownTopicOrPartition)
-                .and_then(|t| t.replica(p.partition_index).cloned());
+            let target = super::replica(topic.as_deref(), p.partition_index);
             let leader_epoch = topic
                 .as_ref()
                 .filter(|_| version >= LEADER_EPOCH_VERSION)
@@ -37,18 +33,12 @@ pub async fn handle(
                 let response = ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)
                     .with_leader_epoch(leader_epoch);
-                let found = match handle {
-                    Err(e) => Err(e),
-                    Ok(h) => h
-                        .addr
-                        .send(ListOffset {
-                            timestamp: p.timestamp,
-                            committed,
-                            current_leader_epoch: p.current_leader_epoch,
-                        })
-                        .await
-                        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
+                let ask = ListOffset {
+                    timestamp: p.timestamp,
+                    committed,
+                    current_leader_epoch: p.current_leader_epoch,
                 };
+                let found = super::ask(target, ask).await;
                 match found {
                     Ok((offset, timestamp)) => {
                         response.with_offset(offset).with_timestamp(timestamp)

@@ -58,7 +58,9 @@ mod txn_offset_commit;
 mod write_txn_markers;
 
 use crate::broker::Broker;
+use crate::partition::{Partition, PartitionHandle};
 use crate::protocol::Request;
+use crate::topic::Topic;
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -204,6 +206,34 @@ impl WireCode for Result<(), ResponseError> {
     fn wire_code(&self) -> i16 {
         self.err().wire_code()
     }
+}
+
+/// The local replica of partition `index` of `topic` (as [`Broker::topic`]
+/// found it, `None` if it did not), or the error a client gets for it.
+fn replica(topic: Option<&Topic>, index: i32) -> Result<PartitionHandle, ResponseError> {
+    topic
+        .ok_or(ResponseError::UnknownTopicOrPartition)?
+        .replica(index)
+        .cloned()
+}
+
+/// Sends `message` to the partition `target` resolved to, or passes on why
+/// there is none. A partition actor that has stopped (its topic deleted
+/// meanwhile) answers UNKNOWN_TOPIC_OR_PARTITION.
+async fn ask<M, T>(
+    target: Result<PartitionHandle, ResponseError>,
+    message: M,
+) -> Result<T, ResponseError>
+where
+    M: actix::Message<Result = Result<T, ResponseError>> + Send + 'static,
+    T: Send + 'static,
+    Partition: actix::Handler<M>,
+{
+    target?
+        .addr
+        .send(message)
+        .await
+        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition))
 }
 
 fn unreachable_api(request: RequestKind) -> Reply {

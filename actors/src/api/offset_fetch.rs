@@ -23,79 +23,67 @@ struct Answer {
     error: i16,
 }
 
+/// The answers per topic in one of the response's two layouts, which differ
+/// only in their type names: the top-level topics of v0-v7 (`Topic`,
+/// `Partition`) and each group's topics from v8 (`Topics`, `Partitions`).
+macro_rules! layout {
+    ($topics:expr, $topic:ident, $partition:ident) => {
+        $topics
+            .into_iter()
+            .map(|(name, answers)| {
+                $topic::default().with_name(name).with_partitions(
+                    answers
+                        .into_iter()
+                        .map(|a| {
+                            $partition::default()
+                                .with_partition_index(a.partition)
+                                .with_committed_offset(a.offset)
+                                .with_committed_leader_epoch(a.leader_epoch)
+                                .with_metadata(a.metadata)
+                                .with_error_code(a.error)
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+}
+
 pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if version >= MULTI_GROUP_VERSION {
         let groups = req
             .groups
             .into_iter()
             .map(|group| {
-                let wanted = group.topics.map(|topics| {
-                    topics
-                        .into_iter()
-                        .map(|t| (t.name, t.partition_indexes))
-                        .collect()
-                });
+                let wanted = wanted(group.topics, |t| (t.name, t.partition_indexes));
                 let (topics, error) = lookup(broker, &group.group_id, wanted);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
                     .with_error_code(error)
-                    .with_topics(
-                        topics
-                            .into_iter()
-                            .map(|(name, answers)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(name)
-                                    .with_partitions(
-                                        answers
-                                            .into_iter()
-                                            .map(|a| {
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(a.partition)
-                                                    .with_committed_offset(a.offset)
-                                                    .with_committed_leader_epoch(a.leader_epoch)
-                                                    .with_metadata(a.metadata)
-                                                    .with_error_code(a.error)
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    )
+                    .with_topics(layout!(
+                        topics,
+                        OffsetFetchResponseTopics,
+                        OffsetFetchResponsePartitions
+                    ))
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let wanted = req.topics.map(|topics| {
-        topics
-            .into_iter()
-            .map(|t| (t.name, t.partition_indexes))
-            .collect()
-    });
+    let wanted = wanted(req.topics, |t| (t.name, t.partition_indexes));
     let (topics, error) = lookup(broker, &req.group_id, wanted);
     OffsetFetchResponse::default()
         .with_error_code(error)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(name, answers)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(name)
-                        .with_partitions(
-                            answers
-                                .into_iter()
-                                .map(|a| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(a.partition)
-                                        .with_committed_offset(a.offset)
-                                        .with_committed_leader_epoch(a.leader_epoch)
-                                        .with_metadata(a.metadata)
-                                        .with_error_code(a.error)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        )
+        .with_topics(layout!(
+            topics,
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition
+        ))
+}
+
+/// The partitions asked for, by topic, from either layout of the request;
+/// `None` asks for all.
+fn wanted<T>(topics: Option<Vec<T>>, split: impl Fn(T) -> (TopicName, Vec<i32>)) -> Wanted {
+    topics.map(|topics| topics.into_iter().map(split).collect())
 }
 
 type Wanted = Option<Vec<(TopicName, Vec<i32>)>>;

@@ -9,7 +9,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
-use kafka_protocol::ResponseError;
 
 pub async fn handle(
     broker: &Broker,
@@ -18,23 +17,13 @@ pub async fn handle(
     let topics = req.topics.into_iter().map(|t| async move {
         let topic = broker.topic(&t.topic);
         let partitions = t.partitions.iter().map(|p| {
-            let handle = topic
-                .as_ref()
-                .ok_or(ResponseError::UnknownTopicOrPartition)
-                .and_then(|topic| topic.replica(p.partition).cloned());
+            let target = super::replica(topic.as_deref(), p.partition);
             let ask = EpochEnd {
                 current_leader_epoch: p.current_leader_epoch,
                 epoch: p.leader_epoch,
             };
             async move {
-                let answer = match handle {
-                    Err(e) => Err(e),
-                    Ok(h) => h
-                        .addr
-                        .send(ask)
-                        .await
-                        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
-                };
+                let answer = super::ask(target, ask).await;
                 let result = EpochEndOffset::default().with_partition(p.partition);
                 match answer {
                     Ok((epoch, offset)) => result.with_leader_epoch(epoch).with_end_offset(offset),

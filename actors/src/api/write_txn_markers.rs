@@ -22,7 +22,10 @@ pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMar
                 .partition_indexes
                 .into_iter()
                 .map(|index| {
-                    let handle = topic.as_ref().and_then(|t| t.partition(index)).cloned();
+                    // A partition this broker holds no replica of answers
+                    // UNKNOWN_TOPIC_OR_PARTITION here, as it always has.
+                    let target = super::replica(topic.as_deref(), index)
+                        .map_err(|_| ResponseError::UnknownTopicOrPartition);
                     let write = WriteMarker {
                         producer_id: marker.producer_id.0,
                         producer_epoch: marker.producer_epoch,
@@ -30,14 +33,7 @@ pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMar
                         coordinator_epoch: marker.coordinator_epoch,
                     };
                     async move {
-                        let written = match handle {
-                            Some(h) => h
-                                .addr
-                                .send(write)
-                                .await
-                                .unwrap_or(Err(ResponseError::UnknownTopicOrPartition)),
-                            None => Err(ResponseError::UnknownTopicOrPartition),
-                        };
+                        let written = super::ask(target, write).await;
                         WritableTxnMarkerPartitionResult::default()
                             .with_partition_index(index)
                             .with_error_code(written.err().map_or(0, |e| e.code()))

@@ -1,16 +1,6 @@
 use super::*;
 use std::collections::HashMap;
 
-const COORDINATOR_NOT_AVAILABLE: ResponseError = ResponseError::CoordinatorNotAvailable;
-const FENCED_INSTANCE_ID: ResponseError = ResponseError::FencedInstanceId;
-const GROUP_MAX_SIZE_REACHED: ResponseError = ResponseError::GroupMaxSizeReached;
-const ILLEGAL_GENERATION: ResponseError = ResponseError::IllegalGeneration;
-const INCONSISTENT_GROUP_PROTOCOL: ResponseError = ResponseError::InconsistentGroupProtocol;
-const INVALID_SESSION_TIMEOUT: ResponseError = ResponseError::InvalidSessionTimeout;
-const MEMBER_ID_REQUIRED: ResponseError = ResponseError::MemberIdRequired;
-const REBALANCE_IN_PROGRESS: ResponseError = ResponseError::RebalanceInProgress;
-const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
-
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
 const DELAY: u64 = 1000;
@@ -143,7 +133,7 @@ fn new_member_gets_an_id_then_joins_with_it() {
     };
     let replies = g.join(1, req.clone(), 0);
     let first = join_reply(&replies, 1).unwrap();
-    assert_eq!(first.error, Some(MEMBER_ID_REQUIRED));
+    assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
     assert_eq!(first.generation_id, -1);
     assert!(first.member_id.starts_with("client-"));
     assert_eq!(g.state(), StateKind::Empty);
@@ -182,7 +172,7 @@ fn new_member_gets_an_id_then_joins_with_it() {
     );
     assert_eq!(
         join_reply(&replies, 4).unwrap().error,
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
 }
 
@@ -192,7 +182,7 @@ fn unknown_member_id_is_refused() {
     let replies = g.join(1, request("nobody"), 0);
     assert_eq!(
         join_reply(&replies, 1).unwrap().error,
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
 }
 
@@ -282,7 +272,7 @@ fn leader_rejoining_a_stable_group_rebalances() {
     assert_eq!(g.state(), StateKind::PreparingRebalance);
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, 2000),
-        Err(REBALANCE_IN_PROGRESS)
+        Err(ResponseError::RebalanceInProgress)
     );
     let replies = g.join(11, request(&ids[1]), 2100);
     assert_eq!(join_reply(&replies, 10).unwrap().generation_id, 2);
@@ -337,17 +327,17 @@ fn sync_errors() {
     };
     assert_eq!(
         error(&mut g, sync_request("nobody", 1)),
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
     assert_eq!(
         error(&mut g, sync_request(&ids[1], 2)),
-        Some(ILLEGAL_GENERATION)
+        Some(ResponseError::IllegalGeneration)
     );
     let mut wrong_protocol = sync_request(&ids[1], 1);
     wrong_protocol.protocol_name = Some("roundrobin".to_string());
     assert_eq!(
         error(&mut g, wrong_protocol),
-        Some(INCONSISTENT_GROUP_PROTOCOL)
+        Some(ResponseError::InconsistentGroupProtocol)
     );
 
     // A rebalance starting while a follower waits tells it to rejoin.
@@ -355,29 +345,35 @@ fn sync_errors() {
     let replies = g.join(32, request(""), FORMED + 1);
     assert_eq!(
         sync_reply(&replies, 31).unwrap().error,
-        Some(REBALANCE_IN_PROGRESS)
+        Some(ResponseError::RebalanceInProgress)
     );
     assert_eq!(
         error(&mut g, sync_request(&ids[1], 1)),
-        Some(REBALANCE_IN_PROGRESS)
+        Some(ResponseError::RebalanceInProgress)
     );
 }
 
 #[test]
 fn heartbeat_errors() {
     let (mut g, ids) = stable(dynamic(2));
-    assert_eq!(g.heartbeat("nobody", None, 1, 2000), Err(UNKNOWN_MEMBER_ID));
-    assert_eq!(g.heartbeat(&ids[1], None, 0, 2000), Err(ILLEGAL_GENERATION));
+    assert_eq!(
+        g.heartbeat("nobody", None, 1, 2000),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        g.heartbeat(&ids[1], None, 0, 2000),
+        Err(ResponseError::IllegalGeneration)
+    );
     assert_eq!(g.heartbeat(&ids[1], None, 1, 2000), Ok(()));
     assert!(g.join(10, request(""), 2000).is_empty());
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, 2000),
-        Err(REBALANCE_IN_PROGRESS)
+        Err(ResponseError::RebalanceInProgress)
     );
     g.remove_all();
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, 2000),
-        Err(COORDINATOR_NOT_AVAILABLE)
+        Err(ResponseError::CoordinatorNotAvailable)
     );
 }
 
@@ -392,11 +388,11 @@ fn silent_member_expires_and_the_group_rebalances() {
     assert_eq!(g.state(), StateKind::PreparingRebalance);
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, expires),
-        Err(UNKNOWN_MEMBER_ID)
+        Err(ResponseError::UnknownMemberId)
     );
     assert_eq!(
         g.heartbeat(&ids[0], None, 1, expires),
-        Err(REBALANCE_IN_PROGRESS)
+        Err(ResponseError::RebalanceInProgress)
     );
 
     let replies = g.join(10, request(&ids[0]), expires + 1);
@@ -418,7 +414,7 @@ fn a_follower_answered_by_a_new_rebalance_keeps_its_session() {
     let replies = g.tick(expires);
     assert_eq!(
         sync_reply(&replies, 100).map(|r| r.error),
-        Some(Some(REBALANCE_IN_PROGRESS))
+        Some(Some(ResponseError::RebalanceInProgress))
     );
     // The owner ticks again at once: the group's next deadline is now.
     g.tick(expires);
@@ -447,7 +443,7 @@ fn rebalance_timeout_drops_members_that_did_not_rejoin() {
     for now in (5000..deadline).step_by(5000) {
         assert_eq!(
             g.heartbeat(&ids[1], None, 1, now),
-            Err(REBALANCE_IN_PROGRESS)
+            Err(ResponseError::RebalanceInProgress)
         );
         assert!(g.tick(now).is_empty());
     }
@@ -462,7 +458,7 @@ fn rebalance_timeout_drops_members_that_did_not_rejoin() {
     assert_eq!(members, vec![ids[0].clone(), newcomer]);
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, deadline),
-        Err(UNKNOWN_MEMBER_ID)
+        Err(ResponseError::UnknownMemberId)
     );
 }
 
@@ -482,7 +478,7 @@ fn member_that_never_syncs_is_dropped() {
     assert_eq!(g.state(), StateKind::PreparingRebalance);
     assert_eq!(
         g.heartbeat(&ids[1], None, 1, deadline),
-        Err(UNKNOWN_MEMBER_ID)
+        Err(ResponseError::UnknownMemberId)
     );
 }
 
@@ -495,7 +491,7 @@ fn leaving_members_rebalance_and_the_last_empties_the_group() {
     assert_eq!(results[0], (leave_request(&ids[1]), Ok(())));
     assert_eq!(
         results[1],
-        (leave_request("nobody"), Err(UNKNOWN_MEMBER_ID))
+        (leave_request("nobody"), Err(ResponseError::UnknownMemberId))
     );
     assert_eq!(g.state(), StateKind::PreparingRebalance);
 
@@ -504,7 +500,7 @@ fn leaving_members_rebalance_and_the_last_empties_the_group() {
     assert!(results.iter().all(|(_, error)| error.is_ok()));
     assert_eq!(
         join_reply(&replies, 10).unwrap().error,
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
     assert_eq!(g.state(), StateKind::Empty);
     assert_eq!(g.generation(), 2);
@@ -551,11 +547,11 @@ fn restarted_static_member_takes_over_without_rebalance() {
     // The old incarnation is fenced everywhere.
     assert_eq!(
         g.heartbeat(&ids[1], Some("b"), 1, 5000),
-        Err(FENCED_INSTANCE_ID)
+        Err(ResponseError::FencedInstanceId)
     );
     assert_eq!(
         g.validate_commit(&ids[1], Some("b"), 1),
-        Err(FENCED_INSTANCE_ID)
+        Err(ResponseError::FencedInstanceId)
     );
     let old_sync = SyncRequest {
         group_instance_id: Some("b".to_string()),
@@ -563,12 +559,12 @@ fn restarted_static_member_takes_over_without_rebalance() {
     };
     assert_eq!(
         sync_reply(&g.sync(12, old_sync, 5000), 12).unwrap().error,
-        Some(FENCED_INSTANCE_ID)
+        Some(ResponseError::FencedInstanceId)
     );
     let replies = g.join(13, static_request(&ids[1], "b"), 5000);
     assert_eq!(
         join_reply(&replies, 13).unwrap().error,
-        Some(FENCED_INSTANCE_ID)
+        Some(ResponseError::FencedInstanceId)
     );
     assert_eq!(g.heartbeat(&new_id, Some("b"), 1, 5000), Ok(()));
 }
@@ -612,7 +608,10 @@ fn static_member_removed_by_instance_id() {
     assert_eq!(results, vec![(by_instance.clone(), Ok(()))]);
     assert_eq!(g.state(), StateKind::PreparingRebalance);
     let (results, _) = g.leave(vec![by_instance.clone()], 2000);
-    assert_eq!(results, vec![(by_instance, Err(UNKNOWN_MEMBER_ID))]);
+    assert_eq!(
+        results,
+        vec![(by_instance, Err(ResponseError::UnknownMemberId))]
+    );
 }
 
 #[test]
@@ -621,20 +620,29 @@ fn commit_checks() {
     assert_eq!(g.validate_commit("", None, -1), Ok(()));
     assert_eq!(g.validate_commit("self-managed", None, -1), Ok(()));
     let ids = joined(&mut g, dynamic(2));
-    assert_eq!(g.validate_commit("", None, -1), Err(UNKNOWN_MEMBER_ID));
+    assert_eq!(
+        g.validate_commit("", None, -1),
+        Err(ResponseError::UnknownMemberId)
+    );
     assert_eq!(
         g.validate_commit(&ids[0], None, 1),
-        Err(REBALANCE_IN_PROGRESS)
+        Err(ResponseError::RebalanceInProgress)
     );
     let mut leader_sync = sync_request(&ids[0], 1);
     leader_sync.assignments = vec![(ids[0].clone(), assignment(&ids[0]))];
     g.sync(20, leader_sync, FORMED);
     assert_eq!(g.validate_commit(&ids[0], None, 1), Ok(()));
-    assert_eq!(g.validate_commit(&ids[0], None, 0), Err(ILLEGAL_GENERATION));
-    assert_eq!(g.validate_commit("nobody", None, 1), Err(UNKNOWN_MEMBER_ID));
+    assert_eq!(
+        g.validate_commit(&ids[0], None, 0),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.validate_commit("nobody", None, 1),
+        Err(ResponseError::UnknownMemberId)
+    );
     assert_eq!(
         g.validate_commit(&ids[0], Some("unknown"), 1),
-        Err(UNKNOWN_MEMBER_ID)
+        Err(ResponseError::UnknownMemberId)
     );
     // Commits go on while the group prepares to rebalance.
     g.join(21, request(""), FORMED);
@@ -646,7 +654,7 @@ fn commit_checks() {
     g.remove_all();
     assert_eq!(
         g.validate_commit("", None, -1),
-        Err(COORDINATOR_NOT_AVAILABLE)
+        Err(ResponseError::CoordinatorNotAvailable)
     );
 }
 
@@ -659,7 +667,7 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(1, untyped, 0), 1).unwrap().error,
-        Some(INCONSISTENT_GROUP_PROTOCOL)
+        Some(ResponseError::InconsistentGroupProtocol)
     );
     let bare = JoinRequest {
         protocols: Vec::new(),
@@ -667,7 +675,7 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(2, bare, 0), 2).unwrap().error,
-        Some(INCONSISTENT_GROUP_PROTOCOL)
+        Some(ResponseError::InconsistentGroupProtocol)
     );
 
     assert_eq!(
@@ -680,7 +688,7 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(4, connect, 0), 4).unwrap().error,
-        Some(INCONSISTENT_GROUP_PROTOCOL)
+        Some(ResponseError::InconsistentGroupProtocol)
     );
     let disjoint = JoinRequest {
         protocols: vec![protocol("roundrobin")],
@@ -688,7 +696,7 @@ fn protocols_must_agree() {
     };
     assert_eq!(
         join_reply(&g.join(5, disjoint, 0), 5).unwrap().error,
-        Some(INCONSISTENT_GROUP_PROTOCOL)
+        Some(ResponseError::InconsistentGroupProtocol)
     );
     let overlapping = JoinRequest {
         protocols: vec![protocol("roundrobin"), protocol("range")],
@@ -725,7 +733,7 @@ fn session_timeout_must_be_within_bounds() {
         };
         assert_eq!(
             join_reply(&g.join(1, req, 0), 1).unwrap().error,
-            Some(INVALID_SESSION_TIMEOUT)
+            Some(ResponseError::InvalidSessionTimeout)
         );
     }
     assert_eq!(g.state(), StateKind::Empty);
@@ -743,7 +751,7 @@ fn group_size_is_limited() {
     let first = join_reply(&g.join(1, request(""), 0), 1).unwrap().clone();
     assert_eq!(
         join_reply(&g.join(2, request(""), 0), 2).unwrap().error,
-        Some(GROUP_MAX_SIZE_REACHED)
+        Some(ResponseError::GroupMaxSizeReached)
     );
     // A known member still gets in.
     assert_eq!(

@@ -1,13 +1,5 @@
 use super::*;
 
-const FENCED_MEMBER_EPOCH: ResponseError = ResponseError::FencedMemberEpoch;
-const INVALID_REGULAR_EXPRESSION: ResponseError = ResponseError::InvalidRegularExpression;
-const INVALID_REQUEST: ResponseError = ResponseError::InvalidRequest;
-const STALE_MEMBER_EPOCH: ResponseError = ResponseError::StaleMemberEpoch;
-const UNKNOWN_MEMBER_ID: ResponseError = ResponseError::UnknownMemberId;
-const UNRELEASED_INSTANCE_ID: ResponseError = ResponseError::UnreleasedInstanceId;
-const UNSUPPORTED_ASSIGNOR: ResponseError = ResponseError::UnsupportedAssignor;
-
 fn topics(count: i32) -> Topics {
     Topics::from([("t".to_string(), count)])
 }
@@ -152,7 +144,7 @@ fn a_silent_member_expires_after_the_session_timeout() {
     group.tick(session + 2);
     assert_eq!(
         b.beat(&mut group, &t, session + 3).error,
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
     a.beat(&mut group, &t, session + 4);
     assert_eq!(a.owned, tps(&[0, 1]));
@@ -170,7 +162,7 @@ fn a_member_that_does_not_revoke_in_time_is_fenced() {
     group.tick(100 + 30_000);
     assert_eq!(
         a.beat(&mut group, &t, 30_101).error,
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
 }
 
@@ -202,7 +194,7 @@ fn a_static_member_back_within_its_session_keeps_its_partitions() {
     assert_eq!(busy.assignment.unwrap_or_default(), kept);
     assert_eq!(group.group_epoch(), epoch, "no rebalance");
     let again = group.heartbeat(static_join("third"), &t, 6);
-    assert_eq!(again.error, Some(UNRELEASED_INSTANCE_ID));
+    assert_eq!(again.error, Some(ResponseError::UnreleasedInstanceId));
 }
 
 #[test]
@@ -214,11 +206,11 @@ fn epochs_and_assignors_are_checked() {
         group
             .heartbeat(beat_request("a", a.epoch + 5, &[]), &t, 1)
             .error,
-        Some(FENCED_MEMBER_EPOCH)
+        Some(ResponseError::FencedMemberEpoch)
     );
     assert_eq!(
         group.heartbeat(beat_request("zz", 1, &[]), &t, 1).error,
-        Some(UNKNOWN_MEMBER_ID)
+        Some(ResponseError::UnknownMemberId)
     );
     let odd = HeartbeatRequest {
         server_assignor: Some("magic".into()),
@@ -226,13 +218,16 @@ fn epochs_and_assignors_are_checked() {
     };
     assert_eq!(
         group.heartbeat(odd, &t, 1).error,
-        Some(UNSUPPORTED_ASSIGNOR)
+        Some(ResponseError::UnsupportedAssignor)
     );
     let bare = HeartbeatRequest {
         subscribed_topics: None,
         ..join_request("d")
     };
-    assert_eq!(group.heartbeat(bare, &t, 1).error, Some(INVALID_REQUEST));
+    assert_eq!(
+        group.heartbeat(bare, &t, 1).error,
+        Some(ResponseError::InvalidRequest)
+    );
 }
 
 #[test]
@@ -311,7 +306,10 @@ fn an_invalid_pattern_is_refused() {
         ..join_request("a")
     };
     let response = group.heartbeat(join, &topics(1), 0);
-    assert_eq!(response.error, Some(INVALID_REGULAR_EXPRESSION));
+    assert_eq!(
+        response.error,
+        Some(ResponseError::InvalidRegularExpression)
+    );
     assert!(group.is_empty());
     let a = Client::join(&mut group, "a", &topics(1), 0);
     let change = HeartbeatRequest {
@@ -320,7 +318,7 @@ fn an_invalid_pattern_is_refused() {
     };
     assert_eq!(
         group.heartbeat(change, &topics(1), 1).error,
-        Some(INVALID_REGULAR_EXPRESSION)
+        Some(ResponseError::InvalidRegularExpression)
     );
 }
 
@@ -338,10 +336,16 @@ fn commits_are_checked_against_the_member_epoch() {
     assert_eq!(group.validate_commit("a", a.epoch), Ok(()));
     assert_eq!(
         group.validate_commit("a", a.epoch + 1),
-        Err(STALE_MEMBER_EPOCH)
+        Err(ResponseError::StaleMemberEpoch)
     );
-    assert_eq!(group.validate_commit("b", 1), Err(UNKNOWN_MEMBER_ID));
-    assert_eq!(group.validate_commit("", -1), Err(UNKNOWN_MEMBER_ID));
+    assert_eq!(
+        group.validate_commit("b", 1),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        group.validate_commit("", -1),
+        Err(ResponseError::UnknownMemberId)
+    );
 }
 
 /// Random joins, leaves, crashes and heartbeats: no partition is ever held
