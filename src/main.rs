@@ -77,7 +77,9 @@ fn main() -> ExitCode {
         Command::Simulate(_) => "warn",
         _ => "info",
     };
+    // Milliseconds: a failover or a rebalance happens within seconds.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .format_timestamp_millis()
         .init();
     if !matches!(cli.command, Command::Serve { .. }) {
         end_quietly_when_the_reader_goes();
