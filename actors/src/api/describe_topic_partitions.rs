@@ -11,7 +11,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
+    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -98,19 +98,12 @@ fn describe(
     topic: &Topic,
     partitions: std::ops::Range<i32>,
 ) -> DescribeTopicPartitionsResponseTopic {
-    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = partitions
         .filter_map(|index| {
             let view = broker.partition_view(topic, index)?;
-            Some(
-                DescribeTopicPartitionsResponsePartition::default()
-                    .with_partition_index(index)
-                    .with_leader_id(BrokerId(view.leader))
-                    .with_leader_epoch(view.leader_epoch)
-                    .with_replica_nodes(ids(view.replicas))
-                    .with_isr_nodes(ids(view.isr))
-                    .with_offline_replicas(ids(view.offline)),
-            )
+            let partition =
+                DescribeTopicPartitionsResponsePartition::default().with_partition_index(index);
+            Some(super::with_placement!(partition, view))
         })
         .collect();
     DescribeTopicPartitionsResponseTopic::default()

@@ -92,7 +92,6 @@ fn failed(name: Option<TopicName>, id: Uuid, error: ResponseError) -> MetadataRe
 }
 
 fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..topic.partitions.len() as i32)
         .filter_map(|index| {
             let view = broker.partition_view(topic, index)?;
@@ -101,16 +100,10 @@ fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
             } else {
                 0
             };
-            Some(
-                MetadataResponsePartition::default()
-                    .with_error_code(error)
-                    .with_partition_index(index)
-                    .with_leader_id(BrokerId(view.leader))
-                    .with_leader_epoch(view.leader_epoch)
-                    .with_replica_nodes(ids(view.replicas))
-                    .with_isr_nodes(ids(view.isr))
-                    .with_offline_replicas(ids(view.offline)),
-            )
+            let partition = MetadataResponsePartition::default()
+                .with_error_code(error)
+                .with_partition_index(index);
+            Some(super::with_placement!(partition, view))
         })
         .collect();
     MetadataResponseTopic::default()

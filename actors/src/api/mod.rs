@@ -68,6 +68,27 @@ use kafka_protocol::ResponseError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Fills in where a partition is led and replicated, from a
+/// [`crate::broker::PartitionView`], on the partition types of Metadata and
+/// DescribeTopicPartitions: generated types that share these fields.
+macro_rules! with_placement {
+    ($partition:expr, $view:expr) => {{
+        let view: crate::broker::PartitionView = $view;
+        let ids = |ids: Vec<i32>| {
+            ids.into_iter()
+                .map(kafka_protocol::messages::BrokerId)
+                .collect::<Vec<_>>()
+        };
+        $partition
+            .with_leader_id(kafka_protocol::messages::BrokerId(view.leader))
+            .with_leader_epoch(view.leader_epoch)
+            .with_replica_nodes(ids(view.replicas))
+            .with_isr_nodes(ids(view.isr))
+            .with_offline_replicas(ids(view.offline))
+    }};
+}
+pub(crate) use with_placement;
+
 /// A request's handler at work. `None`: send nothing (Produce with acks=0).
 pub type Reply = LocalBoxFuture<'static, Option<ResponseKind>>;
 
