@@ -12,7 +12,10 @@
 use super::replicas::LeaderState;
 use super::Partition;
 use crate::clock::now_ms;
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
+use actix::{
+    ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, SpawnHandle,
+    WrapFuture,
+};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
@@ -65,6 +68,8 @@ pub(super) struct Leadership {
     /// acks=all appends waiting for the high watermark, by the offset it
     /// must reach.
     waiting: BTreeMap<i64, Vec<oneshot::Sender<Result<(), ResponseError>>>>,
+    /// The periodic ISR check of this leadership, cancelled when it ends.
+    isr_check: Option<SpawnHandle>,
 }
 
 impl Leadership {
@@ -284,10 +289,14 @@ impl Partition {
     }
 
     /// Leaves leadership (or follows another leader): waiting acks=all
-    /// appends fail, as Kafka answers them when the leader moves.
-    fn step_down(&mut self) {
+    /// appends fail, as Kafka answers them when the leader moves, and the
+    /// ISR check stops.
+    fn step_down(&mut self, ctx: &mut Context<Self>) {
         if let Role::Leader(l) = &mut self.role {
             l.fail_all(ResponseError::NotLeaderOrFollower);
+            if let Some(check) = l.isr_check.take() {
+                ctx.cancel_future(check);
+            }
         }
     }
 
@@ -334,7 +343,7 @@ impl Handler<BecomeLeader> for Partition {
                 return;
             }
         }
-        self.step_down();
+        self.step_down(ctx);
         log::info!(
             "{}: leader in epoch {} with ISR {:?}",
             self.name,
@@ -359,15 +368,15 @@ impl Handler<BecomeLeader> for Partition {
             partition: msg.partition,
             lag_ms: msg.lag_ms,
             waiting: BTreeMap::new(),
+            isr_check: None,
         }));
         self.leader_appended();
         self.publish();
-        let check = Duration::from_millis((msg.lag_ms / 2).max(100) as u64);
-        ctx.run_interval(check, move |act, ctx| {
-            if matches!(&act.role, Role::Leader(l) if l.state.leader_epoch == msg.leader_epoch) {
-                act.propose_isr_change(ctx);
-            }
-        });
+        let every = Duration::from_millis((msg.lag_ms / 2).max(100) as u64);
+        let check = ctx.run_interval(every, |act, ctx| act.propose_isr_change(ctx));
+        if let Role::Leader(l) = &mut self.role {
+            l.isr_check = Some(check);
+        }
     }
 }
 
@@ -382,12 +391,12 @@ pub struct BecomeFollower {
 impl Handler<BecomeFollower> for Partition {
     type Result = ();
 
-    fn handle(&mut self, msg: BecomeFollower, _: &mut Self::Context) {
+    fn handle(&mut self, msg: BecomeFollower, ctx: &mut Self::Context) {
         if matches!(self.role, Role::Follower { leader_epoch, .. } if leader_epoch == msg.leader_epoch)
         {
             return;
         }
-        self.step_down();
+        self.step_down(ctx);
         log::info!(
             "{}: following broker {} in epoch {}",
             self.name,
