@@ -471,3 +471,188 @@ fn group_commits_survive_coordinator_kills() {
         );
     }
 }
+
+/// Transactions (consume-transform-produce: records and consumer offsets
+/// committed together) across kills of their transaction coordinator: the
+/// records of every committed transaction are read exactly once, in
+/// order, those of aborted ones never, and the group's offset is the last
+/// committed transaction's.
+#[test]
+fn transactions_survive_coordinator_kills() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::Message;
+    use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const TXN_ID: &str = "survivor-txn";
+    const GROUP: &str = "survivor-txn-group";
+    const KILLS: usize = 3;
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    let mut cluster = Cluster::start(
+        3,
+        &format!("cluster:\n  offsets_topic_num_partitions: {OFFSETS_PARTITIONS}\n"),
+    );
+    create_replicated_topic(&cluster.bootstrap(), "txn-in", 1);
+    create_replicated_topic(&cluster.bootstrap(), "txn-out", 1);
+    let bootstrap = cluster.bootstrap();
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        cluster_process::clients::client_config(&bootstrap)
+            .set("transactional.id", TXN_ID)
+            .set("transaction.timeout.ms", "60000")
+            .create()
+            .expect("transactional producer");
+    wait_until(FAILOVER_WAIT, "init_transactions succeeds", || {
+        producer.init_transactions(TIMEOUT).is_ok()
+    });
+    let group: BaseConsumer = cluster_process::clients::client_config(&bootstrap)
+        .set("group.id", GROUP)
+        .create()
+        .expect("consumer for the group metadata");
+    let group_metadata = group.group_metadata().expect("group metadata");
+
+    // One transaction: its records, and the input position it consumed to.
+    // Ok(true) committed, Ok(false) aborted as asked; Err: it failed and
+    // was aborted, so none of it counts.
+    let transaction =
+        |values: &[u64], input_offset: i64, commit: bool| -> Result<bool, KafkaError> {
+            producer.begin_transaction()?;
+            for value in values {
+                let payload = value.to_string();
+                producer
+                    .send(
+                        BaseRecord::<(), str>::to("txn-out")
+                            .partition(0)
+                            .payload(&payload),
+                    )
+                    .map_err(|(e, _)| e)?;
+            }
+            let mut offsets = TopicPartitionList::new();
+            offsets
+                .add_partition_offset("txn-in", 0, Offset::Offset(input_offset))
+                .expect("offset");
+            let ended = producer
+                .send_offsets_to_transaction(&offsets, &group_metadata, TIMEOUT)
+                .and_then(|()| {
+                    if commit {
+                        producer.commit_transaction(TIMEOUT)
+                    } else {
+                        producer.abort_transaction(TIMEOUT)
+                    }
+                });
+            match ended {
+                Ok(()) => Ok(commit),
+                Err(e) => {
+                    let _ = producer.abort_transaction(TIMEOUT);
+                    Err(e)
+                }
+            }
+        };
+
+    let mut expected: Vec<u64> = Vec::new();
+    let mut input_offset = 0;
+    let partition = offsets_partition(TXN_ID);
+    let mut down = None;
+    for round in 0..=KILLS {
+        // Committed transactions, and one aborted among them.
+        let mut committed_here = 0;
+        let mut attempt = 0;
+        while committed_here < 3 {
+            attempt += 1;
+            let first = (round * 1_000 + attempt * 10) as u64;
+            let values: Vec<u64> = (first..first + 5).collect();
+            let commit = attempt != 2;
+            match transaction(&values, input_offset + 1, commit) {
+                Ok(true) => {
+                    expected.extend(&values);
+                    input_offset += 1;
+                    committed_here += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("a transaction failed and was aborted: {e}");
+                    assert!(
+                        !matches!(&e, KafkaError::Transaction(t) if t.is_fatal()),
+                        "fatal: {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        // One broker down at a time: the one killed last round returns
+        // before the next kill.
+        if let Some((victim, id)) = down.take() {
+            cluster.restart(victim);
+            wait_until(
+                FAILOVER_WAIT,
+                &format!("broker {id} is back in the ISR of the offsets partition"),
+                || in_sync_everywhere(&cluster.live_brokers(), "__consumer_offsets", partition),
+            );
+        }
+        if round == KILLS {
+            break;
+        }
+        let mut coordinator = -1;
+        wait_until(
+            FAILOVER_WAIT,
+            "the transaction's offsets partition has a leader",
+            || {
+                coordinator =
+                    partition_view(&cluster.live_bootstrap(), "__consumer_offsets", partition)
+                        .map_or(-1, |p| p.leader);
+                coordinator >= 0
+            },
+        );
+        let victim = cluster.index_of(coordinator);
+        cluster.kill9(victim);
+        down = Some((victim, coordinator));
+    }
+
+    // read_committed (librdkafka's default isolation) up to the end.
+    let reader: BaseConsumer = cluster_process::clients::client_config(&cluster.live_bootstrap())
+        .set("group.id", "txn-check")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("txn-out", 0, Offset::Beginning)
+        .expect("partition");
+    reader.assign(&assignment).expect("assign");
+    let mut read: Vec<u64> = Vec::new();
+    let mut at_end = false;
+    wait_until(FAILOVER_WAIT, "txn-out is read to its end", || {
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => read.push(
+                std::str::from_utf8(message.payload().unwrap_or_default())
+                    .expect("utf-8")
+                    .parse()
+                    .expect("a number"),
+            ),
+            Some(Err(KafkaError::PartitionEOF(_))) => at_end = true,
+            _ => {}
+        }
+        at_end
+    });
+    assert_eq!(read, expected, "what read_committed consumers see");
+
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition("txn-in", 0);
+    let mut committed = None;
+    wait_until(FAILOVER_WAIT, "the group's offset is readable", || {
+        committed = group
+            .committed_offsets(wanted.clone(), Duration::from_secs(5))
+            .ok()
+            .and_then(|found| match found.find_partition("txn-in", 0)?.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            });
+        committed.is_some()
+    });
+    assert_eq!(
+        committed,
+        Some(input_offset),
+        "the group's committed input offset"
+    );
+}

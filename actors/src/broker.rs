@@ -17,12 +17,14 @@ use crate::partition::local_log::Log;
 use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
+use crate::replication::markers::Markers;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
+use crate::replication::txn_offsets::PendingOffsets;
 use crate::store::acls::AclStore;
 use crate::store::offsets::OffsetStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
-use crate::txn::TxnCoordinator;
+use crate::txn::{Adopt, Release, TxnCoordinator};
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
 use futures_util::future::join_all;
@@ -32,7 +34,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -143,6 +145,9 @@ pub struct Broker {
     /// In a cluster: the partitions of the offsets topic whose groups this
     /// broker coordinates, with the leader epoch it replayed them in.
     coordinating: DashMap<i32, i32>,
+    /// In a cluster: per partition of the offsets topic this broker leads,
+    /// the offsets transactions committed that wait for their marker.
+    pending_offsets: DashMap<i32, PendingOffsets>,
 }
 
 /// How clients see one partition: where it is led and replicated.
@@ -243,6 +248,7 @@ impl Broker {
                 }) as Arc<dyn CommitLog>
             }),
             coordinating: DashMap::new(),
+            pending_offsets: DashMap::new(),
             storage,
             groups: DashMap::new(),
             transactions: OnceLock::new(),
@@ -278,9 +284,17 @@ impl Broker {
             }
             None => broker.recover()?,
         }
-        // Markers go through the broker, held weakly (it owns the coordinator).
-        let partitions: Weak<Broker> = Arc::downgrade(&broker);
-        let coordinator = TxnCoordinator::open(&state_db, partitions, broker.offsets.clone())?;
+        let markers = Arc::new(Markers {
+            broker: Arc::downgrade(&broker),
+        });
+        let coordinator = if replicated {
+            let log = Arc::new(OffsetsTopicLog {
+                broker: Arc::downgrade(&broker),
+            });
+            TxnCoordinator::replicated(log, markers, broker.offsets.clone())
+        } else {
+            TxnCoordinator::open(&state_db, markers, broker.offsets.clone())?
+        };
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
         let _ = broker.transactions.set(addr);
@@ -852,14 +866,17 @@ impl Broker {
         self.transactions.get()
     }
 
-    /// Asks the transaction coordinator; COORDINATOR_NOT_AVAILABLE while
-    /// the broker is still starting or the coordinator is gone.
-    pub async fn ask_transactions<M, T>(&self, msg: M) -> Result<T, ResponseError>
+    /// Asks the transaction coordinator about transactional id `id`:
+    /// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS where this broker
+    /// does not coordinate it (yet), COORDINATOR_NOT_AVAILABLE while the
+    /// broker is still starting or the coordinator is gone.
+    pub async fn ask_transactions<M, T>(&self, id: &str, msg: M) -> Result<T, ResponseError>
     where
         M: actix::Message<Result = Result<T, ResponseError>> + Send + 'static,
         T: Send + 'static,
         TxnCoordinator: actix::Handler<M>,
     {
+        self.check_coordinator(id)?;
         let coordinator = self
             .transactions_addr()
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
@@ -936,17 +953,23 @@ impl Broker {
         }
     }
 
-    /// Whether this broker coordinates `group` now: always on a single
-    /// broker; in a cluster when it leads the group's offsets partition and
-    /// has replayed it (else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS).
-    pub fn check_coordinator(&self, group: &str) -> Result<(), ResponseError> {
+    /// Whether this broker coordinates `key` (a group or a transactional
+    /// id) now: always on a single broker; in a cluster when it leads the
+    /// key's offsets partition and has replayed it (else NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS).
+    pub fn check_coordinator(&self, key: &str) -> Result<(), ResponseError> {
         if self.cluster.is_none() {
             return Ok(());
         }
+        self.check_coordinating(self.offsets_index_of(key)?)
+    }
+
+    /// Whether this broker leads partition `index` of the offsets topic and
+    /// has replayed it.
+    pub(crate) fn check_coordinating(&self, index: i32) -> Result<(), ResponseError> {
         let topic = self
             .topic(OFFSETS_TOPIC)
             .ok_or(ResponseError::NotCoordinator)?;
-        let index = offsets_topic::partition_for(group, topic.partitions.len() as i32);
         let view = self
             .partition_view(&topic, index)
             .ok_or(ResponseError::NotCoordinator)?;
@@ -957,6 +980,31 @@ impl Broker {
             Some(epoch) if *epoch == view.leader_epoch => Ok(()),
             _ => Err(ResponseError::CoordinatorLoadInProgress),
         }
+    }
+
+    /// The partition of the offsets topic that holds `key`.
+    pub(crate) fn offsets_index_of(&self, key: &str) -> Result<i32, ResponseError> {
+        let topic = self
+            .topic(OFFSETS_TOPIC)
+            .ok_or(ResponseError::NotCoordinator)?;
+        Ok(offsets_topic::partition_for(
+            key,
+            topic.partitions.len() as i32,
+        ))
+    }
+
+    /// Runs `f` on the pending transactional offsets of partition `index`
+    /// of the offsets topic, which this broker must coordinate.
+    pub(crate) fn with_pending_offsets<T>(
+        &self,
+        index: i32,
+        f: impl FnOnce(&mut PendingOffsets) -> Result<T, ResponseError>,
+    ) -> Result<T, ResponseError> {
+        let mut pending = self
+            .pending_offsets
+            .get_mut(&index)
+            .ok_or(ResponseError::NotCoordinator)?;
+        f(&mut pending)
     }
 
     /// The local replica of the offsets partition holding `group`.
@@ -984,15 +1032,33 @@ impl Broker {
         leader_epoch: i32,
         handle: PartitionHandle,
     ) {
-        match offsets_topic::load(&handle, leader_epoch, &self.offsets).await {
-            Ok(applied) => {
-                log::info!(
-                    "coordinating the groups of {OFFSETS_TOPIC}-{index} (epoch {leader_epoch}, {applied} commits replayed)"
-                );
-                self.coordinating.insert(index, leader_epoch);
-            }
-            Err(e) => log::error!("replaying {OFFSETS_TOPIC}-{index}: {e}"),
+        // A restarting broker applies the metadata it had before it catches
+        // up: it takes the partition only once registered, if it still
+        // leads it then.
+        self.ready().await;
+        let leads = self
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| self.partition_view(&t, index));
+        if !leads.is_some_and(|v| v.leader == self.config.node_id && v.leader_epoch == leader_epoch)
+        {
+            return;
         }
+        let replayed = match offsets_topic::load(&handle, leader_epoch, &self.offsets).await {
+            Ok(replayed) => replayed,
+            Err(e) => return log::error!("replaying {OFFSETS_TOPIC}-{index}: {e}"),
+        };
+        log::info!(
+            "coordinating the groups and transactions of {OFFSETS_TOPIC}-{index} (epoch {leader_epoch}, {} commits, {} transactional ids replayed)",
+            replayed.commits,
+            replayed.txns.len()
+        );
+        if let Some(coordinator) = self.transactions_addr() {
+            if coordinator.send(Adopt(replayed.txns)).await.is_err() {
+                return;
+            }
+        }
+        self.pending_offsets.insert(index, replayed.pending);
+        self.coordinating.insert(index, leader_epoch);
     }
 
     /// This broker no longer leads partition `index` of the offsets topic.
@@ -1000,9 +1066,14 @@ impl Broker {
         if self.coordinating.remove(&index).is_none() {
             return;
         }
+        self.pending_offsets.remove(&index);
         let partitions = self
             .topic(OFFSETS_TOPIC)
             .map_or(1, |t| t.partitions.len() as i32);
+        if let Some(coordinator) = self.transactions_addr() {
+            let owned = move |id: &str| offsets_topic::partition_for(id, partitions) == index;
+            coordinator.do_send(Release(Box::new(owned)));
+        }
         self.groups.retain(|group, coordinator| {
             let keep = offsets_topic::partition_for(group, partitions) != index;
             if !keep {
@@ -1427,14 +1498,6 @@ fn record_of(topic: &Topic) -> TopicRecord {
         id: *topic.id.as_bytes(),
         partitions: topic.partitions.len() as i32,
         configs: topic.configs.clone(),
-    }
-}
-
-/// The transaction coordinator finds the partitions it writes markers to
-/// here.
-impl crate::txn::Partitions for Broker {
-    fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle> {
-        self.topic(topic)?.partition(partition).cloned()
     }
 }
 

@@ -19,7 +19,10 @@ pub async fn handle(
         producer_epoch: req.producer_epoch,
         addition: Addition::Group(req.group_id.to_string()),
     };
-    let error = broker.ask_transactions(add).await.err();
+    let error = broker
+        .ask_transactions(&req.transactional_id, add)
+        .await
+        .err();
     AddOffsetsToTxnResponse::default()
         .with_error_code(error.map_or(0, |e| fencing_for(e, version >= FENCED_VERSION).code()))
 }

@@ -85,7 +85,7 @@ async fn add(
             addition: Addition::Partitions(partitions),
         };
         broker
-            .ask_transactions(add)
+            .ask_transactions(id, add)
             .await
             .err()
             .map_or(0, |e| fencing_for(e, knows_fenced).code())

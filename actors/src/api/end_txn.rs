@@ -15,7 +15,7 @@ pub async fn handle(broker: &Broker, version: i16, req: EndTxnRequest) -> EndTxn
         commit: req.committed,
     };
     let error = broker
-        .ask_transactions(end)
+        .ask_transactions(&req.transactional_id, end)
         .await
         .err()
         .map_or(0, |e| fencing_for(e, version >= FENCED_VERSION).code());

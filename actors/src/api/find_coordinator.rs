@@ -1,8 +1,6 @@
-//! FindCoordinator: which broker coordinates a group. On a single broker,
-//! this one; in a cluster, the leader of the group's partition of the
-//! offsets topic. Transactions are coordinated by a single broker only: in
-//! a cluster their keys get COORDINATOR_NOT_AVAILABLE. v4+ asks for several
-//! keys at once.
+//! FindCoordinator: which broker coordinates a group or a transactional
+//! id. On a single broker, this one; in a cluster, the leader of the key's
+//! partition of the offsets topic. v4+ asks for several keys at once.
 
 use crate::broker::{Broker, BrokerAddress};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -13,9 +11,6 @@ use kafka_protocol::ResponseError;
 /// From this version keys come as a list.
 const BATCHED_VERSION: i16 = 4;
 
-/// `key_type` of a transactional id.
-const TRANSACTION: i8 = 1;
-
 pub async fn handle(
     broker: &Broker,
     version: i16,
@@ -24,7 +19,7 @@ pub async fn handle(
     if version >= BATCHED_VERSION {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in req.coordinator_keys {
-            let found = find(broker, req.key_type, &key).await;
+            let found = find(broker, &key).await;
             let answer = Coordinator::default().with_key(key);
             coordinators.push(match found {
                 Ok(b) => answer
@@ -39,7 +34,7 @@ pub async fn handle(
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match find(broker, req.key_type, &req.key).await {
+    match find(broker, &req.key).await {
         Ok(b) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(b.id))
             .with_host(StrBytes::from_string(b.host))
@@ -51,9 +46,8 @@ pub async fn handle(
     }
 }
 
-async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerAddress, ResponseError> {
-    if key_type == TRANSACTION && broker.cluster().is_some() {
-        return Err(ResponseError::CoordinatorNotAvailable);
-    }
+/// Groups and transactional ids alike belong to a partition of the
+/// offsets topic, whose leader coordinates them.
+async fn find(broker: &Broker, key: &str) -> Result<BrokerAddress, ResponseError> {
     broker.group_coordinator(key).await
 }

@@ -23,6 +23,10 @@ pub async fn handle(
             .with_producer_epoch(-1)
     };
     if let Some(id) = req.transactional_id {
+        // Allocate no producer id for a request this broker cannot serve.
+        if let Err(e) = broker.check_coordinator(&id) {
+            return failed(e);
+        }
         let Ok(fresh_producer_id) = broker.new_producer_id().await else {
             return failed(ResponseError::KafkaStorageError);
         };
@@ -31,7 +35,7 @@ pub async fn handle(
             timeout_ms: req.transaction_timeout_ms,
             fresh_producer_id,
         };
-        return match broker.ask_transactions(init).await {
+        return match broker.ask_transactions(&id, init).await {
             Ok((producer_id, epoch)) => InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(producer_id))
                 .with_producer_epoch(epoch),

@@ -1,8 +1,10 @@
 //! TxnOffsetCommit: consumer offsets held by the transaction and stored
-//! only if it commits.
+//! only if it commits: on a single broker by the transaction coordinator,
+//! in a cluster by the group's coordinator (`replication::markers`).
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::replication::markers;
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -28,20 +30,21 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCo
             })
         })
         .collect();
-    let add = Add {
-        id: req.transactional_id.to_string(),
-        producer_id: req.producer_id.0,
-        producer_epoch: req.producer_epoch,
-        addition: Addition::Offsets {
-            group: req.group_id.to_string(),
-            offsets,
-        },
+    let group = req.group_id.to_string();
+    let (producer_id, producer_epoch) = (req.producer_id.0, req.producer_epoch);
+    let committed = if broker.cluster().is_some() {
+        // The group's coordinator keeps them until the marker comes.
+        markers::commit_pending(broker, &group, producer_id, producer_epoch, offsets).await
+    } else {
+        let add = Add {
+            id: req.transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            addition: Addition::Offsets { group, offsets },
+        };
+        broker.ask_transactions(&req.transactional_id, add).await
     };
-    let error = broker
-        .ask_transactions(add)
-        .await
-        .err()
-        .map_or(0, |e| fencing_for(e, false).code());
+    let error = committed.err().map_or(0, |e| fencing_for(e, false).code());
     let topics = req
         .topics
         .into_iter()

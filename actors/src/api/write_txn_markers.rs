@@ -1,39 +1,35 @@
-//! WriteTxnMarkers: commit or abort markers written into partitions on
-//! request. Kafka's coordinators send it to partition leaders; here the
-//! transaction coordinator writes its markers itself, so this serves
-//! administrators aborting a hanging transaction (`kafka-transactions.sh
-//! abort`, kafka-python's `abort_transaction`), with the partition's own
-//! check that the producer has not moved to a newer epoch.
+//! WriteTxnMarkers: commit or abort markers written into partitions this
+//! broker leads. In a cluster the transaction coordinators of other brokers
+//! send it (`replication::markers`); it also serves administrators aborting
+//! a hanging transaction (`kafka-transactions.sh abort`, kafka-python's
+//! `abort_transaction`), with the partition's own check that the producer
+//! has not moved to a newer epoch.
 
 use crate::broker::Broker;
 use crate::partition::WriteMarker;
+use crate::replication::markers::write_local;
 use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
-use kafka_protocol::ResponseError;
 
 pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let markers = req.markers.into_iter().map(|marker| async move {
         let topics = marker.topics.into_iter().map(|t| {
-            let topic = broker.topic(&t.name);
             let partitions: Vec<_> = t
                 .partition_indexes
                 .into_iter()
                 .map(|index| {
-                    // A partition this broker holds no replica of answers
-                    // UNKNOWN_TOPIC_OR_PARTITION here, as it always has.
-                    let target = super::replica(topic.as_deref(), index)
-                        .map_err(|_| ResponseError::UnknownTopicOrPartition);
                     let write = WriteMarker {
                         producer_id: marker.producer_id.0,
                         producer_epoch: marker.producer_epoch,
                         commit: marker.transaction_result,
                         coordinator_epoch: marker.coordinator_epoch,
                     };
+                    let name = t.name.to_string();
                     async move {
-                        let written = super::ask(target, write).await;
+                        let written = write_local(broker, &name, index, write).await;
                         WritableTxnMarkerPartitionResult::default()
                             .with_partition_index(index)
                             .with_error_code(written.err().map_or(0, |e| e.code()))

@@ -295,6 +295,17 @@ pub fn control_batch(
     encode_records(&[record], Compression::None)
 }
 
+/// Whether a transaction marker commits (`Some(true)`) or aborts
+/// (`Some(false)`); `None` for a batch that is not a readable marker.
+pub fn marker_commits(bytes: &[u8]) -> Option<bool> {
+    let mut buf = Bytes::copy_from_slice(bytes);
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    let record = set.records.into_iter().find(|r| r.control)?;
+    let key = record.key?;
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    Some(kind == 1)
+}
+
 /// A plain record (no producer, no headers) at `offset`, ready for
 /// [`encode_records`]; its sequence follows the offset, as a decoder reports it.
 pub fn record(offset: i64, timestamp: i64, key: Option<Bytes>, value: Option<Bytes>) -> Record {
@@ -529,6 +540,10 @@ mod rewrite_tests {
         assert!(header.is_control() && header.is_transactional());
         assert_eq!((header.producer_id, header.producer_epoch), (7, 2));
         assert_eq!(header.records_count, 1);
+        assert_eq!(marker_commits(&marker), Some(true));
+        let abort = control_batch(7, 2, false, 0, 99).unwrap();
+        assert_eq!(marker_commits(&abort), Some(false));
+        assert_eq!(marker_commits(&batch(&[5, 9])), None);
     }
 
     #[test]

@@ -480,7 +480,7 @@ impl Handler<ListOffset> for Partition {
 /// for its fsync: the end of that producer's transaction here. A marker of
 /// an epoch older than the producer's last is refused (an administrator's
 /// abort of a transaction the producer has since moved past).
-#[derive(Message)]
+#[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<(), ResponseError>")]
 pub struct WriteMarker {
     pub producer_id: i64,
@@ -492,7 +492,13 @@ pub struct WriteMarker {
 impl Handler<WriteMarker> for Partition {
     type Result = ResponseFuture<Result<(), ResponseError>>;
 
+    /// Written as an acks=all append is: by the leader only, answered once
+    /// fsynced here and replicated to the ISR, as Kafka's coordinator
+    /// writes markers with acks=all.
     fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.check_leader(-1) {
+            return Box::pin(async move { Err(e) });
+        }
         if self
             .producers
             .epoch(msg.producer_id)
@@ -521,14 +527,20 @@ impl Handler<WriteMarker> for Partition {
             self.transactions.on_batch(&header, info.base_offset);
             Ok(info.file)
         });
+        self.leader_appended();
         self.publish();
         match written {
             Ok(file) => {
                 let synced = self.flusher.flush(vec![file]);
+                let replicated = self.wait_for_high_watermark(self.log.log_end_offset());
                 Box::pin(async move {
                     match synced.await {
-                        Ok(Ok(())) => Ok(()),
-                        _ => Err(ResponseError::KafkaStorageError),
+                        Ok(Ok(())) => {}
+                        _ => return Err(ResponseError::KafkaStorageError),
+                    }
+                    match replicated {
+                        None => Ok(()),
+                        Some(rx) => rx.await.unwrap_or(Err(ResponseError::NotLeaderOrFollower)),
                     }
                 })
             }

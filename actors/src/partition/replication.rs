@@ -490,6 +490,19 @@ impl Handler<ReplicaAppend> for Partition {
                 Ok(infos) => {
                     for (bytes, info) in batches.iter().zip(&infos) {
                         if let Ok(header) = super::batch::parse_header(bytes) {
+                            // A follower keeps the aborted transactions
+                            // too: read_committed reads need them once it
+                            // leads.
+                            if header.is_control()
+                                && super::batch::marker_commits(bytes) == Some(false)
+                            {
+                                if let Err(e) = self
+                                    .transactions
+                                    .abort(header.producer_id, info.base_offset)
+                                {
+                                    log::error!("{}: recording an abort failed: {e}", self.name);
+                                }
+                            }
                             self.producers.record(&header, info.base_offset);
                             self.transactions.on_batch(&header, info.base_offset);
                         }

@@ -11,7 +11,9 @@
 pub mod client;
 pub mod fetcher;
 pub mod manager;
+pub mod markers;
 pub mod offsets_topic;
+pub mod txn_offsets;
 
 #[cfg(test)]
 mod tests;

@@ -10,16 +10,27 @@
 //! OffsetFetch reads. A broker that becomes the partition's leader replays
 //! the partition into sled before it coordinates those groups.
 //!
-//! The record layout is this broker's own (bincode of the committed offset),
-//! not Kafka's: only actorlog brokers read the topic.
+//! Transactions live here too (Kafka keeps them in a second topic,
+//! `__transaction_state`; one topic is one less to create and place): a
+//! transactional id belongs to the partition its id hashes to, whose leader
+//! is its transaction coordinator and appends the id's state there before
+//! answering. A group's coordinator appends the offsets a transaction
+//! commits (TxnOffsetCommit) as pending entries, and settles them when the
+//! transaction's marker reaches it.
+//!
+//! The record layout is this broker's own (bincode keys and values), not
+//! Kafka's: only actorlog brokers read the topic.
 
 use crate::broker::Broker;
 use crate::group::CommitLog;
 use crate::partition::batch;
 use crate::partition::replication::ReadLocal;
 use crate::partition::Append;
-use crate::store::offsets::{CommittedOffset, OffsetStore, PartitionOffset};
+use crate::replication::txn_offsets::PendingOffsets;
+use crate::store::offsets::{OffsetStore, PartitionOffset};
 use crate::topic::PartitionHandle;
+use crate::txn::state::Txn;
+use crate::txn::TxnLog;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
@@ -51,42 +62,157 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     (hash & 0x7fff_ffff) % partitions.max(1)
 }
 
-/// A record's key: which group's offset for which partition.
+/// A record's key. Keys are what compaction keeps the latest of, so each
+/// names the state its value replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct CommitKey {
-    group: String,
-    topic: String,
-    partition: i32,
+enum Key {
+    /// A group's committed offset of one partition.
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// An offset committed inside a producer's transaction, pending until
+    /// the transaction ends (TxnOffsetCommit).
+    TxnCommit {
+        producer_id: i64,
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// A producer's transaction ended: its pending offsets written before
+    /// this are settled (the committed ones were written as `Commit`s).
+    TxnEnded { producer_id: i64 },
+    /// A transactional id's state at its coordinator.
+    Txn { id: String },
 }
 
-/// One group's commit as a record batch to append.
-pub fn encode_commit(group: &str, offsets: &[PartitionOffset], now_ms: i64) -> io::Result<Bytes> {
-    let records = offsets
+/// What one record of the offsets topic says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A group's commit of one partition's offset.
+    Commit(String, PartitionOffset),
+    /// A transactional commit, visible once its transaction commits.
+    TxnCommit {
+        producer_id: i64,
+        producer_epoch: i16,
+        group: String,
+        offset: PartitionOffset,
+    },
+    /// The end of a producer's transaction (its marker reached the group's
+    /// coordinator).
+    TxnEnded { producer_id: i64 },
+    /// A transactional id's coordinator state.
+    Txn(String, Txn),
+}
+
+fn serialize(value: &impl Serialize) -> io::Result<Bytes> {
+    bincode::serialize(value)
+        .map(Bytes::from)
+        .map_err(io::Error::other)
+}
+
+impl Entry {
+    fn key_and_value(&self) -> io::Result<(Bytes, Bytes)> {
+        let (key, value) = match self {
+            Entry::Commit(group, o) => (
+                Key::Commit {
+                    group: group.clone(),
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                },
+                serialize(&o.committed)?,
+            ),
+            Entry::TxnCommit {
+                producer_id,
+                producer_epoch,
+                group,
+                offset,
+            } => (
+                Key::TxnCommit {
+                    producer_id: *producer_id,
+                    group: group.clone(),
+                    topic: offset.topic.clone(),
+                    partition: offset.partition,
+                },
+                serialize(&(producer_epoch, &offset.committed))?,
+            ),
+            Entry::TxnEnded { producer_id } => (
+                Key::TxnEnded {
+                    producer_id: *producer_id,
+                },
+                Bytes::new(),
+            ),
+            Entry::Txn(id, txn) => (Key::Txn { id: id.clone() }, serialize(txn)?),
+        };
+        Ok((serialize(&key)?, value))
+    }
+
+    fn decode(key: &[u8], value: &[u8]) -> io::Result<Entry> {
+        let value_of = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+        Ok(match bincode::deserialize(key).map_err(value_of)? {
+            Key::Commit {
+                group,
+                topic,
+                partition,
+            } => Entry::Commit(
+                group,
+                PartitionOffset {
+                    topic,
+                    partition,
+                    committed: bincode::deserialize(value).map_err(value_of)?,
+                },
+            ),
+            Key::TxnCommit {
+                producer_id,
+                group,
+                topic,
+                partition,
+            } => {
+                let (producer_epoch, committed) = bincode::deserialize(value).map_err(value_of)?;
+                Entry::TxnCommit {
+                    producer_id,
+                    producer_epoch,
+                    group,
+                    offset: PartitionOffset {
+                        topic,
+                        partition,
+                        committed,
+                    },
+                }
+            }
+            Key::TxnEnded { producer_id } => Entry::TxnEnded { producer_id },
+            Key::Txn { id } => Entry::Txn(id, bincode::deserialize(value).map_err(value_of)?),
+        })
+    }
+}
+
+/// Entries as one record batch to append.
+pub fn encode(entries: &[Entry], now_ms: i64) -> io::Result<Bytes> {
+    let records = entries
         .iter()
         .enumerate()
-        .map(|(i, o)| {
-            let key = CommitKey {
-                group: group.to_string(),
-                topic: o.topic.clone(),
-                partition: o.partition,
-            };
-            let key = bincode::serialize(&key).map_err(io::Error::other)?;
-            let value = bincode::serialize(&o.committed).map_err(io::Error::other)?;
-            Ok(batch::record(
-                i as i64,
-                now_ms,
-                Some(Bytes::from(key)),
-                Some(Bytes::from(value)),
-            ))
+        .map(|(i, entry)| {
+            let (key, value) = entry.key_and_value()?;
+            Ok(batch::record(i as i64, now_ms, Some(key), Some(value)))
         })
         .collect::<io::Result<Vec<_>>>()?;
     batch::encode_records(&records, Compression::None).map_err(io::Error::other)
 }
 
-/// The commits in `records` (whole batches read from the partition), in
-/// log order: `(group, offset)`.
-pub fn decode_commits(mut records: Bytes) -> io::Result<Vec<(String, PartitionOffset)>> {
-    let mut commits = Vec::new();
+/// One group's commit as a record batch to append.
+pub fn encode_commit(group: &str, offsets: &[PartitionOffset], now_ms: i64) -> io::Result<Bytes> {
+    let entries: Vec<Entry> = offsets
+        .iter()
+        .map(|o| Entry::Commit(group.to_string(), o.clone()))
+        .collect();
+    encode(&entries, now_ms)
+}
+
+/// The entries in `records` (whole batches read from the partition), in
+/// log order.
+pub fn decode(mut records: Bytes) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
     while !records.is_empty() {
         let set = RecordBatchDecoder::decode(&mut records).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidData, format!("offsets topic: {e}"))
@@ -95,20 +221,39 @@ pub fn decode_commits(mut records: Bytes) -> io::Result<Vec<(String, PartitionOf
             let (Some(key), Some(value)) = (record.key, record.value) else {
                 continue;
             };
-            let key: CommitKey = bincode::deserialize(&key).map_err(io::Error::other)?;
-            let committed: CommittedOffset =
-                bincode::deserialize(&value).map_err(io::Error::other)?;
-            commits.push((
-                key.group,
-                PartitionOffset {
-                    topic: key.topic,
-                    partition: key.partition,
-                    committed,
-                },
-            ));
+            entries.push(Entry::decode(&key, &value)?);
         }
     }
-    Ok(commits)
+    Ok(entries)
+}
+
+/// Appends a batch of entries to a partition of the offsets topic that this
+/// broker leads; resolves once it is replicated to the ISR, or with the
+/// error a coordinator's client gets.
+pub fn append(
+    handle: Result<PartitionHandle, ResponseError>,
+    batch: io::Result<Bytes>,
+) -> BoxFuture<'static, Result<(), ResponseError>> {
+    Box::pin(async move {
+        let batch = batch.map_err(|e| {
+            log::error!("encoding an offsets topic record: {e}");
+            ResponseError::UnknownServerError
+        })?;
+        let append = handle?.addr.send(Append {
+            batches: vec![batch],
+            durable: true,
+        });
+        match tokio::time::timeout(COMMIT_TIMEOUT, append).await {
+            Err(_) => Err(ResponseError::RequestTimedOut),
+            Ok(Err(_)) => Err(ResponseError::CoordinatorNotAvailable),
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) => Err(ResponseError::NotCoordinator),
+            Ok(Ok(Err(ResponseError::NotEnoughReplicas))) => {
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+            Ok(Ok(Err(e))) => Err(e),
+        }
+    })
 }
 
 /// Replicates commits through the group's partition of the offsets topic,
@@ -117,53 +262,59 @@ pub struct OffsetsTopicLog {
     pub broker: Weak<Broker>,
 }
 
+impl OffsetsTopicLog {
+    fn partition_of(&self, key: &str) -> Result<PartitionHandle, ResponseError> {
+        self.broker
+            .upgrade()
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+            .and_then(|b| b.offsets_partition_of(key))
+    }
+}
+
 impl CommitLog for OffsetsTopicLog {
     fn append(
         &self,
         group: &str,
         offsets: &[PartitionOffset],
     ) -> BoxFuture<'static, Result<(), ResponseError>> {
-        let broker = self.broker.upgrade();
-        let handle = broker
-            .as_ref()
-            .ok_or(ResponseError::CoordinatorNotAvailable)
-            .and_then(|b| b.offsets_partition_of(group));
         let batch = encode_commit(group, offsets, crate::clock::now_ms());
-        Box::pin(async move {
-            let batch = batch.map_err(|e| {
-                log::error!("encoding a commit: {e}");
-                ResponseError::UnknownServerError
-            })?;
-            let append = handle?.addr.send(Append {
-                batches: vec![batch],
-                durable: true,
-            });
-            match tokio::time::timeout(COMMIT_TIMEOUT, append).await {
-                Err(_) => Err(ResponseError::RequestTimedOut),
-                Ok(Err(_)) => Err(ResponseError::CoordinatorNotAvailable),
-                Ok(Ok(Ok(_))) => Ok(()),
-                Ok(Ok(Err(ResponseError::NotLeaderOrFollower))) => {
-                    Err(ResponseError::NotCoordinator)
-                }
-                Ok(Ok(Err(ResponseError::NotEnoughReplicas))) => {
-                    Err(ResponseError::CoordinatorNotAvailable)
-                }
-                Ok(Ok(Err(e))) => Err(e),
-            }
-        })
+        append(self.partition_of(group), batch)
     }
 }
 
+impl TxnLog for OffsetsTopicLog {
+    fn append(&self, id: &str, txn: &Txn) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let batch = encode(
+            &[Entry::Txn(id.to_string(), txn.clone())],
+            crate::clock::now_ms(),
+        );
+        append(self.partition_of(id), batch)
+    }
+}
+
+/// What replaying a partition of the offsets topic found besides the
+/// commits it applied.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Commits applied to the offset store.
+    pub commits: usize,
+    /// The latest state of each transactional id the partition holds.
+    pub txns: BTreeMap<String, Txn>,
+    /// Transactional commits whose transaction has not ended yet.
+    pub pending: PendingOffsets,
+}
+
 /// Replays a partition of the offsets topic this broker now leads (in
-/// `leader_epoch`) into the offset store, so the groups it holds read
-/// every acknowledged commit. Returns how many commits it applied.
+/// `leader_epoch`): applies every commit to the offset store, so the groups
+/// it holds read every acknowledged commit, and returns the transactional
+/// state it holds.
 pub async fn load(
     handle: &PartitionHandle,
     leader_epoch: i32,
     store: &OffsetStore,
-) -> Result<usize, String> {
+) -> Result<Replayed, String> {
     let mut offset = handle.offsets.borrow().log_start;
-    let mut applied = 0;
+    let mut replayed = Replayed::default();
     loop {
         let read = ReadLocal {
             leader_epoch,
@@ -177,14 +328,33 @@ pub async fn load(
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let Some(last) = batch::last_offset_of(&records) else {
-            return Ok(applied);
+            return Ok(replayed);
         };
         let mut by_group: BTreeMap<String, Vec<PartitionOffset>> = BTreeMap::new();
-        for (group, commit) in decode_commits(records).map_err(|e| e.to_string())? {
-            by_group.entry(group).or_default().push(commit);
+        for entry in decode(records).map_err(|e| e.to_string())? {
+            match entry {
+                Entry::Commit(group, commit) => by_group.entry(group).or_default().push(commit),
+                Entry::TxnCommit {
+                    producer_id,
+                    producer_epoch,
+                    group,
+                    offset,
+                } => {
+                    // A replayed log was checked when it was written.
+                    let _ = replayed
+                        .pending
+                        .add(producer_id, producer_epoch, &group, vec![offset]);
+                }
+                Entry::TxnEnded { producer_id } => {
+                    replayed.pending.take(producer_id, i16::MAX);
+                }
+                Entry::Txn(id, txn) => {
+                    replayed.txns.insert(id, txn);
+                }
+            }
         }
         for (group, offsets) in by_group {
-            applied += offsets.len();
+            replayed.commits += offsets.len();
             store
                 .commit(&group, &offsets)
                 .await
@@ -197,6 +367,7 @@ pub async fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::offsets::CommittedOffset;
 
     #[test]
     fn partitions_follow_the_java_hash() {
@@ -240,9 +411,15 @@ mod tests {
         assert!(batch::validate(&batch).is_ok());
         let mut both = batch.to_vec();
         both.extend_from_slice(&encode_commit("h", &offsets[..1], 8).unwrap());
-        let decoded = decode_commits(Bytes::from(both)).unwrap();
-        let groups: Vec<&str> = decoded.iter().map(|(g, _)| g.as_str()).collect();
+        let decoded = decode(Bytes::from(both)).unwrap();
+        let groups: Vec<&str> = decoded
+            .iter()
+            .map(|e| match e {
+                Entry::Commit(g, _) => g.as_str(),
+                other => panic!("not a commit: {other:?}"),
+            })
+            .collect();
         assert_eq!(groups, ["g", "g", "h"]);
-        assert_eq!(decoded[1].1, offsets[1]);
+        assert_eq!(decoded[1], Entry::Commit("g".into(), offsets[1].clone()));
     }
 }

@@ -8,22 +8,29 @@
 //! stored. A broker that dies in between finishes the end when it starts
 //! again, so a transaction is never left half visible. Open transactions
 //! that outlive their timeout are aborted, fencing their producer.
+//!
+//! In a cluster the state is not kept in sled but appended to a
+//! [`TxnLog`] (the id's partition of the offsets topic, replicated), and
+//! the coordinator holds only the ids of the partitions this broker leads:
+//! it [`Adopt`]s them from the log when it becomes their leader, finishing
+//! any end its predecessor left, and [`Release`]s them when it stops.
 
 pub mod state;
 
 use crate::clock::now_ms;
-use crate::partition::{PartitionHandle, WriteMarker};
+use crate::partition::WriteMarker;
 use crate::store::offsets::{OffsetStore, PartitionOffset};
 use crate::store::StoreError;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     ResponseActFuture, WrapFuture,
 };
-use futures_util::future::join_all;
+use futures_util::future::{join_all, BoxFuture};
+use futures_util::FutureExt;
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::Duration;
 
 use self::state::{Bump, EndPlan, Txn};
@@ -47,24 +54,52 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 /// Kafka's `transaction.max.timeout.ms` default.
 const MAX_TIMEOUT_MS: i32 = 900_000;
 
-/// Where the coordinator finds the partitions it writes markers to: the
-/// broker, which owns the coordinator, so it is held weakly and behind this
-/// trait (the coordinator does not depend on the broker).
-pub trait Partitions: Send + Sync {
-    /// The handle of a partition; `None` for one deleted meanwhile.
-    fn partition(&self, topic: &str, partition: i32) -> Option<PartitionHandle>;
+/// Where a transaction's markers go: its partitions and its groups'
+/// committed offsets, wherever they are (behind this trait, the
+/// coordinator does not depend on the broker or the cluster).
+pub trait Participants: Send + Sync {
+    /// Writes `marker` to a partition of the transaction; resolves once it
+    /// is written (a partition deleted meanwhile needs none).
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: WriteMarker,
+    ) -> BoxFuture<'static, Result<(), ResponseError>>;
+
+    /// Ends the transaction's offset commits of `group` where the group's
+    /// coordinator keeps them pending (in a cluster); a single broker takes
+    /// them from the [`EndPlan`] instead.
+    fn end_group_offsets(
+        &self,
+        group: &str,
+        marker: WriteMarker,
+    ) -> BoxFuture<'static, Result<(), ResponseError>>;
+}
+
+/// Where a cluster replicates a transactional id's state before it counts.
+pub trait TxnLog: Send + Sync {
+    /// Resolves once `txn` is replicated, or with the client's error.
+    fn append(&self, id: &str, txn: &Txn) -> BoxFuture<'static, Result<(), ResponseError>>;
+}
+
+/// Where each id's state is made durable.
+enum Store {
+    /// A single broker: the `transactions` tree of its sled database.
+    Sled(sled::Tree),
+    /// A cluster: the id's partition of the offsets topic.
+    Log(Arc<dyn TxnLog>),
 }
 
 pub struct TxnCoordinator {
-    /// The broker's partitions, for the markers; gone once the broker is.
-    partitions: Weak<dyn Partitions>,
+    /// Where markers go.
+    participants: Arc<dyn Participants>,
     /// The committed-offset store that a committed transaction's consumer
-    /// offsets go to.
+    /// offsets go to (single broker).
     offsets: OffsetStore,
-    /// The `transactions` tree of the broker's sled database: each id's
-    /// [`Txn`], stored before any answer that depends on it.
-    tree: sled::Tree,
-    /// Every transactional id's state, as stored in `tree`.
+    /// Where each id's [`Txn`] is stored before any answer that depends on it.
+    store: Store,
+    /// Every transactional id's state, as stored.
     txns: HashMap<String, Txn>,
 }
 
@@ -74,12 +109,11 @@ fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error
 }
 
 impl TxnCoordinator {
-    /// Loads every transactional id from the broker's sled database.
-    /// Markers are written to the `partitions`, committed offsets stored
-    /// in `offsets`.
+    /// A single broker's coordinator: loads every transactional id from the
+    /// broker's sled database.
     pub fn open(
         db: &sled::Db,
-        partitions: Weak<dyn Partitions>,
+        participants: Arc<dyn Participants>,
         offsets: OffsetStore,
     ) -> io::Result<TxnCoordinator> {
         let tree = db.open_tree("transactions").map_err(io_error)?;
@@ -90,32 +124,67 @@ impl TxnCoordinator {
             txns.insert(id, bincode::deserialize(&value).map_err(io_error)?);
         }
         Ok(TxnCoordinator {
-            partitions,
+            participants,
             offsets,
-            tree,
+            store: Store::Sled(tree),
             txns,
         })
     }
 
-    /// Stores an id's state; the future resolves once it is on disk.
-    fn save(
-        &self,
-        id: &str,
-    ) -> impl std::future::Future<Output = Result<(), ResponseError>> + 'static {
-        let stored = self.txns.get(id).map(|txn| {
-            let value = bincode::serialize(txn).map_err(io_error)?;
-            self.tree.insert(id.as_bytes(), value).map_err(io_error)
-        });
-        let tree = self.tree.clone();
-        async move {
-            let written = match stored {
-                Some(Err(e)) => Err(e),
-                _ => tree.flush_async().await.map(|_| ()).map_err(io_error),
-            };
-            written.map_err(|e| {
-                log::error!("{e}");
-                ResponseError::KafkaStorageError
+    /// A cluster member's coordinator: it holds no id until it adopts them.
+    pub fn replicated(
+        log: Arc<dyn TxnLog>,
+        participants: Arc<dyn Participants>,
+        offsets: OffsetStore,
+    ) -> TxnCoordinator {
+        TxnCoordinator {
+            participants,
+            offsets,
+            store: Store::Log(log),
+            txns: HashMap::new(),
+        }
+    }
+
+    /// Stores an id's state; the future resolves once it is durable.
+    fn save(&self, id: &str) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let Some(txn) = self.txns.get(id) else {
+            return futures_util::future::ready(Ok(())).boxed();
+        };
+        match &self.store {
+            Store::Log(log) => log.append(id, txn),
+            Store::Sled(tree) => {
+                let stored = bincode::serialize(txn)
+                    .map_err(io_error)
+                    .and_then(|value| tree.insert(id.as_bytes(), value).map_err(io_error));
+                let tree = tree.clone();
+                async move {
+                    let written = match stored {
+                        Err(e) => Err(e),
+                        Ok(_) => tree.flush_async().await.map(|_| ()).map_err(io_error),
+                    };
+                    written.map_err(|e| {
+                        log::error!("{e}");
+                        ResponseError::KafkaStorageError
+                    })
+                }
+                .boxed()
+            }
+        }
+    }
+
+    /// Finishes, in the background, every end that was prepared but whose
+    /// markers may not all be written.
+    fn finish_prepared(&mut self, ctx: &mut Context<Self>, ids: impl Iterator<Item = String>) {
+        let unfinished: Vec<(String, EndPlan)> = ids
+            .filter_map(|id| {
+                let txn = self.txns.get(&id).filter(|t| t.is_preparing())?;
+                let plan = txn.plan();
+                Some((id, plan))
             })
+            .collect();
+        for (id, plan) in unfinished {
+            log::info!("finishing the interrupted end of transaction {id}");
+            ctx.spawn(self.end(id, plan).map(|_, _, _| ()));
         }
     }
 
@@ -127,12 +196,12 @@ impl TxnCoordinator {
         plan: EndPlan,
     ) -> ResponseActFuture<Self, Result<(), ResponseError>> {
         let saved = self.save(&id);
-        let partitions = self.partitions.clone();
+        let participants = self.participants.clone();
         let offsets = self.offsets.clone();
         Box::pin(
             async move {
                 saved.await?;
-                carry_out(partitions, offsets, plan).await
+                carry_out(participants, offsets, plan).await
             }
             .into_actor(self)
             .then(move |done, act, _| {
@@ -156,25 +225,26 @@ impl TxnCoordinator {
 
 /// Writes a transaction's markers and, on commit, its offsets.
 async fn carry_out(
-    partitions: Weak<dyn Partitions>,
+    participants: Arc<dyn Participants>,
     offsets: OffsetStore,
     plan: EndPlan,
 ) -> Result<(), ResponseError> {
-    let partitions = partitions
-        .upgrade()
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let markers = plan.partitions.iter().filter_map(|(topic, partition)| {
-        // A partition deleted meanwhile needs no marker.
-        let handle = partitions.partition(topic, *partition)?;
-        Some(handle.addr.send(WriteMarker {
-            producer_id: plan.producer_id,
-            producer_epoch: plan.producer_epoch,
-            commit: plan.commit,
-            coordinator_epoch: 0,
-        }))
-    });
-    for written in join_all(markers).await {
-        written.unwrap_or(Err(ResponseError::UnknownTopicOrPartition))?;
+    let marker = WriteMarker {
+        producer_id: plan.producer_id,
+        producer_epoch: plan.producer_epoch,
+        commit: plan.commit,
+        coordinator_epoch: 0,
+    };
+    let partitions = plan
+        .partitions
+        .iter()
+        .map(|(topic, partition)| participants.write_marker(topic, *partition, marker));
+    let groups = plan
+        .groups
+        .iter()
+        .map(|group| participants.end_group_offsets(group, marker));
+    for written in join_all(partitions.chain(groups)).await {
+        written?;
     }
     let mut by_group: BTreeMap<&str, Vec<PartitionOffset>> = BTreeMap::new();
     for (group, offset) in &plan.offsets {
@@ -194,16 +264,8 @@ impl Actor for TxnCoordinator {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Finish the ends a crash interrupted.
-        let unfinished: Vec<(String, EndPlan)> = self
-            .txns
-            .iter()
-            .filter(|(_, txn)| txn.is_preparing())
-            .map(|(id, txn)| (id.clone(), txn.plan()))
-            .collect();
-        for (id, plan) in unfinished {
-            log::info!("finishing the interrupted end of transaction {id}");
-            ctx.spawn(self.end(id, plan).map(|_, _, _| ()));
-        }
+        let ids: Vec<String> = self.txns.keys().cloned().collect();
+        self.finish_prepared(ctx, ids.into_iter());
         ctx.run_interval(EXPIRY_CHECK, |act, ctx| {
             let now = now_ms();
             let expired: Vec<String> = act
@@ -362,5 +424,34 @@ impl Handler<Snapshot> for TxnCoordinator {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         MessageResult(all)
+    }
+}
+
+/// The ids of a partition of the offsets topic this broker now leads, with
+/// their state as replayed from it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt(pub BTreeMap<String, Txn>);
+
+impl Handler<Adopt> for TxnCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, Adopt(txns): Adopt, ctx: &mut Self::Context) {
+        let ids: Vec<String> = txns.keys().cloned().collect();
+        self.txns.extend(txns);
+        self.finish_prepared(ctx, ids.into_iter());
+    }
+}
+
+/// This broker no longer coordinates the ids for which `owned` holds.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Release(pub Box<dyn Fn(&str) -> bool + Send>);
+
+impl Handler<Release> for TxnCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, Release(owned): Release, _: &mut Self::Context) {
+        self.txns.retain(|id, _| !owned(id));
     }
 }

@@ -40,6 +40,8 @@ pub struct EndPlan {
     pub producer_epoch: i16,
     pub commit: bool,
     pub partitions: Vec<(String, i32)>,
+    /// The groups whose offsets it commits (AddOffsetsToTxn).
+    pub groups: Vec<String>,
     /// Group and offset, for a commit.
     pub offsets: Vec<(String, PartitionOffset)>,
 }
@@ -193,6 +195,7 @@ impl Txn {
             producer_epoch: self.epoch,
             commit,
             partitions: self.partitions.iter().cloned().collect(),
+            groups: self.groups.iter().cloned().collect(),
             offsets: if commit {
                 self.pending_offsets.clone()
             } else {
