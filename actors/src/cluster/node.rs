@@ -12,8 +12,8 @@ use super::image::{Applied, ClusterImage, Command, CommandResult};
 use super::raft::files;
 use super::raft::log_store::LogStore;
 use super::raft::network::{
-    read_frame, write_frame, CallError, Connection, ForwardReply, HeartbeatReply, Network, Request,
-    Response,
+    read_frame, write_frame, CallError, Connection, ForwardReply, HeartbeatReply, Network,
+    Refusals, Request, Response,
 };
 use super::raft::state_machine::StateMachine;
 use super::raft::{ControllerNode, Raft};
@@ -87,6 +87,8 @@ struct Inner {
     /// One connection per peer for forwards and heartbeats.
     peers: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Connection>>>>,
     sessions: Mutex<HashMap<i32, Session>>,
+    /// Peers whose controller port refused raft connections.
+    refusals: Refusals,
     stop: watch::Sender<bool>,
     owner: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -150,13 +152,16 @@ impl ClusterNode {
         let id = node_id as u64;
         // Raft::new only reads the local state loaded above; waiting for it
         // here keeps `start` synchronous without touching the network.
+        let refusals = Refusals::default();
         let raft = thread::scope(|s| {
             s.spawn(|| {
                 runtime
                     .block_on(Raft::new(
                         id,
                         Arc::new(raft_config),
-                        Network,
+                        Network {
+                            refusals: refusals.clone(),
+                        },
                         log_store,
                         state_machine,
                     ))
@@ -180,6 +185,7 @@ impl ClusterNode {
             epoch: AtomicI64::new(NO_EPOCH),
             peers: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            refusals,
             stop,
             owner: Mutex::new(None),
         });
@@ -355,7 +361,17 @@ impl Inner {
                 continue;
             };
             let (index, result) = if leader == self.node_id as u64 {
-                match self.raft.client_write(cmd.clone()).await {
+                // A leader that loses its quorum keeps the write waiting:
+                // the caller is told its outcome is unknown instead.
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok(written) =
+                    tokio::time::timeout(left, self.raft.client_write(cmd.clone())).await
+                else {
+                    return Err(ClusterError::OutcomeUnknown(
+                        "not committed in time".to_string(),
+                    ));
+                };
+                match written {
                     Ok(resp) => (resp.log_id.index, resp.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                         if !self.pause(deadline).await {
@@ -607,12 +623,25 @@ async fn controller_loop(inner: Arc<Inner>) {
                     last_seen: now,
                     heartbeat: None,
                 });
-                let alive = now.duration_since(session.last_seen) <= timeout;
-                if !broker.fenced && !alive {
+                let silent = now.duration_since(session.last_seen);
+                let alive = silent <= timeout;
+                // Refused since its last heartbeat, which is overdue: its
+                // process is gone, not slow.
+                let gone = silent > interval
+                    && inner
+                        .refusals
+                        .last(broker.id as u64)
+                        .is_some_and(|at| at > session.last_seen);
+                if !broker.fenced && (!alive || gone) {
+                    let why = if alive {
+                        "its controller port refuses connections"
+                    } else {
+                        "it missed its session"
+                    };
                     log::warn!(
-                        "broker {} missed its session ({} ms): fencing epoch {}",
+                        "broker {} silent for {} ms, {why}: fencing epoch {}",
                         broker.id,
-                        timeout.as_millis(),
+                        silent.as_millis(),
                         broker.epoch
                     );
                     commands.push(Command::FenceBroker {
@@ -620,7 +649,7 @@ async fn controller_loop(inner: Arc<Inner>) {
                         epoch: broker.epoch,
                         unclean_default,
                     });
-                } else if broker.fenced && alive {
+                } else if broker.fenced && alive && !gone {
                     let caught_up = session.heartbeat.is_some_and(|(epoch, applied)| {
                         epoch == broker.epoch && applied >= broker.epoch as u64
                     });

@@ -20,9 +20,11 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -200,8 +202,35 @@ impl Connection {
     }
 }
 
+/// When each peer's controller port last refused a connection: nothing
+/// listens there, its process is gone (a stopped or cut-off peer times out
+/// instead). The active controller fences such a broker without waiting
+/// out its whole session.
+#[derive(Clone, Default)]
+pub struct Refusals(Arc<Mutex<HashMap<u64, Instant>>>);
+
+impl Refusals {
+    fn note(&self, peer: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer, Instant::now());
+    }
+
+    /// The last refusal by `peer`, if any.
+    pub fn last(&self, peer: u64) -> Option<Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .copied()
+    }
+}
+
 /// Makes one [`PeerClient`] per replication stream or election.
-pub struct Network;
+pub struct Network {
+    pub refusals: Refusals,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -210,6 +239,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             conn: Connection::new(node.addr),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -218,6 +248,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: u64,
     conn: Connection,
+    refusals: Refusals,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
@@ -235,7 +266,12 @@ impl PeerClient {
             .call(&req, option.hard_ttl())
             .await
             .map_err(|e| match e {
-                CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                CallError::Unreachable(e) => {
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        self.refusals.note(self.target);
+                    }
+                    RPCError::Unreachable(Unreachable::new(&e))
+                }
                 CallError::Lost(e) => RPCError::Network(NetworkError::new(&e)),
             })?;
         match unpack(resp) {
