@@ -656,3 +656,33 @@ fn transactions_survive_coordinator_kills() {
         "the group's committed input offset"
     );
 }
+
+/// A partition whose preferred leader (its first replica) died and came
+/// back is handed back to it once it is in sync again
+/// (`auto_leader_rebalance_enable`, checked every second here).
+#[test]
+fn leadership_returns_to_the_preferred_replica() {
+    let mut cluster = Cluster::start(3, "cluster:\n  leader_imbalance_check_interval_ms: 1000\n");
+    create_replicated_topic(&cluster.bootstrap(), "preferred", 1);
+    let first = partition_view(&cluster.bootstrap(), "preferred", 0).expect("metadata");
+    let preferred = first.replicas[0];
+    assert_eq!(
+        first.leader, preferred,
+        "a new partition is led by its first replica"
+    );
+    let victim = cluster.index_of(preferred);
+    cluster.kill9(victim);
+    wait_until(FAILOVER_WAIT, "another broker leads preferred/0", || {
+        partition_view(&cluster.live_bootstrap(), "preferred", 0)
+            .is_some_and(|p| p.leader >= 0 && p.leader != preferred)
+    });
+    cluster.restart(victim);
+    wait_until(
+        FAILOVER_WAIT,
+        &format!("broker {preferred} leads preferred/0 again"),
+        || {
+            partition_view(&cluster.live_bootstrap(), "preferred", 0)
+                .is_some_and(|p| p.leader == preferred)
+        },
+    );
+}

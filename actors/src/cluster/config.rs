@@ -45,6 +45,31 @@ pub struct ClusterConfig {
     /// commits are replicated (Kafka's `offsets.topic.num.partitions`).
     #[serde(default = "default_offsets_partitions")]
     pub offsets_topic_num_partitions: u32,
+    /// Hands partitions back to their preferred leaders once it is in sync
+    /// again (Kafka's `auto.leader.rebalance.enable`).
+    #[serde(default = "default_true")]
+    pub auto_leader_rebalance_enable: bool,
+    /// How often the active controller looks for partitions to hand back
+    /// (`leader.imbalance.check.interval.seconds`, in milliseconds).
+    #[serde(default = "default_imbalance_interval")]
+    pub leader_imbalance_check_interval_ms: u64,
+    /// A broker's partitions are handed back once more than this percentage
+    /// of those it prefers are led elsewhere
+    /// (`leader.imbalance.per.broker.percentage`).
+    #[serde(default = "default_imbalance_percentage")]
+    pub leader_imbalance_per_broker_percentage: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_imbalance_interval() -> u64 {
+    300_000
+}
+
+fn default_imbalance_percentage() -> u32 {
+    10
 }
 
 fn default_offsets_partitions() -> u32 {
@@ -180,6 +205,9 @@ mod tests {
             default_replication_factor: None,
             unclean_leader_election_enable: false,
             offsets_topic_num_partitions: default_offsets_partitions(),
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: default_imbalance_interval(),
+            leader_imbalance_per_broker_percentage: default_imbalance_percentage(),
         }
     }
 

@@ -531,6 +531,37 @@ impl ClusterImage {
         Ok(Applied::Partition(p.clone()))
     }
 
+    /// The partitions to hand back to their preferred leader (the first
+    /// replica, live and in the ISR but not leading), as Kafka's
+    /// `auto.leader.rebalance.enable` picks them: only on brokers for which
+    /// more than `percentage` % of the partitions they prefer are led
+    /// elsewhere (`leader.imbalance.per.broker.percentage`).
+    pub fn imbalanced(&self, percentage: u32) -> Vec<(String, u32)> {
+        let live = self.live_set();
+        // Per preferred broker: how many it prefers, and which it should lead.
+        let mut by_broker: BTreeMap<i32, (usize, Vec<(String, u32)>)> = BTreeMap::new();
+        for (name, topic) in &self.topics {
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let Some(&preferred) = p.replicas.first() else {
+                    continue;
+                };
+                let entry = by_broker.entry(preferred).or_default();
+                entry.0 += 1;
+                if p.leader != preferred && live.contains(&preferred) && p.isr.contains(&preferred)
+                {
+                    entry.1.push((name.clone(), index as u32));
+                }
+            }
+        }
+        by_broker
+            .into_values()
+            .filter(|(preferred, misplaced)| {
+                misplaced.len() * 100 > *preferred * percentage as usize
+            })
+            .flat_map(|(_, misplaced)| misplaced)
+            .collect()
+    }
+
     fn elect_preferred(&mut self, topic: &str, partition: u32) -> CommandResult {
         let live = self.live_set();
         let p = self
@@ -685,6 +716,55 @@ mod tests {
             200,
         );
         assert!(matches!(r, Ok(Applied::TopicCreated { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn imbalance_hands_leadership_back_past_the_threshold() {
+        let mut image = cluster(3);
+        // Broker 1 prefers ten partitions.
+        create(&mut image, "t", vec![vec![1, 2, 3]; 10]);
+        assert!(image.imbalanced(10).is_empty());
+        // It dies: its partitions move to 2; back, it leads none of them.
+        image.apply(fence(1, 1), 300).unwrap();
+        assert!(
+            image.imbalanced(10).is_empty(),
+            "a fenced broker leads nothing"
+        );
+        image.apply(register(1, Uuid::new_v4()), 301).unwrap();
+        image.apply(unfence(1, 301), 302).unwrap();
+        for p in 0..10 {
+            let isr = vec![2, 3, 1];
+            let partition_epoch = part(&image, "t", p).partition_epoch;
+            let leader_epoch = part(&image, "t", p).leader_epoch;
+            let r = image.apply(
+                Command::AlterPartition {
+                    topic: "t".into(),
+                    partition: p as u32,
+                    leader_id: 2,
+                    broker_epoch: 2,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr: isr,
+                },
+                303 + p as u64,
+            );
+            assert!(r.is_ok(), "{r:?}");
+        }
+        assert_eq!(image.imbalanced(10).len(), 10);
+        // One misplaced partition of ten is within 10 %.
+        for p in 1..10 {
+            image
+                .apply(
+                    Command::ElectPreferredLeader {
+                        topic: "t".into(),
+                        partition: p,
+                    },
+                    400 + p as u64,
+                )
+                .unwrap();
+        }
+        assert!(image.imbalanced(10).is_empty());
+        assert_eq!(image.imbalanced(5), vec![("t".to_string(), 0)]);
     }
 
     fn part<'a>(image: &'a ClusterImage, topic: &str, p: usize) -> &'a PartitionImage {

@@ -600,6 +600,8 @@ async fn controller_loop(inner: Arc<Inner>) {
     let interval = Duration::from_millis(inner.config.broker_heartbeat_interval_ms);
     let timeout = Duration::from_millis(inner.config.broker_session_timeout_ms);
     let unclean_default = inner.config.unclean_leader_election_enable;
+    let rebalance_every = Duration::from_millis(inner.config.leader_imbalance_check_interval_ms);
+    let mut last_rebalance = Instant::now();
     let mut was_leader = false;
     while !inner.stopping() {
         tokio::time::sleep(interval).await;
@@ -672,6 +674,30 @@ async fn controller_loop(inner: Arc<Inner>) {
             if let Err(e) = inner.submit(cmd).await {
                 log::warn!("controller could not change a broker's fencing: {e}");
             }
+        }
+        if inner.config.auto_leader_rebalance_enable && last_rebalance.elapsed() >= rebalance_every
+        {
+            last_rebalance = Instant::now();
+            rebalance_leaders(&inner, &image).await;
+        }
+    }
+}
+
+/// Hands leadership back to preferred leaders where brokers are too far
+/// from leading what they prefer.
+async fn rebalance_leaders(inner: &Inner, image: &ClusterImage) {
+    let misplaced = image.imbalanced(inner.config.leader_imbalance_per_broker_percentage);
+    if misplaced.is_empty() {
+        return;
+    }
+    log::info!(
+        "handing {} partitions back to their preferred leaders",
+        misplaced.len()
+    );
+    for (topic, partition) in misplaced {
+        let cmd = Command::ElectPreferredLeader { topic, partition };
+        if let Err(e) = inner.submit(cmd).await {
+            log::warn!("controller could not elect a preferred leader: {e}");
         }
     }
 }

@@ -37,6 +37,9 @@ fn config(cluster_id: &str, id: i32, ports: &[u16]) -> ClusterConfig {
         default_replication_factor: None,
         unclean_leader_election_enable: false,
         offsets_topic_num_partitions: 5,
+        auto_leader_rebalance_enable: false,
+        leader_imbalance_check_interval_ms: 300_000,
+        leader_imbalance_per_broker_percentage: 10,
     }
 }
 
