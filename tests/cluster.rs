@@ -686,3 +686,80 @@ fn leadership_returns_to_the_preferred_replica() {
         },
     );
 }
+
+/// A deleted group's offsets stay deleted when its coordinator dies: the
+/// deletion is replicated like the commits it removes.
+#[test]
+fn deleted_group_offsets_stay_deleted_after_failover() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const GROUP: &str = "doomed";
+    let mut cluster = Cluster::start(
+        3,
+        &format!("cluster:\n  offsets_topic_num_partitions: {OFFSETS_PARTITIONS}\n"),
+    );
+    create_replicated_topic(&cluster.bootstrap(), "kept", 1);
+    let bootstrap = cluster.bootstrap();
+    let consumer = |bootstrap: &str| -> BaseConsumer {
+        cluster_process::clients::client_config(bootstrap)
+            .set("group.id", GROUP)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer")
+    };
+    let committed = |consumer: &BaseConsumer| -> Option<Offset> {
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition("kept", 0);
+        let found = consumer
+            .committed_offsets(wanted, Duration::from_secs(5))
+            .ok()?;
+        Some(found.find_partition("kept", 0)?.offset())
+    };
+    let client = consumer(&bootstrap);
+    let mut position = TopicPartitionList::new();
+    position
+        .add_partition_offset("kept", 0, Offset::Offset(42))
+        .expect("offset");
+    wait_until(FAILOVER_WAIT, "the commit is acknowledged", || {
+        client.commit(&position, CommitMode::Sync).is_ok()
+    });
+    assert_eq!(committed(&client), Some(Offset::Offset(42)));
+    drop(client);
+
+    let admin: AdminClient<DefaultClientContext> =
+        cluster_process::clients::client_config(&bootstrap)
+            .create()
+            .expect("admin client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let deleted = runtime
+        .block_on(admin.delete_groups(&[GROUP], &AdminOptions::new()))
+        .expect("DeleteGroups answered");
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+
+    let partition = offsets_partition(GROUP);
+    let coordinator = partition_view(&bootstrap, "__consumer_offsets", partition)
+        .expect("metadata")
+        .leader;
+    cluster.kill9(cluster.index_of(coordinator));
+    let client = consumer(&cluster.live_bootstrap());
+    let mut seen = None;
+    wait_until(
+        FAILOVER_WAIT,
+        "the new coordinator answers OffsetFetch",
+        || {
+            seen = committed(&client);
+            seen.is_some()
+        },
+    );
+    assert_eq!(
+        seen,
+        Some(Offset::Invalid),
+        "the deleted group's offset after failover"
+    );
+}

@@ -802,12 +802,49 @@ impl Broker {
         Ok(self.groups.contains_key(group_id) || self.offsets.has_group(group_id)?)
     }
 
+    /// Deletes a group's committed offsets: all of them, or those of
+    /// `only` partitions. In a cluster the deletion is replicated first, so
+    /// the next coordinator does not bring them back.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        only: Option<&[(String, i32)]>,
+    ) -> Result<(), ResponseError> {
+        let storage_error = |e: io::Error| {
+            log::error!("deleting offsets of group {group}: {e}");
+            ResponseError::KafkaStorageError
+        };
+        if let Some(log) = &self.commit_log {
+            let partitions: Vec<(String, i32)> = match only {
+                Some(partitions) => partitions.to_vec(),
+                None => self
+                    .offsets
+                    .fetch_all(group)
+                    .map_err(storage_error)?
+                    .into_iter()
+                    .map(|o| (o.topic, o.partition))
+                    .collect(),
+            };
+            if !partitions.is_empty() {
+                log.delete(group, &partitions).await?;
+            }
+        }
+        self.offsets
+            .delete(group, only)
+            .await
+            .map_err(storage_error)
+    }
+
     /// Deletes committed offsets older than `offsets_retention_ms` of groups
-    /// that have no members; returns how many went.
+    /// that have no members (in a cluster, of the groups this broker
+    /// coordinates); returns how many went.
     pub async fn expire_offsets(&self) -> io::Result<usize> {
         let horizon = crate::clock::now_ms() - self.config.offsets_retention_ms;
         let mut expired = 0;
         for group in self.offsets.groups()? {
+            if self.check_coordinator(&group).is_err() {
+                continue;
+            }
             if let Some(coordinator) = self.existing_group(&group) {
                 let live = coordinator
                     .send(crate::group::Describe)
@@ -824,10 +861,15 @@ impl Broker {
                 .filter(|o| o.committed.commit_timestamp_ms < horizon)
                 .map(|o| (o.topic, o.partition))
                 .collect();
-            if !old.is_empty() {
-                self.offsets.delete(&group, Some(&old)).await?;
-                log::info!("expired {} committed offsets of group {group}", old.len());
-                expired += old.len();
+            if old.is_empty() {
+                continue;
+            }
+            match self.delete_offsets(&group, Some(&old)).await {
+                Ok(()) => {
+                    log::info!("expired {} committed offsets of group {group}", old.len());
+                    expired += old.len();
+                }
+                Err(e) => log::warn!("expiring offsets of group {group}: {e:?}"),
             }
         }
         Ok(expired)

@@ -32,8 +32,5 @@ async fn delete(broker: &Broker, id: &str) -> Result<(), ResponseError> {
             Ok(Err(error)) => return Err(error),
         }
     }
-    broker.offsets().delete(id, None).await.map_err(|e| {
-        log::error!("deleting group {id}: {e}");
-        ResponseError::KafkaStorageError
-    })
+    broker.delete_offsets(id, None).await
 }

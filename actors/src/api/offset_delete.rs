@@ -47,14 +47,8 @@ pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteRe
                 .with_partitions(partitions)
         })
         .collect();
-    if let Err(e) = broker
-        .offsets()
-        .delete(&req.group_id, Some(&deletable))
-        .await
-    {
-        log::error!("deleting offsets of {}: {e}", &*req.group_id);
-        return OffsetDeleteResponse::default()
-            .with_error_code(ResponseError::KafkaStorageError.code());
+    if let Err(e) = broker.delete_offsets(&req.group_id, Some(&deletable)).await {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
     }
     OffsetDeleteResponse::default().with_topics(topics)
 }

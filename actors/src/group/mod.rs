@@ -58,6 +58,14 @@ pub trait CommitLog: Send + Sync {
         group: &str,
         offsets: &[PartitionOffset],
     ) -> BoxFuture<'static, Result<(), ResponseError>>;
+
+    /// Resolves once the deletion of the group's offsets of `partitions`
+    /// is replicated.
+    fn delete(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> BoxFuture<'static, Result<(), ResponseError>>;
 }
 
 pub struct GroupCoordinator {

@@ -92,6 +92,14 @@ enum Key {
 pub enum Entry {
     /// A group's commit of one partition's offset.
     Commit(String, PartitionOffset),
+    /// A group's committed offset of one partition deleted (DeleteGroups,
+    /// OffsetDelete, expiry): the commit's key with no value, a tombstone
+    /// compaction removes with the commit.
+    Deleted {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
     /// A transactional commit, visible once its transaction commits.
     TxnCommit {
         producer_id: i64,
@@ -113,7 +121,7 @@ fn serialize(value: &impl Serialize) -> io::Result<Bytes> {
 }
 
 impl Entry {
-    fn key_and_value(&self) -> io::Result<(Bytes, Bytes)> {
+    fn key_and_value(&self) -> io::Result<(Bytes, Option<Bytes>)> {
         let (key, value) = match self {
             Entry::Commit(group, o) => (
                 Key::Commit {
@@ -123,6 +131,18 @@ impl Entry {
                 },
                 serialize(&o.committed)?,
             ),
+            Entry::Deleted {
+                group,
+                topic,
+                partition,
+            } => {
+                let key = Key::Commit {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                return Ok((serialize(&key)?, None));
+            }
             Entry::TxnCommit {
                 producer_id,
                 producer_epoch,
@@ -145,12 +165,29 @@ impl Entry {
             ),
             Entry::Txn(id, txn) => (Key::Txn { id: id.clone() }, serialize(txn)?),
         };
-        Ok((serialize(&key)?, value))
+        Ok((serialize(&key)?, Some(value)))
     }
 
-    fn decode(key: &[u8], value: &[u8]) -> io::Result<Entry> {
+    /// The entry of a record; `None` for a tombstone of anything but a
+    /// commit.
+    fn decode(key: &[u8], value: Option<&[u8]>) -> io::Result<Option<Entry>> {
         let value_of = |e| io::Error::new(io::ErrorKind::InvalidData, e);
-        Ok(match bincode::deserialize(key).map_err(value_of)? {
+        let key: Key = bincode::deserialize(key).map_err(value_of)?;
+        let Some(value) = value else {
+            return Ok(match key {
+                Key::Commit {
+                    group,
+                    topic,
+                    partition,
+                } => Some(Entry::Deleted {
+                    group,
+                    topic,
+                    partition,
+                }),
+                _ => None,
+            });
+        };
+        Ok(Some(match key {
             Key::Commit {
                 group,
                 topic,
@@ -183,7 +220,7 @@ impl Entry {
             }
             Key::TxnEnded { producer_id } => Entry::TxnEnded { producer_id },
             Key::Txn { id } => Entry::Txn(id, bincode::deserialize(value).map_err(value_of)?),
-        })
+        }))
     }
 }
 
@@ -194,7 +231,7 @@ pub fn encode(entries: &[Entry], now_ms: i64) -> io::Result<Bytes> {
         .enumerate()
         .map(|(i, entry)| {
             let (key, value) = entry.key_and_value()?;
-            Ok(batch::record(i as i64, now_ms, Some(key), Some(value)))
+            Ok(batch::record(i as i64, now_ms, Some(key), value))
         })
         .collect::<io::Result<Vec<_>>>()?;
     batch::encode_records(&records, Compression::None).map_err(io::Error::other)
@@ -218,10 +255,10 @@ pub fn decode(mut records: Bytes) -> io::Result<Vec<Entry>> {
             io::Error::new(io::ErrorKind::InvalidData, format!("offsets topic: {e}"))
         })?;
         for record in set.records.into_iter().filter(|r| !r.control) {
-            let (Some(key), Some(value)) = (record.key, record.value) else {
+            let Some(key) = record.key else {
                 continue;
             };
-            entries.push(Entry::decode(&key, &value)?);
+            entries.extend(Entry::decode(&key, record.value.as_deref())?);
         }
     }
     Ok(entries)
@@ -280,6 +317,25 @@ impl CommitLog for OffsetsTopicLog {
         let batch = encode_commit(group, offsets, crate::clock::now_ms());
         append(self.partition_of(group), batch)
     }
+
+    fn delete(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> BoxFuture<'static, Result<(), ResponseError>> {
+        let entries: Vec<Entry> = partitions
+            .iter()
+            .map(|(topic, partition)| Entry::Deleted {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect();
+        append(
+            self.partition_of(group),
+            encode(&entries, crate::clock::now_ms()),
+        )
+    }
 }
 
 impl TxnLog for OffsetsTopicLog {
@@ -334,6 +390,24 @@ pub async fn load(
         for entry in decode(records).map_err(|e| e.to_string())? {
             match entry {
                 Entry::Commit(group, commit) => by_group.entry(group).or_default().push(commit),
+                Entry::Deleted {
+                    group,
+                    topic,
+                    partition,
+                } => {
+                    // The group's earlier commits first, then the deletion.
+                    if let Some(offsets) = by_group.remove(&group) {
+                        replayed.commits += offsets.len();
+                        store
+                            .commit(&group, &offsets)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    store
+                        .delete(&group, Some(&[(topic, partition)]))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 Entry::TxnCommit {
                     producer_id,
                     producer_epoch,
