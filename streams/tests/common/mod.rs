@@ -86,31 +86,32 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> i32 {
     metadata.topics()[0].partitions().len() as i32
 }
 
-/// Blocks until group `group` committed offsets at the end of every
-/// partition of `topic`: then everything written to it was processed and
-/// its results committed.
+/// Blocks until group `group` committed offsets past every committed
+/// record of `topic`: then everything written to it was processed and its
+/// results committed. (Compared with records, not with the end offset,
+/// which transaction markers move past the last record.)
 pub fn wait_for_commits(bootstrap: &str, group: &str, topic: &str) {
-    let consumer = reader(bootstrap, group);
-    let n = partitions(&consumer, topic);
+    let offsets = reader(bootstrap, group);
+    let n = partitions(&offsets, topic);
     let started = Instant::now();
     loop {
         let mut list = TopicPartitionList::new();
-        let mut ends = Vec::new();
         for p in 0..n {
             list.add_partition(topic, p);
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
-            ends.push(high);
         }
-        let committed = consumer
+        let committed = offsets
             .committed_offsets(list, Duration::from_secs(10))
             .expect("committed offsets");
-        let done = committed.elements().iter().zip(&ends).all(|(e, end)| match e.offset() {
-            Offset::Offset(o) => o >= *end,
-            _ => *end == 0,
-        });
-        if done {
+        let mut from = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            from.add_partition_offset(topic, e.partition(), offset)
+                .expect("a partition");
+        }
+        if records_from(bootstrap, topic, &from).is_empty() {
             return;
         }
         assert!(started.elapsed() < PATIENCE, "{group} did not commit all of {topic}");
@@ -118,16 +119,12 @@ pub fn wait_for_commits(bootstrap: &str, group: &str, topic: &str) {
     }
 }
 
-/// Every committed record of `topic`, partition by partition in offset order.
-pub fn read_to_end(bootstrap: &str, topic: &str) -> Vec<Record> {
+/// The committed records of `topic` from the positions in `from` to the end.
+fn records_from(bootstrap: &str, topic: &str, from: &TopicPartitionList) -> Vec<Record> {
     let consumer = reader(bootstrap, "streams-test-reader");
-    let n = partitions(&consumer, topic);
-    let mut list = TopicPartitionList::new();
-    for p in 0..n {
-        list.add_partition_offset(topic, p, Offset::Beginning).expect("a partition");
-    }
-    consumer.assign(&list).expect("assign");
-    let mut pending: std::collections::HashSet<i32> = (0..n).collect();
+    consumer.assign(from).expect("assign");
+    let mut pending: std::collections::HashSet<i32> =
+        from.elements().iter().map(|e| e.partition()).collect();
     let mut records = Vec::new();
     let started = Instant::now();
     while !pending.is_empty() {
@@ -146,6 +143,17 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> Vec<Record> {
         }
     }
     records
+}
+
+/// Every committed record of `topic`, partition by partition in offset order.
+pub fn read_to_end(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let consumer = reader(bootstrap, "streams-test-reader");
+    let mut from = TopicPartitionList::new();
+    for p in 0..partitions(&consumer, topic) {
+        from.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("a partition");
+    }
+    records_from(bootstrap, topic, &from)
 }
 
 /// Waits until `done` holds.
