@@ -40,7 +40,11 @@ struct EnrichedOrder {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let broker = Broker::builder().in_memory().listen("127.0.0.1:0").start().await?;
+    let broker = Broker::builder()
+        .in_memory()
+        .listen("127.0.0.1:0")
+        .start()
+        .await?;
     let bootstrap = broker.local_addr().ok_or("no listener")?.to_string();
     let state = tempfile::tempdir()?;
     for order in run(&broker, &bootstrap, state.path()).await? {
@@ -58,7 +62,10 @@ async fn send<V: Serialize>(
 ) -> Result<(), Box<dyn Error>> {
     let value = serde_json::to_vec(value)?;
     producer
-        .send(FutureRecord::to(topic).key(key).payload(&value), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(topic).key(key).payload(&value),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| e)?;
     Ok(())
@@ -73,9 +80,12 @@ async fn run(
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let customers = NewTopic::new("customers", 2, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact");
-    for created in admin.create_topics([&customers], &AdminOptions::new()).await? {
+    let customers =
+        NewTopic::new("customers", 2, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    for created in admin
+        .create_topics([&customers], &AdminOptions::new())
+        .await?
+    {
         created.map_err(|(topic, code)| format!("creating {topic}: {code}"))?;
     }
     broker.create_topic("orders", 2).await?;
@@ -125,7 +135,9 @@ async fn run(
     let mut enriched = Vec::new();
     while enriched.len() < 3 {
         let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await??;
-        enriched.push(serde_json::from_slice(message.payload().unwrap_or_default())?);
+        enriched.push(serde_json::from_slice(
+            message.payload().unwrap_or_default(),
+        )?);
     }
     app.close().await?;
     enriched.sort_by_key(|o: &EnrichedOrder| o.id);
@@ -146,7 +158,9 @@ mod tests {
             .expect("a broker");
         let bootstrap = broker.local_addr().expect("a listener").to_string();
         let state = tempfile::tempdir().expect("a temp dir");
-        let enriched = run(&broker, &bootstrap, state.path()).await.expect("the example runs");
+        let enriched = run(&broker, &bootstrap, state.path())
+            .await
+            .expect("the example runs");
         let order = |id, cents, customer: &str, tier: &str| EnrichedOrder {
             id,
             cents,

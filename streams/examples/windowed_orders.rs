@@ -66,7 +66,11 @@ fn orders() -> Vec<Order> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let broker = Broker::builder().in_memory().listen("127.0.0.1:0").start().await?;
+    let broker = Broker::builder()
+        .in_memory()
+        .listen("127.0.0.1:0")
+        .start()
+        .await?;
     let bootstrap = broker.local_addr().ok_or("no listener")?.to_string();
     let state = tempfile::tempdir()?;
     let (updates, ada) = run(&broker, &bootstrap, state.path()).await?;
@@ -98,7 +102,9 @@ async fn run(
         .group_by(|_, order| order.customer.clone(), Str, Json)
         .window(TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(10)))
         .aggregate(Stats::default, Stats::add, "stats", Json);
-    stats.to_stream().to("order-stats", WindowedSerde(Str), Json);
+    stats
+        .to_stream()
+        .to("order-stats", WindowedSerde(Str), Json);
     let store = stats.queryable();
     let app = builder
         .build()?
@@ -112,7 +118,9 @@ async fn run(
         let value = serde_json::to_vec(&order)?;
         producer
             .send(
-                FutureRecord::to("orders").key(&order.customer).payload(&value),
+                FutureRecord::to("orders")
+                    .key(&order.customer)
+                    .payload(&value),
                 Duration::from_secs(10),
             )
             .await
@@ -156,10 +164,21 @@ mod tests {
             .expect("a broker");
         let bootstrap = broker.local_addr().expect("a listener").to_string();
         let state = tempfile::tempdir().expect("a temp dir");
-        let (updates, ada) = run(&broker, &bootstrap, state.path()).await.expect("the example runs");
-        let first = Window { start: 0, end: MINUTE };
-        let second = Window { start: MINUTE, end: 2 * MINUTE };
-        let third = Window { start: 2 * MINUTE, end: 3 * MINUTE };
+        let (updates, ada) = run(&broker, &bootstrap, state.path())
+            .await
+            .expect("the example runs");
+        let first = Window {
+            start: 0,
+            end: MINUTE,
+        };
+        let second = Window {
+            start: MINUTE,
+            end: 2 * MINUTE,
+        };
+        let third = Window {
+            start: 2 * MINUTE,
+            end: 3 * MINUTE,
+        };
         let stats = |orders, cents| Stats { orders, cents };
         let expected = vec![
             ("ada".to_string(), first, stats(1, 1_000)),

@@ -24,7 +24,11 @@ const LINES: [&str; 3] = [
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let broker = Broker::builder().in_memory().listen("127.0.0.1:0").start().await?;
+    let broker = Broker::builder()
+        .in_memory()
+        .listen("127.0.0.1:0")
+        .start()
+        .await?;
     let bootstrap = broker.local_addr().ok_or("no listener")?.to_string();
     let state = tempfile::tempdir()?;
     let counts = run(&broker, &bootstrap, state.path()).await?;
@@ -66,7 +70,10 @@ async fn run(
     for (i, line) in LINES.iter().enumerate() {
         let key = i.to_string();
         producer
-            .send(FutureRecord::to("lines").key(&key).payload(*line), Duration::from_secs(10))
+            .send(
+                FutureRecord::to("lines").key(&key).payload(*line),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)?;
     }
@@ -86,7 +93,10 @@ async fn run(
         let count: [u8; 8] = message.payload().unwrap_or_default().try_into()?;
         latest.insert(word, i64::from_be_bytes(count));
     }
-    println!("the store says \"the\" was seen {:?} times", app.get(&store, &"the".to_string())?);
+    println!(
+        "the store says \"the\" was seen {:?} times",
+        app.get(&store, &"the".to_string())?
+    );
     app.close().await?;
     Ok(latest)
 }
@@ -103,7 +113,9 @@ mod tests {
             .expect("a broker");
         let bootstrap = broker.local_addr().expect("a listener").to_string();
         let state = tempfile::tempdir().expect("a temp dir");
-        let counts = super::run(&broker, &bootstrap, state.path()).await.expect("the example runs");
+        let counts = super::run(&broker, &bootstrap, state.path())
+            .await
+            .expect("the example runs");
         let expected: Vec<(&str, i64)> = vec![
             ("a", 2),
             ("and", 1),

@@ -87,7 +87,9 @@ impl StreamsBuilder {
             .chain(graph.tables.iter().map(|t| &t.store))
         {
             if !names.insert(name) {
-                return Err(StreamsError::Topology(format!("store {name} is defined twice")));
+                return Err(StreamsError::Topology(format!(
+                    "store {name} is defined twice"
+                )));
             }
         }
         Ok(Topology { graph })
@@ -111,7 +113,10 @@ pub(crate) fn source_stream<K: Data, V: Data>(
         match decoded {
             Ok((k, v)) => target.forward(ctx, k, v),
             Err(e) => {
-                log::warn!("skipping a record of {name} partition {}: {e}", ctx.partition);
+                log::warn!(
+                    "skipping a record of {name} partition {}: {e}",
+                    ctx.partition
+                );
                 Ok(())
             }
         }

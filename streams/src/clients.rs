@@ -11,8 +11,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -201,9 +201,14 @@ pub(crate) async fn create_internal_topics(
             partitions = partitions.max(n);
         }
         counts.insert(topic.name.clone(), partitions);
-        let partitions = i32::try_from(partitions)
-            .map_err(|_| StreamsError::Topology(format!("{} has too many partitions", topic.name)))?;
-        let mut new = NewTopic::new(&topic.name, partitions, TopicReplication::Fixed(1));
+        let partitions = i32::try_from(partitions).map_err(|_| {
+            StreamsError::Topology(format!("{} has too many partitions", topic.name))
+        })?;
+        let mut new = NewTopic::new(
+            &topic.name,
+            partitions,
+            TopicReplication::Fixed(config.replication_factor),
+        );
         if topic.compacted {
             new = new.set("cleanup.policy", "compact");
         }

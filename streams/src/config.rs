@@ -26,6 +26,7 @@ pub struct StreamsConfig {
     pub(crate) commit_interval: Duration,
     pub(crate) max_batch: usize,
     pub(crate) threads: usize,
+    pub(crate) replication_factor: i32,
     pub(crate) client: Vec<(String, String)>,
 }
 
@@ -41,6 +42,7 @@ impl StreamsConfig {
             commit_interval: Duration::from_millis(100),
             max_batch: 10_000,
             threads: 1,
+            replication_factor: 1,
             client: Vec::new(),
         }
     }
@@ -67,6 +69,13 @@ impl StreamsConfig {
     /// How many threads (actix arbiters) the task actors are spread over.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
+        self
+    }
+
+    /// The replication factor of the repartition and changelog topics the
+    /// application creates (1 unless set: right for a single broker).
+    pub fn replication_factor(mut self, replicas: i32) -> Self {
+        self.replication_factor = replicas.max(1);
         self
     }
 

@@ -122,7 +122,12 @@ impl Driver {
         }
         let (topic, partition) = (&id.0, id.1);
         let mut stores = HashMap::new();
-        for spec in self.graph.stores.iter().filter(|s| &s.source_topic == topic) {
+        for spec in self
+            .graph
+            .stores
+            .iter()
+            .filter(|s| &s.source_topic == topic)
+        {
             let tree = self.db.open_tree(tree_name(&spec.name, partition))?;
             let restored = restore(&self.restorer, &spec.changelog, partition, &tree)?;
             log::info!(

@@ -87,7 +87,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Values per key combined with `f`, in store `store`.
-    pub fn reduce(self, f: impl Fn(V, V) -> V + Send + Sync + 'static, store: &str) -> KTable<K, V> {
+    pub fn reduce(
+        self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        store: &str,
+    ) -> KTable<K, V> {
         let serde = SerdeRef(Arc::clone(&self.value_serde));
         self.fold_into(store, reducing(f), serde)
     }
@@ -106,7 +110,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Wires the aggregation: each record's `step` result is stored and
     /// passed on as an update of the table.
-    fn fold_into<A: Data>(self, store: &str, step: Step<A, V>, serde: impl Serde<A>) -> KTable<K, A> {
+    fn fold_into<A: Data>(
+        self,
+        store: &str,
+        step: Step<A, V>,
+        serde: impl Serde<A>,
+    ) -> KTable<K, A> {
         let key_serde = Arc::clone(&self.key_serde);
         let (input, name) = self.store_input(store);
         let serde: SharedSerde<A> = Arc::new(serde);
@@ -114,16 +123,18 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let out = updates.clone();
         let value_serde = Arc::clone(&serde);
         let keys = Arc::clone(&key_serde);
-        input.node.add(Arc::new(move |ctx: &mut Ctx<'_>, k: K, v: V| {
-            let key = keys.serialize(&k)?;
-            let old = ctx
-                .get(&name, &key)?
-                .map(|b| value_serde.deserialize(&b))
-                .transpose()?;
-            let new = step(old, v);
-            ctx.put(&name, key, value_serde.serialize(&new)?)?;
-            out.forward(ctx, k, new)
-        }));
+        input
+            .node
+            .add(Arc::new(move |ctx: &mut Ctx<'_>, k: K, v: V| {
+                let key = keys.serialize(&k)?;
+                let old = ctx
+                    .get(&name, &key)?
+                    .map(|b| value_serde.deserialize(&b))
+                    .transpose()?;
+                let new = step(old, v);
+                ctx.put(&name, key, value_serde.serialize(&new)?)?;
+                out.forward(ctx, k, new)
+            }));
         KTable {
             updates: KStream {
                 node: updates,
@@ -163,7 +174,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             self.upstream
         };
         let changelog = format!("{app}-{store}-changelog");
-        with_graph(&graph, |g| match input.origins.iter().next() {
+        with_graph(&graph, |g| {
+            match input.origins.iter().next() {
             Some(source) if input.origins.len() == 1 => {
                 g.stores.push(StoreSpec {
                     name: store.to_string(),
@@ -180,6 +192,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 "store {store} is fed by records of {:?}: group by a new key (group_by) to repartition them into one topic",
                 input.origins
             )),
+        }
         });
         (input, store.to_string())
     }
@@ -241,34 +254,38 @@ impl<K: Data, V: Data> WindowedKStream<K, V> {
         let out = updates.clone();
         let value_serde = Arc::clone(&serde);
         let keys = Arc::clone(&key_serde);
-        input.node.add(Arc::new(move |ctx: &mut Ctx<'_>, k: K, v: V| {
-            let timestamp = ctx.timestamp;
-            let stream_time = {
-                let local = ctx.store(&name)?;
-                local.stream_time = local.stream_time.max(timestamp);
-                local.stream_time
-            };
-            let key = keys.serialize(&k)?;
-            for window in windows.windows_for(timestamp) {
-                if windows.is_closed(window, stream_time) {
-                    log::debug!("dropping a record at {timestamp} for closed window {window:?}");
-                    continue;
-                }
-                let tree_key = window_key(&key, window.start);
-                let old = ctx
-                    .get(&name, &tree_key)?
-                    .map(|b| value_serde.deserialize(&b))
-                    .transpose()?;
-                let new = step(old, v.clone());
-                ctx.put(&name, tree_key, value_serde.serialize(&new)?)?;
-                let windowed = Windowed {
-                    key: k.clone(),
-                    window,
+        input
+            .node
+            .add(Arc::new(move |ctx: &mut Ctx<'_>, k: K, v: V| {
+                let timestamp = ctx.timestamp;
+                let stream_time = {
+                    let local = ctx.store(&name)?;
+                    local.stream_time = local.stream_time.max(timestamp);
+                    local.stream_time
                 };
-                out.forward(ctx, windowed, new)?;
-            }
-            Ok(())
-        }));
+                let key = keys.serialize(&k)?;
+                for window in windows.windows_for(timestamp) {
+                    if windows.is_closed(window, stream_time) {
+                        log::debug!(
+                            "dropping a record at {timestamp} for closed window {window:?}"
+                        );
+                        continue;
+                    }
+                    let tree_key = window_key(&key, window.start);
+                    let old = ctx
+                        .get(&name, &tree_key)?
+                        .map(|b| value_serde.deserialize(&b))
+                        .transpose()?;
+                    let new = step(old, v.clone());
+                    ctx.put(&name, tree_key, value_serde.serialize(&new)?)?;
+                    let windowed = Windowed {
+                        key: k.clone(),
+                        window,
+                    };
+                    out.forward(ctx, windowed, new)?;
+                }
+                Ok(())
+            }));
         WindowedKTable {
             updates: KStream {
                 node: updates,

@@ -127,7 +127,9 @@ mod tests {
 
     #[test]
     fn each_serde_round_trips() {
-        let json: Vec<u32> = Json.deserialize(&Json.serialize(&vec![1u32, 2]).unwrap()).unwrap();
+        let json: Vec<u32> = Json
+            .deserialize(&Json.serialize(&vec![1u32, 2]).unwrap())
+            .unwrap();
         assert_eq!(json, vec![1, 2]);
         let bin: (String, u8) = Bincode
             .deserialize(&Bincode.serialize(&("a".to_string(), 3u8)).unwrap())
@@ -139,7 +141,12 @@ mod tests {
             window: Window { start: 10, end: 20 },
         };
         let serde = WindowedSerde(Str);
-        assert_eq!(serde.deserialize(&serde.serialize(&windowed).unwrap()).unwrap(), windowed);
+        assert_eq!(
+            serde
+                .deserialize(&serde.serialize(&windowed).unwrap())
+                .unwrap(),
+            windowed
+        );
     }
 
     #[test]

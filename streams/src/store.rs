@@ -27,7 +27,11 @@ pub(crate) fn local_trees(db: &sled::Db, store: &str) -> Result<Vec<sled::Tree>,
         let Ok(name) = std::str::from_utf8(&name) else {
             continue;
         };
-        if name == store || name.strip_prefix(&prefix).is_some_and(|p| p.parse::<i32>().is_ok()) {
+        if name == store
+            || name
+                .strip_prefix(&prefix)
+                .is_some_and(|p| p.parse::<i32>().is_ok())
+        {
             trees.push(db.open_tree(name)?);
         }
     }
@@ -43,7 +47,10 @@ pub(crate) fn window_key(key: &[u8], start: i64) -> Vec<u8> {
 
 /// The window start a tree key of a windowed store ends with.
 fn window_start(tree_key: &[u8]) -> Option<i64> {
-    let tail: [u8; 8] = tree_key.get(tree_key.len().checked_sub(8)?..)?.try_into().ok()?;
+    let tail: [u8; 8] = tree_key
+        .get(tree_key.len().checked_sub(8)?..)?
+        .try_into()
+        .ok()?;
     Some((u64::from_be_bytes(tail) ^ (1 << 63)) as i64)
 }
 
@@ -118,7 +125,12 @@ impl<K: Data, V: Data> StoreRef<K, V> {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries
             .into_iter()
-            .map(|(k, v)| Ok((self.key_serde.deserialize(&k)?, self.value_serde.deserialize(&v)?)))
+            .map(|(k, v)| {
+                Ok((
+                    self.key_serde.deserialize(&k)?,
+                    self.value_serde.deserialize(&v)?,
+                ))
+            })
             .collect()
     }
 }

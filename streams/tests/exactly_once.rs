@@ -89,7 +89,10 @@ fn reference(input: &[Record]) -> (BTreeMap<String, Vec<i64>>, BTreeMap<String, 
     for r in input {
         let account = String::from_utf8(r.key.clone()).unwrap();
         let cents: i64 = String::from_utf8(r.value.clone()).unwrap().parse().unwrap();
-        audit.entry(account.clone()).or_default().push(format!("seen {cents}"));
+        audit
+            .entry(account.clone())
+            .or_default()
+            .push(format!("seen {cents}"));
         if cents > 0 {
             let sum = sums.entry(account.clone()).or_insert(0);
             *sum += cents;
@@ -126,7 +129,11 @@ fn read_at_least(bootstrap: &str, topic: &str, n: usize) -> Vec<Record> {
         if records.len() >= n {
             return records;
         }
-        assert!(started.elapsed() < PATIENCE, "{topic} has {} of {n} records", records.len());
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{topic} has {} of {n} records",
+            records.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -164,7 +171,11 @@ async fn exactly_once_despite_a_killed_instance() {
     })
     .await;
     let worker_partitions: Vec<i32> = (0..4)
-        .filter(|p| !survivor.assigned_partitions().contains(&("payments".to_string(), *p)))
+        .filter(|p| {
+            !survivor
+                .assigned_partitions()
+                .contains(&("payments".to_string(), *p))
+        })
         .collect();
 
     let first = payments(0, 3000);

@@ -31,16 +31,18 @@ fn topology() -> (actorlog_streams::Topology, Stores) {
             .map(|w| (line.clone(), w.to_lowercase()))
             .collect::<Vec<_>>()
     });
-    let counts = words
-        .group_by(|_, w| w.clone(), Str, Str)
-        .count("counts");
+    let counts = words.group_by(|_, w| w.clone(), Str, Str).count("counts");
     counts.to_stream().to("word-counts", Str, I64);
-    let longest = words.group_by_key(Str, Str).reduce(
-        |a, b| if b.len() > a.len() { b } else { a },
-        "longest",
-    );
+    let longest = words
+        .group_by_key(Str, Str)
+        .reduce(|a, b| if b.len() > a.len() { b } else { a }, "longest");
     let lengths = words
-        .map(|_, w| (w.chars().next().map(String::from).unwrap_or_default(), w.len()))
+        .map(|_, w| {
+            (
+                w.chars().next().map(String::from).unwrap_or_default(),
+                w.len(),
+            )
+        })
         .group_by_key(Str, Json)
         .aggregate(
             Vec::new,
@@ -63,7 +65,9 @@ fn text(from: usize, to: usize) -> Vec<Record> {
     let words = ["apple", "banana", "cherry", "avocado", "blueberry", "kiwi"];
     (from..to)
         .map(|i| {
-            let line: Vec<&str> = (0..(i % 4 + 1)).map(|j| words[(i * 7 + j * 3) % words.len()]).collect();
+            let line: Vec<&str> = (0..(i % 4 + 1))
+                .map(|j| words[(i * 7 + j * 3) % words.len()])
+                .collect();
             Record::text(&format!("line-{}", i % 13), &line.join(" "), i as i64)
         })
         .collect()
@@ -91,7 +95,10 @@ fn latest_output(bootstrap: &str) -> BTreeMap<String, i64> {
         .into_iter()
         .map(|r| {
             let value: [u8; 8] = r.value.as_slice().try_into().expect("8 bytes");
-            (String::from_utf8(r.key).expect("utf-8"), i64::from_be_bytes(value))
+            (
+                String::from_utf8(r.key).expect("utf-8"),
+                i64::from_be_bytes(value),
+            )
         })
         .collect()
 }
@@ -99,7 +106,10 @@ fn latest_output(bootstrap: &str) -> BTreeMap<String, i64> {
 async fn counts_survive_a_restart_with_a_wiped_store(guarantee: Guarantee) {
     let (broker, bootstrap) = broker().await;
     broker.create_topic("text", 3).await.expect("a topic");
-    broker.create_topic("word-counts", 3).await.expect("a topic");
+    broker
+        .create_topic("word-counts", 3)
+        .await
+        .expect("a topic");
     let state = tempfile::tempdir().expect("a temp dir");
 
     let first_part = text(0, 150);
@@ -126,7 +136,10 @@ async fn counts_survive_a_restart_with_a_wiped_store(guarantee: Guarantee) {
         .map(|(w, n)| (w.clone(), *n))
         .collect();
     assert_eq!(range, in_range);
-    assert!(app.get(&stores.counts, &"durian".to_string()).expect("a query").is_none());
+    assert!(app
+        .get(&stores.counts, &"durian".to_string())
+        .expect("a query")
+        .is_none());
     let longest_line0 = app
         .get(&stores.longest, &"line-0".to_string())
         .expect("a query")
@@ -149,7 +162,11 @@ async fn counts_survive_a_restart_with_a_wiped_store(guarantee: Guarantee) {
     let expected = reference_counts(&all);
     assert_eq!(latest_output(&bootstrap), expected);
     for (word, n) in &expected {
-        assert_eq!(app.get(&stores.counts, word).expect("a query"), Some(*n), "{word}");
+        assert_eq!(
+            app.get(&stores.counts, word).expect("a query"),
+            Some(*n),
+            "{word}"
+        );
     }
     app.close().await.expect("a clean close");
     broker.shutdown().await.expect("the broker stops");

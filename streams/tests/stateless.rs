@@ -20,8 +20,8 @@ struct Word {
 
 const APP: &str = "stateless";
 
-/// lines → words (flat_map) without empty lines (filter), counted by
-/// peek, split by branch into short words (JSON to `short`) and long ones
+/// lines → words (flat_map) without empty lines (filter), keyed by word
+/// through the topic `words`, counted by peek, split by branch into short words (JSON to `short`) and long ones
 /// (bincode, upper-cased, to `long`), and both merged as plain text into `all`.
 fn topology(peeked: Arc<AtomicUsize>) -> actorlog_streams::Topology {
     let mut b = StreamsBuilder::new(APP);
@@ -40,6 +40,7 @@ fn topology(peeked: Arc<AtomicUsize>) -> actorlog_streams::Topology {
                 })
                 .collect::<Vec<_>>()
         })
+        .through("words", Str, Json)
         .peek(move |_, _| {
             peeked.fetch_add(1, Ordering::Relaxed);
         });
@@ -47,12 +48,10 @@ fn topology(peeked: Arc<AtomicUsize>) -> actorlog_streams::Topology {
     let mut branches = words.branch(predicates).into_iter();
     let short = branches.next().expect("one branch per predicate");
     short.to("short", Str, Json);
-    let long = words
-        .filter(|_, w| w.text.len() > 3)
-        .map_values(|w| Word {
-            text: w.text.to_uppercase(),
-            ..w
-        });
+    let long = words.filter(|_, w| w.text.len() > 3).map_values(|w| Word {
+        text: w.text.to_uppercase(),
+        ..w
+    });
     long.to("long", Str, Bincode);
     short
         .merge(&long)
@@ -112,20 +111,21 @@ async fn start(bootstrap: &str, dir: &std::path::Path, peeked: Arc<AtomicUsize>)
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_share_the_partitions_and_every_operator_applies() {
     let (broker, bootstrap) = broker().await;
-    for topic in ["lines", "short", "long", "all"] {
+    for topic in ["lines", "words", "short", "long", "all"] {
         broker.create_topic(topic, 4).await.expect("a topic");
     }
     let state = tempfile::tempdir().expect("a temp dir");
     let peeked = Arc::new(AtomicUsize::new(0));
 
     let first = start(&bootstrap, &state.path().join("a"), Arc::clone(&peeked)).await;
-    eventually("the first instance holds all 4 partitions", || {
-        first.assigned_partitions().len() == 4
-    })
+    eventually(
+        "the first instance holds all 8 partitions (4 of lines, 4 of words)",
+        || first.assigned_partitions().len() == 8,
+    )
     .await;
     let second = start(&bootstrap, &state.path().join("b"), Arc::clone(&peeked)).await;
-    eventually("each instance holds 2 partitions", || {
-        first.assigned_partitions().len() == 2 && second.assigned_partitions().len() == 2
+    eventually("each instance holds 4 partitions", || {
+        first.assigned_partitions().len() == 4 && second.assigned_partitions().len() == 4
     })
     .await;
     let mut owners = BTreeMap::new();
@@ -133,13 +133,17 @@ async fn two_instances_share_the_partitions_and_every_operator_applies() {
         owners.insert(p, "first");
     }
     for p in second.assigned_partitions() {
-        assert!(owners.insert(p, "second").is_none(), "a partition has two owners");
+        assert!(
+            owners.insert(p, "second").is_none(),
+            "a partition has two owners"
+        );
     }
-    assert_eq!(owners.len(), 4);
+    assert_eq!(owners.len(), 8);
 
     let input = lines();
     produce(&bootstrap, "lines", &input).await;
     wait_for_commits(&bootstrap, APP, "lines");
+    wait_for_commits(&bootstrap, APP, "words");
 
     let (short, long, all) = reference(&input);
     let mut got_short: Vec<Word> = read_to_end(&bootstrap, "short")
@@ -162,11 +166,17 @@ async fn two_instances_share_the_partitions_and_every_operator_applies() {
     assert_eq!(got_all, all);
     assert_eq!(peeked.load(Ordering::Relaxed), short.len() + long.len());
 
-    second.close().await.expect("the second instance closes cleanly");
-    eventually("the first instance takes all 4 partitions back", || {
-        first.assigned_partitions().len() == 4
+    second
+        .close()
+        .await
+        .expect("the second instance closes cleanly");
+    eventually("the first instance takes all 8 partitions back", || {
+        first.assigned_partitions().len() == 8
     })
     .await;
-    first.close().await.expect("the first instance closes cleanly");
+    first
+        .close()
+        .await
+        .expect("the first instance closes cleanly");
     broker.shutdown().await.expect("the broker stops");
 }

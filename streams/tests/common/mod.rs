@@ -114,7 +114,10 @@ pub fn wait_for_commits(bootstrap: &str, group: &str, topic: &str) {
         if records_from(bootstrap, topic, &from).is_empty() {
             return;
         }
-        assert!(started.elapsed() < PATIENCE, "{group} did not commit all of {topic}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{group} did not commit all of {topic}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
