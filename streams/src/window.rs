@@ -68,12 +68,13 @@ impl TimeWindows {
         }
     }
 
-    /// The windows holding `timestamp`, oldest first.
+    /// The windows holding `timestamp`, oldest first; as in Kafka Streams,
+    /// none starts before the epoch.
     pub(crate) fn windows_for(&self, timestamp: i64) -> Vec<Window> {
         let last_start = timestamp - timestamp.rem_euclid(self.advance);
         let mut windows = Vec::new();
         let mut start = last_start;
-        while start > timestamp - self.size {
+        while start > timestamp - self.size && start >= 0 {
             windows.push(Window {
                 start,
                 end: start + self.size,
@@ -113,6 +114,7 @@ mod tests {
             w.windows_for(12),
             vec![Window { start: 5, end: 15 }, Window { start: 10, end: 20 }]
         );
+        assert_eq!(w.windows_for(3), vec![Window { start: 0, end: 10 }]);
     }
 
     #[test]
