@@ -1,0 +1,49 @@
+//! The stream task actor: one per assigned input partition, owning that
+//! partition's state stores and running the topology's processors over
+//! its records.
+
+use crate::context::{Ctx, InRecord, LocalStore, OutRecord};
+use crate::error::StreamsError;
+use crate::graph::SourceFn;
+use actix::{Actor, Context, Handler, Message};
+use std::collections::HashMap;
+
+/// The task of one input partition.
+pub(crate) struct StreamTask {
+    pub partition: i32,
+    /// The processors reading the task's topic.
+    pub sources: Vec<SourceFn>,
+    /// Its stores (restored before the task starts) and the global tables.
+    pub stores: HashMap<String, LocalStore>,
+}
+
+impl Actor for StreamTask {
+    type Context = Context<Self>;
+}
+
+/// Records of the task's partition, in offset order, to process.
+pub(crate) struct Process(pub Vec<InRecord>);
+
+impl Message for Process {
+    type Result = Result<Vec<OutRecord>, StreamsError>;
+}
+
+impl Handler<Process> for StreamTask {
+    type Result = Result<Vec<OutRecord>, StreamsError>;
+
+    fn handle(&mut self, msg: Process, _: &mut Context<Self>) -> Self::Result {
+        let mut out = Vec::new();
+        for record in msg.0 {
+            let mut ctx = Ctx {
+                partition: self.partition,
+                timestamp: record.timestamp,
+                stores: &mut self.stores,
+                out: &mut out,
+            };
+            for source in &self.sources {
+                source(&mut ctx, record.key.as_deref(), record.value.as_deref())?;
+            }
+        }
+        Ok(out)
+    }
+}
