@@ -60,6 +60,7 @@ mod write_txn_markers;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionHandle};
 use crate::protocol::Request;
+use crate::security::Principal;
 use crate::topic::Topic;
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
@@ -98,6 +99,8 @@ struct Call {
     version: i16,
     client_id: String,
     peer: SocketAddr,
+    /// Who the connection authenticated as.
+    principal: Arc<Principal>,
 }
 
 /// States each API once: `Name min..=max, how |call, request| handler;`.
@@ -111,12 +114,18 @@ macro_rules! apis {
         const SUPPORTED: &[(ApiKey, i16, i16)] = &[$((ApiKey::$api, $min, $max),)*];
 
         /// Starts the handler of one request.
-        pub fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, request: Request) -> Reply {
+        pub fn dispatch(
+            broker: &Arc<Broker>,
+            peer: SocketAddr,
+            principal: &Arc<Principal>,
+            request: Request,
+        ) -> Reply {
             let call = Call {
                 broker: broker.clone(),
                 version: request.version,
                 client_id: request.client_id,
                 peer,
+                principal: principal.clone(),
             };
             match request.body {
                 $(RequestKind::$api($req) => apis!(@$how $api, call, $call, $handler),)*

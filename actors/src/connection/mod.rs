@@ -37,6 +37,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use self::frame::Rejection;
 use crate::limits::{Admitted, Budget, Slot};
+use crate::security::Principal;
 
 pub struct Connection {
     /// What the API handlers serve from.
@@ -44,6 +45,8 @@ pub struct Connection {
     /// The client's address, for logs and the handlers (the client host
     /// that group descriptions show).
     peer: SocketAddr,
+    /// Who the client is; anonymous until it authenticates.
+    principal: Arc<Principal>,
     /// The socket's write half, writing length-prefixed response frames.
     writer: FramedWrite<Bytes, OwnedWriteHalf, LengthDelimitedCodec>,
     /// Sequence number of the next request read.
@@ -89,6 +92,7 @@ impl Connection {
             Connection {
                 broker,
                 peer,
+                principal: Arc::new(Principal::anonymous()),
                 writer: FramedWrite::new(write, LengthDelimitedCodec::new(), ctx),
                 next_request: 0,
                 next_response: 0,
@@ -204,7 +208,7 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                     request.api_key,
                     request.version,
                     request.correlation_id,
-                    api::dispatch(&self.broker, self.peer, request),
+                    api::dispatch(&self.broker, self.peer, &self.principal, request),
                 )
             }
             Err(Rejection::ApiVersionsTooNew { correlation_id }) => {
