@@ -82,9 +82,32 @@ pub struct BrokerConfig {
     /// On SIGTERM, how long in-flight requests may take to finish before the
     /// remaining connections are dropped.
     pub shutdown_timeout_ms: u64,
+    /// Whether ACLs are enforced: `none` lets every client do everything
+    /// (no authorizer, as before ACLs were enforced); `acl` checks every
+    /// request against the ACLs (Kafka's `authorizer.class.name` set to
+    /// its StandardAuthorizer).
+    pub authorizer: AuthorizerKind,
+    /// Principals (`User:name`) allowed everything whatever the ACLs say
+    /// (Kafka's `super.users`). Only with `authorizer: acl`.
+    pub super_users: Vec<String>,
+    /// With `authorizer: acl`, whether a resource no ACL names at all is
+    /// open to everyone (Kafka's `allow.everyone.if.no.acl.found`); by
+    /// default what no ACL allows is denied.
+    pub allow_everyone_if_no_acl_found: bool,
     /// Cluster mode: the controller quorum this broker votes in. None runs
     /// the broker alone, as before.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+}
+
+/// Which authorizer checks requests (the `authorizer` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerKind {
+    /// Every client may do everything.
+    #[default]
+    None,
+    /// Requests are checked against the ACLs.
+    Acl,
 }
 
 impl Default for BrokerConfig {
@@ -120,6 +143,9 @@ impl Default for BrokerConfig {
             max_in_flight_bytes: 1024 * 1024 * 1024,
             max_partitions: 100_000,
             shutdown_timeout_ms: 30_000,
+            authorizer: AuthorizerKind::None,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             cluster: None,
         }
     }
@@ -219,6 +245,14 @@ impl BrokerConfig {
                 "is required when `listen` is a wildcard address",
             );
         }
+        if let Some(user) = self.super_users.iter().find(|user| {
+            !matches!(user.split_once(':'), Some((kind, name)) if !kind.is_empty() && !name.is_empty())
+        }) {
+            return bad(
+                "super_users",
+                &format!("{user:?} is not a principal `Type:name` (e.g. `User:admin`)"),
+            );
+        }
         if let Some(cluster) = &self.cluster {
             cluster.validate(self.node_id)?;
         }
@@ -264,6 +298,11 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("advertised_listener"));
+        let config = BrokerConfig {
+            super_users: vec!["admin".into()],
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("super_users"));
     }
 
     #[test]
