@@ -18,7 +18,8 @@ use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
-use crate::store::acls::AclStore;
+use crate::security::Authorizer;
+use crate::store::acls::{AclBinding, AclFilter, AclStore};
 use crate::store::offsets::OffsetStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
@@ -122,6 +123,11 @@ pub struct Broker {
     offsets: OffsetStore,
     /// ACLs, in sled.
     acls: AclStore,
+    /// Checks requests against the ACLs, which it keeps indexed in memory.
+    authorizer: Arc<Authorizer>,
+    /// Serialises ACL changes, so the authorizer's copy is always reloaded
+    /// after the last change to the store.
+    acl_changes: tokio::sync::Mutex<()>,
     /// One worker arbiter per core; partitions, coordinators and
     /// connections are spread over them.
     arbiters: Vec<ArbiterHandle>,
@@ -205,6 +211,12 @@ impl Broker {
         let state_db = crate::store::state_db::open(&state_db)?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
+        let authorizer = Arc::new(Authorizer::new(
+            config.authorizer,
+            &config.super_users,
+            config.allow_everyone_if_no_acl_found,
+        ));
+        authorizer.set_acls(&acls.all()?);
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
@@ -249,6 +261,8 @@ impl Broker {
             producer_ids: std::sync::Mutex::new(0..0),
             offsets,
             acls,
+            authorizer,
+            acl_changes: tokio::sync::Mutex::new(()),
             cluster_id,
             cluster,
             topics: DashMap::new(),
@@ -1313,6 +1327,27 @@ impl Broker {
     /// The access control lists.
     pub fn acls(&self) -> &AclStore {
         &self.acls
+    }
+
+    /// What decides which client may do what.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+
+    /// Stores new ACLs durably; they are enforced from the return on.
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> io::Result<()> {
+        let _one_change = self.acl_changes.lock().await;
+        self.acls.create(acls).await?;
+        self.authorizer.set_acls(&self.acls.all()?);
+        Ok(())
+    }
+
+    /// Removes the ACLs each filter matches, durably; what each removed.
+    pub async fn delete_acls(&self, filters: &[AclFilter]) -> io::Result<Vec<Vec<AclBinding>>> {
+        let _one_change = self.acl_changes.lock().await;
+        let removed = self.acls.delete(filters).await?;
+        self.authorizer.set_acls(&self.acls.all()?);
+        Ok(removed)
     }
 
     fn group_config(&self) -> GroupConfig {

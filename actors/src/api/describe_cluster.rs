@@ -1,11 +1,15 @@
 //! DescribeCluster: the live brokers and the active controller.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-pub fn handle(broker: &Broker) -> DescribeClusterResponse {
+pub fn handle(broker: &Broker, access: &Access) -> DescribeClusterResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeClusterResponse::default().with_error_code(error.code());
+    }
     let brokers = broker
         .brokers()
         .into_iter()

@@ -1,6 +1,7 @@
 //! DescribeConfigs for topics (overrides and defaults) and for the broker.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::config::BrokerConfig;
 use crate::protocol::resource_type;
 use crate::topic::{self, config::ConfigType};
@@ -15,7 +16,11 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let entry = |name: &str, value: &str, source: i8, kind: i8| {
         let result = entry(name, value, source, kind);
         if req.include_synonyms {
@@ -35,6 +40,15 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let allowed = super::config_access(
+                access,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                &resource.resource_name,
+            );
+            if let Err(error) = allowed {
+                return failed(result, error, "not authorized");
+            }
             let wanted = |name: &str| {
                 resource
                     .configuration_keys

@@ -5,6 +5,7 @@
 //! keys at once.
 
 use crate::broker::{Broker, BrokerAddress};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -18,13 +19,14 @@ const TRANSACTION: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     if version >= BATCHED_VERSION {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in req.coordinator_keys {
-            let found = find(broker, req.key_type, &key).await;
+            let found = find(broker, access, req.key_type, &key).await;
             let answer = Coordinator::default().with_key(key);
             coordinators.push(match found {
                 Ok(b) => answer
@@ -39,7 +41,7 @@ pub async fn handle(
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match find(broker, req.key_type, &req.key).await {
+    match find(broker, access, req.key_type, &req.key).await {
         Ok(b) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(b.id))
             .with_host(StrBytes::from_string(b.host))
@@ -51,7 +53,19 @@ pub async fn handle(
     }
 }
 
-async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerAddress, ResponseError> {
+/// The coordinator of a group (DESCRIBE on it needed) or of a
+/// transactional id (DESCRIBE on it needed).
+async fn find(
+    broker: &Broker,
+    access: &Access,
+    key_type: i8,
+    key: &str,
+) -> Result<BrokerAddress, ResponseError> {
+    if key_type == TRANSACTION {
+        access.transactional_id(Operation::Describe, key)?;
+    } else {
+        access.group(Operation::Describe, key)?;
+    }
     if key_type == TRANSACTION && broker.cluster().is_some() {
         return Err(ResponseError::CoordinatorNotAvailable);
     }

@@ -4,6 +4,7 @@
 //! or groups with configs of their own.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::protocol::resource_type::{BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP, TOPIC};
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
@@ -14,9 +15,13 @@ const KNOWN: [i8; 5] = [TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
 pub fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     req: ListConfigResourcesRequest,
 ) -> ListConfigResourcesResponse {
+    if let Err(error) = access.cluster(Operation::DescribeConfigs) {
+        return ListConfigResourcesResponse::default().with_error_code(error.code());
+    }
     // v0 lists client-metrics resources only; v1 with no types lists all.
     let types = match (version, req.resource_types.is_empty()) {
         (0, _) => vec![CLIENT_METRICS],

@@ -7,10 +7,18 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use crate::security::{Access, Operation};
 use kafka_protocol::ResponseError;
 use std::collections::HashSet;
 
-pub fn describe(req: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+/// Needs DESCRIBE on the cluster.
+pub fn describe(
+    access: &Access,
+    req: DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default().with_error_code(error.code());
+    }
     let users = req.users.unwrap_or_default();
     let mut seen = HashSet::new();
     let duplicated: HashSet<StrBytes> = users

@@ -2,6 +2,7 @@
 //! only if it commits.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::clock::now_ms;
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use crate::txn::{fencing_for, Add, Addition};
@@ -10,8 +11,22 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+/// Needs WRITE on the transactional id, READ on the group and READ on
+/// every topic; without, nothing is committed.
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
     let now = now_ms();
+    let allowed = access
+        .transactional_id(Operation::Write, &req.transactional_id)
+        .and_then(|()| access.group(Operation::Read, &req.group_id))
+        .and_then(|()| {
+            req.topics
+                .iter()
+                .try_for_each(|t| access.topic(Operation::Read, &t.name))
+        });
     let offsets = req
         .topics
         .iter()
@@ -37,11 +52,14 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCo
             offsets,
         },
     };
-    let error = broker
-        .ask_transactions(add)
-        .await
-        .err()
-        .map_or(0, |e| fencing_for(e, false).code());
+    let error = match allowed {
+        Ok(()) => broker
+            .ask_transactions(add)
+            .await
+            .err()
+            .map_or(0, |e| fencing_for(e, false).code()),
+        Err(error) => error.code(),
+    };
     let topics = req
         .topics
         .into_iter()

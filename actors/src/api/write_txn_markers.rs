@@ -6,6 +6,7 @@
 //! check that the producer has not moved to a newer epoch.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::partition::WriteMarker;
 use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
@@ -14,7 +15,12 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use kafka_protocol::ResponseError;
 
-pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let allowed = access.cluster(Operation::ClusterAction);
     let markers = req.markers.into_iter().map(|marker| async move {
         let topics = marker.topics.into_iter().map(|t| {
             let topic = broker.topic(&t.name);
@@ -24,8 +30,10 @@ pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMar
                 .map(|index| {
                     // A partition this broker holds no replica of answers
                     // UNKNOWN_TOPIC_OR_PARTITION here, as it always has.
-                    let target = super::replica(topic.as_deref(), index)
-                        .map_err(|_| ResponseError::UnknownTopicOrPartition);
+                    let target = allowed.and_then(|()| {
+                        super::replica(topic.as_deref(), index)
+                            .map_err(|_| ResponseError::UnknownTopicOrPartition)
+                    });
                     let write = WriteMarker {
                         producer_id: marker.producer_id.0,
                         producer_epoch: marker.producer_epoch,
