@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+mod checks;
 mod consumer;
 mod error;
 mod executor;
@@ -62,6 +63,7 @@ pub use self::record::ConsumedRecord;
 
 use actorlog_actors::broker::Storage;
 use actorlog_actors::partition::Read;
+use actorlog_actors::store::acls::AclBinding;
 use actorlog_actors::{listener, metrics_endpoint, BrokerConfig};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
@@ -390,6 +392,38 @@ impl Broker {
     /// [`subscribe`](ConsumerBuilder::subscribe).
     pub fn consumer(&self, group: &str) -> ConsumerBuilder {
         ConsumerBuilder::new(self.inner.clone(), group)
+    }
+
+    /// Adds ACLs, durably (as CreateAcls does); they are enforced from the
+    /// return on when the broker runs with `authorizer: acl`. Each is
+    /// checked as Kafka checks a new ACL (an invalid one is
+    /// [`ResponseError::InvalidRequest`] and none is added).
+    ///
+    /// ```
+    /// # actorlog::block_on(async {
+    /// use actorlog::actors::security::{Operation, ResourceType};
+    /// use actorlog::actors::store::acls::{code, AclBinding};
+    /// # let broker = actorlog::Broker::builder().in_memory().start().await?;
+    /// broker
+    ///     .create_acls(&[AclBinding {
+    ///         resource_type: ResourceType::Topic as i8,
+    ///         resource_name: "orders".into(),
+    ///         pattern_type: code::LITERAL,
+    ///         principal: "User:billing".into(),
+    ///         host: "*".into(),
+    ///         operation: Operation::Read as i8,
+    ///         permission: code::ALLOW,
+    ///     }])
+    ///     .await?;
+    /// # broker.shutdown().await
+    /// # }).unwrap();
+    /// ```
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<(), Error> {
+        for acl in acls {
+            acl.validate()
+                .map_err(|why| Error::kafka(ResponseError::InvalidRequest, why))?;
+        }
+        Ok(self.inner.create_acls(acls).await?)
     }
 
     /// The records of a partition from `offset` on (up to about 1 MiB), as

@@ -47,7 +47,11 @@ fn storage_error(e: std::io::Error) -> (i16, Option<StrBytes>) {
 }
 
 /// Needs DESCRIBE on the cluster.
-pub fn describe(broker: &Broker, access: &Access, req: DescribeAclsRequest) -> DescribeAclsResponse {
+pub fn describe(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeAclsRequest,
+) -> DescribeAclsResponse {
     if let Err(error) = access.cluster(Operation::Describe) {
         return DescribeAclsResponse::default().with_error_code(error.code());
     }
@@ -95,7 +99,11 @@ pub fn describe(broker: &Broker, access: &Access, req: DescribeAclsRequest) -> D
 }
 
 /// Needs ALTER on the cluster.
-pub async fn create(broker: &Broker, access: &Access, req: CreateAclsRequest) -> CreateAclsResponse {
+pub async fn create(
+    broker: &Broker,
+    access: &Access,
+    req: CreateAclsRequest,
+) -> CreateAclsResponse {
     if let Err(error) = access.cluster(Operation::Alter) {
         let results = req
             .creations
@@ -138,7 +146,11 @@ pub async fn create(broker: &Broker, access: &Access, req: CreateAclsRequest) ->
 }
 
 /// Needs ALTER on the cluster.
-pub async fn delete(broker: &Broker, access: &Access, req: DeleteAclsRequest) -> DeleteAclsResponse {
+pub async fn delete(
+    broker: &Broker,
+    access: &Access,
+    req: DeleteAclsRequest,
+) -> DeleteAclsResponse {
     if let Err(error) = access.cluster(Operation::Alter) {
         let results = req
             .filters

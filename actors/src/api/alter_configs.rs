@@ -3,8 +3,8 @@
 //! `Broker::set_topic_configs`; only topics are alterable here.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::protocol::resource_type::TOPIC;
+use crate::security::{Access, Operation};
 use crate::topic;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response as incremental;

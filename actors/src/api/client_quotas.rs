@@ -2,9 +2,9 @@
 //! filter matches nothing; a filter naming an entity type Kafka does not
 //! know is refused as Kafka refuses it.
 
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
 use kafka_protocol::protocol::StrBytes;
-use crate::security::{Access, Operation};
 use kafka_protocol::ResponseError;
 
 const ENTITY_TYPES: [&str; 3] = ["user", "client-id", "ip"];

@@ -3,9 +3,9 @@
 
 use super::consumer_group_heartbeat::assigned_topics;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::assignor::TopicPartition;
 use crate::group::DescribeConsumerGroup;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };

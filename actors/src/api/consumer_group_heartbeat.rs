@@ -4,10 +4,10 @@
 
 use super::WireCode;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::assignor::{by_topic, TopicPartition};
 use crate::group::kip848::HeartbeatRequest;
 use crate::group::ConsumerHeartbeat;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -32,14 +32,21 @@ pub async fn handle(
         return failed(e, "this broker does not coordinate the group");
     }
     // A member subscribes only to topics it may describe.
-    let hidden = req.subscribed_topic_names.iter().flatten().find_map(|name| {
-        access
-            .topic(Operation::Describe, name)
-            .err()
-            .map(|e| (e, name))
-    });
+    let hidden = req
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .find_map(|name| {
+            access
+                .topic(Operation::Describe, name)
+                .err()
+                .map(|e| (e, name))
+        });
     if let Some((e, name)) = hidden {
-        return failed(e, &format!("not authorized to describe topic {}", name.as_str()));
+        return failed(
+            e,
+            &format!("not authorized to describe topic {}", name.as_str()),
+        );
     }
     let owned = req.topic_partitions.map(|topics| {
         topics

@@ -2,8 +2,8 @@
 
 use super::WireCode;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::DeleteGroup;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::ResponseError;

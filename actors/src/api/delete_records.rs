@@ -1,8 +1,8 @@
 //! DeleteRecords: move partitions' log start offsets forward.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::partition::DeleteRecords;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,

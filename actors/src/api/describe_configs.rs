@@ -1,9 +1,9 @@
 //! DescribeConfigs for topics (overrides and defaults) and for the broker.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::config::BrokerConfig;
 use crate::protocol::resource_type;
+use crate::security::{Access, Operation};
 use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

@@ -4,12 +4,12 @@
 //! and assignment in consumer-protocol bytes.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::consumer_protocol::{
     encode_assignment, encode_subscription, Subscription, PROTOCOL_TYPE,
 };
 use crate::group::kip848::{ConsumerGroupDescription, ConsumerGroupState};
 use crate::group::{Describe, DescribeConsumerGroup};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;

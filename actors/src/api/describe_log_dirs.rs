@@ -2,8 +2,8 @@
 //! partition in it and (v4) the space of the file system holding it.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::partition::Describe;
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use futures_util::future::join_all;
 use kafka_protocol::messages::describe_log_dirs_response::{

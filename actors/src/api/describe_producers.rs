@@ -4,8 +4,8 @@
 //! read).
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::partition::Describe;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,

@@ -1,8 +1,8 @@
 //! DescribeTransactions and ListTransactions, from the coordinator's state.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::clock::now_ms;
+use crate::security::{Access, Operation};
 use crate::txn::state::Txn;
 use crate::txn::Snapshot;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
@@ -91,10 +91,10 @@ pub async fn list(
         .filter(|(id, txn)| {
             access.transactional_id(Operation::Describe, id).is_ok()
                 && (req.state_filters.is_empty()
-                || req
-                    .state_filters
-                    .iter()
-                    .any(|s| s.as_str() == txn.status.name()))
+                    || req
+                        .state_filters
+                        .iter()
+                        .any(|s| s.as_str() == txn.status.name()))
                 && (req.producer_id_filters.is_empty()
                     || req
                         .producer_id_filters

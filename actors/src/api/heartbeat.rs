@@ -3,8 +3,8 @@
 
 use super::WireCode;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::Heartbeat;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::ResponseError;
 

@@ -3,9 +3,9 @@
 
 use super::WireCode;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::classic::JoinRequest;
 use crate::group::Join;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;

@@ -4,8 +4,8 @@
 //! or groups with configs of their own.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::protocol::resource_type::{BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP, TOPIC};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
 use kafka_protocol::protocol::StrBytes;

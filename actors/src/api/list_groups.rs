@@ -2,9 +2,9 @@
 //! optionally filtered by state (v4+) and type (v5+).
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::kip848::ConsumerGroupState;
 use crate::group::{Describe, DescribeConsumerGroup};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -17,7 +17,11 @@ const CONSUMER: &str = "consumer";
 
 /// Every group with DESCRIBE on the cluster; otherwise the groups the
 /// requester may describe, as Kafka lists them.
-pub async fn handle(broker: &Broker, access: &Access, req: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
     let ids = match broker.group_ids() {
         Ok(ids) => ids,
         Err(e) => {

@@ -2,9 +2,9 @@
 //! after a timestamp, per partition.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::partition::ListOffset;
 use crate::protocol::READ_COMMITTED;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,

@@ -3,8 +3,8 @@
 //! auto-created when the broker and the request allow it.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::replication::offsets_topic::OFFSETS_TOPIC;
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,

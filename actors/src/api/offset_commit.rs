@@ -3,9 +3,9 @@
 
 use super::WireCode;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::clock::now_ms;
 use crate::group::Commit;
+use crate::security::{Access, Operation};
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,

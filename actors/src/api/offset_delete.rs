@@ -2,8 +2,8 @@
 //! unless a live member is subscribed to their topic.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::SubscribedTopics;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };

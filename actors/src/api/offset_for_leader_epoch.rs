@@ -3,8 +3,8 @@
 //! (KIP-320). The partition's leader-epoch cache answers.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::partition::replication::EpochEnd;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,

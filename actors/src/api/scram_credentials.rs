@@ -2,12 +2,12 @@
 //! listener), so no user has SCRAM credentials: the full list is empty and a
 //! named user is not found, as Kafka answers for a user without any.
 
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::describe_user_scram_credentials_response::DescribeUserScramCredentialsResult;
 use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use crate::security::{Access, Operation};
 use kafka_protocol::ResponseError;
 use std::collections::HashSet;
 

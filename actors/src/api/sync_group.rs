@@ -2,9 +2,9 @@
 
 use super::WireCode;
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::group::classic::SyncRequest;
 use crate::group::SyncGroup;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;

@@ -2,8 +2,8 @@
 //! only if it commits.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::clock::now_ms;
+use crate::security::{Access, Operation};
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::txn_offset_commit_response::{

@@ -6,8 +6,8 @@
 //! check that the producer has not moved to a newer epoch.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::partition::WriteMarker;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,

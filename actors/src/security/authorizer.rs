@@ -506,7 +506,8 @@ mod tests {
     #[test]
     fn write_on_any_topic_unless_denied_everywhere() {
         let bob = Principal::user("bob");
-        let any = |a: &Authorizer| a.authorize_any(local(&bob), Operation::Write, ResourceType::Topic);
+        let any =
+            |a: &Authorizer| a.authorize_any(local(&bob), Operation::Write, ResourceType::Topic);
         assert!(!any(&authorizer(&[])));
         assert!(any(&authorizer(&[topic_acl(
             "t",
