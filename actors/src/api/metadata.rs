@@ -4,6 +4,7 @@
 
 use crate::broker::Broker;
 use crate::replication::offsets_topic::OFFSETS_TOPIC;
+use crate::security::listeners::Listener;
 use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -17,7 +18,14 @@ use uuid::Uuid;
 /// Kafka's "not requested" value for authorized-operation fields.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> MetadataResponse {
+/// Answers with the broker endpoints of `listener`, the one the request
+/// came in on, as Kafka does.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    listener: &Listener,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
     // v0 has no null: an empty list asks for every topic.
     let all_topics = match &req.topics {
         None => true,
@@ -42,7 +50,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
         topics
     };
     let brokers = broker
-        .brokers()
+        .brokers(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
