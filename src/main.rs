@@ -113,7 +113,7 @@ fn serve(
 ) -> Result<(), String> {
     let mut config = actorlog::config_file::load(config.as_deref())?;
     if let Some(listen) = listen {
-        config.listen = listen;
+        config.listen = Some(listen);
     }
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;

@@ -18,8 +18,10 @@ use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
+use crate::security::listeners::Listener;
 use crate::security::Authorizer;
 use crate::store::acls::{AclBinding, AclFilter, AclStore};
+use crate::store::scram::ScramStore;
 use crate::store::offsets::OffsetStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
@@ -128,6 +130,11 @@ pub struct Broker {
     /// Serialises ACL changes, so the authorizer's copy is always reloaded
     /// after the last change to the store.
     acl_changes: tokio::sync::Mutex<()>,
+    /// SCRAM credentials, in sled.
+    scram: ScramStore,
+    /// The listeners of the config, resolved; the first is the one other
+    /// brokers reach this one on.
+    listeners: Vec<Listener>,
     /// One worker arbiter per core; partitions, coordinators and
     /// connections are spread over them.
     arbiters: Vec<ArbiterHandle>,
@@ -217,10 +224,15 @@ impl Broker {
             config.allow_everyone_if_no_acl_found,
         ));
         authorizer.set_acls(&acls.all()?);
+        let scram = ScramStore::open(&state_db)?;
+        let listeners = config
+            .listeners()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
-                let (host, port) = config.advertised();
+                let first = &listeners[0];
+                let (host, port) = (first.host.clone(), first.port);
                 let port = u16::try_from(port).map_err(|_| {
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -263,6 +275,8 @@ impl Broker {
             acls,
             authorizer,
             acl_changes: tokio::sync::Mutex::new(()),
+            scram,
+            listeners,
             cluster_id,
             cluster,
             topics: DashMap::new(),
@@ -901,17 +915,17 @@ impl Broker {
         }
     }
 
-    /// The broker coordinating `group`, for FindCoordinator: this one on a
-    /// single broker; in a cluster the leader of the group's partition of
-    /// the offsets topic, which is created on first use.
-    pub async fn group_coordinator(&self, group: &str) -> Result<BrokerAddress, ResponseError> {
+    /// The broker coordinating `group`, for FindCoordinator, as clients of
+    /// `listener` reach it: this one on a single broker; in a cluster the
+    /// leader of the group's partition of the offsets topic, which is
+    /// created on first use.
+    pub async fn group_coordinator(
+        &self,
+        group: &str,
+        listener: &Listener,
+    ) -> Result<BrokerAddress, ResponseError> {
         if self.cluster.is_none() {
-            let (host, port) = self.config.advertised();
-            return Ok(BrokerAddress {
-                id: self.config.node_id,
-                host,
-                port,
-            });
+            return Ok(self.address(listener));
         };
         let topic = match self.topic(OFFSETS_TOPIC) {
             Some(topic) => topic,
@@ -921,7 +935,7 @@ impl Broker {
         let leader = self
             .partition_view(&topic, index)
             .map_or(NO_LEADER, |view| view.leader);
-        self.brokers()
+        self.brokers(listener)
             .into_iter()
             .find(|b| b.id == leader)
             .ok_or(ResponseError::CoordinatorNotAvailable)
@@ -1075,15 +1089,26 @@ impl Broker {
         self.cluster.as_ref()
     }
 
-    /// The live brokers clients may connect to, by id.
-    pub fn brokers(&self) -> Vec<BrokerAddress> {
+    /// This broker as clients of `listener` reach it.
+    fn address(&self, listener: &Listener) -> BrokerAddress {
+        BrokerAddress {
+            id: self.config.node_id,
+            host: listener.host.clone(),
+            port: listener.port,
+        }
+    }
+
+    /// The listeners this broker serves.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// The live brokers clients of `listener` may connect to, by id. In a
+    /// cluster every broker is named by the endpoint it registered (its
+    /// first listener), except this one, named by `listener`.
+    pub fn brokers(&self, listener: &Listener) -> Vec<BrokerAddress> {
         let Some(node) = &self.cluster else {
-            let (host, port) = self.config.advertised();
-            return vec![BrokerAddress {
-                id: self.config.node_id,
-                host,
-                port,
-            }];
+            return vec![self.address(listener)];
         };
         let image = node.image().borrow().clone();
         image
@@ -1348,6 +1373,11 @@ impl Broker {
         let removed = self.acls.delete(filters).await?;
         self.authorizer.set_acls(&self.acls.all()?);
         Ok(removed)
+    }
+
+    /// The SCRAM credentials of SASL users.
+    pub fn scram_credentials(&self) -> &ScramStore {
+        &self.scram
     }
 
     fn group_config(&self) -> GroupConfig {

@@ -169,7 +169,7 @@ impl BrokerBuilder {
         let listen = match listen {
             None => false,
             Some(Ok(addr)) => {
-                config.listen = addr;
+                config.listen = Some(addr);
                 true
             }
             Some(Err(e)) => return Err(Error::InvalidConfig(format!("listen: {e}"))),
@@ -240,17 +240,16 @@ async fn run(
     started: oneshot::Sender<Started>,
     stop: oneshot::Receiver<()>,
 ) {
-    let listener = if listen {
-        match TcpListener::bind(config.listen).await {
+    let listener = match config.listen.filter(|_| listen) {
+        Some(addr) => match TcpListener::bind(addr).await {
             Ok(listener) => Some(listener),
             Err(e) => {
-                let message = format!("cannot listen on {}: {e}", config.listen);
+                let message = format!("cannot listen on {addr}: {e}");
                 let _ = started.send(Err(Error::Io(io::Error::new(e.kind(), message))));
                 return;
             }
-        }
-    } else {
-        None
+        },
+        None => None,
     };
     let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(addr) = local_addr {
@@ -269,8 +268,10 @@ async fn run(
     metrics_endpoint::start(&broker).await;
     let serving = listener.map(|listener| {
         let serving = broker.clone();
+        // The builder's `listen` is the broker's one PLAINTEXT listener.
+        let endpoint = Arc::new(broker.listeners()[0].clone());
         actix_rt::spawn(async move {
-            listener::serve(serving, listener).await;
+            listener::serve(serving, listener, endpoint, None).await;
         })
     });
     if started.send(Ok((broker.clone(), local_addr))).is_ok() {

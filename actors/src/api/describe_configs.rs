@@ -4,6 +4,7 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::protocol::resource_type;
 use crate::security::{Access, Operation};
+use crate::security::listeners::Listener;
 use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -74,7 +75,7 @@ pub fn handle(
                     ),
                 },
                 resource_type::BROKER => result.with_configs(
-                    broker_configs(broker.config())
+                    broker_configs(broker.config(), broker.listeners())
                         .into_iter()
                         .filter(|(name, _, _)| wanted(name))
                         .map(|(name, value, kind)| {
@@ -97,19 +98,34 @@ pub fn handle(
 /// The broker's settings under Kafka's names: its own, then the defaults
 /// of the topic configs (`log.index.interval.bytes` and the other topic
 /// synonyms come from there, once). All are read-only (set in config.yaml).
-fn broker_configs(config: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
+fn broker_configs(
+    config: &BrokerConfig,
+    listeners: &[Listener],
+) -> Vec<(&'static str, String, ConfigType)> {
     use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
-    let (host, port) = config.advertised();
+    let list = |endpoint: &dyn Fn(&Listener) -> String| {
+        listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, endpoint(l)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let protocol_map = listeners
+        .iter()
+        .map(|l| format!("{}:{}", l.name, l.protocol))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut configs = vec![
         ("broker.id", config.node_id.to_string(), Int),
         ("node.id", config.node_id.to_string(), Int),
         ("process.roles", "broker,controller".to_string(), List),
-        ("listeners", format!("PLAINTEXT://{}", config.listen), List),
+        ("listeners", list(&|l| l.bind.to_string()), List),
         (
             "advertised.listeners",
-            format!("PLAINTEXT://{host}:{port}"),
+            list(&|l| format!("{}:{}", l.host, l.port)),
             List,
         ),
+        ("listener.security.protocol.map", protocol_map, List),
         ("log.dirs", config.data_dir.display().to_string(), Text),
         (
             "auto.create.topics.enable",
@@ -207,7 +223,8 @@ mod tests {
 
     #[test]
     fn each_broker_config_is_listed_once() {
-        let configs = broker_configs(&BrokerConfig::default());
+        let config = BrokerConfig::default();
+        let configs = broker_configs(&config, &config.listeners().unwrap());
         let mut names: Vec<&str> = configs.iter().map(|(name, _, _)| *name).collect();
         names.sort_unstable();
         let listed = names.len();

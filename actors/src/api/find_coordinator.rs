@@ -1,11 +1,13 @@
 //! FindCoordinator: which broker coordinates a group. On a single broker,
 //! this one; in a cluster, the leader of the group's partition of the
-//! offsets topic. Transactions are coordinated by a single broker only: in
+//! offsets topic; as clients of the listener the request came in on reach
+//! it. Transactions are coordinated by a single broker only: in
 //! a cluster their keys get COORDINATOR_NOT_AVAILABLE. v4+ asks for several
 //! keys at once.
 
 use crate::broker::{Broker, BrokerAddress};
 use crate::security::{Access, Operation};
+use crate::security::listeners::Listener;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -20,13 +22,14 @@ const TRANSACTION: i8 = 1;
 pub async fn handle(
     broker: &Broker,
     access: &Access,
+    listener: &Listener,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     if version >= BATCHED_VERSION {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in req.coordinator_keys {
-            let found = find(broker, access, req.key_type, &key).await;
+            let found = find(broker, access, listener, req.key_type, &key).await;
             let answer = Coordinator::default().with_key(key);
             coordinators.push(match found {
                 Ok(b) => answer
@@ -41,7 +44,7 @@ pub async fn handle(
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match find(broker, access, req.key_type, &req.key).await {
+    match find(broker, access, listener, req.key_type, &req.key).await {
         Ok(b) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(b.id))
             .with_host(StrBytes::from_string(b.host))
@@ -58,6 +61,7 @@ pub async fn handle(
 async fn find(
     broker: &Broker,
     access: &Access,
+    listener: &Listener,
     key_type: i8,
     key: &str,
 ) -> Result<BrokerAddress, ResponseError> {
@@ -69,5 +73,5 @@ async fn find(
     if key_type == TRANSACTION && broker.cluster().is_some() {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
-    broker.group_coordinator(key).await
+    broker.group_coordinator(key, listener).await
 }

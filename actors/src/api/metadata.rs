@@ -5,6 +5,7 @@
 use crate::broker::Broker;
 use crate::replication::offsets_topic::OFFSETS_TOPIC;
 use crate::security::{Access, Operation};
+use crate::security::listeners::Listener;
 use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -18,9 +19,12 @@ use uuid::Uuid;
 /// Kafka's "not requested" value for authorized-operation fields.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// Answers with the broker endpoints of `listener`, the one the request
+/// came in on, as Kafka does.
 pub async fn handle(
     broker: &Arc<Broker>,
     access: &Access,
+    listener: &Listener,
     version: i16,
     req: MetadataRequest,
 ) -> MetadataResponse {
@@ -51,7 +55,7 @@ pub async fn handle(
         topics
     };
     let brokers = broker
-        .brokers()
+        .brokers(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

@@ -60,6 +60,7 @@ mod write_txn_markers;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionHandle};
 use crate::protocol::Request;
+use crate::security::listeners::Listener;
 use crate::security::{Access, Operation, Principal};
 use crate::topic::Topic;
 use futures_util::future::LocalBoxFuture;
@@ -101,6 +102,8 @@ struct Call {
     peer: SocketAddr,
     /// Who the connection authenticated as, from where, and what it may do.
     access: Access,
+    /// The listener the request came in on.
+    listener: Arc<Listener>,
 }
 
 /// States each API once: `Name min..=max, how |call, request| handler;`.
@@ -118,6 +121,7 @@ macro_rules! apis {
             broker: &Arc<Broker>,
             peer: SocketAddr,
             principal: &Arc<Principal>,
+            listener: &Arc<Listener>,
             request: Request,
         ) -> Reply {
             let call = Call {
@@ -126,6 +130,7 @@ macro_rules! apis {
                 client_id: request.client_id,
                 peer,
                 access: Access::new(broker.authorizer().clone(), principal.clone(), peer.ip()),
+                listener: listener.clone(),
             };
             match request.body {
                 $(RequestKind::$api($req) => apis!(@$how $api, call, $call, $handler),)*
@@ -156,14 +161,14 @@ apis! {
     Produce 0..=11, started |c, req| produce::handle(&c.broker, &c.access, req);
     Fetch 0..=17, later |c, req| fetch::handle(&c.broker, &c.access, c.version, req);
     ListOffsets 0..=10, later |c, req| list_offsets::handle(&c.broker, &c.access, c.version, req);
-    Metadata 0..=12, later |c, req| metadata::handle(&c.broker, &c.access, c.version, req);
+    Metadata 0..=12, later |c, req| metadata::handle(&c.broker, &c.access, &c.listener, c.version, req);
     ApiVersions 0..=4, now |_c, _| api_versions::handle(None);
     CreateTopics 0..=7, later |c, req| create_topics::handle(&c.broker, &c.access, req);
     DeleteTopics 0..=6, later |c, req| delete_topics::handle(&c.broker, &c.access, c.version, req);
     DescribeConfigs 0..=4, now |c, req| describe_configs::handle(&c.broker, &c.access, req);
     CreatePartitions 0..=3, later |c, req| create_partitions::handle(&c.broker, &c.access, req);
-    DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker, &c.access);
-    FindCoordinator 0..=6, later |c, req| find_coordinator::handle(&c.broker, &c.access, c.version, req);
+    DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker, &c.access, &c.listener);
+    FindCoordinator 0..=6, later |c, req| find_coordinator::handle(&c.broker, &c.access, &c.listener, c.version, req);
     JoinGroup 0..=9, later |c, req| join_group::handle(&c.broker, &c.access, c.version, c.client_id, c.peer, req);
     SyncGroup 0..=5, later |c, req| sync_group::handle(&c.broker, &c.access, req);
     Heartbeat 0..=4, later |c, req| heartbeat::handle(&c.broker, &c.access, req);
@@ -203,10 +208,18 @@ apis! {
     WriteTxnMarkers 1..=1, later |c, req| write_txn_markers::handle(&c.broker, &c.access, req);
 }
 
+/// The APIs the connection serves itself, not [`dispatch`]: they change
+/// who the connection is (`connection::authentication`).
+pub const AUTHENTICATION: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+];
+
 /// The advertised `(min, max)` versions of `api`, if we serve it.
 pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
         .iter()
+        .chain(AUTHENTICATION)
         .find(|(key, _, _)| *key == api)
         .map(|&(_, min, max)| (min, max))
 }
