@@ -1,20 +1,26 @@
-//! Enforced ACLs (`authorizer: acl`): librdkafka clients over TCP against
-//! the embedded broker, and the embedding API's producers and consumers
-//! acting as a principal. A PLAINTEXT client is `User:ANONYMOUS`; the
-//! application adds the ACLs through the embedding API.
+//! Enforced ACLs (`authorizer: acl`): SASL/PLAIN users of the broker
+//! binary held to the ACLs an administrator set with confluent-kafka's
+//! AdminClient; librdkafka clients against the embedded broker, where a
+//! PLAINTEXT client is `User:ANONYMOUS` and the application adds the ACLs
+//! through the embedding API; and the embedding API's producers and
+//! consumers acting as a principal.
 
+mod broker_process;
 mod embedded_broker;
 
 use actorlog::actors::config::AuthorizerKind;
 use actorlog::actors::security::{Operation, ResourceType};
 use actorlog::actors::store::acls::{code, AclBinding};
 use actorlog::{Broker, BrokerConfig, Principal, ResponseError};
+use broker_process::{free_port, run, source, BrokerProcess};
 use embedded_broker::{config, start};
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
+use std::process::Command;
 use std::time::Duration;
 
 const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -62,7 +68,16 @@ async fn secured(edit: impl FnOnce(&mut BrokerConfig)) -> (Broker, String) {
 
 /// Sends one record with librdkafka; the error code if it was refused.
 async fn send(bootstrap: &str, topic: &str, value: &str) -> Result<(), RDKafkaErrorCode> {
-    let producer: FutureProducer = config(bootstrap)
+    send_with(config(bootstrap), topic, value).await
+}
+
+/// As [`send`], with the client configured by `client`.
+async fn send_with(
+    mut client: ClientConfig,
+    topic: &str,
+    value: &str,
+) -> Result<(), RDKafkaErrorCode> {
+    let producer: FutureProducer = client
         .set("message.timeout.ms", "10000")
         .create()
         .expect("producer");
@@ -77,6 +92,116 @@ async fn send(bootstrap: &str, topic: &str, value: &str) -> Result<(), RDKafkaEr
 /// How many records partition 0 of `topic` holds, read in-process.
 async fn stored(broker: &Broker, topic: &str) -> usize {
     broker.read(topic, 0, 0).await.expect("read").len()
+}
+
+/// A librdkafka client logging in as `user` over SASL_PLAINTEXT (PLAIN).
+fn sasl(bootstrap: &str, user: &str) -> ClientConfig {
+    let mut client = config(bootstrap);
+    client
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", format!("{user}-secret"));
+    client
+}
+
+/// Commits offset 1 of `topic` partition 0 for `group`, without joining it.
+fn commit(mut client: ClientConfig, group: &str, topic: &str) -> Result<(), KafkaError> {
+    let consumer: BaseConsumer = client
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, Offset::Offset(1))
+        .expect("offset");
+    consumer.commit(&offsets, CommitMode::Sync)
+}
+
+/// The topics a Metadata request for all topics lists to `client`.
+fn listed_topics(client: ClientConfig) -> Vec<String> {
+    let consumer: BaseConsumer = client.create().expect("client");
+    let metadata = consumer.fetch_metadata(None, TIMEOUT).expect("metadata");
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sasl_users_are_held_to_the_acls_an_administrator_set() {
+    let (plaintext, sasl_port) = (free_port(), free_port());
+    let broker = BrokerProcess::start_with_listeners(
+        plaintext,
+        &format!(
+            "listeners: \"PLAINTEXT://127.0.0.1:{plaintext},SASL_PLAINTEXT://127.0.0.1:{sasl_port}\"\n\
+             sasl_enabled_mechanisms: [PLAIN]\n\
+             sasl_plain_users: {{alice: alice-secret, bob: bob-secret, admin: admin-secret}}\n\
+             authorizer: acl\n\
+             super_users: [\"User:admin\"]\n"
+        ),
+    );
+    let bootstrap = format!("127.0.0.1:{sasl_port}");
+    let script = source("tests/scripts/confluent_acls.py");
+    let (ok, stdout, stderr) = run(
+        Command::new("python3")
+            .arg(&script)
+            .args(["--bootstrap", &bootstrap]),
+        "",
+    );
+    assert!(ok, "the administrator's ACLs: {stdout}\n{stderr}");
+
+    assert_eq!(
+        send_with(sasl(&bootstrap, "alice"), "orders", "a").await,
+        Ok(())
+    );
+    assert_eq!(
+        send_with(sasl(&bootstrap, "bob"), "orders", "b").await,
+        Err(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+    assert_eq!(
+        send(&broker.bootstrap(), "orders", "anonymous").await,
+        Err(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "a PLAINTEXT client is User:ANONYMOUS, without ACLs"
+    );
+    let admin = sasl(&bootstrap, "admin");
+    let (low, high) = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = admin.create().expect("client");
+        consumer.fetch_watermarks("orders", 0, TIMEOUT)
+    })
+    .await
+    .expect("watermarks")
+    .expect("watermarks");
+    assert_eq!((low, high), (0, 1), "only alice's record was appended");
+
+    let (bob, alice) = (sasl(&bootstrap, "bob"), sasl(&bootstrap, "alice"));
+    let commits = tokio::task::spawn_blocking(move || {
+        (
+            commit(bob, "billing", "orders"),
+            commit(alice, "billing", "orders"),
+        )
+    })
+    .await
+    .expect("commits");
+    match commits.0 {
+        Err(KafkaError::ConsumerCommit(code)) => {
+            assert_eq!(code, RDKafkaErrorCode::GroupAuthorizationFailed)
+        }
+        other => panic!("bob may not commit, got {other:?}"),
+    }
+    assert!(commits.1.is_ok(), "alice commits: {:?}", commits.1);
+
+    let (alice, admin) = (sasl(&bootstrap, "alice"), sasl(&bootstrap, "admin"));
+    let listed = tokio::task::spawn_blocking(move || (listed_topics(alice), listed_topics(admin)))
+        .await
+        .expect("metadata");
+    assert_eq!(listed.0, ["orders"], "alice does not see `secret`");
+    assert_eq!(listed.1, ["orders", "secret"], "the super user sees all");
+    drop(broker);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,8 +2,8 @@
 //! request came in on reach them, and the active controller.
 
 use crate::broker::Broker;
-use crate::security::{Access, Operation};
 use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;

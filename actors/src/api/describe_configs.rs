@@ -3,8 +3,8 @@
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::protocol::resource_type;
-use crate::security::{Access, Operation};
 use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

@@ -6,8 +6,8 @@
 //! keys at once.
 
 use crate::broker::{Broker, BrokerAddress};
-use crate::security::{Access, Operation};
 use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;

@@ -4,8 +4,8 @@
 
 use crate::broker::Broker;
 use crate::replication::offsets_topic::OFFSETS_TOPIC;
-use crate::security::{Access, Operation};
 use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,

@@ -1,0 +1,63 @@
+"""An administrator sets up ACLs with confluent-kafka's AdminClient over
+SASL_PLAINTEXT (PLAIN), as the README shows: topics `orders` and
+`secret`, alice may write and read `orders` and read group `billing`, bob
+may read `orders` and describe (not read) group `billing`. Then checks
+that DescribeAcls lists what was created and that bob, who may not alter
+the cluster, cannot create ACLs. Exits non-zero on any mismatch."""
+import argparse
+import sys
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
+                                   AclPermissionType, AdminClient, NewTopic,
+                                   ResourcePatternType, ResourceType)
+
+
+def admin_as(bootstrap, user, password):
+    return AdminClient({"bootstrap.servers": bootstrap,
+                        "security.protocol": "SASL_PLAINTEXT",
+                        "sasl.mechanism": "PLAIN",
+                        "sasl.username": user, "sasl.password": password})
+
+
+def allow(resource, name, principal, operation):
+    return AclBinding(resource, name, ResourcePatternType.LITERAL, principal,
+                      "*", operation, AclPermissionType.ALLOW)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    bootstrap = parser.parse_args().bootstrap
+    admin = admin_as(bootstrap, "admin", "admin-secret")
+    for future in admin.create_topics(
+            [NewTopic("orders", 1, 1), NewTopic("secret", 1, 1)]).values():
+        future.result(10)
+    acls = [
+        allow(ResourceType.TOPIC, "orders", "User:alice", AclOperation.WRITE),
+        allow(ResourceType.TOPIC, "orders", "User:alice", AclOperation.READ),
+        allow(ResourceType.GROUP, "billing", "User:alice", AclOperation.READ),
+        allow(ResourceType.TOPIC, "orders", "User:bob", AclOperation.READ),
+        allow(ResourceType.GROUP, "billing", "User:bob", AclOperation.DESCRIBE),
+    ]
+    for future in admin.create_acls(acls).values():
+        future.result(10)
+    listed = admin.describe_acls(AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+        AclOperation.ANY, AclPermissionType.ANY)).result(10)
+    if sorted(map(str, listed)) != sorted(map(str, acls)):
+        sys.exit(f"DescribeAcls lists {listed}, not {acls}")
+    bob = admin_as(bootstrap, "bob", "bob-secret")
+    denied = allow(ResourceType.TOPIC, "secret", "User:bob", AclOperation.ALL)
+    try:
+        for future in bob.create_acls([denied]).values():
+            future.result(10)
+        sys.exit("bob created an ACL without ALTER on the cluster")
+    except KafkaException as e:
+        if "CLUSTER_AUTHORIZATION_FAILED" not in str(e):
+            sys.exit(f"bob's CreateAcls failed otherwise: {e}")
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
