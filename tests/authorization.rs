@@ -483,3 +483,63 @@ async fn embedded_clients_acting_as_a_principal_are_checked() {
         .expect("the application writes");
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_need_write_on_their_transactional_id() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+    let (broker, bootstrap) = secured(|_| {}).await;
+    broker.create_topic("ledger", 1).await.expect("topic");
+    broker
+        .create_acls(&[allow_topic(ANONYMOUS, Operation::Write, "ledger")])
+        .await
+        .expect("acl");
+    // Idempotence needs no more than WRITE on some topic (Kafka 3.x).
+    assert_eq!(
+        send_with(
+            config(&bootstrap).set("enable.idempotence", "true").clone(),
+            "ledger",
+            "once"
+        )
+        .await,
+        Ok(())
+    );
+    let transact = {
+        let bootstrap = bootstrap.clone();
+        move || {
+            let producer: BaseProducer = config(&bootstrap)
+                .set("transactional.id", "payments-1")
+                .create()
+                .expect("producer");
+            producer.init_transactions(TIMEOUT)?;
+            producer.begin_transaction()?;
+            producer
+                .send(BaseRecord::<(), _>::to("ledger").payload("in a transaction"))
+                .map_err(|(e, _)| e)?;
+            producer.commit_transaction(TIMEOUT)
+        }
+    };
+    let refused = tokio::task::spawn_blocking(transact.clone())
+        .await
+        .expect("transaction");
+    let code = match refused {
+        Err(KafkaError::Transaction(e)) => e.code(),
+        other => panic!("the transaction is refused, got {other:?}"),
+    };
+    assert_eq!(code, RDKafkaErrorCode::TransactionalIdAuthorizationFailed);
+    broker
+        .create_acls(&[acl(
+            code::ALLOW,
+            ANONYMOUS,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            code::LITERAL,
+            "payments-1",
+        )])
+        .await
+        .expect("acl");
+    let committed = tokio::task::spawn_blocking(transact)
+        .await
+        .expect("transaction");
+    assert!(committed.is_ok(), "{committed:?}");
+    broker.shutdown().await.expect("shutdown");
+}
