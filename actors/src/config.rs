@@ -1,6 +1,7 @@
 //! Broker settings. Parsing a file into them lives in the `actorlog` crate;
 //! here they are plain values with Kafka's defaults.
 
+pub use crate::security::AuthorizerKind;
 use crate::security::listeners::{self, Listener, SecurityProtocol};
 use crate::security::sasl::Mechanism;
 use crate::security::tls::ClientAuth;
@@ -135,17 +136,6 @@ pub struct BrokerConfig {
     /// Cluster mode: the controller quorum this broker votes in. None runs
     /// the broker alone, as before.
     pub cluster: Option<crate::cluster::ClusterConfig>,
-}
-
-/// Which authorizer checks requests (the `authorizer` key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthorizerKind {
-    /// Every client may do everything.
-    #[default]
-    None,
-    /// Requests are checked against the ACLs.
-    Acl,
 }
 
 impl Default for BrokerConfig {

@@ -21,11 +21,22 @@
 //! lookups and never reads sled.
 
 use super::Principal;
-use crate::config::AuthorizerKind;
 use crate::store::acls::{code, AclBinding};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+
+/// Which authorizer checks requests (the `authorizer` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerKind {
+    /// Every client may do everything.
+    #[default]
+    None,
+    /// Requests are checked against the ACLs.
+    Acl,
+}
 
 /// Kafka's resource types, with their wire codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

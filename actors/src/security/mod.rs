@@ -14,7 +14,7 @@ pub mod scram;
 pub mod tls;
 
 pub use access::Access;
-pub use authorizer::{Authorizer, Operation, ResourceType};
+pub use authorizer::{Authorizer, AuthorizerKind, Operation, ResourceType};
 pub use principal::Principal;
 
 use serde::{Deserialize, Serialize};
