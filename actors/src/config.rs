@@ -1,10 +1,10 @@
 //! Broker settings. Parsing a file into them lives in the `actorlog` crate;
 //! here they are plain values with Kafka's defaults.
 
-pub use crate::security::AuthorizerKind;
 use crate::security::listeners::{self, Listener, SecurityProtocol};
 use crate::security::sasl::Mechanism;
 use crate::security::tls::ClientAuth;
+pub use crate::security::AuthorizerKind;
 use crate::security::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

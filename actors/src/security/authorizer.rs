@@ -281,29 +281,21 @@ impl Authorizer {
         resource: ResourceType,
         name: &str,
     ) -> bool {
-        let Some(rules) = &self.rules else {
-            return true;
-        };
-        if rules.super_users.contains(who.principal) {
-            return true;
-        }
-        let index = rules.acls.read().unwrap_or_else(|e| e.into_inner());
-        let Some(of_type) = index.by_type.get(&(resource as i8)) else {
-            return rules.allow_if_no_acl;
-        };
-        let mut any = false;
-        let mut allowed = false;
-        for entry in of_type.entries(name) {
-            any = true;
-            if !entry.applies_to(who) {
-                continue;
+        self.decide(who, resource, |of_type, allow_if_no_acl| {
+            let mut any = false;
+            let mut allowed = false;
+            for entry in of_type.entries(name) {
+                any = true;
+                if !entry.applies_to(who) {
+                    continue;
+                }
+                if !entry.allow && operation.denied_by(entry.operation) {
+                    return false;
+                }
+                allowed |= entry.allow && operation.granted_by(entry.operation);
             }
-            if !entry.allow && operation.denied_by(entry.operation) {
-                return false;
-            }
-            allowed |= entry.allow && operation.granted_by(entry.operation);
-        }
-        allowed || (!any && rules.allow_if_no_acl)
+            allowed || (!any && allow_if_no_acl)
+        })
     }
 
     /// Whether `who` may perform `operation` on some resource of the type
@@ -316,6 +308,40 @@ impl Authorizer {
         operation: Operation,
         resource: ResourceType,
     ) -> bool {
+        self.decide(who, resource, |of_type, _| {
+            let denials: Vec<(&str, bool)> = of_type
+                .all()
+                .filter(|(_, _, e)| {
+                    !e.allow && e.applies_to(who) && operation.denied_by(e.operation)
+                })
+                .map(|(name, prefixed, _)| (name, prefixed))
+                .collect();
+            let covered = |name: &str, prefixed: bool| {
+                denials.iter().any(|&(denied, denied_prefixed)| {
+                    denied == "*" && !denied_prefixed
+                        || denied_prefixed && name.starts_with(denied)
+                        || denied == name && denied_prefixed == prefixed
+                })
+            };
+            of_type.all().any(|(name, prefixed, e)| {
+                e.allow
+                    && e.applies_to(who)
+                    && operation.granted_by(e.operation)
+                    && !covered(name, prefixed)
+            })
+        })
+    }
+
+    /// What both checks share: everyone may do everything without rules,
+    /// a super user too, and a resource type without any ACL is open only
+    /// with `allow_everyone_if_no_acl_found`; otherwise `check` decides
+    /// from the type's ACLs (and that setting).
+    fn decide(
+        &self,
+        who: Requester<'_>,
+        resource: ResourceType,
+        check: impl FnOnce(&TypeIndex, bool) -> bool,
+    ) -> bool {
         let Some(rules) = &self.rules else {
             return true;
         };
@@ -323,28 +349,10 @@ impl Authorizer {
             return true;
         }
         let index = rules.acls.read().unwrap_or_else(|e| e.into_inner());
-        let Some(of_type) = index.by_type.get(&(resource as i8)) else {
-            return rules.allow_if_no_acl;
-        };
-        let denials: Vec<(&str, bool)> = of_type
-            .all()
-            .filter(|(_, _, e)| !e.allow && e.applies_to(who) && operation.denied_by(e.operation))
-            .map(|(name, prefixed, _)| (name, prefixed))
-            .collect();
-        let covered = |name: &str, prefixed: bool| {
-            denials.iter().any(|&(denied, denied_prefixed)| {
-                denied == "*" && !denied_prefixed
-                    || denied_prefixed && name.starts_with(denied)
-                    || denied == name && denied_prefixed == prefixed
-            })
-        };
-        let allowed = of_type.all().any(|(name, prefixed, e)| {
-            e.allow
-                && e.applies_to(who)
-                && operation.granted_by(e.operation)
-                && !covered(name, prefixed)
-        });
-        allowed
+        match index.by_type.get(&(resource as i8)) {
+            Some(of_type) => check(of_type, rules.allow_if_no_acl),
+            None => rules.allow_if_no_acl,
+        }
     }
 }
 
