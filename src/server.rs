@@ -29,7 +29,9 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
                 serving.config().data_dir.display()
             );
             let listeners = bound.into_iter().map(|b| b.serve(serving.clone()));
-            futures_util::future::select_all(listeners.map(Box::pin)).await.0
+            futures_util::future::select_all(listeners.map(Box::pin))
+                .await
+                .0
         };
         let mut terminate = signal(SignalKind::terminate())?;
         let result = tokio::select! {

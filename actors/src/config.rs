@@ -266,7 +266,10 @@ impl BrokerConfig {
             );
         }
         if self.ssl_client_auth != ClientAuth::None && self.ssl_ca_file.is_none() {
-            return bad("ssl_ca_file", "is required when ssl_client_auth is not none");
+            return bad(
+                "ssl_ca_file",
+                "is required when ssl_client_auth is not none",
+            );
         }
         if listeners.iter().any(|l| l.protocol.sasl()) && self.sasl_enabled_mechanisms.is_empty() {
             return bad(

@@ -32,7 +32,13 @@ pub fn tls_acceptor(
     let (Some(cert), Some(key)) = (&config.ssl_cert_file, &config.ssl_key_file) else {
         return Err("an SSL or SASL_SSL listener needs ssl_cert_file and ssl_key_file".into());
     };
-    tls::acceptor(cert, key, config.ssl_ca_file.as_deref(), config.ssl_client_auth).map(Some)
+    tls::acceptor(
+        cert,
+        key,
+        config.ssl_ca_file.as_deref(),
+        config.ssl_client_auth,
+    )
+    .map(Some)
 }
 
 /// Binds every listener of the config: the sockets, each with its listener
@@ -146,7 +152,10 @@ async fn open(
             client_log::warn(
                 peer,
                 "tls_handshake",
-                format_args!("closing the connection to listener {}: {why}", listener.name),
+                format_args!(
+                    "closing the connection to listener {}: {why}",
+                    listener.name
+                ),
             );
         }
     }

@@ -202,7 +202,8 @@ apis! {
     ListPartitionReassignments 0..=0, now |_c, _| replica_placement::list_partition_reassignments();
     AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, req);
     AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, req);
-    DescribeUserScramCredentials 0..=0, now |_c, req| scram_credentials::describe(req);
+    DescribeUserScramCredentials 0..=0, now |c, req| scram_credentials::describe(&c.broker, req);
+    AlterUserScramCredentials 0..=0, later |c, req| scram_credentials::alter(&c.broker, req);
     DescribeClientQuotas 0..=1, now |_c, req| client_quotas::describe(req);
     ListConfigResources 0..=1, now |c, req| list_config_resources::handle(&c.broker, c.version, req);
     WriteTxnMarkers 1..=1, later |c, req| write_txn_markers::handle(&c.broker, req);

@@ -49,7 +49,9 @@ impl Connection {
         let (api_key, version) = (request.api_key, request.version);
         let (body, failure) = match request.body {
             RequestKind::SaslHandshake(req) => self.handshake(&req.mechanism, version),
-            RequestKind::SaslAuthenticate(req) => self.authenticate(&req.auth_bytes, Instant::now()),
+            RequestKind::SaslAuthenticate(req) => {
+                self.authenticate(&req.auth_bytes, Instant::now())
+            }
             other => {
                 let why = format!("{:?} is not an authentication request", other);
                 return self.close("bad_request", &why, ctx);

@@ -250,13 +250,20 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
         };
         let seq = self.next_request;
         self.next_request += 1;
-        if self.sasl.as_ref().is_some_and(SaslSession::expects_raw_token) {
+        if self
+            .sasl
+            .as_ref()
+            .is_some_and(SaslSession::expects_raw_token)
+        {
             return self.raw_token(seq, &frame, admitted, ctx);
         }
         let (api_key, version, correlation_id, reply) = match frame::decode(frame) {
             Ok(request) => {
                 self.broker.metrics().request(request.api_key);
-                if api::AUTHENTICATION.iter().any(|(key, ..)| *key == request.api_key) {
+                if api::AUTHENTICATION
+                    .iter()
+                    .any(|(key, ..)| *key == request.api_key)
+                {
                     return self.authentication_request(seq, request, admitted, ctx);
                 }
                 if let Some(sasl) = &self.sasl {

@@ -20,7 +20,8 @@ pub const ITERATIONS: std::ops::RangeInclusive<u32> = 4096..=16384;
 
 /// The failure of a wrong user or proof, the same for both so that a
 /// client cannot find out which users exist.
-const INVALID: &str = "Authentication failed during authentication due to invalid credentials with SASL mechanism";
+const INVALID: &str =
+    "Authentication failed during authentication due to invalid credentials with SASL mechanism";
 
 /// The hash of a SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -80,8 +81,7 @@ impl ScramMechanism {
 }
 
 fn hmac<D: EagerHash>(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac =
-        <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
@@ -189,8 +189,13 @@ impl ServerExchange {
         }
     }
 
-    fn client_first(&mut self, message: &str, credentials: &dyn Credentials) -> Result<Step, Failure> {
-        let bad = |why: &str| format!("Authentication failed: invalid SCRAM client-first message: {why}");
+    fn client_first(
+        &mut self,
+        message: &str,
+        credentials: &dyn Credentials,
+    ) -> Result<Step, Failure> {
+        let bad =
+            |why: &str| format!("Authentication failed: invalid SCRAM client-first message: {why}");
         // gs2-header = gs2-cbind-flag "," [ authzid ] ","
         let mut parts = message.splitn(3, ',');
         let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next())
@@ -248,10 +253,9 @@ impl ServerExchange {
     /// Checks the client's proof; the server-final message proves the
     /// broker knew the credential.
     fn client_final(&self, message: &str, auth: &Authentication) -> Result<String, Failure> {
-        let bad = |why: &str| format!("Authentication failed: invalid SCRAM client-final message: {why}");
-        let (without_proof, proof) = message
-            .rsplit_once(",p=")
-            .ok_or_else(|| bad("no proof"))?;
+        let bad =
+            |why: &str| format!("Authentication failed: invalid SCRAM client-final message: {why}");
+        let (without_proof, proof) = message.rsplit_once(",p=").ok_or_else(|| bad("no proof"))?;
         let attributes = attributes(without_proof);
         let channel_binding = attributes
             .iter()
@@ -266,10 +270,16 @@ impl ServerExchange {
             .find(|(k, _)| *k == 'r')
             .map(|(_, v)| *v)
             .ok_or_else(|| bad("no nonce"))?;
-        if nonce != auth.nonce {
+        // RFC 5802 has the client repeat the nonce of server-first;
+        // librdkafka repeats it after its own nonce again, so Kafka accepts
+        // a nonce that ends with the server's, and so does this. The
+        // server's part is what makes the exchange fresh.
+        if !nonce.ends_with(auth.nonce) {
             return Err(bad("the nonce is not the server's"));
         }
-        let proof = BASE64.decode(proof).map_err(|_| bad("the proof is not base64"))?;
+        let proof = BASE64
+            .decode(proof)
+            .map_err(|_| bad("the proof is not base64"))?;
         let auth_message = format!(
             "{},{},{without_proof}",
             auth.client_first_bare, auth.server_first
@@ -323,7 +333,11 @@ fn unescape(name: &str) -> Result<String, Failure> {
         match rest.get(at..at + 3) {
             Some("=2C") => out.push(','),
             Some("=3D") => out.push('='),
-            _ => return Err("Authentication failed: invalid escape in the SCRAM user name".to_owned()),
+            _ => {
+                return Err(
+                    "Authentication failed: invalid escape in the SCRAM user name".to_owned(),
+                )
+            }
         }
         rest = &rest[at + 3..];
     }
@@ -369,7 +383,11 @@ mod tests {
         let auth_message = format!("n=user,r=rOprNGfwEbeRWgbNEkqO,{server_first},{without_proof}");
         let client_key = m.hmac(&salted, b"Client Key");
         let signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let final_message = format!("{without_proof},p={}", BASE64.encode(&proof));
         let Ok(Step::Authenticated(principal, server_final)) =
             exchange.step(final_message.as_bytes(), &users)
@@ -378,7 +396,10 @@ mod tests {
         };
         assert_eq!(principal, Principal::user("user"));
         let expected = m.hmac(&m.hmac(&salted, b"Server Key"), auth_message.as_bytes());
-        assert_eq!(server_final, format!("v={}", BASE64.encode(expected)).into_bytes());
+        assert_eq!(
+            server_final,
+            format!("v={}", BASE64.encode(expected)).into_bytes()
+        );
     }
 
     #[test]
@@ -387,7 +408,10 @@ mod tests {
         let salted = m.salted_password("right", b"salt", 4096);
         let users = Users(m, ScramCredential::new(m, b"salt".to_vec(), &salted, 4096));
         let mut unknown = ServerExchange::new(m);
-        assert_eq!(unknown.step(b"n,,n=nobody,r=abc", &users).unwrap_err(), INVALID);
+        assert_eq!(
+            unknown.step(b"n,,n=nobody,r=abc", &users).unwrap_err(),
+            INVALID
+        );
         let mut exchange = ServerExchange::new(m);
         let Ok(Step::Continue(server_first)) = exchange.step(b"n,,n=user,r=abc", &users) else {
             panic!("server-first expected");
@@ -395,8 +419,13 @@ mod tests {
         let server_first = String::from_utf8(server_first).unwrap();
         let nonce = &server_first[2..server_first.find(",s=").unwrap()];
         let wrong = format!("c=biws,r={nonce},p={}", BASE64.encode([0u8; 64]));
-        assert_eq!(exchange.step(wrong.as_bytes(), &users).unwrap_err(), INVALID);
-        assert!(ServerExchange::new(m).step(b"p=tls-unique,,n=user,r=a", &users).is_err());
+        assert_eq!(
+            exchange.step(wrong.as_bytes(), &users).unwrap_err(),
+            INVALID
+        );
+        assert!(ServerExchange::new(m)
+            .step(b"p=tls-unique,,n=user,r=a", &users)
+            .is_err());
         assert!(ServerExchange::new(m).step(b"garbage", &users).is_err());
     }
 

@@ -140,10 +140,9 @@ fn certificate_principal(der: &[u8]) -> Result<Principal, String> {
                     let oid = attribute.attr_type();
                     let key = x509_parser::objects::oid2abbrev(oid, registry)
                         .map_or_else(|_| oid.to_id_string(), str::to_owned);
-                    let value = attribute.as_str().map_or_else(
-                        |_| format!("#{}", hex(attribute.attr_value().data)),
-                        escape,
-                    );
+                    let value = attribute
+                        .as_str()
+                        .map_or_else(|_| format!("#{}", hex(attribute.attr_value().data)), escape);
                     format!("{key}={value}")
                 })
                 .collect::<Vec<_>>()

@@ -36,7 +36,11 @@ impl ScramStore {
         Ok(ScramStore { tree })
     }
 
-    pub fn get(&self, user: &str, mechanism: ScramMechanism) -> io::Result<Option<ScramCredential>> {
+    pub fn get(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> io::Result<Option<ScramCredential>> {
         self.tree
             .get(key(user, mechanism))
             .map_err(io_error)?
@@ -99,7 +103,10 @@ mod tests {
                 Change::Upsert("bob".into(), m, credential.clone()),
             ];
             store.apply(&changes).await.unwrap();
-            store.apply(&[Change::Delete("bob".into(), m)]).await.unwrap();
+            store
+                .apply(&[Change::Delete("bob".into(), m)])
+                .await
+                .unwrap();
         }
         let store = ScramStore::open(&config.open().unwrap()).unwrap();
         assert_eq!(store.get("alice", m).unwrap(), Some(credential));

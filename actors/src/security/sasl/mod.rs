@@ -56,8 +56,7 @@ pub trait Credentials {
     /// The password of a PLAIN user.
     fn plain_password(&self, user: &str) -> Option<&Secret>;
     /// The SCRAM credential of a user for one hash.
-    fn scram_credential(&self, user: &str, mechanism: ScramMechanism)
-        -> Option<ScramCredential>;
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
 }
 
 /// What one client token leads to.

@@ -16,8 +16,10 @@ pub fn authenticate(token: &[u8], credentials: &dyn Credentials) -> Result<Princ
     let (Some(authzid), Some(user), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("Authentication failed: the PLAIN token is not authzid NUL user NUL password"
-            .to_owned());
+        return Err(
+            "Authentication failed: the PLAIN token is not authzid NUL user NUL password"
+                .to_owned(),
+        );
     };
     if user.is_empty() || password.is_empty() {
         return Err("Authentication failed: empty user name or password".to_owned());
