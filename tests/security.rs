@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -55,6 +55,7 @@ impl Certificates {
         write("broker-key.pem", broker_key.serialize_pem());
         let client_key = KeyPair::generate().expect("client key");
         let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client.distinguished_name = DistinguishedName::new();
         client
             .distinguished_name
             .push(DnType::OrganizationalUnitName, "demo");
@@ -86,6 +87,11 @@ const BOB_PASSWORD: &str = "bob-secret";
 
 impl Secured {
     fn start() -> Secured {
+        Secured::start_with("")
+    }
+
+    /// Starts with more config lines.
+    fn start_with(extra_yaml: &str) -> Secured {
         let certs = Certificates::make();
         let [plain, sasl_plaintext, sasl_ssl, ssl] = [(); 4].map(|()| free_port());
         let yaml = format!(
@@ -93,7 +99,7 @@ impl Secured {
              SASL_SSL://127.0.0.1:{sasl_ssl},SSL://127.0.0.1:{ssl}\"\n\
              sasl_plain_users: {{alice: alice-secret}}\n\
              ssl_cert_file: {}\nssl_key_file: {}\nssl_ca_file: {}\nssl_client_auth: required\n\
-             group_initial_rebalance_delay_ms: 0\n",
+             group_initial_rebalance_delay_ms: 0\n{extra_yaml}",
             certs.path("broker.pem"),
             certs.path("broker-key.pem"),
             certs.path("ca.pem"),
@@ -328,17 +334,22 @@ fn handshake(port: u16, mechanism: &'static str) -> TcpStream {
     stream
 }
 
+/// SaslAuthenticate v2 with a PLAIN token on a connection after its
+/// handshake; the answer.
+fn authenticate(stream: &mut TcpStream, token: &'static [u8]) -> SaslAuthenticateResponse {
+    let body = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(token));
+    stream
+        .write_all(&request(ApiKey::SaslAuthenticate, 2, 2, &body))
+        .expect("authenticate sent");
+    let frame = response(stream).expect("an authentication response");
+    decode(ApiKey::SaslAuthenticate, 2, frame)
+}
+
 #[test]
 fn a_wrong_password_gets_an_error_then_a_closed_connection() {
     let secured = Secured::start();
     let mut stream = handshake(secured.sasl_plaintext, "PLAIN");
-    let body = SaslAuthenticateRequest::default()
-        .with_auth_bytes(Bytes::from_static(b"\0alice\0not-her-password"));
-    stream
-        .write_all(&request(ApiKey::SaslAuthenticate, 2, 2, &body))
-        .expect("authenticate sent");
-    let frame = response(&mut stream).expect("an error response first");
-    let answer: SaslAuthenticateResponse = decode(ApiKey::SaslAuthenticate, 2, frame);
+    let answer = authenticate(&mut stream, b"\0alice\0not-her-password");
     assert_eq!(
         answer.error_code,
         kafka_protocol::ResponseError::SaslAuthenticationFailed.code()
@@ -352,14 +363,12 @@ fn a_wrong_password_gets_an_error_then_a_closed_connection() {
     assert!(response(&mut stream).is_none(), "the connection stays open");
     // The right password on a new connection works.
     let mut stream = handshake(secured.sasl_plaintext, "PLAIN");
-    let body = SaslAuthenticateRequest::default()
-        .with_auth_bytes(Bytes::from_static(b"\0alice\0alice-secret"));
-    stream
-        .write_all(&request(ApiKey::SaslAuthenticate, 2, 3, &body))
-        .expect("authenticate sent");
-    let frame = response(&mut stream).expect("answered");
-    let answer: SaslAuthenticateResponse = decode(ApiKey::SaslAuthenticate, 2, frame);
+    let answer = authenticate(&mut stream, b"\0alice\0alice-secret");
     assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    assert_eq!(
+        answer.session_lifetime_ms, 0,
+        "sessions last for ever by default"
+    );
     stream
         .write_all(&request(
             ApiKey::Metadata,
@@ -369,6 +378,49 @@ fn a_wrong_password_gets_an_error_then_a_closed_connection() {
         ))
         .expect("metadata sent");
     assert!(response(&mut stream).is_some(), "served once authenticated");
+}
+
+#[test]
+fn an_expired_session_is_renewed_by_reauthentication_or_closed() {
+    let secured = Secured::start_with("connections_max_reauth_ms: 1500\n");
+    let metadata = request(ApiKey::Metadata, 12, 3, &MetadataRequest::default());
+    let mut stream = handshake(secured.sasl_plaintext, "PLAIN");
+    let answer = authenticate(&mut stream, b"\0alice\0alice-secret");
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    assert_eq!(answer.session_lifetime_ms, 1500);
+    stream.write_all(&metadata).expect("sent");
+    assert!(response(&mut stream).is_some(), "served within the session");
+    // Re-authentication on the same connection (KIP-368) opens a new session.
+    std::thread::sleep(Duration::from_millis(2000));
+    let body = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    stream
+        .write_all(&request(ApiKey::SaslHandshake, 1, 4, &body))
+        .expect("handshake sent");
+    let frame = response(&mut stream).expect("handshake answered");
+    let handshake_answer: SaslHandshakeResponse = decode(ApiKey::SaslHandshake, 1, frame);
+    assert_eq!(handshake_answer.error_code, 0);
+    let answer = authenticate(&mut stream, b"\0alice\0alice-secret");
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    stream.write_all(&metadata).expect("sent");
+    assert!(
+        response(&mut stream).is_some(),
+        "served after re-authentication"
+    );
+    // A session left to expire ends the connection at the next request.
+    std::thread::sleep(Duration::from_millis(2000));
+    stream.write_all(&metadata).expect("sent");
+    assert!(
+        response(&mut stream).is_none(),
+        "served after the session expired"
+    );
+    // librdkafka re-authenticates on its own while producing and consuming.
+    let settings = [
+        "security.protocol=SASL_PLAINTEXT".to_string(),
+        "sasl.mechanisms=PLAIN".into(),
+        "sasl.username=alice".into(),
+        "sasl.password=alice-secret".into(),
+    ];
+    roundtrip("confluent", secured.sasl_plaintext, "reauth", &settings);
 }
 
 #[test]
