@@ -136,7 +136,6 @@ fn listed_topics(client: ClientConfig) -> Vec<String> {
 async fn sasl_users_are_held_to_the_acls_an_administrator_set() {
     let (plaintext, sasl_port) = (free_port(), free_port());
     let broker = BrokerProcess::start_with_listeners(
-        plaintext,
         &format!(
             "listeners: \"PLAINTEXT://127.0.0.1:{plaintext},SASL_PLAINTEXT://127.0.0.1:{sasl_port}\"\n\
              sasl_enabled_mechanisms: [PLAIN]\n\
@@ -144,6 +143,7 @@ async fn sasl_users_are_held_to_the_acls_an_administrator_set() {
              authorizer: acl\n\
              super_users: [\"User:admin\"]\n"
         ),
+        plaintext,
     );
     let bootstrap = format!("127.0.0.1:{sasl_port}");
     let script = source("tests/scripts/confluent_acls.py");

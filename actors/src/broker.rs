@@ -2,7 +2,7 @@
 //! from the catalog, and owns the registries (topic name → partition actors).
 //! Connection handlers reach partitions through it.
 
-use crate::cluster::image::{assign_replicas, Applied, Command, NO_LEADER};
+use crate::cluster::image::{assign_replicas, Applied, Command, Endpoint, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
@@ -231,18 +231,25 @@ impl Broker {
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
-                let first = &listeners[0];
-                let (host, port) = (first.host.clone(), first.port);
-                let port = u16::try_from(port).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "the advertised port is out of range",
-                    )
-                })?;
+                let endpoints = listeners
+                    .iter()
+                    .map(|l| {
+                        let port = u16::try_from(l.port).map_err(|_| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                "the advertised port is out of range",
+                            )
+                        })?;
+                        Ok(Endpoint {
+                            listener: l.name.clone(),
+                            host: l.host.clone(),
+                            port,
+                        })
+                    })
+                    .collect::<io::Result<Vec<_>>>()?;
                 Some(ClusterNode::start(
                     config.node_id,
-                    host,
-                    port,
+                    endpoints,
                     &config.data_dir,
                     cluster,
                 )?)
@@ -1103,9 +1110,9 @@ impl Broker {
         &self.listeners
     }
 
-    /// The live brokers clients of `listener` may connect to, by id. In a
-    /// cluster every broker is named by the endpoint it registered (its
-    /// first listener), except this one, named by `listener`.
+    /// The live brokers clients of `listener` may connect to, by id: in a
+    /// cluster each by the endpoint it registered for a listener of that
+    /// name, or else by its first listener's.
     pub fn brokers(&self, listener: &Listener) -> Vec<BrokerAddress> {
         let Some(node) = &self.cluster else {
             return vec![self.address(listener)];
@@ -1115,10 +1122,17 @@ impl Broker {
             .brokers
             .values()
             .filter(|b| !b.fenced)
-            .map(|b| BrokerAddress {
-                id: b.id,
-                host: b.host.clone(),
-                port: i32::from(b.port),
+            .map(|b| {
+                let (host, port) = b
+                    .listeners
+                    .iter()
+                    .find(|e| e.listener == listener.name)
+                    .map_or((&b.host, b.port), |e| (&e.host, e.port));
+                BrokerAddress {
+                    id: b.id,
+                    host: host.clone(),
+                    port: i32::from(port),
+                }
             })
             .collect()
     }

@@ -8,8 +8,8 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::connection::{client_log, Connection, Reader, Writer};
 use crate::limits::Slot;
-use crate::security::listeners::Listener;
-use crate::security::tls;
+use crate::security::listeners::{Listener, SecurityProtocol};
+use crate::security::tls::{self, ClientAuth};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,25 +20,26 @@ use tokio_rustls::TlsAcceptor;
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Builds the TLS acceptor the config's TLS listeners use, if it has any.
-/// The error names the file that could not be read or used.
+/// The TLS acceptor of a listener, if it is a TLS one. Client
+/// certificates are asked for on SSL listeners only: on SASL_SSL the client
+/// authenticates with SASL, as in Kafka, whose `ssl.client.auth` applies to
+/// SASL_SSL only when set for that listener. The error names the file that
+/// could not be read or used.
 pub fn tls_acceptor(
     config: &BrokerConfig,
-    listeners: &[Listener],
+    listener: &Listener,
 ) -> Result<Option<TlsAcceptor>, String> {
-    if !listeners.iter().any(|l| l.protocol.tls()) {
+    if !listener.protocol.tls() {
         return Ok(None);
     }
     let (Some(cert), Some(key)) = (&config.ssl_cert_file, &config.ssl_key_file) else {
         return Err("an SSL or SASL_SSL listener needs ssl_cert_file and ssl_key_file".into());
     };
-    tls::acceptor(
-        cert,
-        key,
-        config.ssl_ca_file.as_deref(),
-        config.ssl_client_auth,
-    )
-    .map(Some)
+    let client_auth = match listener.protocol {
+        SecurityProtocol::Ssl => config.ssl_client_auth,
+        _ => ClientAuth::None,
+    };
+    tls::acceptor(cert, key, config.ssl_ca_file.as_deref(), client_auth).map(Some)
 }
 
 /// Binds every listener of the config: the sockets, each with its listener
@@ -46,13 +47,12 @@ pub fn tls_acceptor(
 pub async fn bind(config: &BrokerConfig) -> std::io::Result<Vec<Bound>> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let listeners = config.listeners().map_err(invalid)?;
-    let acceptor = tls_acceptor(config, &listeners).map_err(invalid)?;
     let mut bound = Vec::with_capacity(listeners.len());
     for listener in listeners {
+        let tls = tls_acceptor(config, &listener).map_err(invalid)?;
         let socket = TcpListener::bind(listener.bind).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", listener.bind))
         })?;
-        let tls = listener.protocol.tls().then(|| acceptor.clone()).flatten();
         bound.push(Bound {
             socket,
             listener: Arc::new(listener),
@@ -143,6 +143,9 @@ async fn open(
     };
     match tls::handshake(&acceptor, stream).await {
         Ok((stream, principal)) => {
+            if let Some(principal) = &principal {
+                log::debug!("{peer} presented a certificate of {principal}");
+            }
             let (read, write) = tokio::io::split(stream);
             let io: (Reader, Writer) = (Box::new(read), Box::new(write));
             Connection::start(broker, io, peer, slot, listener, principal);

@@ -21,7 +21,7 @@ pub struct BrokerProcess {
     config_dir: Option<tempfile::TempDir>,
     /// A soft open-file limit the broker starts under.
     file_limit: Option<u64>,
-    /// The config names the listeners itself: `serve` gets no `--listen`.
+    /// The config names the listeners: no `--listen`.
     own_listeners: bool,
 }
 
@@ -62,28 +62,6 @@ impl BrokerProcess {
         broker
     }
 
-    /// Starts with `yaml` as its config file, which names its own
-    /// `listeners`; `port` is the one of them [`BrokerProcess::bootstrap`]
-    /// gives and the start waits for.
-    pub fn start_with_listeners(port: u16, yaml: &str) -> BrokerProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, yaml).expect("config written");
-        let temporary = tempfile::tempdir().expect("temp dir");
-        let mut broker = BrokerProcess {
-            child: None,
-            port,
-            data: temporary.path().to_path_buf(),
-            temporary: Some(temporary),
-            extra: vec!["--config".into(), path.to_str().expect("utf-8").into()],
-            config_dir: Some(dir),
-            file_limit: None,
-            own_listeners: true,
-        };
-        broker.spawn();
-        broker
-    }
-
     /// Starts as a shell with a low soft limit on open files (`ulimit -Sn`)
     /// would start it.
     pub fn start_with_file_limit(soft: u64) -> BrokerProcess {
@@ -109,6 +87,27 @@ impl BrokerProcess {
         std::fs::write(&path, yaml).expect("config written");
         let mut broker = Self::start_with(&["--config", path.to_str().expect("utf-8")]);
         broker.config_dir = Some(dir);
+        broker
+    }
+
+    /// Starts with `yaml` as its config file, which sets `listeners`;
+    /// `port` is the PLAINTEXT listener's, which [`Self::bootstrap`] names.
+    pub fn start_with_listeners(yaml: &str, port: u16) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).expect("config written");
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut broker = BrokerProcess {
+            child: None,
+            port,
+            data: data.path().to_path_buf(),
+            temporary: Some(data),
+            extra: vec!["--config".into(), path.display().to_string()],
+            config_dir: Some(dir),
+            file_limit: None,
+            own_listeners: true,
+        };
+        broker.spawn();
         broker
     }
 

@@ -202,7 +202,8 @@ apis! {
     ListPartitionReassignments 0..=0, now |c, _| replica_placement::list_partition_reassignments(&c.access);
     AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, &c.access, req);
     AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, &c.access, req);
-    DescribeUserScramCredentials 0..=0, now |c, req| scram_credentials::describe(&c.access, req);
+    DescribeUserScramCredentials 0..=0, now |c, req| scram_credentials::describe(&c.broker, &c.access, req);
+    AlterUserScramCredentials 0..=0, later |c, req| scram_credentials::alter(&c.broker, &c.access, req);
     DescribeClientQuotas 0..=1, now |c, req| client_quotas::describe(&c.access, req);
     ListConfigResources 0..=1, now |c, req| list_config_resources::handle(&c.broker, &c.access, c.version, req);
     WriteTxnMarkers 1..=1, later |c, req| write_txn_markers::handle(&c.broker, &c.access, req);

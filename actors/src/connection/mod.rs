@@ -246,6 +246,11 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                 log::debug!("{} reset the connection", self.peer);
                 return ctx.stop();
             }
+            // A TLS client that closes without close_notify, as most do.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                log::debug!("{} closed the connection: {e}", self.peer);
+                return ctx.stop();
+            }
             Err(e) => return self.close("unreadable_frame", &e.to_string(), ctx),
         };
         let seq = self.next_request;

@@ -171,3 +171,35 @@ fn escape(value: &str) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+    #[test]
+    fn a_certificate_principal_is_its_subject_most_specific_first() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        // Not rcgen's default, which starts with a common name.
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CountryName, "NL");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example, Inc");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "eng");
+        params.distinguished_name.push(DnType::CommonName, "alice");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            certificate_principal(cert.der()).unwrap(),
+            Principal::user("CN=alice,OU=eng,O=Example\\, Inc,C=NL")
+        );
+    }
+
+    #[test]
+    fn garbage_is_no_certificate() {
+        assert!(certificate_principal(b"not a certificate").is_err());
+    }
+}
