@@ -3,14 +3,17 @@ SASL_PLAINTEXT (PLAIN), as the README shows: topics `orders` and
 `secret`, alice may write and read `orders` and read group `billing`, bob
 may read `orders` and describe (not read) group `billing`. Then checks
 that DescribeAcls lists what was created and that bob, who may not alter
-the cluster, cannot create ACLs. Exits non-zero on any mismatch."""
+the cluster, can neither create ACLs nor SCRAM users, which the
+administrator can. Exits non-zero on any mismatch."""
 import argparse
 import sys
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
                                    AclPermissionType, AdminClient, NewTopic,
-                                   ResourcePatternType, ResourceType)
+                                   ResourcePatternType, ResourceType,
+                                   ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialUpsertion)
 
 
 def admin_as(bootstrap, user, password):
@@ -18,6 +21,16 @@ def admin_as(bootstrap, user, password):
                         "security.protocol": "SASL_PLAINTEXT",
                         "sasl.mechanism": "PLAIN",
                         "sasl.username": user, "sasl.password": password})
+
+
+def expect_cluster_authorization_failed(futures, what):
+    try:
+        for future in futures.values():
+            future.result(10)
+        sys.exit(f"bob {what} without ALTER on the cluster")
+    except KafkaException as e:
+        if "CLUSTER_AUTHORIZATION_FAILED" not in str(e):
+            sys.exit(f"bob {what}: failed otherwise: {e}")
 
 
 def allow(resource, name, principal, operation):
@@ -49,13 +62,13 @@ def main():
         sys.exit(f"DescribeAcls lists {listed}, not {acls}")
     bob = admin_as(bootstrap, "bob", "bob-secret")
     denied = allow(ResourceType.TOPIC, "secret", "User:bob", AclOperation.ALL)
-    try:
-        for future in bob.create_acls([denied]).values():
-            future.result(10)
-        sys.exit("bob created an ACL without ALTER on the cluster")
-    except KafkaException as e:
-        if "CLUSTER_AUTHORIZATION_FAILED" not in str(e):
-            sys.exit(f"bob's CreateAcls failed otherwise: {e}")
+    expect_cluster_authorization_failed(bob.create_acls([denied]), "created an ACL")
+    carol = [UserScramCredentialUpsertion(
+        "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"carol-secret")]
+    expect_cluster_authorization_failed(
+        bob.alter_user_scram_credentials(carol), "added a SCRAM user")
+    for future in admin.alter_user_scram_credentials(carol).values():
+        future.result(10)
     print("ok")
 
 
