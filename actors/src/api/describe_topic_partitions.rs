@@ -16,7 +16,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions
@@ -31,24 +30,22 @@ pub fn handle(
 ) -> DescribeTopicPartitionsResponse {
     // Every topic means every topic the requester may describe; one it
     // names and may not describe is TOPIC_AUTHORIZATION_FAILED.
-    let mut wanted: Vec<(String, Result<Option<Arc<Topic>>, ResponseError>)> =
-        if req.topics.is_empty() {
-            broker
-                .topics()
-                .into_iter()
-                .filter(|t| access.topic(Operation::Describe, &t.name).is_ok())
-                .map(|t| (t.name.to_string(), Ok(Some(t))))
-                .collect()
-        } else {
-            req.topics
-                .into_iter()
-                .map(|t| {
-                    let topic =
-                        super::authorized_topic(broker, access, Operation::Describe, &t.name);
-                    (t.name.to_string(), topic)
-                })
-                .collect()
-        };
+    let mut wanted: Vec<(String, super::AuthorizedTopic)> = if req.topics.is_empty() {
+        broker
+            .topics()
+            .into_iter()
+            .filter(|t| access.topic(Operation::Describe, &t.name).is_ok())
+            .map(|t| (t.name.to_string(), Ok(Some(t))))
+            .collect()
+    } else {
+        req.topics
+            .into_iter()
+            .map(|t| {
+                let topic = super::authorized_topic(broker, access, Operation::Describe, &t.name);
+                (t.name.to_string(), topic)
+            })
+            .collect()
+    };
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
     wanted.dedup_by(|a, b| a.0 == b.0);
     let (start_topic, start_partition) = req.cursor.map_or((String::new(), 0), |c| {

@@ -261,6 +261,10 @@ fn replica(topic: Option<&Topic>, index: i32) -> Result<PartitionHandle, Respons
         .cloned()
 }
 
+/// A topic as [`authorized_topic`] looked it up: found or not, or off
+/// limits to the requester.
+type AuthorizedTopic = Result<Option<Arc<Topic>>, ResponseError>;
+
 /// Topic `name` as [`Broker::topic`] finds it (`None` if it does not
 /// exist), once `access` may perform `operation` on it: Kafka checks before
 /// it looks, so a client learns nothing of a topic it may not see.
@@ -269,7 +273,7 @@ fn authorized_topic(
     access: &Access,
     operation: Operation,
     name: &str,
-) -> Result<Option<Arc<Topic>>, ResponseError> {
+) -> AuthorizedTopic {
     access.topic(operation, name)?;
     Ok(broker.topic(name))
 }
@@ -277,7 +281,7 @@ fn authorized_topic(
 /// The local replica of partition `index` of a topic that
 /// [`authorized_topic`] looked up.
 fn authorized_replica(
-    topic: &Result<Option<Arc<Topic>>, ResponseError>,
+    topic: &AuthorizedTopic,
     index: i32,
 ) -> Result<PartitionHandle, ResponseError> {
     replica(topic.clone()?.as_deref(), index)
