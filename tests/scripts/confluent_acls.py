@@ -4,11 +4,14 @@ SASL_PLAINTEXT (PLAIN), as the README shows: topics `orders` and
 may read `orders` and describe (not read) group `billing`. Then checks
 that DescribeAcls lists what was created and that bob, who may not alter
 the cluster, can neither create ACLs nor SCRAM users, which the
-administrator can. Exits non-zero on any mismatch."""
+administrator can, and that bob may not create, delete or describe the
+configs of topics without the ACLs for it. Exits non-zero on any
+mismatch."""
 import argparse
 import sys
 
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import ConfigResource
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
                                    AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType,
@@ -23,14 +26,14 @@ def admin_as(bootstrap, user, password):
                         "sasl.username": user, "sasl.password": password})
 
 
-def expect_cluster_authorization_failed(futures, what):
+def expect_refused(futures, what, error="CLUSTER_AUTHORIZATION_FAILED"):
     try:
         for future in futures.values():
             future.result(10)
-        sys.exit(f"bob {what} without ALTER on the cluster")
+        sys.exit(f"bob {what} without the ACL for it")
     except KafkaException as e:
-        if "CLUSTER_AUTHORIZATION_FAILED" not in str(e):
-            sys.exit(f"bob {what}: failed otherwise: {e}")
+        if error not in str(e):
+            sys.exit(f"bob {what}: failed otherwise than {error}: {e}")
 
 
 def allow(resource, name, principal, operation):
@@ -62,13 +65,18 @@ def main():
         sys.exit(f"DescribeAcls lists {listed}, not {acls}")
     bob = admin_as(bootstrap, "bob", "bob-secret")
     denied = allow(ResourceType.TOPIC, "secret", "User:bob", AclOperation.ALL)
-    expect_cluster_authorization_failed(bob.create_acls([denied]), "created an ACL")
+    expect_refused(bob.create_acls([denied]), "created an ACL")
     carol = [UserScramCredentialUpsertion(
         "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"carol-secret")]
-    expect_cluster_authorization_failed(
-        bob.alter_user_scram_credentials(carol), "added a SCRAM user")
+    expect_refused(bob.alter_user_scram_credentials(carol), "added a SCRAM user")
     for future in admin.alter_user_scram_credentials(carol).values():
         future.result(10)
+    topic_refused = "TOPIC_AUTHORIZATION_FAILED"
+    expect_refused(bob.create_topics([NewTopic("bobs", 1, 1)]), "created a topic",
+                   topic_refused)
+    expect_refused(bob.delete_topics(["orders"]), "deleted a topic", topic_refused)
+    expect_refused(bob.describe_configs([ConfigResource("topic", "secret")]),
+                   "described a topic's configs", topic_refused)
     print("ok")
 
 
