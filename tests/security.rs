@@ -524,3 +524,34 @@ fn an_unreadable_or_mismatched_certificate_stops_serve_naming_the_file() {
     let stderr = serve_fails(&config("not-pem.pem", "broker-key.pem"));
     assert!(stderr.contains(&not_pem.display().to_string()), "{stderr}");
 }
+
+/// `examples/security/make-certs.sh` makes certificates the broker serves
+/// and librdkafka trusts, client certificate included.
+#[test]
+fn the_example_certificate_script_makes_working_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, _, stderr) = run(
+        Command::new(source("examples/security/make-certs.sh")).current_dir(dir.path()),
+        "",
+    );
+    assert!(ok, "make-certs.sh: {stderr}");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let [plain, ssl] = [(); 2].map(|()| free_port());
+    let yaml = format!(
+        "listeners: \"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl}\"\n\
+         ssl_cert_file: {}\nssl_key_file: {}\nssl_ca_file: {}\nssl_client_auth: required\n",
+        path("broker.pem"),
+        path("broker-key.pem"),
+        path("ca.pem"),
+    );
+    let _broker = BrokerProcess::start_with_listeners(&yaml, plain);
+    let settings = [
+        "security.protocol=SSL".to_string(),
+        format!("ssl.ca.location={}", path("ca.pem")),
+        format!("ssl.certificate.location={}", path("client.pem")),
+        format!("ssl.key.location={}", path("client-key.pem")),
+    ];
+    let (ok, metadata, stderr) = kcat_metadata(ssl, &settings);
+    assert!(ok, "{stderr}");
+    assert!(metadata.contains(&format!("127.0.0.1:{ssl}")), "{metadata}");
+}

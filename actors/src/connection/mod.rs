@@ -251,6 +251,12 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                 log::debug!("{} closed the connection: {e}", self.peer);
                 return ctx.stop();
             }
+            Err(e) if self.sasl.as_ref().is_some_and(|s| !s.is_authenticated()) => {
+                let why = format!(
+                    "{e} (at most {SASL_MAX_RECEIVE_BYTES} bytes before SASL authentication)"
+                );
+                return self.close("unreadable_frame", &why, ctx);
+            }
             Err(e) => return self.close("unreadable_frame", &e.to_string(), ctx),
         };
         let seq = self.next_request;

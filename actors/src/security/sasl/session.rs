@@ -63,6 +63,11 @@ impl SaslSession {
         }
     }
 
+    /// The client has authenticated on this connection.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.is_some()
+    }
+
     /// The next frame is a bare token of an exchange begun by a v0
     /// handshake.
     pub fn expects_raw_token(&self) -> bool {
@@ -143,5 +148,76 @@ impl SaslSession {
                 .max_lifetime
                 .map_or(0, |l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::scram::{ScramCredential, ScramMechanism};
+    use crate::security::Secret;
+
+    struct Users(Secret, Secret);
+
+    impl Credentials for Users {
+        fn plain_password(&self, user: &str) -> Option<&Secret> {
+            match user {
+                "alice" => Some(&self.0),
+                "bob" => Some(&self.1),
+                _ => None,
+            }
+        }
+        fn scram_credential(&self, _: &str, _: ScramMechanism) -> Option<ScramCredential> {
+            None
+        }
+    }
+
+    fn users() -> Users {
+        Users(Secret("a".into()), Secret("b".into()))
+    }
+
+    #[test]
+    fn only_authentication_is_served_before_it() {
+        let now = Instant::now();
+        let mut session = SaslSession::new(vec![Mechanism::Plain], 0);
+        assert!(session.admits(ApiKey::ApiVersions, now).is_ok());
+        assert!(session.admits(ApiKey::Metadata, now).is_err());
+        assert!(session.authenticate(b"\0alice\0a", &users(), now).is_err());
+        let refused = session.handshake("SCRAM-SHA-256", 1).unwrap_err();
+        assert_eq!(refused.0, ResponseError::UnsupportedSaslMechanism);
+        session.handshake("PLAIN", 1).unwrap();
+        assert!(!session.expects_raw_token());
+        let accepted = session.authenticate(b"\0alice\0a", &users(), now).unwrap();
+        assert_eq!(accepted.principal, Some(Principal::user("alice")));
+        assert!(session.admits(ApiKey::Metadata, now).is_ok());
+    }
+
+    #[test]
+    fn a_v0_handshake_takes_bare_tokens() {
+        let mut session = SaslSession::new(vec![Mechanism::Plain], 0);
+        session.handshake("PLAIN", 0).unwrap();
+        assert!(session.expects_raw_token());
+        session
+            .authenticate(b"\0alice\0a", &users(), Instant::now())
+            .unwrap();
+        assert!(!session.expects_raw_token());
+    }
+
+    #[test]
+    fn sessions_expire_and_reauthentication_keeps_the_principal() {
+        let now = Instant::now();
+        let mut session = SaslSession::new(vec![Mechanism::Plain], 1000);
+        session.handshake("PLAIN", 1).unwrap();
+        let accepted = session.authenticate(b"\0alice\0a", &users(), now).unwrap();
+        assert_eq!(accepted.session_lifetime_ms, 1000);
+        let later = now + Duration::from_millis(1000);
+        assert!(session.admits(ApiKey::Metadata, later).is_err());
+        session.handshake("PLAIN", 1).unwrap();
+        assert!(session.authenticate(b"\0bob\0b", &users(), later).is_err());
+        session.handshake("PLAIN", 1).unwrap();
+        session
+            .authenticate(b"\0alice\0a", &users(), later)
+            .unwrap();
+        assert!(session.admits(ApiKey::Metadata, later).is_ok());
     }
 }
