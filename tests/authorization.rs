@@ -9,6 +9,7 @@ mod broker_process;
 mod embedded_broker;
 
 use actorlog::actors::config::AuthorizerKind;
+use actorlog::actors::security::authorizer::acl;
 use actorlog::actors::security::{Operation, ResourceType};
 use actorlog::actors::store::acls::{code, AclBinding};
 use actorlog::{Broker, BrokerConfig, Principal, ResponseError};
@@ -26,34 +27,14 @@ use std::time::Duration;
 const ANONYMOUS: &str = "User:ANONYMOUS";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An ACL on a resource, as an administrator writes one.
-fn acl(
-    permission: i8,
-    principal: &str,
-    operation: Operation,
-    resource: ResourceType,
-    pattern: i8,
-    name: &str,
-) -> AclBinding {
-    AclBinding {
-        resource_type: resource as i8,
-        resource_name: name.into(),
-        pattern_type: pattern,
-        principal: principal.into(),
-        host: "*".into(),
-        operation: operation as i8,
-        permission,
-    }
-}
-
 fn allow_topic(principal: &str, operation: Operation, topic: &str) -> AclBinding {
     acl(
-        code::ALLOW,
+        ResourceType::Topic,
+        topic,
+        code::LITERAL,
         principal,
         operation,
-        ResourceType::Topic,
-        code::LITERAL,
-        topic,
+        code::ALLOW,
     )
 }
 
@@ -245,12 +226,12 @@ async fn commits_need_read_on_the_group() {
         .create_acls(&[
             allow_topic(ANONYMOUS, Operation::Read, "events"),
             acl(
-                code::ALLOW,
+                ResourceType::Group,
+                "billing",
+                code::LITERAL,
                 ANONYMOUS,
                 Operation::Describe,
-                ResourceType::Group,
-                code::LITERAL,
-                "billing",
+                code::ALLOW,
             ),
         ])
         .await
@@ -277,12 +258,12 @@ async fn commits_need_read_on_the_group() {
     assert_eq!(code, RDKafkaErrorCode::GroupAuthorizationFailed);
     broker
         .create_acls(&[acl(
-            code::ALLOW,
+            ResourceType::Group,
+            "billing",
+            code::LITERAL,
             ANONYMOUS,
             Operation::Read,
-            ResourceType::Group,
-            code::LITERAL,
-            "billing",
+            code::ALLOW,
         )])
         .await
         .expect("acl");
@@ -346,20 +327,20 @@ async fn deny_beats_allow() {
     broker
         .create_acls(&[
             acl(
-                code::ALLOW,
+                ResourceType::Topic,
+                "*",
+                code::LITERAL,
                 "User:*",
                 Operation::All,
-                ResourceType::Topic,
-                code::LITERAL,
-                "*",
+                code::ALLOW,
             ),
             acl(
-                code::DENY,
+                ResourceType::Topic,
+                "closed",
+                code::LITERAL,
                 ANONYMOUS,
                 Operation::Write,
-                ResourceType::Topic,
-                code::LITERAL,
-                "closed",
+                code::DENY,
             ),
         ])
         .await
@@ -381,12 +362,12 @@ async fn prefixed_acls_cover_the_names_they_start() {
     }
     broker
         .create_acls(&[acl(
-            code::ALLOW,
+            ResourceType::Topic,
+            "orders-",
+            code::PREFIXED,
             ANONYMOUS,
             Operation::Write,
-            ResourceType::Topic,
-            code::PREFIXED,
-            "orders-",
+            code::ALLOW,
         )])
         .await
         .expect("acl");
@@ -455,12 +436,12 @@ async fn embedded_clients_acting_as_a_principal_are_checked() {
     );
     broker
         .create_acls(&[acl(
-            code::ALLOW,
+            ResourceType::Group,
+            "workers",
+            code::LITERAL,
             "User:alice",
             Operation::Read,
-            ResourceType::Group,
-            code::LITERAL,
-            "workers",
+            code::ALLOW,
         )])
         .await
         .expect("acl");
@@ -528,12 +509,12 @@ async fn transactions_need_write_on_their_transactional_id() {
     assert_eq!(code, RDKafkaErrorCode::TransactionalIdAuthorizationFailed);
     broker
         .create_acls(&[acl(
-            code::ALLOW,
+            ResourceType::TransactionalId,
+            "payments-1",
+            code::LITERAL,
             ANONYMOUS,
             Operation::Write,
-            ResourceType::TransactionalId,
-            code::LITERAL,
-            "payments-1",
+            code::ALLOW,
         )])
         .await
         .expect("acl");

@@ -402,20 +402,19 @@ impl Broker {
     ///
     /// ```
     /// # actorlog::block_on(async {
+    /// use actorlog::actors::security::authorizer::acl;
     /// use actorlog::actors::security::{Operation, ResourceType};
-    /// use actorlog::actors::store::acls::{code, AclBinding};
+    /// use actorlog::actors::store::acls::code;
     /// # let broker = actorlog::Broker::builder().in_memory().start().await?;
-    /// broker
-    ///     .create_acls(&[AclBinding {
-    ///         resource_type: ResourceType::Topic as i8,
-    ///         resource_name: "orders".into(),
-    ///         pattern_type: code::LITERAL,
-    ///         principal: "User:billing".into(),
-    ///         host: "*".into(),
-    ///         operation: Operation::Read as i8,
-    ///         permission: code::ALLOW,
-    ///     }])
-    ///     .await?;
+    /// let billing_reads_orders = acl(
+    ///     ResourceType::Topic,
+    ///     "orders",
+    ///     code::LITERAL,
+    ///     "User:billing",
+    ///     Operation::Read,
+    ///     code::ALLOW,
+    /// );
+    /// broker.create_acls(&[billing_reads_orders]).await?;
     /// # broker.shutdown().await
     /// # }).unwrap();
     /// ```

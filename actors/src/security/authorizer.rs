@@ -90,6 +90,29 @@ impl Operation {
     }
 }
 
+/// An ACL from any host, in the authorizer's terms: `permission`
+/// (`code::ALLOW` or `code::DENY`) of `operation` for `principal` on the
+/// resources of type `resource` that `pattern` (`code::LITERAL` or
+/// `code::PREFIXED`) and `name` select.
+pub fn acl(
+    resource: ResourceType,
+    name: &str,
+    pattern: i8,
+    principal: &str,
+    operation: Operation,
+    permission: i8,
+) -> AclBinding {
+    AclBinding {
+        resource_type: resource as i8,
+        resource_name: name.into(),
+        pattern_type: pattern,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: operation as i8,
+        permission,
+    }
+}
+
 /// Who asks: a principal, and the address it connects from.
 #[derive(Debug, Clone, Copy)]
 pub struct Requester<'a> {
@@ -362,25 +385,6 @@ mod tests {
 
     const ALLOW: i8 = code::ALLOW;
     const DENY: i8 = code::DENY;
-
-    fn acl(
-        resource: ResourceType,
-        name: &str,
-        pattern: i8,
-        principal: &str,
-        operation: Operation,
-        permission: i8,
-    ) -> AclBinding {
-        AclBinding {
-            resource_type: resource as i8,
-            resource_name: name.into(),
-            pattern_type: pattern,
-            principal: principal.into(),
-            host: "*".into(),
-            operation: operation as i8,
-            permission,
-        }
-    }
 
     fn topic_acl(name: &str, principal: &str, op: Operation, permission: i8) -> AclBinding {
         acl(
