@@ -19,11 +19,14 @@ pub struct Access {
 }
 
 impl Access {
+    /// The checks of `principal` connecting from `host`. An IPv4 client of
+    /// an IPv6 socket (`::ffff:10.0.0.7`) is known by its IPv4 address, as
+    /// ACL hosts name it.
     pub fn new(authorizer: Arc<Authorizer>, principal: Arc<Principal>, host: IpAddr) -> Access {
         Access {
             authorizer,
             principal,
-            host,
+            host: host.to_canonical(),
         }
     }
 
@@ -113,5 +116,41 @@ impl Access {
                 .then_some(())
                 .ok_or(refusal)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::authorizer::acl;
+    use crate::security::AuthorizerKind;
+    use crate::store::acls::code;
+
+    #[test]
+    fn an_ipv4_client_of_an_ipv6_socket_matches_acls_by_its_ipv4_address() {
+        let authorizer = Arc::new(Authorizer::new(AuthorizerKind::Acl, &[], false));
+        let mut from_one_host = acl(
+            ResourceType::Topic,
+            "t",
+            code::LITERAL,
+            "User:alice",
+            Operation::Write,
+            code::ALLOW,
+        );
+        from_one_host.host = "10.0.0.7".into();
+        authorizer.set_acls(&[from_one_host]);
+        let alice = Arc::new(Principal::user("alice"));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("address");
+        let access = Access::new(authorizer.clone(), alice.clone(), mapped);
+        assert_eq!(access.topic(Operation::Write, "t"), Ok(()));
+        let other = Access::new(
+            authorizer,
+            alice,
+            "::ffff:10.0.0.8".parse().expect("address"),
+        );
+        assert_eq!(
+            other.topic(Operation::Write, "t"),
+            Err(ResponseError::TopicAuthorizationFailed)
+        );
     }
 }
