@@ -73,9 +73,11 @@ pub enum Step {
 pub type Failure = String;
 
 /// One authentication in progress, from the mechanism the client chose.
+/// A SCRAM exchange holds its messages and credential: boxed, so a
+/// connection waiting for a handshake carries no room for one.
 pub enum Exchange {
     Plain,
-    Scram(scram::ServerExchange),
+    Scram(Box<scram::ServerExchange>),
 }
 
 impl Exchange {
@@ -83,10 +85,10 @@ impl Exchange {
         match mechanism {
             Mechanism::Plain => Exchange::Plain,
             Mechanism::ScramSha256 => {
-                Exchange::Scram(scram::ServerExchange::new(ScramMechanism::Sha256))
+                Exchange::Scram(Box::new(scram::ServerExchange::new(ScramMechanism::Sha256)))
             }
             Mechanism::ScramSha512 => {
-                Exchange::Scram(scram::ServerExchange::new(ScramMechanism::Sha512))
+                Exchange::Scram(Box::new(scram::ServerExchange::new(ScramMechanism::Sha512)))
             }
         }
     }
