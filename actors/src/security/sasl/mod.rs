@@ -73,6 +73,8 @@ pub enum Step {
 pub type Failure = String;
 
 /// One authentication in progress, from the mechanism the client chose.
+/// A SCRAM exchange holds its messages and credential: boxed, so a
+/// connection waiting for a handshake carries no room for one.
 pub enum Exchange {
     Plain,
     Scram(Box<scram::ServerExchange>),
