@@ -55,6 +55,16 @@ mod tests {
     }
 
     #[test]
+    fn the_security_example_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/security/broker.yaml");
+        let config = load(Some(&example)).unwrap();
+        assert_eq!(config.validate(), Ok(()));
+        let listeners = config.listeners().unwrap();
+        assert_eq!(listeners.len(), 2);
+        assert!(listeners[1].protocol.sasl() && listeners[1].protocol.tls());
+    }
+
+    #[test]
     fn cluster_examples_are_one_cluster() {
         let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cluster");
         let configs: Vec<BrokerConfig> = (1..=3)

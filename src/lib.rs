@@ -20,6 +20,9 @@ pub mod server;
 #[allow(missing_docs)]
 pub mod simulate;
 
+/// Who an in-process producer or consumer acts as, for the ACLs
+/// ([`Producer::as_principal`], [`ConsumerBuilder::as_principal`]).
+pub use actorlog_actors::security::Principal;
 pub use embedded::{
     block_on, murmur2, partition_for_key, Broker, BrokerBuilder, ConsumedRecord, Consumer,
     ConsumerBuilder, Delivered, Error, Producer,

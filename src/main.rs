@@ -1,6 +1,6 @@
 use actorlog::cli::{
     self, cluster::ClusterArgs, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs,
-    simulate::SimulateArgs, topics::TopicsCommand,
+    simulate::SimulateArgs, topics::TopicsCommand, users::UsersCommand,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -45,6 +45,11 @@ enum Command {
     Groups {
         #[command(subcommand)]
         command: GroupsCommand,
+    },
+    /// Add, delete and list SCRAM users (over a PLAINTEXT listener).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Produce lines from stdin, one record each.
     Produce(ProduceArgs),
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
         } => serve(config, listen, data_dir),
         Command::Topics { command } => cli::topics::run(&cli.bootstrap, command),
         Command::Groups { command } => cli::groups::run(&cli.bootstrap, command),
+        Command::Users { command } => cli::users::run(&cli.bootstrap, command),
         Command::Produce(args) => cli::produce::run(&cli.bootstrap, args),
         Command::Consume(args) => cli::consume::run(&cli.bootstrap, args),
         Command::Simulate(args) => cli::simulate::run(args),
@@ -113,7 +119,7 @@ fn serve(
 ) -> Result<(), String> {
     let mut config = actorlog::config_file::load(config.as_deref())?;
     if let Some(listen) = listen {
-        config.listen = listen;
+        config.listen = Some(listen);
     }
     if let Some(data_dir) = data_dir {
         config.data_dir = data_dir;

@@ -5,29 +5,33 @@ use actorlog_actors::{listener, metrics_endpoint, Broker, BrokerConfig};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::io;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs a broker until it is told to stop. Blocks the calling thread.
 pub fn run(config: BrokerConfig) -> io::Result<()> {
     raise_open_file_limit();
     actix_rt::System::new().block_on(async move {
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
-        })?;
+        let bound = listener::bind(&config).await?;
         let broker = Broker::start(config)?;
         metrics_endpoint::start(&broker).await;
-        let address = listener.local_addr()?;
         let serving = broker.clone();
         // In a cluster, clients are served once the controller counts this
         // broker in; a stop signal may come before that.
         let serve = async move {
             serving.ready().await;
+            let names: Vec<String> = bound
+                .iter()
+                .map(|b| format!("{}://{}", b.listener.name, b.listener.bind))
+                .collect();
             log::info!(
-                "listening on {address}, data in {}",
+                "listening on {}, data in {}",
+                names.join(","),
                 serving.config().data_dir.display()
             );
-            listener::serve(serving, listener).await
+            let listeners = bound.into_iter().map(|b| b.serve(serving.clone()));
+            futures_util::future::select_all(listeners.map(Box::pin))
+                .await
+                .0
         };
         let mut terminate = signal(SignalKind::terminate())?;
         let result = tokio::select! {

@@ -2,7 +2,7 @@
 //! from the catalog, and owns the registries (topic name → partition actors).
 //! Connection handlers reach partitions through it.
 
-use crate::cluster::image::{assign_replicas, Applied, Command, NO_LEADER};
+use crate::cluster::image::{assign_replicas, Applied, Command, Endpoint, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
@@ -20,8 +20,11 @@ use crate::replication::manager::ReplicaManager;
 use crate::replication::markers::Markers;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::replication::txn_offsets::PendingOffsets;
-use crate::store::acls::AclStore;
+use crate::security::listeners::Listener;
+use crate::security::Authorizer;
+use crate::store::acls::{AclBinding, AclFilter, AclStore};
 use crate::store::offsets::OffsetStore;
+use crate::store::scram::ScramStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
 use crate::txn::{Adopt, Release, TxnCoordinator};
@@ -124,6 +127,16 @@ pub struct Broker {
     offsets: OffsetStore,
     /// ACLs, in sled.
     acls: AclStore,
+    /// Checks requests against the ACLs, which it keeps indexed in memory.
+    authorizer: Arc<Authorizer>,
+    /// Serialises ACL changes, so the authorizer's copy is always reloaded
+    /// after the last change to the store.
+    acl_changes: tokio::sync::Mutex<()>,
+    /// SCRAM credentials, in sled.
+    scram: ScramStore,
+    /// The listeners of the config, resolved; the first is the one other
+    /// brokers reach this one on.
+    listeners: Vec<Listener>,
     /// One worker arbiter per core; partitions, coordinators and
     /// connections are spread over them.
     arbiters: Vec<ArbiterHandle>,
@@ -210,20 +223,38 @@ impl Broker {
         let state_db = crate::store::state_db::open(&state_db)?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
+        let authorizer = Arc::new(Authorizer::new(
+            config.authorizer,
+            &config.super_users,
+            config.allow_everyone_if_no_acl_found,
+        ));
+        authorizer.set_acls(&acls.all()?);
+        let scram = ScramStore::open(&state_db)?;
+        let listeners = config
+            .listeners()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
-                let (host, port) = config.advertised();
-                let port = u16::try_from(port).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "the advertised port is out of range",
-                    )
-                })?;
+                let endpoints = listeners
+                    .iter()
+                    .map(|l| {
+                        let port = u16::try_from(l.port).map_err(|_| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                "the advertised port is out of range",
+                            )
+                        })?;
+                        Ok(Endpoint {
+                            listener: l.name.clone(),
+                            host: l.host.clone(),
+                            port,
+                        })
+                    })
+                    .collect::<io::Result<Vec<_>>>()?;
                 Some(ClusterNode::start(
                     config.node_id,
-                    host,
-                    port,
+                    endpoints,
                     &config.data_dir,
                     cluster,
                 )?)
@@ -255,6 +286,10 @@ impl Broker {
             producer_ids: std::sync::Mutex::new(0..0),
             offsets,
             acls,
+            authorizer,
+            acl_changes: tokio::sync::Mutex::new(()),
+            scram,
+            listeners,
             cluster_id,
             cluster,
             topics: DashMap::new(),
@@ -946,17 +981,17 @@ impl Broker {
         }
     }
 
-    /// The broker coordinating `group`, for FindCoordinator: this one on a
-    /// single broker; in a cluster the leader of the group's partition of
-    /// the offsets topic, which is created on first use.
-    pub async fn group_coordinator(&self, group: &str) -> Result<BrokerAddress, ResponseError> {
+    /// The broker coordinating `group`, for FindCoordinator, as clients of
+    /// `listener` reach it: this one on a single broker; in a cluster the
+    /// leader of the group's partition of the offsets topic, which is
+    /// created on first use.
+    pub async fn group_coordinator(
+        &self,
+        group: &str,
+        listener: &Listener,
+    ) -> Result<BrokerAddress, ResponseError> {
         if self.cluster.is_none() {
-            let (host, port) = self.config.advertised();
-            return Ok(BrokerAddress {
-                id: self.config.node_id,
-                host,
-                port,
-            });
+            return Ok(self.address(listener));
         };
         let topic = match self.topic(OFFSETS_TOPIC) {
             Some(topic) => topic,
@@ -966,7 +1001,7 @@ impl Broker {
         let leader = self
             .partition_view(&topic, index)
             .map_or(NO_LEADER, |view| view.leader);
-        self.brokers()
+        self.brokers(listener)
             .into_iter()
             .find(|b| b.id == leader)
             .ok_or(ResponseError::CoordinatorNotAvailable)
@@ -1174,25 +1209,43 @@ impl Broker {
         self.cluster.as_ref()
     }
 
-    /// The live brokers clients may connect to, by id.
-    pub fn brokers(&self) -> Vec<BrokerAddress> {
+    /// This broker as clients of `listener` reach it.
+    fn address(&self, listener: &Listener) -> BrokerAddress {
+        BrokerAddress {
+            id: self.config.node_id,
+            host: listener.host.clone(),
+            port: listener.port,
+        }
+    }
+
+    /// The listeners this broker serves.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// The live brokers clients of `listener` may connect to, by id: in a
+    /// cluster each by the endpoint it registered for a listener of that
+    /// name, or else by its first listener's.
+    pub fn brokers(&self, listener: &Listener) -> Vec<BrokerAddress> {
         let Some(node) = &self.cluster else {
-            let (host, port) = self.config.advertised();
-            return vec![BrokerAddress {
-                id: self.config.node_id,
-                host,
-                port,
-            }];
+            return vec![self.address(listener)];
         };
         let image = node.image().borrow().clone();
         image
             .brokers
             .values()
             .filter(|b| !b.fenced)
-            .map(|b| BrokerAddress {
-                id: b.id,
-                host: b.host.clone(),
-                port: i32::from(b.port),
+            .map(|b| {
+                let (host, port) = b
+                    .listeners
+                    .iter()
+                    .find(|e| e.listener == listener.name)
+                    .map_or((&b.host, b.port), |e| (&e.host, e.port));
+                BrokerAddress {
+                    id: b.id,
+                    host: host.clone(),
+                    port: i32::from(port),
+                }
             })
             .collect()
     }
@@ -1426,6 +1479,32 @@ impl Broker {
     /// The access control lists.
     pub fn acls(&self) -> &AclStore {
         &self.acls
+    }
+
+    /// What decides which client may do what.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+
+    /// Stores new ACLs durably; they are enforced from the return on.
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> io::Result<()> {
+        let _one_change = self.acl_changes.lock().await;
+        self.acls.create(acls).await?;
+        self.authorizer.set_acls(&self.acls.all()?);
+        Ok(())
+    }
+
+    /// Removes the ACLs each filter matches, durably; what each removed.
+    pub async fn delete_acls(&self, filters: &[AclFilter]) -> io::Result<Vec<Vec<AclBinding>>> {
+        let _one_change = self.acl_changes.lock().await;
+        let removed = self.acls.delete(filters).await?;
+        self.authorizer.set_acls(&self.acls.all()?);
+        Ok(removed)
+    }
+
+    /// The SCRAM credentials of SASL users.
+    pub fn scram_credentials(&self) -> &ScramStore {
+        &self.scram
     }
 
     fn group_config(&self) -> GroupConfig {

@@ -1,7 +1,13 @@
 //! Broker settings. Parsing a file into them lives in the `actorlog` crate;
 //! here they are plain values with Kafka's defaults.
 
+use crate::security::listeners::{self, Listener, SecurityProtocol};
+use crate::security::sasl::Mechanism;
+use crate::security::tls::ClientAuth;
+pub use crate::security::AuthorizerKind;
+use crate::security::Secret;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -14,10 +20,43 @@ const MAX_IN_FLIGHT_BYTES: u64 = tokio::sync::Semaphore::MAX_PERMITS as u64;
 pub struct BrokerConfig {
     /// This broker's id in Metadata responses.
     pub node_id: i32,
-    /// Address the Kafka listener binds to.
-    pub listen: SocketAddr,
-    /// `host:port` that clients are told to connect to; defaults to `listen`.
+    /// Address of the one PLAINTEXT listener, when `listeners` is not
+    /// given (127.0.0.1:9092 when neither is).
+    pub listen: Option<SocketAddr>,
+    /// `host:port` that clients of `listen` are told to connect to;
+    /// defaults to `listen`.
     pub advertised_listener: Option<String>,
+    /// Several listeners as Kafka writes them,
+    /// `PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094`; instead of
+    /// `listen`. A name other than a protocol's needs
+    /// `listener_security_protocol_map`.
+    pub listeners: Option<String>,
+    /// Where clients of each listener are told to connect, same syntax;
+    /// a listener not named here advertises its bind address.
+    pub advertised_listeners: Option<String>,
+    /// The protocol of each listener name, `CLIENT:SASL_SSL,INTERNAL:PLAINTEXT`.
+    pub listener_security_protocol_map: Option<String>,
+    /// The SASL mechanisms SASL listeners offer.
+    pub sasl_enabled_mechanisms: Vec<Mechanism>,
+    /// Users and passwords that SASL/PLAIN accepts.
+    pub sasl_plain_users: BTreeMap<String, Secret>,
+    /// Longest a SASL session lasts before the client must authenticate
+    /// again (KIP-368, `connections.max.reauth.ms`); 0: for the life of
+    /// the connection.
+    pub connections_max_reauth_ms: u64,
+    /// A failed authentication is answered after this long, which slows
+    /// down password guessing (`connection.failed.authentication.delay.ms`).
+    pub failed_authentication_delay_ms: u64,
+    /// The broker's certificate chain (PEM), for SSL and SASL_SSL listeners.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// The private key of `ssl_cert_file` (PEM).
+    pub ssl_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must be signed by.
+    pub ssl_ca_file: Option<PathBuf>,
+    /// Whether TLS clients present a certificate (`ssl.client.auth`):
+    /// `none`, `requested` or `required`. A client certificate's subject
+    /// becomes the principal of an SSL connection.
+    pub ssl_client_auth: ClientAuth,
     /// Directory holding partition logs and the topic catalog.
     pub data_dir: PathBuf,
     /// Create unknown topics on Metadata and Produce, as Kafka's `auto.create.topics.enable`.
@@ -82,6 +121,18 @@ pub struct BrokerConfig {
     /// On SIGTERM, how long in-flight requests may take to finish before the
     /// remaining connections are dropped.
     pub shutdown_timeout_ms: u64,
+    /// Whether ACLs are enforced: `none` lets every client do everything
+    /// (no authorizer, as before ACLs were enforced); `acl` checks every
+    /// request against the ACLs (Kafka's `authorizer.class.name` set to
+    /// its StandardAuthorizer).
+    pub authorizer: AuthorizerKind,
+    /// Principals (`User:name`) allowed everything whatever the ACLs say
+    /// (Kafka's `super.users`). Only with `authorizer: acl`.
+    pub super_users: Vec<String>,
+    /// With `authorizer: acl`, whether a resource no ACL names at all is
+    /// open to everyone (Kafka's `allow.everyone.if.no.acl.found`); by
+    /// default what no ACL allows is denied.
+    pub allow_everyone_if_no_acl_found: bool,
     /// Cluster mode: the controller quorum this broker votes in. None runs
     /// the broker alone, as before.
     pub cluster: Option<crate::cluster::ClusterConfig>,
@@ -91,8 +142,19 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             node_id: 1,
-            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            listen: None,
             advertised_listener: None,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: None,
+            sasl_enabled_mechanisms: Mechanism::ALL.to_vec(),
+            sasl_plain_users: BTreeMap::new(),
+            connections_max_reauth_ms: 0,
+            failed_authentication_delay_ms: 100,
+            ssl_cert_file: None,
+            ssl_key_file: None,
+            ssl_ca_file: None,
+            ssl_client_auth: ClientAuth::None,
             data_dir: PathBuf::from("./data"),
             auto_create_topics: true,
             num_partitions: 1,
@@ -120,6 +182,9 @@ impl Default for BrokerConfig {
             max_in_flight_bytes: 1024 * 1024 * 1024,
             max_partitions: 100_000,
             shutdown_timeout_ms: 30_000,
+            authorizer: AuthorizerKind::None,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             cluster: None,
         }
     }
@@ -208,15 +273,38 @@ impl BrokerConfig {
         if self.num_partitions > self.max_partitions {
             return bad("num_partitions", "must not exceed max_partitions");
         }
-        if let Some(adv) = &self.advertised_listener {
-            if parse_host_port(adv).is_none() {
-                return bad("advertised_listener", "must be host:port");
-            }
-        }
-        if self.listen.ip().is_unspecified() && self.advertised_listener.is_none() {
+        let listeners = self.listeners()?;
+        let tls = listeners.iter().any(|l| l.protocol.tls());
+        if tls && (self.ssl_cert_file.is_none() || self.ssl_key_file.is_none()) {
             return bad(
-                "advertised_listener",
-                "is required when `listen` is a wildcard address",
+                "ssl_cert_file",
+                "an SSL or SASL_SSL listener needs ssl_cert_file and ssl_key_file",
+            );
+        }
+        if self.ssl_client_auth != ClientAuth::None && self.ssl_ca_file.is_none() {
+            return bad(
+                "ssl_ca_file",
+                "is required when ssl_client_auth is not none",
+            );
+        }
+        if listeners.iter().any(|l| l.protocol.sasl()) && self.sasl_enabled_mechanisms.is_empty() {
+            return bad(
+                "sasl_enabled_mechanisms",
+                "a SASL listener needs at least one mechanism",
+            );
+        }
+        if self.cluster.is_some() && listeners[0].protocol != SecurityProtocol::Plaintext {
+            return bad(
+                "listeners",
+                "in a cluster the first listener carries replication and must be PLAINTEXT",
+            );
+        }
+        if let Some(user) = self.super_users.iter().find(|user| {
+            !matches!(user.split_once(':'), Some((kind, name)) if !kind.is_empty() && !name.is_empty())
+        }) {
+            return bad(
+                "super_users",
+                &format!("{user:?} is not a principal `Type:name` (e.g. `User:admin`)"),
             );
         }
         if let Some(cluster) = &self.cluster {
@@ -225,12 +313,48 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The host and port clients are told to connect to.
-    pub fn advertised(&self) -> (String, i32) {
-        self.advertised_listener
-            .as_deref()
-            .and_then(parse_host_port)
-            .unwrap_or_else(|| (self.listen.ip().to_string(), i32::from(self.listen.port())))
+    /// The listeners this broker binds, from `listeners` or else `listen`;
+    /// the first is the one other brokers reach it on.
+    pub fn listeners(&self) -> Result<Vec<Listener>, String> {
+        let bad = |key: &str, why: &str| format!("config key `{key}`: {why}");
+        let Some(list) = &self.listeners else {
+            if self.advertised_listeners.is_some() {
+                return Err(bad("advertised_listeners", "goes with `listeners`"));
+            }
+            let listen = self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
+            let (host, port) = match &self.advertised_listener {
+                Some(adv) => parse_host_port(adv)
+                    .ok_or_else(|| bad("advertised_listener", "must be host:port"))?,
+                None if listen.ip().is_unspecified() => {
+                    return Err(bad(
+                        "advertised_listener",
+                        "is required when `listen` is a wildcard address",
+                    ))
+                }
+                None => (listen.ip().to_string(), i32::from(listen.port())),
+            };
+            return Ok(vec![Listener {
+                name: SecurityProtocol::Plaintext.name().to_owned(),
+                protocol: SecurityProtocol::Plaintext,
+                bind: listen,
+                host,
+                port,
+            }]);
+        };
+        if self.listen.is_some() || self.advertised_listener.is_some() {
+            return Err(bad(
+                "listeners",
+                "give either `listen` (and `advertised_listener`) or `listeners`, not both",
+            ));
+        }
+        listeners::parse(
+            list,
+            self.advertised_listeners.as_deref(),
+            self.listener_security_protocol_map.as_deref(),
+        )
+        .map_err(|why| bad("listeners", &why))
     }
 }
 
@@ -257,20 +381,48 @@ mod tests {
         };
         assert!(config.validate().unwrap_err().contains("num_partitions"));
         let config = BrokerConfig {
-            listen: "0.0.0.0:9092".parse().unwrap(),
+            listen: Some("0.0.0.0:9092".parse().unwrap()),
             ..BrokerConfig::default()
         };
         assert!(config
             .validate()
             .unwrap_err()
             .contains("advertised_listener"));
+        let config = BrokerConfig {
+            super_users: vec!["admin".into()],
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("super_users"));
     }
 
     #[test]
     fn advertised_defaults_to_listen() {
+        let advertised = |config: &BrokerConfig| {
+            let listener = config.listeners().unwrap().remove(0);
+            (listener.host, listener.port)
+        };
         let mut config = BrokerConfig::default();
-        assert_eq!(config.advertised(), ("127.0.0.1".to_string(), 9092));
+        assert_eq!(advertised(&config), ("127.0.0.1".to_string(), 9092));
         config.advertised_listener = Some("kafka.local:19092".into());
-        assert_eq!(config.advertised(), ("kafka.local".to_string(), 19092));
+        assert_eq!(advertised(&config), ("kafka.local".to_string(), 19092));
+    }
+
+    #[test]
+    fn listen_and_listeners_exclude_each_other() {
+        let config = BrokerConfig {
+            listen: Some("127.0.0.1:9092".parse().unwrap()),
+            listeners: Some("PLAINTEXT://127.0.0.1:9093".into()),
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("listeners"));
+    }
+
+    #[test]
+    fn a_tls_listener_needs_a_certificate() {
+        let config = BrokerConfig {
+            listeners: Some("SSL://127.0.0.1:9093".into()),
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("ssl_cert_file"));
     }
 }

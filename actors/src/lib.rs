@@ -28,6 +28,7 @@ pub mod metrics_endpoint;
 pub mod partition;
 pub mod protocol;
 pub mod replication;
+pub mod security;
 pub mod store;
 pub mod topic;
 pub mod txn;

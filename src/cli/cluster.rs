@@ -255,7 +255,7 @@ mod tests {
             let yaml = config_yaml(broker, "c1", &voters).unwrap();
             let config = crate::config_file::parse(&yaml, "generated").unwrap();
             assert_eq!(config.node_id, broker.node_id);
-            assert_eq!(config.listen, broker.listen);
+            assert_eq!(config.listen, Some(broker.listen));
             assert_eq!(config.data_dir, broker.data_dir);
             let cluster = config.cluster.expect("a cluster section");
             assert_eq!(cluster.cluster_id, "c1");

@@ -1,6 +1,7 @@
 //! The client subcommands. They speak the Kafka protocol through librdkafka,
 //! so they work against any Kafka-compatible broker, not only actorlog;
-//! `simulate` needs no broker at all, and `cluster` runs brokers.
+//! `simulate` needs no broker at all, and `cluster` runs brokers. `users`
+//! speaks the two SCRAM credential APIs itself, which librdkafka lacks.
 
 pub mod cluster;
 pub mod consume;
@@ -8,6 +9,7 @@ pub mod groups;
 pub mod produce;
 pub mod simulate;
 pub mod topics;
+pub mod users;
 
 use rdkafka::config::ClientConfig;
 use std::time::Duration;

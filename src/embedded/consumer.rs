@@ -4,6 +4,7 @@
 //! librdkafka or Java consumers; reads its partitions from the partition
 //! actors and commits to the same offset store.
 
+use super::checks::Checks;
 use super::record::{decode, ConsumedRecord};
 use super::Error;
 use actorlog_actors::clock::now_ms;
@@ -15,6 +16,7 @@ use actorlog_actors::group::consumer_protocol::{
 };
 use actorlog_actors::group::{Commit, Heartbeat, Join, Leave, SyncGroup};
 use actorlog_actors::partition::Read;
+use actorlog_actors::security::{Operation, Principal};
 use actorlog_actors::store::offsets::{CommittedOffset, PartitionOffset};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -47,6 +49,7 @@ pub struct Delivered {
 pub struct ConsumerBuilder {
     broker: Arc<actorlog_actors::Broker>,
     group: String,
+    checks: Checks,
 }
 
 impl ConsumerBuilder {
@@ -54,6 +57,20 @@ impl ConsumerBuilder {
         ConsumerBuilder {
             broker,
             group: group.to_string(),
+            checks: Checks::default(),
+        }
+    }
+
+    /// The consumer, reading as `principal`: with `authorizer: acl` it
+    /// needs READ on its group to join and commit and READ on each topic to
+    /// subscribe, read and commit, as a Kafka client of that principal from
+    /// 127.0.0.1 would; without, [`ResponseError::GroupAuthorizationFailed`]
+    /// or [`ResponseError::TopicAuthorizationFailed`]. A consumer without a
+    /// principal acts for the application and is not checked.
+    pub fn as_principal(self, principal: Principal) -> ConsumerBuilder {
+        ConsumerBuilder {
+            checks: Checks::as_principal(&self.broker, principal),
+            ..self
         }
     }
 
@@ -65,10 +82,15 @@ impl ConsumerBuilder {
         self,
         topics: impl IntoIterator<Item = &'a str>,
     ) -> Result<Consumer, Error> {
+        let topics: Vec<String> = topics.into_iter().map(str::to_string).collect();
+        for topic in &topics {
+            self.checks.topic(Operation::Read, topic)?;
+        }
         let mut consumer = Consumer {
             broker: self.broker,
+            checks: self.checks,
             group: self.group,
-            topics: topics.into_iter().map(str::to_string).collect(),
+            topics,
             member_id: String::new(),
             generation: -1,
             positions: BTreeMap::new(),
@@ -104,6 +126,7 @@ impl ConsumerBuilder {
 /// ```
 pub struct Consumer {
     broker: Arc<actorlog_actors::Broker>,
+    checks: Checks,
     group: String,
     topics: Vec<String>,
     member_id: String,
@@ -134,6 +157,7 @@ impl Consumer {
         let mut delivered = Vec::new();
         let mut watches = Vec::new();
         for ((topic, partition), position) in self.positions.iter_mut() {
+            self.checks.topic(Operation::Read, topic)?;
             let Some(handle) = self
                 .broker
                 .topic(topic)
@@ -208,6 +232,10 @@ impl Consumer {
     /// consumer rejoins: records it returned since its last successful commit
     /// may be delivered again, here or to another member.
     pub async fn commit(&mut self) -> Result<(), Error> {
+        self.checks.group(Operation::Read, &self.group)?;
+        for (topic, _) in self.positions.keys() {
+            self.checks.topic(Operation::Read, topic)?;
+        }
         let now = now_ms();
         let offsets = self
             .positions
@@ -303,6 +331,7 @@ impl Consumer {
     /// The classic join: JoinGroup (twice for a new member, KIP-394), the
     /// leader's range assignment, SyncGroup, then the committed positions.
     async fn join(&mut self) -> Result<(), Error> {
+        self.checks.group(Operation::Read, &self.group)?;
         let coordinator = self.broker.group(&self.group);
         let joined = loop {
             let request = JoinRequest {

@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+mod checks;
 mod consumer;
 mod error;
 mod executor;
@@ -62,6 +63,7 @@ pub use self::record::ConsumedRecord;
 
 use actorlog_actors::broker::Storage;
 use actorlog_actors::partition::Read;
+use actorlog_actors::store::acls::AclBinding;
 use actorlog_actors::{listener, metrics_endpoint, BrokerConfig};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
@@ -167,7 +169,7 @@ impl BrokerBuilder {
         let listen = match listen {
             None => false,
             Some(Ok(addr)) => {
-                config.listen = addr;
+                config.listen = Some(addr);
                 true
             }
             Some(Err(e)) => return Err(Error::InvalidConfig(format!("listen: {e}"))),
@@ -238,17 +240,16 @@ async fn run(
     started: oneshot::Sender<Started>,
     stop: oneshot::Receiver<()>,
 ) {
-    let listener = if listen {
-        match TcpListener::bind(config.listen).await {
+    let listener = match config.listen.filter(|_| listen) {
+        Some(addr) => match TcpListener::bind(addr).await {
             Ok(listener) => Some(listener),
             Err(e) => {
-                let message = format!("cannot listen on {}: {e}", config.listen);
+                let message = format!("cannot listen on {addr}: {e}");
                 let _ = started.send(Err(Error::Io(io::Error::new(e.kind(), message))));
                 return;
             }
-        }
-    } else {
-        None
+        },
+        None => None,
     };
     let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(addr) = local_addr {
@@ -267,8 +268,10 @@ async fn run(
     metrics_endpoint::start(&broker).await;
     let serving = listener.map(|listener| {
         let serving = broker.clone();
+        // The builder's `listen` is the broker's one PLAINTEXT listener.
+        let endpoint = Arc::new(broker.listeners()[0].clone());
         actix_rt::spawn(async move {
-            listener::serve(serving, listener).await;
+            listener::serve(serving, listener, endpoint, None).await;
         })
     });
     if started.send(Ok((broker.clone(), local_addr))).is_ok() {
@@ -390,6 +393,37 @@ impl Broker {
     /// [`subscribe`](ConsumerBuilder::subscribe).
     pub fn consumer(&self, group: &str) -> ConsumerBuilder {
         ConsumerBuilder::new(self.inner.clone(), group)
+    }
+
+    /// Adds ACLs, durably (as CreateAcls does); they are enforced from the
+    /// return on when the broker runs with `authorizer: acl`. Each is
+    /// checked as Kafka checks a new ACL (an invalid one is
+    /// [`ResponseError::InvalidRequest`] and none is added).
+    ///
+    /// ```
+    /// # actorlog::block_on(async {
+    /// use actorlog::actors::security::authorizer::acl;
+    /// use actorlog::actors::security::{Operation, ResourceType};
+    /// use actorlog::actors::store::acls::code;
+    /// # let broker = actorlog::Broker::builder().in_memory().start().await?;
+    /// let billing_reads_orders = acl(
+    ///     ResourceType::Topic,
+    ///     "orders",
+    ///     code::LITERAL,
+    ///     "User:billing",
+    ///     Operation::Read,
+    ///     code::ALLOW,
+    /// );
+    /// broker.create_acls(&[billing_reads_orders]).await?;
+    /// # broker.shutdown().await
+    /// # }).unwrap();
+    /// ```
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<(), Error> {
+        for acl in acls {
+            acl.validate()
+                .map_err(|why| Error::kafka(ResponseError::InvalidRequest, why))?;
+        }
+        Ok(self.inner.create_acls(acls).await?)
     }
 
     /// The records of a partition from `offset` on (up to about 1 MiB), as

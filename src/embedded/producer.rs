@@ -1,10 +1,12 @@
 //! The in-process producer: builds a record batch and sends it to the
 //! partition actor, partitioning as the Java client does.
 
+use super::checks::Checks;
 use super::{partition_for_key, Error};
 use actorlog_actors::clock::now_ms;
 use actorlog_actors::partition::batch;
 use actorlog_actors::partition::Append;
+use actorlog_actors::security::{Operation, Principal};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
@@ -41,6 +43,7 @@ struct Sticky {
 pub struct Producer {
     broker: Arc<actorlog_actors::Broker>,
     sticky: Arc<Mutex<HashMap<String, Sticky>>>,
+    checks: Checks,
 }
 
 impl Producer {
@@ -48,6 +51,36 @@ impl Producer {
         Producer {
             broker,
             sticky: Arc::default(),
+            checks: Checks::default(),
+        }
+    }
+
+    /// This producer, writing as `principal`: with `authorizer: acl` each
+    /// send needs WRITE on the topic (and CREATE to auto-create it), as a
+    /// Kafka client of that principal from 127.0.0.1 would; without it,
+    /// [`ResponseError::TopicAuthorizationFailed`] and nothing is written.
+    /// A producer without a principal acts for the application and is not
+    /// checked.
+    ///
+    /// ```
+    /// # actorlog::block_on(async {
+    /// use actorlog::{Principal, ResponseError};
+    /// let broker = actorlog::Broker::builder()
+    ///     .in_memory()
+    ///     .config(|c| c.authorizer = actorlog::actors::config::AuthorizerKind::Acl)
+    ///     .start()
+    ///     .await?;
+    /// broker.create_topic("orders", 1).await?;
+    /// let guest = broker.producer().as_principal(Principal::user("guest"));
+    /// let refused = guest.send("orders", None, b"hi").await.unwrap_err();
+    /// assert_eq!(refused.code(), Some(ResponseError::TopicAuthorizationFailed));
+    /// # broker.shutdown().await
+    /// # }).unwrap();
+    /// ```
+    pub fn as_principal(self, principal: Principal) -> Producer {
+        Producer {
+            checks: Checks::as_principal(&self.broker, principal),
+            ..self
         }
     }
 
@@ -67,6 +100,10 @@ impl Producer {
         key: Option<&[u8]>,
         value: &[u8],
     ) -> Result<(i32, i64), Error> {
+        self.checks.topic(Operation::Write, topic)?;
+        if self.broker.topic(topic).is_none() {
+            self.checks.create_topic(topic)?;
+        }
         let topic_handle = self.broker.topic_or_create(topic).await?.ok_or_else(|| {
             Error::kafka(
                 ResponseError::UnknownTopicOrPartition,

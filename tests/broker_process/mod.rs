@@ -21,6 +21,8 @@ pub struct BrokerProcess {
     config_dir: Option<tempfile::TempDir>,
     /// A soft open-file limit the broker starts under.
     file_limit: Option<u64>,
+    /// The config names the listeners: no `--listen`.
+    own_listeners: bool,
 }
 
 /// A port nothing listens on right now.
@@ -54,6 +56,7 @@ impl BrokerProcess {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             config_dir: None,
             file_limit: None,
+            own_listeners: false,
         };
         broker.spawn();
         broker
@@ -71,6 +74,7 @@ impl BrokerProcess {
             extra: Vec::new(),
             config_dir: None,
             file_limit: Some(soft),
+            own_listeners: false,
         };
         broker.spawn();
         broker
@@ -86,6 +90,27 @@ impl BrokerProcess {
         broker
     }
 
+    /// Starts with `yaml` as its config file, which sets `listeners`;
+    /// `port` is the PLAINTEXT listener's, which [`Self::bootstrap`] names.
+    pub fn start_with_listeners(yaml: &str, port: u16) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).expect("config written");
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut broker = BrokerProcess {
+            child: None,
+            port,
+            data: data.path().to_path_buf(),
+            temporary: Some(data),
+            extra: vec!["--config".into(), path.display().to_string()],
+            config_dir: Some(dir),
+            file_limit: None,
+            own_listeners: true,
+        };
+        broker.spawn();
+        broker
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -98,8 +123,12 @@ impl BrokerProcess {
     #[allow(unsafe_code)]
     fn spawn(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_actorlog"));
+        command.arg("serve");
+        if !self.own_listeners {
+            command.args(["--listen", &self.bootstrap()]);
+        }
         command
-            .args(["serve", "--listen", &self.bootstrap(), "--data-dir"])
+            .arg("--data-dir")
             .arg(&self.data)
             .args(&self.extra)
             .env("RUST_LOG", "warn")

@@ -3,6 +3,7 @@
 //! pattern; delete answers each filter with what it removed.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::store::acls::{AclBinding, AclFilter};
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::{
@@ -45,7 +46,15 @@ fn storage_error(e: std::io::Error) -> (i16, Option<StrBytes>) {
     )
 }
 
-pub fn describe(broker: &Broker, req: DescribeAclsRequest) -> DescribeAclsResponse {
+/// Needs DESCRIBE on the cluster.
+pub fn describe(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeAclsRequest,
+) -> DescribeAclsResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeAclsResponse::default().with_error_code(error.code());
+    }
     let filter = acl_filter!(req);
     if let Err(why) = filter.validate() {
         return DescribeAclsResponse::default()
@@ -89,7 +98,20 @@ pub fn describe(broker: &Broker, req: DescribeAclsRequest) -> DescribeAclsRespon
     DescribeAclsResponse::default().with_resources(resources)
 }
 
-pub async fn create(broker: &Broker, req: CreateAclsRequest) -> CreateAclsResponse {
+/// Needs ALTER on the cluster.
+pub async fn create(
+    broker: &Broker,
+    access: &Access,
+    req: CreateAclsRequest,
+) -> CreateAclsResponse {
+    if let Err(error) = access.cluster(Operation::Alter) {
+        let results = req
+            .creations
+            .iter()
+            .map(|_| AclCreationResult::default().with_error_code(error.code()))
+            .collect();
+        return CreateAclsResponse::default().with_results(results);
+    }
     let checked: Vec<Result<AclBinding, String>> = req
         .creations
         .into_iter()
@@ -107,7 +129,7 @@ pub async fn create(broker: &Broker, req: CreateAclsRequest) -> CreateAclsRespon
         })
         .collect();
     let valid: Vec<AclBinding> = checked.iter().filter_map(|c| c.clone().ok()).collect();
-    let stored = broker.acls().create(&valid).await.map_err(storage_error);
+    let stored = broker.create_acls(&valid).await.map_err(storage_error);
     let results = checked
         .into_iter()
         .map(|c| match (c, &stored) {
@@ -123,7 +145,20 @@ pub async fn create(broker: &Broker, req: CreateAclsRequest) -> CreateAclsRespon
     CreateAclsResponse::default().with_results(results)
 }
 
-pub async fn delete(broker: &Broker, req: DeleteAclsRequest) -> DeleteAclsResponse {
+/// Needs ALTER on the cluster.
+pub async fn delete(
+    broker: &Broker,
+    access: &Access,
+    req: DeleteAclsRequest,
+) -> DeleteAclsResponse {
+    if let Err(error) = access.cluster(Operation::Alter) {
+        let results = req
+            .filters
+            .iter()
+            .map(|_| DeleteAclsFilterResult::default().with_error_code(error.code()))
+            .collect();
+        return DeleteAclsResponse::default().with_filter_results(results);
+    }
     let filters: Vec<AclFilter> = req.filters.into_iter().map(|f| acl_filter!(f)).collect();
     let invalid: Vec<Option<String>> = filters.iter().map(|f| f.validate().err()).collect();
     let valid: Vec<AclFilter> = filters
@@ -132,7 +167,7 @@ pub async fn delete(broker: &Broker, req: DeleteAclsRequest) -> DeleteAclsRespon
         .filter(|(_, bad)| bad.is_none())
         .map(|(f, _)| f.clone())
         .collect();
-    let mut removed = match broker.acls().delete(&valid).await {
+    let mut removed = match broker.delete_acls(&valid).await {
         Ok(removed) => removed.into_iter(),
         Err(e) => {
             let (code, message) = storage_error(e);

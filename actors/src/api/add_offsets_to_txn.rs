@@ -2,6 +2,7 @@
 //! producer's transaction.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
@@ -10,9 +11,16 @@ const FENCED_VERSION: i16 = 2;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     req: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
+    let allowed = access
+        .transactional_id(Operation::Write, &req.transactional_id)
+        .and_then(|()| access.group(Operation::Read, &req.group_id));
+    if let Err(error) = allowed {
+        return AddOffsetsToTxnResponse::default().with_error_code(error.code());
+    }
     let add = Add {
         id: req.transactional_id.to_string(),
         producer_id: req.producer_id.0,

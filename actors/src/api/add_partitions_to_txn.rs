@@ -3,6 +3,7 @@
 //! brokers send to verify), answered per transaction.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -20,12 +21,14 @@ const FENCED_VERSION: i16 = 2;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     req: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     if version < BATCHED_VERSION {
         let topics = add(
             broker,
+            access,
             &req.v3_and_below_transactional_id,
             req.v3_and_below_producer_id.0,
             req.v3_and_below_producer_epoch,
@@ -39,6 +42,7 @@ pub async fn handle(
     for txn in req.transactions {
         let topics = add(
             broker,
+            access,
             &txn.transactional_id,
             txn.producer_id.0,
             txn.producer_epoch,
@@ -56,9 +60,12 @@ pub async fn handle(
 }
 
 /// Adds the partitions; every partition gets the one outcome, except
-/// unknown partitions, which fail the request as Kafka does.
+/// unknown partitions, which fail the request as Kafka does. It needs WRITE
+/// on the transactional id and on every topic: a topic without gets
+/// TOPIC_AUTHORIZATION_FAILED and the others OPERATION_NOT_ATTEMPTED.
 async fn add(
     broker: &Broker,
+    access: &Access,
     id: &TransactionalId,
     producer_id: i64,
     producer_epoch: i16,
@@ -71,7 +78,16 @@ async fn add(
             .iter()
             .any(|p| !topic.as_ref().is_some_and(|topic| topic.has_partition(*p)))
     });
-    let error = if unknown {
+    let txn_allowed = access.transactional_id(Operation::Write, id);
+    let denied: Vec<bool> = topics
+        .iter()
+        .map(|t| access.topic(Operation::Write, &t.name).is_err())
+        .collect();
+    let error = if let Err(error) = txn_allowed {
+        error.code()
+    } else if denied.contains(&true) {
+        ResponseError::OperationNotAttempted.code()
+    } else if unknown {
         ResponseError::UnknownTopicOrPartition.code()
     } else {
         let partitions = topics
@@ -92,7 +108,13 @@ async fn add(
     };
     topics
         .into_iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, denied)| {
+            let error = if txn_allowed.is_ok() && denied {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else {
+                error
+            };
             AddPartitionsToTxnTopicResult::default()
                 .with_results_by_partition(
                     t.partitions

@@ -4,6 +4,7 @@
 
 use crate::broker::Broker;
 use crate::protocol::resource_type::TOPIC;
+use crate::security::{Access, Operation};
 use crate::topic;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response as incremental;
@@ -22,7 +23,11 @@ const OP_SUBTRACT: i8 = 3;
 
 type Outcome = Result<(), (ResponseError, String)>;
 
-pub async fn handle(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for resource in req.resources {
         let configs = resource
@@ -36,6 +41,7 @@ pub async fn handle(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsRe
             .collect();
         let response: AlterConfigsResourceResponse = alter(
             broker,
+            access,
             resource.resource_type,
             resource.resource_name,
             req.validate_only,
@@ -49,6 +55,7 @@ pub async fn handle(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsRe
 
 pub async fn handle_incremental(
     broker: &Broker,
+    access: &Access,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
@@ -66,6 +73,7 @@ pub async fn handle_incremental(
             .collect();
         let response: incremental::AlterConfigsResourceResponse = alter(
             broker,
+            access,
             resource.resource_type,
             resource.resource_name,
             req.validate_only,
@@ -115,6 +123,7 @@ resource_response!(
 /// Alters one resource's configs with `change` and answers for it.
 async fn alter<R: ResourceResponse>(
     broker: &Broker,
+    access: &Access,
     resource_type: i8,
     name: StrBytes,
     validate_only: bool,
@@ -122,7 +131,11 @@ async fn alter<R: ResourceResponse>(
         &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, (ResponseError, String)>,
 ) -> R {
-    let outcome = apply(broker, resource_type, &name, validate_only, change).await;
+    let allowed = super::config_access(access, Operation::AlterConfigs, resource_type, &name);
+    let outcome = match allowed {
+        Ok(()) => apply(broker, resource_type, &name, validate_only, change).await,
+        Err(error) => Err((error, "not authorized".to_string())),
+    };
     R::answer(resource_type, name, outcome)
 }
 

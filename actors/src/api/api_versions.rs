@@ -1,7 +1,7 @@
-//! ApiVersions: which APIs and versions this broker serves, as the table in
-//! [`super`] states them.
+//! ApiVersions: which APIs and versions this broker serves, as the tables
+//! in [`super`] state them.
 
-use super::SUPPORTED;
+use super::{AUTHENTICATION, SUPPORTED};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::ResponseError;
@@ -13,6 +13,7 @@ pub fn handle(error: Option<ResponseError>) -> ApiVersionsResponse {
         .with_api_keys(
             SUPPORTED
                 .iter()
+                .chain(AUTHENTICATION)
                 .map(|&(key, min, max)| {
                     ApiVersion::default()
                         .with_api_key(key as i16)

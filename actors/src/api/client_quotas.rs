@@ -2,13 +2,20 @@
 //! filter matches nothing; a filter naming an entity type Kafka does not
 //! know is refused as Kafka refuses it.
 
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 const ENTITY_TYPES: [&str; 3] = ["user", "client-id", "ip"];
 
-pub fn describe(req: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
+/// Needs DESCRIBE_CONFIGS on the cluster.
+pub fn describe(access: &Access, req: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
+    if let Err(error) = access.cluster(Operation::DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(error.code())
+            .with_entries(None);
+    }
     let unknown = req
         .components
         .iter()

@@ -5,6 +5,7 @@ use super::consumer_group_heartbeat::assigned_topics;
 use crate::broker::Broker;
 use crate::group::assignor::TopicPartition;
 use crate::group::DescribeConsumerGroup;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -19,6 +20,7 @@ const CONSUMER_MEMBER: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let mut groups = Vec::with_capacity(req.group_ids.len());
@@ -26,7 +28,10 @@ pub async fn handle(
         let described = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
-        if let Err(e) = broker.check_coordinator(&id) {
+        let ready = access
+            .group(Operation::Describe, &id)
+            .and_then(|()| broker.check_coordinator(&id));
+        if let Err(e) = ready {
             groups.push(described.with_error_code(e.code()));
             continue;
         }

@@ -7,6 +7,7 @@ use crate::broker::Broker;
 use crate::group::assignor::{by_topic, TopicPartition};
 use crate::group::kip848::HeartbeatRequest;
 use crate::group::ConsumerHeartbeat;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     client_id: String,
     peer: SocketAddr,
     req: ConsumerGroupHeartbeatRequest,
@@ -23,8 +25,28 @@ pub async fn handle(
     if req.group_id.is_empty() {
         return failed(ResponseError::InvalidRequest, "GroupId can't be empty");
     }
+    if let Err(e) = access.group(Operation::Read, &req.group_id) {
+        return failed(e, "not authorized to read the group");
+    }
     if let Err(e) = broker.check_coordinator(&req.group_id) {
         return failed(e, "this broker does not coordinate the group");
+    }
+    // A member subscribes only to topics it may describe.
+    let hidden = req
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .find_map(|name| {
+            access
+                .topic(Operation::Describe, name)
+                .err()
+                .map(|e| (e, name))
+        });
+    if let Some((e, name)) = hidden {
+        return failed(
+            e,
+            &format!("not authorized to describe topic {}", name.as_str()),
+        );
     }
     let owned = req.topic_partitions.map(|topics| {
         topics

@@ -4,6 +4,7 @@
 //! replication factor above 1.
 
 use crate::broker::Broker;
+use crate::security::Access;
 use crate::topic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -13,10 +14,21 @@ use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    access: &Access,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
-        results.push(create(broker, topic, req.validate_only).await);
+        results.push(match access.create_topic(&topic.name) {
+            Ok(()) => create(broker, topic, req.validate_only).await,
+            Err(error) => CreatableTopicResult::default()
+                .with_name(topic.name)
+                .with_error_code(error.code())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1),
+        });
     }
     CreateTopicsResponse::default().with_topics(results)
 }

@@ -3,14 +3,22 @@
 use super::WireCode;
 use crate::broker::Broker;
 use crate::group::DeleteGroup;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::ResponseError;
 
-pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let error = delete(broker, &id).await;
+        let error = match access.group(Operation::Delete, &id) {
+            Ok(()) => delete(broker, &id).await,
+            Err(error) => Err(error),
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)

@@ -2,17 +2,22 @@
 
 use crate::broker::Broker;
 use crate::partition::DeleteRecords;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-pub async fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = req.topics.into_iter().map(|t| async move {
-        let topic = broker.topic(&t.name);
+        let topic = super::authorized_topic(broker, access, Operation::Delete, &t.name);
         let partitions = t.partitions.into_iter().map(|p| {
-            let target = super::replica(topic.as_deref(), p.partition_index);
+            let target = super::authorized_replica(&topic, p.partition_index);
             async move {
                 let result = super::ask(target, DeleteRecords { offset: p.offset }).await;
                 let response =

@@ -1,6 +1,7 @@
 //! DeleteTopics, by name (all versions) or by topic id (v6+).
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -13,6 +14,7 @@ const TOPIC_STATES_VERSION: i16 = 6;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -37,10 +39,13 @@ pub async fn handle(
             .with_name(name)
             .with_topic_id(id);
         let outcome = match resolved {
-            Some(resolved) => broker
-                .delete_topic(&resolved)
-                .await
-                .map_err(|e| (e.code, e.message)),
+            Some(resolved) => match access.topic(Operation::Delete, &resolved) {
+                Ok(()) => broker
+                    .delete_topic(&resolved)
+                    .await
+                    .map_err(|e| (e.code, e.message)),
+                Err(error) => Err((error, "not authorized".to_string())),
+            },
             None => Err((
                 ResponseError::UnknownTopicId,
                 format!("no topic has id {id}"),

@@ -1,13 +1,19 @@
-//! DescribeCluster: the live brokers and the active controller.
+//! DescribeCluster: the live brokers, as clients of the listener the
+//! request came in on reach them, and the active controller.
 
 use crate::broker::Broker;
+use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-pub fn handle(broker: &Broker) -> DescribeClusterResponse {
+pub fn handle(broker: &Broker, access: &Access, listener: &Listener) -> DescribeClusterResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeClusterResponse::default().with_error_code(error.code());
+    }
     let brokers = broker
-        .brokers()
+        .brokers(listener)
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()

@@ -3,6 +3,8 @@
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::protocol::resource_type;
+use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -15,7 +17,11 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let entry = |name: &str, value: &str, source: i8, kind: i8| {
         let result = entry(name, value, source, kind);
         if req.include_synonyms {
@@ -35,6 +41,15 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let allowed = super::config_access(
+                access,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                &resource.resource_name,
+            );
+            if let Err(error) = allowed {
+                return failed(result, error, "not authorized");
+            }
             let wanted = |name: &str| {
                 resource
                     .configuration_keys
@@ -60,7 +75,7 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
                     ),
                 },
                 resource_type::BROKER => result.with_configs(
-                    broker_configs(broker.config())
+                    broker_configs(broker.config(), broker.listeners())
                         .into_iter()
                         .filter(|(name, _, _)| wanted(name))
                         .map(|(name, value, kind)| {
@@ -83,19 +98,34 @@ pub fn handle(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsRe
 /// The broker's settings under Kafka's names: its own, then the defaults
 /// of the topic configs (`log.index.interval.bytes` and the other topic
 /// synonyms come from there, once). All are read-only (set in config.yaml).
-fn broker_configs(config: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
+fn broker_configs(
+    config: &BrokerConfig,
+    listeners: &[Listener],
+) -> Vec<(&'static str, String, ConfigType)> {
     use ConfigType::{Boolean, Double, Int, List, Long, String as Text};
-    let (host, port) = config.advertised();
+    let list = |endpoint: &dyn Fn(&Listener) -> String| {
+        listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, endpoint(l)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let protocol_map = listeners
+        .iter()
+        .map(|l| format!("{}:{}", l.name, l.protocol))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut configs = vec![
         ("broker.id", config.node_id.to_string(), Int),
         ("node.id", config.node_id.to_string(), Int),
         ("process.roles", "broker,controller".to_string(), List),
-        ("listeners", format!("PLAINTEXT://{}", config.listen), List),
+        ("listeners", list(&|l| l.bind.to_string()), List),
         (
             "advertised.listeners",
-            format!("PLAINTEXT://{host}:{port}"),
+            list(&|l| format!("{}:{}", l.host, l.port)),
             List,
         ),
+        ("listener.security.protocol.map", protocol_map, List),
         ("log.dirs", config.data_dir.display().to_string(), Text),
         (
             "auto.create.topics.enable",
@@ -193,7 +223,8 @@ mod tests {
 
     #[test]
     fn each_broker_config_is_listed_once() {
-        let configs = broker_configs(&BrokerConfig::default());
+        let config = BrokerConfig::default();
+        let configs = broker_configs(&config, &config.listeners().unwrap());
         let mut names: Vec<&str> = configs.iter().map(|(name, _, _)| *name).collect();
         names.sort_unstable();
         let listed = names.len();

@@ -9,17 +9,25 @@ use crate::group::consumer_protocol::{
 };
 use crate::group::kip848::{ConsumerGroupDescription, ConsumerGroupState};
 use crate::group::{Describe, DescribeConsumerGroup};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-pub async fn handle(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(req.groups.len());
     for id in req.groups {
         let described = DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
-        if let Err(e) = broker.check_coordinator(&id) {
+        let ready = access
+            .group(Operation::Describe, &id)
+            .and_then(|()| broker.check_coordinator(&id));
+        if let Err(e) = ready {
             groups.push(described.with_error_code(e.code()));
             continue;
         }

@@ -3,6 +3,7 @@
 
 use crate::broker::Broker;
 use crate::partition::Describe;
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use futures_util::future::join_all;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -16,7 +17,14 @@ use std::sync::Arc;
 /// Kafka's value for a volume size it cannot tell.
 const UNKNOWN_VOLUME_BYTES: i64 = -1;
 
-pub async fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(error.code());
+    }
     // Requested partitions that do not exist are left out, as Kafka does.
     let wanted: Vec<(Arc<Topic>, Vec<i32>)> = match req.topics {
         None => broker

@@ -5,6 +5,7 @@
 
 use crate::broker::Broker;
 use crate::partition::Describe;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -15,13 +16,23 @@ use kafka_protocol::ResponseError;
 /// A one-broker cluster has no coordinator epochs to report.
 const NO_COORDINATOR_EPOCH: i32 = -1;
 
-pub async fn handle(broker: &Broker, req: DescribeProducersRequest) -> DescribeProducersResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let topics = req.topics.into_iter().map(|t| async move {
-        let topic = broker.topic(&t.name);
+        let topic = super::authorized_topic(broker, access, Operation::Read, &t.name);
         let partitions = t.partition_indexes.into_iter().map(|index| {
-            let handle = topic.as_ref().and_then(|t| t.partition(index)).cloned();
+            let handle = topic
+                .clone()
+                .map(|topic| topic.and_then(|t| t.partition(index).cloned()));
             async move {
                 let response = PartitionResponse::default().with_partition_index(index);
+                let handle = match handle {
+                    Ok(handle) => handle,
+                    Err(error) => return response.with_error_code(error.code()),
+                };
                 let state = match handle {
                     Some(h) => h.addr.send(Describe).await.ok(),
                     None => None,

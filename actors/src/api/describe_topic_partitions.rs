@@ -6,6 +6,7 @@
 //! are always null.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
@@ -15,7 +16,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions
@@ -25,18 +25,25 @@ const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub fn handle(
     broker: &Broker,
+    access: &Access,
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
-    let mut wanted: Vec<(String, Option<Arc<Topic>>)> = if req.topics.is_empty() {
+    // Every topic means every topic the requester may describe; one it
+    // names and may not describe is TOPIC_AUTHORIZATION_FAILED.
+    let mut wanted: Vec<(String, super::AuthorizedTopic)> = if req.topics.is_empty() {
         broker
             .topics()
             .into_iter()
-            .map(|t| (t.name.to_string(), Some(t)))
+            .filter(|t| access.topic(Operation::Describe, &t.name).is_ok())
+            .map(|t| (t.name.to_string(), Ok(Some(t))))
             .collect()
     } else {
         req.topics
             .into_iter()
-            .map(|t| (t.name.to_string(), broker.topic(&t.name)))
+            .map(|t| {
+                let topic = super::authorized_topic(broker, access, Operation::Describe, &t.name);
+                (t.name.to_string(), topic)
+            })
             .collect()
     };
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -57,9 +64,16 @@ pub fn handle(
         } else {
             0
         };
-        let Some(topic) = topic else {
-            topics.push(unknown(name));
-            continue;
+        let topic = match topic {
+            Ok(Some(topic)) => topic,
+            Ok(None) => {
+                topics.push(failed(name, ResponseError::UnknownTopicOrPartition));
+                continue;
+            }
+            Err(error) => {
+                topics.push(failed(name, error));
+                continue;
+            }
         };
         let count = topic.partitions.len() as i32;
         if room == 0 {
@@ -85,9 +99,9 @@ fn cursor(topic: &str, partition: i32) -> Cursor {
         .with_partition_index(partition)
 }
 
-fn unknown(name: String) -> DescribeTopicPartitionsResponseTopic {
+fn failed(name: String, error: ResponseError) -> DescribeTopicPartitionsResponseTopic {
     DescribeTopicPartitionsResponseTopic::default()
-        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+        .with_error_code(error.code())
         .with_name(Some(TopicName(StrBytes::from_string(name))))
         .with_topic_id(Uuid::nil())
         .with_topic_authorized_operations(OPERATIONS_OMITTED)

@@ -2,6 +2,7 @@
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::security::{Access, Operation};
 use crate::txn::state::Txn;
 use crate::txn::Snapshot;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
@@ -26,6 +27,7 @@ async fn snapshot(broker: &Broker) -> Result<Vec<(String, Txn)>, ResponseError> 
 
 pub async fn describe(
     broker: &Broker,
+    access: &Access,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let all = snapshot(broker).await;
@@ -34,7 +36,8 @@ pub async fn describe(
         .into_iter()
         .map(|id| {
             let state = TransactionState::default().with_transactional_id(id.clone());
-            let found = all.as_ref().map_err(|e| *e).and_then(|all| {
+            let allowed = access.transactional_id(Operation::Describe, &id);
+            let found = allowed.and(all.as_ref().map_err(|e| *e)).and_then(|all| {
                 all.iter()
                     .find(|(known, _)| known.as_str() == id.as_str())
                     .map(|(_, txn)| txn)
@@ -72,7 +75,12 @@ pub async fn describe(
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
 
-pub async fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsResponse {
+/// The transactions whose ids the requester may describe.
+pub async fn list(
+    broker: &Broker,
+    access: &Access,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let all = match snapshot(broker).await {
         Ok(all) => all,
         Err(e) => return ListTransactionsResponse::default().with_error_code(e.code()),
@@ -80,12 +88,13 @@ pub async fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransact
     let now = now_ms();
     let states = all
         .into_iter()
-        .filter(|(_, txn)| {
-            (req.state_filters.is_empty()
-                || req
-                    .state_filters
-                    .iter()
-                    .any(|s| s.as_str() == txn.status.name()))
+        .filter(|(id, txn)| {
+            access.transactional_id(Operation::Describe, id).is_ok()
+                && (req.state_filters.is_empty()
+                    || req
+                        .state_filters
+                        .iter()
+                        .any(|s| s.as_str() == txn.status.name()))
                 && (req.producer_id_filters.is_empty()
                     || req
                         .producer_id_filters

@@ -10,6 +10,7 @@ use crate::partition::replication::ReplicaRead;
 use crate::partition::{LogOffsets, PartitionHandle};
 use crate::partition::{Read, ReadFailure, Records};
 use crate::protocol::{message_set, READ_COMMITTED};
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use bytes::Bytes;
 use futures_util::future::{join_all, select_all};
@@ -55,7 +56,12 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    access: &Access,
+    version: i16,
+    req: FetchRequest,
+) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let committed = req.isolation_level == READ_COMMITTED;
     let (replica_id, replica_epoch) = if version >= REPLICA_STATE_VERSION {
@@ -66,10 +72,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
     } else {
         (req.replica_id.0, -1)
     };
-    // A replica fetch from a broker the controller does not count as alive
-    // (fenced, or with an older broker epoch) is refused whole.
+    // A replica fetch needs CLUSTER_ACTION (without it every partition is
+    // TOPIC_AUTHORIZATION_FAILED, as Kafka answers), and from a broker the
+    // controller does not count as alive (fenced, or with an older broker
+    // epoch) it is refused whole.
     let refused = (replica_id >= 0)
-        .then(|| broker.check_replica(replica_id, replica_epoch).err())
+        .then(|| {
+            access
+                .cluster(Operation::ClusterAction)
+                .map_err(|_| ResponseError::TopicAuthorizationFailed)
+                .and_then(|()| broker.check_replica(replica_id, replica_epoch))
+                .err()
+        })
         .flatten();
     let topics: Vec<WantedTopic> = req
         .topics
@@ -85,10 +99,16 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
             } else {
                 ResponseError::UnknownTopicOrPartition
             };
+            let label = topic
+                .as_ref()
+                .map_or_else(|| t.topic.to_string(), |t| t.name.to_string());
+            // A consumer reads with READ on the topic; an unknown topic id
+            // stays unknown, as it names nothing to authorize.
+            let denied = (replica_id < 0 && (topic.is_some() || version < TOPIC_IDS_VERSION))
+                .then(|| access.topic(Operation::Read, &label).err())
+                .flatten();
             WantedTopic {
-                label: topic
-                    .as_ref()
-                    .map_or_else(|| t.topic.to_string(), |t| t.name.to_string()),
+                label,
                 name: t.topic,
                 id: t.topic_id,
                 partitions: t
@@ -104,7 +124,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Fe
                             replica: replica_id,
                             last_fetched_epoch: p.last_fetched_epoch,
                         }),
-                        target: match refused {
+                        target: match refused.or(denied) {
                             Some(error) => Err(error),
                             None => target(topic.as_deref(), p.partition, missing),
                         },

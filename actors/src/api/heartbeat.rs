@@ -4,11 +4,15 @@
 use super::WireCode;
 use crate::broker::Broker;
 use crate::group::Heartbeat;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::ResponseError;
 
-pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
-    if let Err(e) = broker.check_coordinator(&req.group_id) {
+pub async fn handle(broker: &Broker, access: &Access, req: HeartbeatRequest) -> HeartbeatResponse {
+    let ready = access
+        .group(Operation::Read, &req.group_id)
+        .and_then(|()| broker.check_coordinator(&req.group_id));
+    if let Err(e) = ready {
         return HeartbeatResponse::default().with_error_code(e.code());
     }
     let error = match broker.existing_group(&req.group_id) {

@@ -4,6 +4,7 @@
 //! coordinator, which fences the previous producer of their id.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::txn::{fencing_for, InitTransactional};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -13,6 +14,7 @@ const FENCED_VERSION: i16 = 4;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -22,6 +24,15 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // A transactional producer needs WRITE on its transactional id; an
+    // idempotent one IDEMPOTENT_WRITE on the cluster or WRITE on a topic.
+    let allowed = match &req.transactional_id {
+        Some(id) => access.transactional_id(Operation::Write, id),
+        None => access.idempotent_write(),
+    };
+    if let Err(error) = allowed {
+        return failed(error);
+    }
     if let Some(id) = req.transactional_id {
         // Allocate no producer id for a request this broker cannot serve.
         if let Err(e) = broker.check_coordinator(&id) {

@@ -5,6 +5,7 @@ use super::WireCode;
 use crate::broker::Broker;
 use crate::group::classic::JoinRequest;
 use crate::group::Join;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -18,6 +19,7 @@ const REBALANCE_TIMEOUT_VERSION: i16 = 1;
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     client_id: String,
     peer: SocketAddr,
@@ -28,7 +30,10 @@ pub async fn handle(
             .with_error_code(ResponseError::InvalidGroupId.code())
             .with_generation_id(-1);
     }
-    if let Err(e) = broker.check_coordinator(&req.group_id) {
+    let ready = access
+        .group(Operation::Read, &req.group_id)
+        .and_then(|()| broker.check_coordinator(&req.group_id));
+    if let Err(e) = ready {
         return JoinGroupResponse::default()
             .with_error_code(e.code())
             .with_generation_id(-1);

@@ -4,6 +4,7 @@ use super::WireCode;
 use crate::broker::Broker;
 use crate::group::classic::LeaveMember;
 use crate::group::Leave;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -12,7 +13,12 @@ use kafka_protocol::ResponseError;
 /// From this version members come as a list.
 const BATCH_VERSION: i16 = 3;
 
-pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    version: i16,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     let members: Vec<LeaveMember> = if version >= BATCH_VERSION {
         req.members
             .into_iter()
@@ -27,7 +33,10 @@ pub async fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> Le
             group_instance_id: None,
         }]
     };
-    if let Err(e) = broker.check_coordinator(&req.group_id) {
+    let ready = access
+        .group(Operation::Read, &req.group_id)
+        .and_then(|()| broker.check_coordinator(&req.group_id));
+    if let Err(e) = ready {
         return LeaveGroupResponse::default().with_error_code(e.code());
     }
     let results = match broker.existing_group(&req.group_id) {

@@ -5,6 +5,7 @@
 
 use crate::broker::Broker;
 use crate::protocol::resource_type::{BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP, TOPIC};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -14,9 +15,13 @@ const KNOWN: [i8; 5] = [TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP];
 
 pub fn handle(
     broker: &Broker,
+    access: &Access,
     version: i16,
     req: ListConfigResourcesRequest,
 ) -> ListConfigResourcesResponse {
+    if let Err(error) = access.cluster(Operation::DescribeConfigs) {
+        return ListConfigResourcesResponse::default().with_error_code(error.code());
+    }
     // v0 lists client-metrics resources only; v1 with no types lists all.
     let types = match (version, req.resource_types.is_empty()) {
         (0, _) => vec![CLIENT_METRICS],

@@ -4,6 +4,7 @@
 use crate::broker::Broker;
 use crate::group::kip848::ConsumerGroupState;
 use crate::group::{Describe, DescribeConsumerGroup};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -14,7 +15,13 @@ const CLASSIC: &str = "classic";
 /// of KIP-848 groups.
 const CONSUMER: &str = "consumer";
 
-pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
+/// Every group with DESCRIBE on the cluster; otherwise the groups the
+/// requester may describe, as Kafka lists them.
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
     let ids = match broker.group_ids() {
         Ok(ids) => ids,
         Err(e) => {
@@ -26,10 +33,11 @@ pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespon
     let mut groups = Vec::with_capacity(ids.len());
     // In a cluster, the groups this broker coordinates now: its store may
     // still hold groups of offsets partitions it led before.
-    for id in ids
-        .into_iter()
-        .filter(|id| broker.check_coordinator(id).is_ok())
-    {
+    let every_group = access.cluster(Operation::Describe).is_ok();
+    for id in ids.into_iter().filter(|id| {
+        broker.check_coordinator(id).is_ok()
+            && (every_group || access.group(Operation::Describe, id).is_ok())
+    }) {
         let (state, protocol_type, group_type) = match broker.existing_group(&id) {
             Some(coordinator) => match coordinator.send(DescribeConsumerGroup).await {
                 Ok(Some(d)) if d.state != ConsumerGroupState::Empty => {

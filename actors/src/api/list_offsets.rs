@@ -4,6 +4,7 @@
 use crate::broker::Broker;
 use crate::partition::ListOffset;
 use crate::protocol::READ_COMMITTED;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -16,16 +17,19 @@ const LEADER_EPOCH_VERSION: i16 = 4;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let committed = req.isolation_level == READ_COMMITTED;
     let topics = req.topics.into_iter().map(|t| async move {
-        let topic = broker.topic(&t.name);
+        let topic = super::authorized_topic(broker, access, Operation::Describe, &t.name);
         let partitions = t.partitions.into_iter().map(|p| {
-            let target = super::replica(topic.as_deref(), p.partition_index);
+            let target = super::authorized_replica(&topic, p.partition_index);
             let leader_epoch = topic
                 .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
                 .filter(|_| version >= LEADER_EPOCH_VERSION)
                 .and_then(|t| broker.partition_view(t, p.partition_index))
                 .map_or(-1, |view| view.leader_epoch);

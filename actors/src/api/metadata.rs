@@ -4,6 +4,8 @@
 
 use crate::broker::Broker;
 use crate::replication::offsets_topic::OFFSETS_TOPIC;
+use crate::security::listeners::Listener;
+use crate::security::{Access, Operation};
 use crate::topic::Topic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -17,7 +19,15 @@ use uuid::Uuid;
 /// Kafka's "not requested" value for authorized-operation fields.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> MetadataResponse {
+/// Answers with the broker endpoints of `listener`, the one the request
+/// came in on, as Kafka does.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    access: &Access,
+    listener: &Listener,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
     // v0 has no null: an empty list asks for every topic.
     let all_topics = match &req.topics {
         None => true,
@@ -25,24 +35,27 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
     };
     // Before v4 the request has no flag and Kafka always auto-created.
     let may_create = version < 4 || req.allow_auto_topic_creation;
+    // Every topic means every topic the requester may describe; the others
+    // are left out, as if they did not exist.
     let topics = if all_topics {
         broker
             .topics()
             .iter()
+            .filter(|t| access.topic(Operation::Describe, &t.name).is_ok())
             .map(|t| describe(broker, t))
             .collect()
     } else {
         let mut topics = Vec::new();
         for wanted in req.topics.unwrap_or_default() {
             topics.push(match wanted.name {
-                Some(name) => by_name(broker, name, may_create).await,
-                None => by_id(broker, wanted.topic_id),
+                Some(name) => by_name(broker, access, name, may_create).await,
+                None => by_id(broker, access, wanted.topic_id),
             });
         }
         topics
     };
     let brokers = broker
-        .brokers()
+        .brokers(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
@@ -59,11 +72,25 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) ->
         .with_topics(topics)
 }
 
-async fn by_name(broker: &Broker, name: TopicName, may_create: bool) -> MetadataResponseTopic {
-    let found = if may_create {
-        broker.topic_or_create(&name).await
-    } else {
-        Ok(broker.topic(&name))
+/// A topic named in the request: TOPIC_AUTHORIZATION_FAILED without
+/// DESCRIBE on it, and, when it does not exist and may be auto-created,
+/// without CREATE on it or the cluster (as Kafka answers).
+async fn by_name(
+    broker: &Broker,
+    access: &Access,
+    name: TopicName,
+    may_create: bool,
+) -> MetadataResponseTopic {
+    if let Err(error) = access.topic(Operation::Describe, &name) {
+        return failed(Some(name), Uuid::nil(), error);
+    }
+    let found = match broker.topic(&name) {
+        Some(topic) => Ok(Some(topic)),
+        None if may_create => match access.create_topic(&name) {
+            Ok(()) => broker.topic_or_create(&name).await,
+            Err(error) => return failed(Some(name), Uuid::nil(), error),
+        },
+        None => Ok(None),
     };
     match found {
         Ok(Some(topic)) => describe(broker, &topic),
@@ -76,9 +103,12 @@ async fn by_name(broker: &Broker, name: TopicName, may_create: bool) -> Metadata
     }
 }
 
-fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, access: &Access, id: Uuid) -> MetadataResponseTopic {
     match broker.topic_by_id(id) {
-        Some(topic) => describe(broker, &topic),
+        Some(topic) => match access.topic(Operation::Describe, &topic.name) {
+            Ok(()) => describe(broker, &topic),
+            Err(error) => failed(None, id, error),
+        },
         None => failed(None, id, ResponseError::UnknownTopicId),
     }
 }

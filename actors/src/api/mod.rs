@@ -60,6 +60,8 @@ mod write_txn_markers;
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionHandle};
 use crate::protocol::Request;
+use crate::security::listeners::Listener;
+use crate::security::{Access, Operation, Principal};
 use crate::topic::Topic;
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
@@ -98,6 +100,10 @@ struct Call {
     version: i16,
     client_id: String,
     peer: SocketAddr,
+    /// Who the connection authenticated as, from where, and what it may do.
+    access: Access,
+    /// The listener the request came in on.
+    listener: Arc<Listener>,
 }
 
 /// States each API once: `Name min..=max, how |call, request| handler;`.
@@ -111,12 +117,20 @@ macro_rules! apis {
         const SUPPORTED: &[(ApiKey, i16, i16)] = &[$((ApiKey::$api, $min, $max),)*];
 
         /// Starts the handler of one request.
-        pub fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, request: Request) -> Reply {
+        pub fn dispatch(
+            broker: &Arc<Broker>,
+            peer: SocketAddr,
+            principal: &Arc<Principal>,
+            listener: &Arc<Listener>,
+            request: Request,
+        ) -> Reply {
             let call = Call {
                 broker: broker.clone(),
                 version: request.version,
                 client_id: request.client_id,
                 peer,
+                access: Access::new(broker.authorizer().clone(), principal.clone(), peer.ip()),
+                listener: listener.clone(),
             };
             match request.body {
                 $(RequestKind::$api($req) => apis!(@$how $api, call, $call, $handler),)*
@@ -144,60 +158,69 @@ macro_rules! apis {
 }
 
 apis! {
-    Produce 0..=11, started |c, req| produce::handle(&c.broker, req);
-    Fetch 0..=17, later |c, req| fetch::handle(&c.broker, c.version, req);
-    ListOffsets 0..=10, later |c, req| list_offsets::handle(&c.broker, c.version, req);
-    Metadata 0..=12, later |c, req| metadata::handle(&c.broker, c.version, req);
+    Produce 0..=11, started |c, req| produce::handle(&c.broker, &c.access, req);
+    Fetch 0..=17, later |c, req| fetch::handle(&c.broker, &c.access, c.version, req);
+    ListOffsets 0..=10, later |c, req| list_offsets::handle(&c.broker, &c.access, c.version, req);
+    Metadata 0..=12, later |c, req| metadata::handle(&c.broker, &c.access, &c.listener, c.version, req);
     ApiVersions 0..=4, now |_c, _| api_versions::handle(None);
-    CreateTopics 0..=7, later |c, req| create_topics::handle(&c.broker, req);
-    DeleteTopics 0..=6, later |c, req| delete_topics::handle(&c.broker, c.version, req);
-    DescribeConfigs 0..=4, now |c, req| describe_configs::handle(&c.broker, req);
-    CreatePartitions 0..=3, later |c, req| create_partitions::handle(&c.broker, req);
-    DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker);
-    FindCoordinator 0..=6, later |c, req| find_coordinator::handle(&c.broker, c.version, req);
-    JoinGroup 0..=9, later |c, req| join_group::handle(&c.broker, c.version, c.client_id, c.peer, req);
-    SyncGroup 0..=5, later |c, req| sync_group::handle(&c.broker, req);
-    Heartbeat 0..=4, later |c, req| heartbeat::handle(&c.broker, req);
-    LeaveGroup 0..=5, later |c, req| leave_group::handle(&c.broker, c.version, req);
-    OffsetCommit 0..=9, later |c, req| offset_commit::handle(&c.broker, req);
-    OffsetFetch 0..=9, now |c, req| offset_fetch::handle(&c.broker, c.version, req);
-    ListGroups 0..=5, later |c, req| list_groups::handle(&c.broker, req);
-    DescribeGroups 0..=5, later |c, req| describe_groups::handle(&c.broker, req);
-    DeleteGroups 0..=2, later |c, req| delete_groups::handle(&c.broker, req);
-    OffsetDelete 0..=0, later |c, req| offset_delete::handle(&c.broker, req);
-    InitProducerId 0..=5, later |c, req| init_producer_id::handle(&c.broker, c.version, req);
-    DeleteRecords 0..=2, later |c, req| delete_records::handle(&c.broker, req);
-    AlterConfigs 0..=2, later |c, req| alter_configs::handle(&c.broker, req);
-    IncrementalAlterConfigs 0..=1, later |c, req| alter_configs::handle_incremental(&c.broker, req);
-    AddPartitionsToTxn 0..=3, later |c, req| add_partitions_to_txn::handle(&c.broker, c.version, req);
-    AddOffsetsToTxn 0..=3, later |c, req| add_offsets_to_txn::handle(&c.broker, c.version, req);
-    TxnOffsetCommit 0..=3, later |c, req| txn_offset_commit::handle(&c.broker, req);
-    EndTxn 0..=3, later |c, req| end_txn::handle(&c.broker, c.version, req);
-    DescribeTransactions 0..=0, later |c, req| describe_transactions::describe(&c.broker, req);
-    ListTransactions 0..=1, later |c, req| describe_transactions::list(&c.broker, req);
-    DescribeAcls 0..=3, now |c, req| acls::describe(&c.broker, req);
-    CreateAcls 0..=3, later |c, req| acls::create(&c.broker, req);
-    DeleteAcls 0..=3, later |c, req| acls::delete(&c.broker, req);
-    ConsumerGroupHeartbeat 0..=1, later |c, req| consumer_group_heartbeat::handle(&c.broker, c.client_id, c.peer, req);
-    ConsumerGroupDescribe 0..=1, later |c, req| consumer_group_describe::handle(&c.broker, req);
-    DescribeLogDirs 1..=4, later |c, req| describe_log_dirs::handle(&c.broker, req);
-    DescribeProducers 0..=0, later |c, req| describe_producers::handle(&c.broker, req);
-    DescribeTopicPartitions 0..=0, now |c, req| describe_topic_partitions::handle(&c.broker, req);
-    OffsetForLeaderEpoch 2..=4, later |c, req| offset_for_leader_epoch::handle(&c.broker, req);
-    ElectLeaders 0..=2, later |c, req| replica_placement::elect_leaders(&c.broker, req);
-    ListPartitionReassignments 0..=0, now |_c, _| replica_placement::list_partition_reassignments();
-    AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, req);
-    AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, req);
-    DescribeUserScramCredentials 0..=0, now |_c, req| scram_credentials::describe(req);
-    DescribeClientQuotas 0..=1, now |_c, req| client_quotas::describe(req);
-    ListConfigResources 0..=1, now |c, req| list_config_resources::handle(&c.broker, c.version, req);
-    WriteTxnMarkers 1..=1, later |c, req| write_txn_markers::handle(&c.broker, req);
+    CreateTopics 0..=7, later |c, req| create_topics::handle(&c.broker, &c.access, req);
+    DeleteTopics 0..=6, later |c, req| delete_topics::handle(&c.broker, &c.access, c.version, req);
+    DescribeConfigs 0..=4, now |c, req| describe_configs::handle(&c.broker, &c.access, req);
+    CreatePartitions 0..=3, later |c, req| create_partitions::handle(&c.broker, &c.access, req);
+    DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker, &c.access, &c.listener);
+    FindCoordinator 0..=6, later |c, req| find_coordinator::handle(&c.broker, &c.access, &c.listener, c.version, req);
+    JoinGroup 0..=9, later |c, req| join_group::handle(&c.broker, &c.access, c.version, c.client_id, c.peer, req);
+    SyncGroup 0..=5, later |c, req| sync_group::handle(&c.broker, &c.access, req);
+    Heartbeat 0..=4, later |c, req| heartbeat::handle(&c.broker, &c.access, req);
+    LeaveGroup 0..=5, later |c, req| leave_group::handle(&c.broker, &c.access, c.version, req);
+    OffsetCommit 0..=9, later |c, req| offset_commit::handle(&c.broker, &c.access, req);
+    OffsetFetch 0..=9, now |c, req| offset_fetch::handle(&c.broker, &c.access, c.version, req);
+    ListGroups 0..=5, later |c, req| list_groups::handle(&c.broker, &c.access, req);
+    DescribeGroups 0..=5, later |c, req| describe_groups::handle(&c.broker, &c.access, req);
+    DeleteGroups 0..=2, later |c, req| delete_groups::handle(&c.broker, &c.access, req);
+    OffsetDelete 0..=0, later |c, req| offset_delete::handle(&c.broker, &c.access, req);
+    InitProducerId 0..=5, later |c, req| init_producer_id::handle(&c.broker, &c.access, c.version, req);
+    DeleteRecords 0..=2, later |c, req| delete_records::handle(&c.broker, &c.access, req);
+    AlterConfigs 0..=2, later |c, req| alter_configs::handle(&c.broker, &c.access, req);
+    IncrementalAlterConfigs 0..=1, later |c, req| alter_configs::handle_incremental(&c.broker, &c.access, req);
+    AddPartitionsToTxn 0..=3, later |c, req| add_partitions_to_txn::handle(&c.broker, &c.access, c.version, req);
+    AddOffsetsToTxn 0..=3, later |c, req| add_offsets_to_txn::handle(&c.broker, &c.access, c.version, req);
+    TxnOffsetCommit 0..=3, later |c, req| txn_offset_commit::handle(&c.broker, &c.access, req);
+    EndTxn 0..=3, later |c, req| end_txn::handle(&c.broker, &c.access, c.version, req);
+    DescribeTransactions 0..=0, later |c, req| describe_transactions::describe(&c.broker, &c.access, req);
+    ListTransactions 0..=1, later |c, req| describe_transactions::list(&c.broker, &c.access, req);
+    DescribeAcls 0..=3, now |c, req| acls::describe(&c.broker, &c.access, req);
+    CreateAcls 0..=3, later |c, req| acls::create(&c.broker, &c.access, req);
+    DeleteAcls 0..=3, later |c, req| acls::delete(&c.broker, &c.access, req);
+    ConsumerGroupHeartbeat 0..=1, later |c, req| consumer_group_heartbeat::handle(&c.broker, &c.access, c.client_id, c.peer, req);
+    ConsumerGroupDescribe 0..=1, later |c, req| consumer_group_describe::handle(&c.broker, &c.access, req);
+    DescribeLogDirs 1..=4, later |c, req| describe_log_dirs::handle(&c.broker, &c.access, req);
+    DescribeProducers 0..=0, later |c, req| describe_producers::handle(&c.broker, &c.access, req);
+    DescribeTopicPartitions 0..=0, now |c, req| describe_topic_partitions::handle(&c.broker, &c.access, req);
+    OffsetForLeaderEpoch 2..=4, later |c, req| offset_for_leader_epoch::handle(&c.broker, &c.access, req);
+    ElectLeaders 0..=2, later |c, req| replica_placement::elect_leaders(&c.broker, &c.access, req);
+    ListPartitionReassignments 0..=0, now |c, _| replica_placement::list_partition_reassignments(&c.access);
+    AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, &c.access, req);
+    AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, &c.access, req);
+    DescribeUserScramCredentials 0..=0, now |c, req| scram_credentials::describe(&c.broker, &c.access, req);
+    AlterUserScramCredentials 0..=0, later |c, req| scram_credentials::alter(&c.broker, &c.access, req);
+    DescribeClientQuotas 0..=1, now |c, req| client_quotas::describe(&c.access, req);
+    ListConfigResources 0..=1, now |c, req| list_config_resources::handle(&c.broker, &c.access, c.version, req);
+    WriteTxnMarkers 1..=1, later |c, req| write_txn_markers::handle(&c.broker, &c.access, req);
 }
+
+/// The APIs the connection serves itself, not [`dispatch`]: they change
+/// who the connection is (`connection::authentication`).
+pub const AUTHENTICATION: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+];
 
 /// The advertised `(min, max)` versions of `api`, if we serve it.
 pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
         .iter()
+        .chain(AUTHENTICATION)
         .find(|(key, _, _)| *key == api)
         .map(|&(_, min, max)| (min, max))
 }
@@ -236,6 +259,47 @@ fn replica(topic: Option<&Topic>, index: i32) -> Result<PartitionHandle, Respons
         .ok_or(ResponseError::UnknownTopicOrPartition)?
         .replica(index)
         .cloned()
+}
+
+/// A topic as [`authorized_topic`] looked it up: found or not, or off
+/// limits to the requester.
+type AuthorizedTopic = Result<Option<Arc<Topic>>, ResponseError>;
+
+/// Topic `name` as [`Broker::topic`] finds it (`None` if it does not
+/// exist), once `access` may perform `operation` on it: Kafka checks before
+/// it looks, so a client learns nothing of a topic it may not see.
+fn authorized_topic(
+    broker: &Broker,
+    access: &Access,
+    operation: Operation,
+    name: &str,
+) -> AuthorizedTopic {
+    access.topic(operation, name)?;
+    Ok(broker.topic(name))
+}
+
+/// The local replica of partition `index` of a topic that
+/// [`authorized_topic`] looked up.
+fn authorized_replica(
+    topic: &AuthorizedTopic,
+    index: i32,
+) -> Result<PartitionHandle, ResponseError> {
+    replica(topic.clone()?.as_deref(), index)
+}
+
+/// Whether `access` may perform `operation` on a config resource: a
+/// topic's configs are the topic's, the broker's (and its loggers') the
+/// cluster's, as in Kafka.
+fn config_access(
+    access: &Access,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), ResponseError> {
+    match resource_type {
+        crate::protocol::resource_type::TOPIC => access.topic(operation, name),
+        _ => access.cluster(operation),
+    }
 }
 
 /// Sends `message` to the partition `target` resolved to, or passes on why

@@ -5,6 +5,7 @@ use super::WireCode;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::group::Commit;
+use crate::security::{Access, Operation};
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -18,21 +19,30 @@ type Checked = (i32, Result<CommittedOffset, ResponseError>);
 /// Kafka's default `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
 
-pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// Commits need READ on the group, then READ on each topic.
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let now = now_ms();
     let group_error = if req.group_id.is_empty() {
         Some(ResponseError::InvalidGroupId)
     } else {
-        broker.check_coordinator(&req.group_id).err()
+        access
+            .group(Operation::Read, &req.group_id)
+            .and_then(|()| broker.check_coordinator(&req.group_id))
+            .err()
     };
     let mut checked: Vec<(String, Vec<Checked>)> = Vec::new();
     for topic in &req.topics {
         let known = broker.topic(&topic.name);
+        let topic_error = access.topic(Operation::Read, &topic.name).err();
         let partitions = topic
             .partitions
             .iter()
             .map(|p| {
-                let result = if let Some(error) = group_error {
+                let result = if let Some(error) = group_error.or(topic_error) {
                     Err(error)
                 } else if !known
                     .as_ref()

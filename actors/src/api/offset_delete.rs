@@ -3,6 +3,7 @@
 
 use crate::broker::Broker;
 use crate::group::SubscribedTopics;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -10,8 +11,16 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeSet;
 
-pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if let Err(e) = broker.check_coordinator(&req.group_id) {
+/// Needs DELETE on the group and READ on each topic.
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let ready = access
+        .group(Operation::Delete, &req.group_id)
+        .and_then(|()| broker.check_coordinator(&req.group_id));
+    if let Err(e) = ready {
         return OffsetDeleteResponse::default().with_error_code(e.code());
     }
     if !broker.group_exists(&req.group_id).unwrap_or(false) {
@@ -25,17 +34,18 @@ pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteRe
         .into_iter()
         .map(|topic| {
             let busy = subscribed.contains(topic.name.as_str());
+            let denied = access.topic(Operation::Read, &topic.name).err();
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
-                    if !busy {
-                        deletable.push((topic.name.to_string(), p.partition_index));
-                    }
-                    let error = if busy {
-                        ResponseError::GroupSubscribedToTopic.code()
-                    } else {
-                        0
+                    let error = match denied {
+                        Some(error) => error.code(),
+                        None if busy => ResponseError::GroupSubscribedToTopic.code(),
+                        None => {
+                            deletable.push((topic.name.to_string(), p.partition_index));
+                            0
+                        }
                     };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)

@@ -2,6 +2,7 @@
 //! for the listed partitions or, with a null topic list, all of them.
 
 use crate::broker::Broker;
+use crate::security::{Access, Operation};
 use crate::store::offsets::PartitionOffset;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -49,14 +50,19 @@ macro_rules! layout {
     };
 }
 
-pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub fn handle(
+    broker: &Broker,
+    access: &Access,
+    version: i16,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
     if version >= MULTI_GROUP_VERSION {
         let groups = req
             .groups
             .into_iter()
             .map(|group| {
                 let wanted = wanted(group.topics, |t| (t.name, t.partition_indexes));
-                let (topics, error) = lookup(broker, &group.group_id, wanted);
+                let (topics, error) = lookup(broker, access, &group.group_id, wanted);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
                     .with_error_code(error)
@@ -70,7 +76,7 @@ pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetF
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let wanted = wanted(req.topics, |t| (t.name, t.partition_indexes));
-    let (topics, error) = lookup(broker, &req.group_id, wanted);
+    let (topics, error) = lookup(broker, access, &req.group_id, wanted);
     OffsetFetchResponse::default()
         .with_error_code(error)
         .with_topics(layout!(
@@ -88,19 +94,32 @@ fn wanted<T>(topics: Option<Vec<T>>, split: impl Fn(T) -> (TopicName, Vec<i32>))
 
 type Wanted = Option<Vec<(TopicName, Vec<i32>)>>;
 
-/// The answers per topic, and a group-level error.
+/// The answers per topic, and a group-level error. The group needs
+/// DESCRIBE; of all its topics only those the requester may describe are
+/// answered, and a topic it names and may not describe is
+/// TOPIC_AUTHORIZATION_FAILED.
 fn lookup(
     broker: &Broker,
+    access: &Access,
     group: &GroupId,
     wanted: Wanted,
 ) -> (Vec<(TopicName, Vec<Answer>)>, i16) {
-    if let Err(e) = broker.check_coordinator(group) {
+    let ready = access
+        .group(Operation::Describe, group)
+        .and_then(|()| broker.check_coordinator(group));
+    if let Err(e) = ready {
         return (Vec::new(), e.code());
     }
     let store = broker.offsets();
     let Some(wanted) = wanted else {
         return match store.fetch_all(group) {
-            Ok(all) => (group_by_topic(all), 0),
+            Ok(all) => {
+                let visible = all
+                    .into_iter()
+                    .filter(|o| access.topic(Operation::Describe, &o.topic).is_ok())
+                    .collect();
+                (group_by_topic(visible), 0)
+            }
             Err(e) => {
                 log::error!("offset fetch for {}: {e}", &**group);
                 (Vec::new(), ResponseError::KafkaStorageError.code())
@@ -110,6 +129,13 @@ fn lookup(
     let topics = wanted
         .into_iter()
         .map(|(name, partitions)| {
+            if let Err(error) = access.topic(Operation::Describe, &name) {
+                let denied = partitions
+                    .into_iter()
+                    .map(|partition| none(partition, error.code()))
+                    .collect();
+                return (name, denied);
+            }
             let answers = partitions
                 .into_iter()
                 .map(|partition| match store.fetch(group, &name, partition) {

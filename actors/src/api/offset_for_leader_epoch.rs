@@ -4,6 +4,7 @@
 
 use crate::broker::Broker;
 use crate::partition::replication::EpochEnd;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -12,12 +13,13 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 pub async fn handle(
     broker: &Broker,
+    access: &Access,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = req.topics.into_iter().map(|t| async move {
-        let topic = broker.topic(&t.topic);
+        let topic = super::authorized_topic(broker, access, Operation::Describe, &t.topic);
         let partitions = t.partitions.iter().map(|p| {
-            let target = super::replica(topic.as_deref(), p.partition);
+            let target = super::authorized_replica(&topic, p.partition);
             let ask = EpochEnd {
                 current_leader_epoch: p.current_leader_epoch,
                 epoch: p.leader_epoch,

@@ -11,6 +11,7 @@ use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::partition::batch::{self, BatchError, BatchHeader};
 use crate::partition::{Append, Appended};
+use crate::security::{Access, Operation};
 use crate::topic::config::ProduceSettings;
 use crate::topic::Topic;
 use bytes::Bytes;
@@ -40,16 +41,40 @@ struct Acks {
 /// Starts the appends; the future yields the response, or `None` for acks=0.
 pub fn handle(
     broker: &Arc<Broker>,
+    access: &Access,
     req: ProduceRequest,
 ) -> impl Future<Output = Option<ProduceResponse>> + 'static {
     let acks = Acks {
         level: req.acks,
         timeout_ms: req.timeout_ms,
     };
+    // A transactional producer writes for its transactional id: without
+    // WRITE on it, nothing of the request is written.
+    let refused = req
+        .transactional_id
+        .as_ref()
+        .and_then(|id| access.transactional_id(Operation::Write, id).err());
     let topics: Vec<_> = req
         .topic_data
         .into_iter()
-        .map(|data| start_topic(broker, acks, data))
+        .map(|data| {
+            let denied = refused.or_else(|| access.topic(Operation::Write, &data.name).err());
+            match denied {
+                Some(error) => {
+                    let partitions = data
+                        .partition_data
+                        .iter()
+                        .map(|p| failed(p.index, error, "not authorized"))
+                        .collect();
+                    let response = TopicProduceResponse::default()
+                        .with_name(data.name)
+                        .with_topic_id(data.topic_id)
+                        .with_partition_responses(partitions);
+                    async move { response }.boxed_local()
+                }
+                None => start_topic(broker, access, acks, data),
+            }
+        })
         .collect();
     async move {
         let responses = join_all(topics).await;
@@ -59,6 +84,7 @@ pub fn handle(
 
 fn start_topic(
     broker: &Arc<Broker>,
+    access: &Access,
     acks: Acks,
     data: TopicProduceData,
 ) -> LocalBoxFuture<'static, TopicProduceResponse> {
@@ -90,8 +116,14 @@ fn start_topic(
             .boxed_local();
     }
     let broker = broker.clone();
+    let may_create = access.create_topic(&data.name).is_ok();
     async move {
-        let partitions = match broker.topic_or_create(&data.name).await {
+        let created = if may_create {
+            broker.topic_or_create(&data.name).await
+        } else {
+            Ok(None)
+        };
+        let partitions = match created {
             Ok(Some(topic)) => {
                 let replies: Vec<_> = data
                     .partition_data

@@ -6,6 +6,7 @@
 //! this broker cannot satisfy.
 
 use crate::broker::{Broker, TopicError};
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -32,12 +33,19 @@ fn exists(broker: &Broker, topic: &TopicName, partition: i32) -> bool {
 /// becomes its leader again if it is alive and in the ISR (on a single
 /// broker it always leads already). Without a partition list Kafka reports
 /// only partitions it elected, so the answer is empty.
-pub async fn elect_leaders(broker: &Broker, req: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn elect_leaders(
+    broker: &Broker,
+    access: &Access,
+    req: ElectLeadersRequest,
+) -> ElectLeadersResponse {
+    let allowed = access.cluster(Operation::Alter);
     let mut results = Vec::new();
     for t in req.topic_partitions.unwrap_or_default() {
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for &p in &t.partitions {
-            let outcome = if exists(broker, &t.topic, p) {
+            let outcome = if let Err(error) = allowed {
+                Err(TopicError::new(error, "not authorized"))
+            } else if exists(broker, &t.topic, p) {
                 broker.elect_preferred_leader(&t.topic, p).await
             } else {
                 Err(TopicError::new(
@@ -59,19 +67,27 @@ pub async fn elect_leaders(broker: &Broker, req: ElectLeadersRequest) -> ElectLe
                 .with_partition_result(partitions),
         );
     }
-    ElectLeadersResponse::default().with_replica_election_results(results)
+    ElectLeadersResponse::default()
+        .with_error_code(allowed.err().map_or(0, |e| e.code()))
+        .with_replica_election_results(results)
 }
 
 /// No reassignment is ever in progress.
-pub fn list_partition_reassignments() -> ListPartitionReassignmentsResponse {
+pub fn list_partition_reassignments(access: &Access) -> ListPartitionReassignmentsResponse {
+    let allowed = access.cluster(Operation::Describe);
     ListPartitionReassignmentsResponse::default()
+        .with_error_code(allowed.err().map_or(0, |e| e.code()))
 }
 
 /// The only replica set a partition can have here is this broker.
 pub fn alter_partition_reassignments(
     broker: &Broker,
+    access: &Access,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if let Err(error) = access.cluster(Operation::Alter) {
+        return AlterPartitionReassignmentsResponse::default().with_error_code(error.code());
+    }
     let node = BrokerId(broker.config().node_id);
     let responses = req
         .topics
@@ -137,8 +153,10 @@ fn check_replicas(
 /// A replica can move only to the one directory it is already in.
 pub fn alter_replica_log_dirs(
     broker: &Broker,
+    access: &Access,
     req: AlterReplicaLogDirsRequest,
 ) -> AlterReplicaLogDirsResponse {
+    let allowed = access.cluster(Operation::Alter);
     let data_dir = &broker.config().data_dir;
     let ours = |path: &str| same_dir(Path::new(path), data_dir);
     let results = req
@@ -151,7 +169,9 @@ pub fn alter_replica_log_dirs(
                     .partitions
                     .iter()
                     .map(|&p| {
-                        let error = if !known {
+                        let error = if let Err(error) = allowed {
+                            error.code()
+                        } else if !known {
                             ResponseError::LogDirNotFound.code()
                         } else if !exists(broker, &t.name, p) {
                             ResponseError::UnknownTopicOrPartition.code()

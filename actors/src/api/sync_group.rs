@@ -4,12 +4,16 @@ use super::WireCode;
 use crate::broker::Broker;
 use crate::group::classic::SyncRequest;
 use crate::group::SyncGroup;
+use crate::security::{Access, Operation};
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
-    if let Err(e) = broker.check_coordinator(&req.group_id) {
+pub async fn handle(broker: &Broker, access: &Access, req: SyncGroupRequest) -> SyncGroupResponse {
+    let ready = access
+        .group(Operation::Read, &req.group_id)
+        .and_then(|()| broker.check_coordinator(&req.group_id));
+    if let Err(e) = ready {
         return SyncGroupResponse::default().with_error_code(e.code());
     }
     let Some(coordinator) = broker.existing_group(&req.group_id) else {

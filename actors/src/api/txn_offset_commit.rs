@@ -5,6 +5,7 @@
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::replication::markers;
+use crate::security::{Access, Operation};
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use crate::txn::{fencing_for, Add, Addition};
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -12,8 +13,22 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+/// Needs WRITE on the transactional id, READ on the group and READ on
+/// every topic; without, nothing is committed.
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
     let now = now_ms();
+    let allowed = access
+        .transactional_id(Operation::Write, &req.transactional_id)
+        .and_then(|()| access.group(Operation::Read, &req.group_id))
+        .and_then(|()| {
+            req.topics
+                .iter()
+                .try_for_each(|t| access.topic(Operation::Read, &t.name))
+        });
     let offsets = req
         .topics
         .iter()
@@ -32,19 +47,26 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCo
         .collect();
     let group = req.group_id.to_string();
     let (producer_id, producer_epoch) = (req.producer_id.0, req.producer_epoch);
-    let committed = if broker.cluster().is_some() {
+    let committed = match allowed {
+        Err(error) => Err(error),
         // The group's coordinator keeps them until the marker comes.
-        markers::commit_pending(broker, &group, producer_id, producer_epoch, offsets).await
-    } else {
-        let add = Add {
-            id: req.transactional_id.to_string(),
-            producer_id,
-            producer_epoch,
-            addition: Addition::Offsets { group, offsets },
-        };
-        broker.ask_transactions(&req.transactional_id, add).await
+        Ok(()) if broker.cluster().is_some() => {
+            markers::commit_pending(broker, &group, producer_id, producer_epoch, offsets).await
+        }
+        Ok(()) => {
+            let add = Add {
+                id: req.transactional_id.to_string(),
+                producer_id,
+                producer_epoch,
+                addition: Addition::Offsets { group, offsets },
+            };
+            broker
+                .ask_transactions(&req.transactional_id, add)
+                .await
+                .map_err(|e| fencing_for(e, false))
+        }
     };
-    let error = committed.err().map_or(0, |e| fencing_for(e, false).code());
+    let error = committed.err().map_or(0, |e| e.code());
     let topics = req
         .topics
         .into_iter()

@@ -8,13 +8,19 @@
 use crate::broker::Broker;
 use crate::partition::WriteMarker;
 use crate::replication::markers::write_local;
+use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
-pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn handle(
+    broker: &Broker,
+    access: &Access,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let allowed = access.cluster(Operation::ClusterAction);
     let markers = req.markers.into_iter().map(|marker| async move {
         let topics = marker.topics.into_iter().map(|t| {
             let partitions: Vec<_> = t
@@ -29,7 +35,10 @@ pub async fn handle(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMar
                     };
                     let name = t.name.to_string();
                     async move {
-                        let written = write_local(broker, &name, index, write).await;
+                        let written = match allowed {
+                            Ok(()) => write_local(broker, &name, index, write).await,
+                            Err(e) => Err(e),
+                        };
                         WritableTxnMarkerPartitionResult::default()
                             .with_partition_index(index)
                             .with_error_code(written.err().map_or(0, |e| e.code()))

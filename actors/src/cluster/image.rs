@@ -32,11 +32,22 @@ pub struct BrokerInfo {
     /// Random per process start: a new incarnation means the old process is
     /// gone, even if it never missed a heartbeat.
     pub incarnation: Uuid,
-    /// Where clients and followers reach this broker's Kafka listener.
+    /// Where followers reach this broker: its first listener.
     pub host: String,
     pub port: u16,
+    /// Every advertised listener, where clients of that listener reach it.
+    pub listeners: Vec<Endpoint>,
     /// A fenced broker leads nothing and joins no ISR.
     pub fenced: bool,
+}
+
+/// One advertised listener of a broker: Metadata names a broker to a client
+/// by the endpoint of the listener the client asked on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
 }
 
 /// One partition's replica set, leadership and ISR.
@@ -85,6 +96,7 @@ pub enum Command {
         incarnation: Uuid,
         host: String,
         port: u16,
+        listeners: Vec<Endpoint>,
     },
     /// The active controller saw no heartbeat for a session timeout.
     FenceBroker {
@@ -226,7 +238,8 @@ impl ClusterImage {
                 incarnation,
                 host,
                 port,
-            } => Ok(self.register_broker(id, incarnation, host, port, log_index)),
+                listeners,
+            } => Ok(self.register_broker(id, incarnation, (host, port), listeners, log_index)),
             Command::FenceBroker {
                 id,
                 epoch,
@@ -314,8 +327,8 @@ impl ClusterImage {
         &mut self,
         id: i32,
         incarnation: Uuid,
-        host: String,
-        port: u16,
+        (host, port): (String, u16),
+        listeners: Vec<Endpoint>,
         log_index: u64,
     ) -> Applied {
         if let Some(existing) = self.brokers.get_mut(&id) {
@@ -324,6 +337,7 @@ impl ClusterImage {
                 // it keeps its epoch and its fencing state.
                 existing.host = host;
                 existing.port = port;
+                existing.listeners = listeners;
                 return Applied::Registered {
                     epoch: existing.epoch,
                 };
@@ -343,6 +357,7 @@ impl ClusterImage {
                 incarnation,
                 host,
                 port,
+                listeners,
                 fenced: true,
             },
         );
@@ -686,6 +701,7 @@ mod tests {
             incarnation,
             host: "127.0.0.1".into(),
             port: 9090 + id as u16,
+            listeners: Vec::new(),
         }
     }
 

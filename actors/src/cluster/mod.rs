@@ -8,8 +8,8 @@ pub mod raft;
 
 pub use config::ClusterConfig;
 pub use image::{
-    assign_replicas, Applied, BrokerInfo, ClusterImage, Command, CommandResult, MetadataError,
-    PartitionImage, TopicImage,
+    assign_replicas, Applied, BrokerInfo, ClusterImage, Command, CommandResult, Endpoint,
+    MetadataError, PartitionImage, TopicImage,
 };
 pub use node::{ClusterError, ClusterNode};
 

@@ -8,7 +8,7 @@
 //! handle, and the image is a watch channel any thread can read.
 
 use super::config::ClusterConfig;
-use super::image::{Applied, ClusterImage, Command, CommandResult};
+use super::image::{Applied, ClusterImage, Command, CommandResult, Endpoint};
 use super::raft::files;
 use super::raft::log_store::LogStore;
 use super::raft::network::{
@@ -75,8 +75,8 @@ struct Session {
 
 struct Inner {
     node_id: i32,
-    host: String,
-    port: u16,
+    /// Every advertised listener; the first is where followers fetch.
+    listeners: Vec<Endpoint>,
     incarnation: Uuid,
     config: ClusterConfig,
     voters: BTreeMap<u64, SocketAddr>,
@@ -110,11 +110,16 @@ impl ClusterNode {
     /// registering happen in the background.
     pub fn start(
         node_id: i32,
-        advertised_host: String,
-        advertised_port: u16,
+        listeners: Vec<Endpoint>,
         data_dir: &Path,
         config: &ClusterConfig,
     ) -> io::Result<ClusterNode> {
+        if listeners.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a broker needs a listener",
+            ));
+        }
         config
             .validate(node_id)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -174,8 +179,7 @@ impl ClusterNode {
         let (stop, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
             node_id,
-            host: advertised_host,
-            port: advertised_port,
+            listeners,
             incarnation: Uuid::new_v4(),
             config: config.clone(),
             voters,
@@ -556,11 +560,13 @@ async fn broker_loop(inner: Arc<Inner>) {
         };
         match inner.epoch.load(Ordering::Acquire) {
             NO_EPOCH => {
+                let first = &inner.listeners[0];
                 let cmd = Command::RegisterBroker {
                     id: inner.node_id,
                     incarnation: inner.incarnation,
-                    host: inner.host.clone(),
-                    port: inner.port,
+                    host: first.host.clone(),
+                    port: first.port,
+                    listeners: inner.listeners.clone(),
                 };
                 match inner.submit(cmd).await {
                     Ok(Ok(Applied::Registered { epoch })) => {

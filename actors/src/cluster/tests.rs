@@ -2,7 +2,7 @@
 //! its own data directory. Every wait is bounded and polls; none asserts a
 //! speed.
 
-use super::image::{assign_replicas, Applied, ClusterImage, Command, NO_LEADER};
+use super::image::{assign_replicas, Applied, ClusterImage, Command, Endpoint, NO_LEADER};
 use super::{ClusterConfig, ClusterNode};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,11 +43,19 @@ fn config(cluster_id: &str, id: i32, ports: &[u16]) -> ClusterConfig {
     }
 }
 
+/// A PLAINTEXT listener on 127.0.0.1:`port`.
+fn endpoint(port: u16) -> Vec<Endpoint> {
+    vec![Endpoint {
+        listener: "PLAINTEXT".into(),
+        host: "127.0.0.1".into(),
+        port,
+    }]
+}
+
 fn start(id: i32, dir: &Path, ports: &[u16]) -> ClusterNode {
     ClusterNode::start(
         id,
-        "127.0.0.1".into(),
-        9090 + id as u16,
+        endpoint(9090 + id as u16),
         dir,
         &config("test-cluster", id, ports),
     )
@@ -176,14 +184,14 @@ fn another_clusters_data_dir_is_refused() {
     let ports = free_ports(1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = config("cluster-alpha", 1, &ports);
-    let node = ClusterNode::start(1, "127.0.0.1".into(), 9091, dir.path(), &config).unwrap();
+    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config).unwrap();
     wait_until(30, "a single voter to register", || {
         node.broker_epoch().is_some()
     });
     node.shutdown();
 
     config.cluster_id = "cluster-beta".into();
-    let err = match ClusterNode::start(1, "127.0.0.1".into(), 9091, dir.path(), &config) {
+    let err = match ClusterNode::start(1, endpoint(9091), dir.path(), &config) {
         Ok(node) => {
             node.shutdown();
             panic!("a data dir of another cluster was accepted");
@@ -197,7 +205,7 @@ fn another_clusters_data_dir_is_refused() {
 
     // The right cluster id still starts, with the broker still registered.
     config.cluster_id = "cluster-alpha".into();
-    let node = ClusterNode::start(1, "127.0.0.1".into(), 9091, dir.path(), &config).unwrap();
+    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config).unwrap();
     wait_until(30, "the registration to survive the restart", || {
         node.image().borrow().brokers.contains_key(&1)
     });
@@ -209,14 +217,8 @@ fn silent_voters_make_it_wait_not_fail() {
     let _ = env_logger_init();
     let ports = free_ports(3);
     let dir = tempfile::tempdir().unwrap();
-    let node = ClusterNode::start(
-        1,
-        "127.0.0.1".into(),
-        9091,
-        dir.path(),
-        &config("lonely", 1, &ports),
-    )
-    .unwrap();
+    let node =
+        ClusterNode::start(1, endpoint(9091), dir.path(), &config("lonely", 1, &ports)).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!node.is_active_controller());
     assert_eq!(node.broker_epoch(), None);

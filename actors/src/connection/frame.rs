@@ -35,7 +35,10 @@ use crate::protocol::Request;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio_util::codec::LengthDelimitedCodec;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
 /// What to do with a frame that is not a request we can serve.
 #[derive(Debug)]
@@ -48,12 +51,35 @@ pub enum Rejection {
 }
 
 /// Splits the byte stream of a connection into frames at their 4-byte
-/// length prefix; a prefix above `max_frame` is an error, before anything
-/// is allocated for the frame.
-pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(max_frame)
-        .new_codec()
+/// length prefix; a prefix above the limit is an error, before anything is
+/// allocated for the frame. The limit is shared with the connection, which
+/// raises it once a SASL client has authenticated: it is read when each
+/// frame's prefix is, not when the read was started.
+pub struct Frames {
+    codec: LengthDelimitedCodec,
+    max_frame: Arc<AtomicUsize>,
+}
+
+impl Frames {
+    pub fn new(max_frame: Arc<AtomicUsize>) -> Frames {
+        Frames {
+            codec: LengthDelimitedCodec::new(),
+            max_frame,
+        }
+    }
+}
+
+impl Decoder for Frames {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        // Takes effect at the next prefix: a frame whose prefix was read
+        // already keeps the limit it was checked against.
+        self.codec
+            .set_max_frame_length(self.max_frame.load(Ordering::Acquire));
+        self.codec.decode(src)
+    }
 }
 
 /// Decodes one frame (without its length prefix).

@@ -13,13 +13,21 @@
 //! the broker serves is slowed down at its socket. A connection with nothing
 //! in flight closes after `connections_max_idle_ms` without a request, and
 //! at shutdown it stops reading, writes its last responses and closes.
+//!
+//! The connection is a plain TCP or a TLS stream, as its listener says. On a
+//! SASL listener it serves only the authentication requests until the
+//! client has authenticated (`authentication`), with frames limited to
+//! [`SASL_MAX_RECEIVE_BYTES`] meanwhile.
 
+mod authentication;
 pub mod client_log;
 pub mod frame;
 mod old_versions;
 
 use crate::api;
 use crate::broker::Broker;
+use crate::security::listeners::Listener;
+use crate::security::sasl::SaslSession;
 use actix::io::{FramedWrite, WriteHandler};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
 use bytes::{Bytes, BytesMut};
@@ -28,15 +36,26 @@ use kafka_protocol::messages::ApiKey;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use self::frame::Rejection;
+use self::frame::{Frames, Rejection};
 use crate::limits::{Admitted, Budget, Slot};
+use crate::security::Principal;
+
+/// Largest frame a client on a SASL listener may send before it has
+/// authenticated (Kafka's `sasl.server.max.receive.size`): a SASL token is
+/// small, and an unauthenticated client gets no more of the broker's memory.
+pub const SASL_MAX_RECEIVE_BYTES: usize = 512 * 1024;
+
+/// The read half of a connection's stream, TCP or TLS.
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// The write half of a connection's stream, TCP or TLS.
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 pub struct Connection {
     /// What the API handlers serve from.
@@ -44,8 +63,17 @@ pub struct Connection {
     /// The client's address, for logs and the handlers (the client host
     /// that group descriptions show).
     peer: SocketAddr,
+    /// Who the client is: anonymous until it authenticates, with SASL or
+    /// its TLS certificate.
+    principal: Arc<Principal>,
+    /// The listener the client connected to.
+    listener: Arc<Listener>,
+    /// On a SASL listener: where the client is in authenticating.
+    sasl: Option<SaslSession>,
+    /// The largest frame the reader accepts now.
+    max_frame: Arc<AtomicUsize>,
     /// The socket's write half, writing length-prefixed response frames.
-    writer: FramedWrite<Bytes, OwnedWriteHalf, LengthDelimitedCodec>,
+    writer: FramedWrite<Bytes, Writer, LengthDelimitedCodec>,
     /// Sequence number of the next request read.
     next_request: u64,
     /// Sequence number of the next response to write.
@@ -70,15 +98,32 @@ struct Finished {
 }
 
 impl Connection {
-    /// Starts the actor for an accepted stream on the current arbiter.
-    pub fn start(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, slot: Slot) {
-        let max_frame = broker.config().max_request_bytes as usize;
-        let idle = Duration::from_millis(broker.config().connections_max_idle_ms);
+    /// Starts the actor for an accepted stream on the current arbiter;
+    /// `principal` is the client's if its TLS certificate named it.
+    pub fn start(
+        broker: Arc<Broker>,
+        (read, write): (Reader, Writer),
+        peer: SocketAddr,
+        slot: Slot,
+        listener: Arc<Listener>,
+        principal: Option<Principal>,
+    ) {
+        let config = broker.config();
+        let sasl = listener.protocol.sasl().then(|| {
+            SaslSession::new(
+                config.sasl_enabled_mechanisms.clone(),
+                config.connections_max_reauth_ms,
+            )
+        });
+        let max_frame = Arc::new(AtomicUsize::new(match sasl {
+            Some(_) => SASL_MAX_RECEIVE_BYTES.min(config.max_request_bytes as usize),
+            None => config.max_request_bytes as usize,
+        }));
+        let idle = Duration::from_millis(config.connections_max_idle_ms);
         let shutdown = broker.connections().shutdown_signal();
-        let (read, write) = stream.into_split();
         Connection::create(move |ctx| {
             ctx.add_stream(admitted_frames(
-                FramedRead::new(read, frame::codec(max_frame)),
+                FramedRead::new(read, Frames::new(max_frame.clone())),
                 slot.budget(),
                 shutdown,
             ));
@@ -89,6 +134,10 @@ impl Connection {
             Connection {
                 broker,
                 peer,
+                principal: Arc::new(principal.unwrap_or_else(Principal::anonymous)),
+                listener,
+                sasl,
+                max_frame,
                 writer: FramedWrite::new(write, LengthDelimitedCodec::new(), ctx),
                 next_request: 0,
                 next_response: 0,
@@ -145,7 +194,7 @@ impl Connection {
 /// stops reading the socket. Ends when the client closes its side or the
 /// broker shuts down.
 fn admitted_frames(
-    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    frames: FramedRead<Reader, Frames>,
     budget: Budget,
     shutdown: watch::Receiver<bool>,
 ) -> impl Stream<Item = (io::Result<BytesMut>, Admitted)> {
@@ -187,24 +236,64 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
     ) {
         let started = Instant::now();
         self.last_active = started;
+        if !self.reading {
+            // Closing after a failed authentication: nothing more is served.
+            return;
+        }
         let frame = match frame {
             Ok(frame) => frame.freeze(),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 log::debug!("{} reset the connection", self.peer);
                 return ctx.stop();
             }
+            // A TLS client that closes without close_notify, as most do.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                log::debug!("{} closed the connection: {e}", self.peer);
+                return ctx.stop();
+            }
+            Err(e) if self.sasl.as_ref().is_some_and(|s| !s.is_authenticated()) => {
+                let why = format!(
+                    "{e} (at most {SASL_MAX_RECEIVE_BYTES} bytes before SASL authentication)"
+                );
+                return self.close("unreadable_frame", &why, ctx);
+            }
             Err(e) => return self.close("unreadable_frame", &e.to_string(), ctx),
         };
         let seq = self.next_request;
         self.next_request += 1;
+        if self
+            .sasl
+            .as_ref()
+            .is_some_and(SaslSession::expects_raw_token)
+        {
+            return self.raw_token(seq, &frame, admitted, ctx);
+        }
         let (api_key, version, correlation_id, reply) = match frame::decode(frame) {
             Ok(request) => {
                 self.broker.metrics().request(request.api_key);
+                if api::AUTHENTICATION
+                    .iter()
+                    .any(|(key, ..)| *key == request.api_key)
+                {
+                    return self.authentication_request(seq, request, admitted, ctx);
+                }
+                if let Some(sasl) = &self.sasl {
+                    if let Err(why) = sasl.admits(request.api_key, started) {
+                        let why = format!("{why}: {:?}", request.api_key);
+                        return self.close("unauthenticated", &why, ctx);
+                    }
+                }
                 (
                     request.api_key,
                     request.version,
                     request.correlation_id,
-                    api::dispatch(&self.broker, self.peer, request),
+                    api::dispatch(
+                        &self.broker,
+                        self.peer,
+                        &self.principal,
+                        &self.listener,
+                        request,
+                    ),
                 )
             }
             Err(Rejection::ApiVersionsTooNew { correlation_id }) => {

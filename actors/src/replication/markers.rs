@@ -171,13 +171,16 @@ async fn write_remote(
     partition: i32,
     marker: WriteMarker,
 ) -> Result<(), ResponseError> {
-    let address = broker
-        .brokers()
-        .into_iter()
-        .find(|b| b.id == leader)
+    // Where followers reach it too: its first listener.
+    let peer = broker
+        .cluster()
+        .and_then(|node| {
+            let image = node.image().borrow().clone();
+            let info = image.brokers.get(&leader)?;
+            Some(format!("{}:{}", info.host, info.port))
+        })
         .ok_or(ResponseError::NotLeaderOrFollower)?;
     let client_id = format!("actorlog-txn-coordinator-{}", broker.config().node_id);
-    let peer = format!("{}:{}", address.host, address.port);
     let request =
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
             .with_producer_id(ProducerId(marker.producer_id))

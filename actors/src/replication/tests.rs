@@ -65,8 +65,9 @@ impl Node {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap().to_string();
             let serving = broker.clone();
+            let endpoint = std::sync::Arc::new(broker.listeners()[0].clone());
             let task = actix_rt::spawn(async move {
-                crate::listener::serve(serving, listener).await;
+                crate::listener::serve(serving, listener, endpoint, None).await;
             });
             Some((addr, task))
         } else {

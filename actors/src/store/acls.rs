@@ -3,9 +3,8 @@
 //! deny), created, listed by filter and deleted by filter, durable in the
 //! broker's sled database.
 //!
-//! They restrict no one yet: the broker authenticates no client, so every
-//! client is `User:ANONYMOUS`, which stands as a super user (Kafka with an
-//! authorizer and `super.users=User:ANONYMOUS` behaves the same).
+//! With `authorizer: acl` they are enforced by
+//! [`crate::security::Authorizer`], which keeps them indexed in memory.
 
 use super::StoreError;
 use serde::{Deserialize, Serialize};
@@ -30,7 +29,7 @@ const RESOURCE_TYPES: std::ops::RangeInclusive<i8> = 2..=7;
 /// Operations: ALL (2), READ (3) up to TWO_PHASE_COMMIT (15).
 const OPERATIONS: std::ops::RangeInclusive<i8> = 2..=15;
 /// The one name of the cluster resource.
-const CLUSTER_NAME: &str = "kafka-cluster";
+pub const CLUSTER_NAME: &str = "kafka-cluster";
 /// A literal name that stands for every resource of its type.
 const WILDCARD: &str = "*";
 
@@ -186,6 +185,19 @@ impl AclStore {
         }
         found.sort();
         Ok(found)
+    }
+
+    /// Every ACL, in a stable order.
+    pub fn all(&self) -> io::Result<Vec<AclBinding>> {
+        self.describe(&AclFilter {
+            resource_type: code::ANY,
+            resource_name: None,
+            pattern_type: code::ANY,
+            principal: None,
+            host: None,
+            operation: code::ANY,
+            permission: code::ANY,
+        })
     }
 
     /// Removes what each filter matches; what each one removed.

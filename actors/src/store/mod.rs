@@ -1,8 +1,9 @@
 //! The broker's durable stores in its sled database: committed offsets, ACLs,
-//! and opening that database.
+//! SCRAM credentials, and opening that database.
 
 pub mod acls;
 pub mod offsets;
+pub mod scram;
 pub mod state_db;
 
 use std::error::Error;

@@ -1,0 +1,119 @@
+//! SCRAM credentials, durable in the broker's sled database: for each user
+//! and hash the salt, iterations, stored key and server key, never the
+//! password (RFC 5802 section 3).
+
+use super::StoreError;
+use crate::security::scram::{ScramCredential, ScramMechanism};
+use std::collections::BTreeMap;
+use std::io;
+
+pub struct ScramStore {
+    /// Key: the mechanism's code, then the user name; value: the
+    /// credential, bincode.
+    tree: sled::Tree,
+}
+
+/// A sled or bincode error of this store, kept as the source.
+fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    StoreError::io("SCRAM credential store", e)
+}
+
+fn key(user: &str, mechanism: ScramMechanism) -> Vec<u8> {
+    let mut key = vec![mechanism.code() as u8];
+    key.extend_from_slice(user.as_bytes());
+    key
+}
+
+/// A change to one user's credential for one hash.
+pub enum Change {
+    Upsert(String, ScramMechanism, ScramCredential),
+    Delete(String, ScramMechanism),
+}
+
+impl ScramStore {
+    pub fn open(db: &sled::Db) -> io::Result<ScramStore> {
+        let tree = db.open_tree("scram_credentials").map_err(io_error)?;
+        Ok(ScramStore { tree })
+    }
+
+    pub fn get(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> io::Result<Option<ScramCredential>> {
+        self.tree
+            .get(key(user, mechanism))
+            .map_err(io_error)?
+            .map(|bytes| bincode::deserialize(&bytes).map_err(io_error))
+            .transpose()
+    }
+
+    /// Applies the changes at once, flushed before returning.
+    pub async fn apply(&self, changes: &[Change]) -> io::Result<()> {
+        let mut batch = sled::Batch::default();
+        for change in changes {
+            match change {
+                Change::Upsert(user, mechanism, credential) => batch.insert(
+                    key(user, *mechanism),
+                    bincode::serialize(credential).map_err(io_error)?,
+                ),
+                Change::Delete(user, mechanism) => batch.remove(key(user, *mechanism)),
+            }
+        }
+        self.tree.apply_batch(batch).map_err(io_error)?;
+        self.tree.flush_async().await.map_err(io_error)?;
+        Ok(())
+    }
+
+    /// Every user with credentials: per user, its hashes and iterations.
+    pub fn list(&self) -> io::Result<BTreeMap<String, Vec<(ScramMechanism, u32)>>> {
+        let mut users: BTreeMap<String, Vec<(ScramMechanism, u32)>> = BTreeMap::new();
+        for entry in self.tree.iter() {
+            let (key, value) = entry.map_err(io_error)?;
+            let Some((&code, user)) = key.split_first() else {
+                continue;
+            };
+            let Some(mechanism) = ScramMechanism::from_code(code as i8) else {
+                continue;
+            };
+            let credential: ScramCredential = bincode::deserialize(&value).map_err(io_error)?;
+            users
+                .entry(String::from_utf8_lossy(user).into_owned())
+                .or_default()
+                .push((mechanism, credential.iterations));
+        }
+        Ok(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn credentials_are_kept_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sled::Config::new().path(dir.path());
+        let m = ScramMechanism::Sha512;
+        let credential = ScramCredential::new(m, b"salt".to_vec(), &[7; 64], 4096);
+        {
+            let store = ScramStore::open(&config.open().unwrap()).unwrap();
+            let changes = [
+                Change::Upsert("alice".into(), m, credential.clone()),
+                Change::Upsert("bob".into(), m, credential.clone()),
+            ];
+            store.apply(&changes).await.unwrap();
+            store
+                .apply(&[Change::Delete("bob".into(), m)])
+                .await
+                .unwrap();
+        }
+        let store = ScramStore::open(&config.open().unwrap()).unwrap();
+        assert_eq!(store.get("alice", m).unwrap(), Some(credential));
+        assert_eq!(store.get("alice", ScramMechanism::Sha256).unwrap(), None);
+        assert_eq!(store.get("bob", m).unwrap(), None);
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed["alice"], vec![(m, 4096)]);
+    }
+}
