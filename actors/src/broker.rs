@@ -188,12 +188,9 @@ impl Broker {
             Storage::Disk => {
                 check_data_dir(&config.data_dir)?;
                 let catalog = Catalog::open(&config.data_dir)?;
-                (
-                    catalog,
-                    sled::Config::new().path(config.data_dir.join(STATE_DB_DIR)),
-                )
+                (catalog, Some(config.data_dir.join(STATE_DB_DIR)))
             }
-            Storage::Memory => (Catalog::in_memory(), sled::Config::new().temporary(true)),
+            Storage::Memory => (Catalog::in_memory(), None),
         };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -202,7 +199,7 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = crate::store::state_db::open(&state_db)?;
+        let state_db = crate::store::state_db::open(state_db.as_deref())?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();

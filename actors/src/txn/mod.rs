@@ -14,6 +14,7 @@ pub mod state;
 use crate::clock::now_ms;
 use crate::partition::{PartitionHandle, WriteMarker};
 use crate::store::offsets::{OffsetStore, PartitionOffset};
+use crate::store::state_db::{StateDb, StateTree};
 use crate::store::StoreError;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
@@ -63,7 +64,7 @@ pub struct TxnCoordinator {
     offsets: OffsetStore,
     /// The `transactions` tree of the broker's sled database: each id's
     /// [`Txn`], stored before any answer that depends on it.
-    tree: sled::Tree,
+    tree: StateTree,
     /// Every transactional id's state, as stored in `tree`.
     txns: HashMap<String, Txn>,
 }
@@ -78,11 +79,11 @@ impl TxnCoordinator {
     /// Markers are written to the `partitions`, committed offsets stored
     /// in `offsets`.
     pub fn open(
-        db: &sled::Db,
+        db: &StateDb,
         partitions: Weak<dyn Partitions>,
         offsets: OffsetStore,
     ) -> io::Result<TxnCoordinator> {
-        let tree = db.open_tree("transactions").map_err(io_error)?;
+        let tree = db.open_tree("transactions")?;
         let mut txns = HashMap::new();
         for entry in tree.iter() {
             let (key, value) = entry.map_err(io_error)?;
@@ -110,7 +111,7 @@ impl TxnCoordinator {
         async move {
             let written = match stored {
                 Some(Err(e)) => Err(e),
-                _ => tree.flush_async().await.map(|_| ()).map_err(io_error),
+                _ => tree.flush_to_disk().await,
             };
             written.map_err(|e| {
                 log::error!("{e}");
