@@ -1405,7 +1405,8 @@ fn check_data_dir(dir: &Path) -> io::Result<()> {
         io::Error::new(e.kind(), format!("data_dir {}: {what}: {e}", dir.display()))
     };
     match fs::create_dir(dir) {
-        Ok(()) => {}
+        Ok(()) => crate::durable::sync_dir(crate::durable::parent(dir))
+            .map_err(|e| named("cannot make it durable", e))?,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(named("its parent directory does not exist", e));

@@ -15,8 +15,9 @@
 //! unmodified (sled included), then restarts on that directory.
 //!
 //! It can also fail the fsyncs of some files with EIO, and "cut the power"
-//! right after a chosen fsync: from then on fsyncs succeed but change
-//! nothing durable, as if the machine had died at that instant.
+//! right after a chosen fsync (of a file, or of the directory that makes a
+//! rename durable): from then on fsyncs succeed but change nothing
+//! durable, as if the machine had died at that instant.
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -62,6 +63,11 @@ struct Faults {
     /// After the first fsync of a file whose name ends with this, the
     /// power is cut (nothing more becomes durable).
     cut_after_sync_of: Option<String>,
+    /// After a file whose name ends with this is renamed, the power is cut
+    /// right after the fsync of the directory it went to.
+    cut_after_rename_of: Option<String>,
+    /// That directory (live inode), once the rename happened.
+    cut_after_sync_of_dir: Option<u64>,
     /// The power is cut: fsyncs succeed and change nothing durable.
     cut: bool,
     /// Whether the power was cut by `cut_after_sync_of`.
@@ -152,7 +158,13 @@ impl PowerLossDisk {
         lock(&self.state).faults.cut_after_sync_of = Some(suffix.to_string());
     }
 
-    /// Whether the power was cut by [`PowerLossDisk::cut_power_after_sync_of`].
+    /// Cuts the power right after the directory fsync that makes the first
+    /// rename of a file whose name ends with `suffix` durable.
+    pub fn cut_power_after_rename_of(&self, suffix: &str) {
+        lock(&self.state).faults.cut_after_rename_of = Some(suffix.to_string());
+    }
+
+    /// Whether the power was cut by one of the `cut_power_after_` faults.
     pub fn power_was_cut(&self) -> bool {
         lock(&self.state).faults.cut_happened
     }
@@ -405,7 +417,23 @@ impl State {
         }
         let live_ino = self.live_ino(ino);
         self.durable.dirs.insert(live_ino, entries);
+        if self.faults.cut_after_sync_of_dir == Some(live_ino) {
+            self.faults.cut = true;
+            self.faults.cut_happened = true;
+        }
         Ok(())
+    }
+
+    /// Notes a rename for [`Faults::cut_after_rename_of`].
+    fn renamed(&mut self, from: &Path, to_dir: u64) {
+        let matches = self
+            .faults
+            .cut_after_rename_of
+            .as_deref()
+            .is_some_and(|suffix| from.to_string_lossy().ends_with(suffix));
+        if matches && self.faults.cut_after_sync_of_dir.is_none() {
+            self.faults.cut_after_sync_of_dir = Some(to_dir);
+        }
     }
 }
 
@@ -530,6 +558,8 @@ impl Filesystem for PowerLossFs {
             let to = state.child(newparent, newname)?;
             fs::rename(&from, &to).map_err(|e| errno(&e))?;
             state.moved(&from, &to);
+            let to_dir = state.live_ino(newparent);
+            state.renamed(&from, to_dir);
             Ok(())
         });
         match renamed {
