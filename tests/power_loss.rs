@@ -12,7 +12,7 @@ mod embedded_broker;
 mod power_loss_fs;
 
 use broker_process::BrokerProcess;
-use embedded_broker::{assert_latest_balances, config, create_topic, eventually, read_records};
+use embedded_broker::{config, create_topic, eventually, read_records};
 use power_loss_fs::PowerLossDisk;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -436,7 +436,10 @@ async fn the_log_start_of_delete_records_survives_a_power_loss() {
     assert_eq!(watermarks(&broker.bootstrap(), "trimmed", 0), (4, 10));
 }
 
-/// A compacted topic's balances, produced over many small segments.
+/// A compacted topic: first `STATIC` keys written once (so the oldest
+/// segments, which compaction rewrites, hold their only values), then
+/// `UPDATES` balance updates of `ACCOUNTS` accounts over many segments.
+const STATIC: usize = 100;
 const UPDATES: usize = 3000;
 const ACCOUNTS: usize = 50;
 
@@ -458,9 +461,11 @@ async fn compacted_balances(bootstrap: &str) {
         .set("batch.num.messages", "20")
         .create()
         .expect("producer");
-    let sends: Vec<_> = (0..UPDATES)
-        .map(|i| {
-            let (key, value) = (format!("account-{}", i % ACCOUNTS), format!("balance-{i}"));
+    let records = (0..STATIC)
+        .map(|i| (format!("static-{i}"), format!("kept-{i}")))
+        .chain((0..UPDATES).map(|i| (format!("account-{}", i % ACCOUNTS), format!("balance-{i}"))));
+    let sends: Vec<_> = records
+        .map(|(key, value)| {
             let record = FutureRecord::to("balances")
                 .key(&key)
                 .payload(&value)
@@ -470,6 +475,30 @@ async fn compacted_balances(bootstrap: &str) {
         .collect();
     for send in sends {
         send.await.expect("sent").expect("acknowledged");
+    }
+}
+
+/// Every key of [`compacted_balances`] keeps its latest value at the
+/// offset it was written at.
+fn assert_latest_values(bootstrap: &str) {
+    let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    for (offset, key, value) in read_records(bootstrap, "balances") {
+        latest.insert(key, (offset, value));
+    }
+    for i in 0..STATIC {
+        assert_eq!(
+            latest.get(&format!("static-{i}")),
+            Some(&(i as i64, Some(format!("kept-{i}")))),
+            "static-{i}, written once in the oldest segment"
+        );
+    }
+    for i in UPDATES - ACCOUNTS..UPDATES {
+        let key = format!("account-{}", i % ACCOUNTS);
+        assert_eq!(
+            latest.get(&key),
+            Some(&((STATIC + i) as i64, Some(format!("balance-{i}")))),
+            "{key}: its latest balance"
+        );
     }
 }
 
@@ -488,7 +517,7 @@ async fn a_compaction_cut_in_the_middle_of_its_swap_loses_nothing() {
         || machine.disk.power_was_cut(),
     );
     let (broker, _survived) = machine.power_loss(None);
-    assert_latest_balances(&broker.bootstrap(), "balances", UPDATES, ACCOUNTS);
+    assert_latest_values(&broker.bootstrap());
 }
 
 /// Power lost right after a compaction's swap became durable (the rename
@@ -504,7 +533,7 @@ async fn power_lost_right_after_a_compaction_swap_keeps_the_compacted_segment() 
         machine.disk.power_was_cut()
     });
     let (broker, _survived) = machine.power_loss(None);
-    assert_latest_balances(&broker.bootstrap(), "balances", UPDATES, ACCOUNTS);
+    assert_latest_values(&broker.bootstrap());
 }
 
 /// An fsync that fails takes the log directory offline: produce and
