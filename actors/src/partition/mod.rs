@@ -244,7 +244,7 @@ pub struct Appended {
 impl Handler<Append> for Partition {
     type Result = ResponseFuture<Result<Appended, ResponseError>>;
 
-    fn handle(&mut self, msg: Append, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> Self::Result {
         if let Err(e) = self.check_online().and_then(|()| self.check_leader(-1)) {
             return Box::pin(async move { Err(e) });
         }
@@ -270,6 +270,7 @@ impl Handler<Append> for Partition {
             }
         }
         let batches: Vec<&[u8]> = fresh.iter().map(|(_, b)| b.as_ref()).collect();
+        let segments = self.log.segment_count();
         let infos = match self.log.append_many(&batches, now_ms()) {
             Ok(infos) => infos,
             Err(e) => {
@@ -293,6 +294,12 @@ impl Handler<Append> for Partition {
         }
         self.leader_appended();
         self.publish();
+        if self.log.segment_count() > segments {
+            // A segment was closed: it may take the partition past its
+            // retention limits or compaction's dirty ratio, which apply now,
+            // as Kafka's do, not at the next periodic check.
+            self.clean(ctx);
+        }
         let appended = Appended {
             base_offset: base_offset.unwrap_or_else(|| self.log.log_end_offset()),
             log_start_offset: self.log.log_start_offset(),
