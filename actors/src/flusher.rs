@@ -112,4 +112,27 @@ mod tests {
         drop(flusher);
         thread.join().unwrap();
     }
+
+    /// fsync of /dev/null fails (EINVAL): the directory goes offline, and a
+    /// later flush of a file that could be synced fails too.
+    #[test]
+    fn a_failed_fsync_fails_every_later_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let failing = Arc::new(File::options().write(true).open("/dev/null").unwrap());
+        let (flusher, thread) = Flusher::start(Arc::default()).unwrap();
+        flusher
+            .flush(vec![good.clone()])
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert!(!flusher.log_dir().is_offline());
+        let failed = flusher.flush(vec![failing]).blocking_recv().unwrap();
+        assert!(failed.is_err());
+        assert!(flusher.log_dir().is_offline());
+        let later = flusher.flush(vec![good]).blocking_recv().unwrap();
+        assert!(later.is_err(), "never retried as if the data were safe");
+        drop(flusher);
+        thread.join().unwrap();
+    }
 }
