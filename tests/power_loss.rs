@@ -14,7 +14,7 @@ mod power_loss_fs;
 use broker_process::BrokerProcess;
 use embedded_broker::{config, create_topic, eventually, read_records};
 use power_loss_fs::PowerLossDisk;
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -436,24 +436,17 @@ async fn the_log_start_of_delete_records_survives_a_power_loss() {
     assert_eq!(watermarks(&broker.bootstrap(), "trimmed", 0), (4, 10));
 }
 
-/// A compacted topic: first `STATIC` keys written once (so the oldest
+/// A topic to compact: first `STATIC` keys written once (so the oldest
 /// segments, which compaction rewrites, hold their only values), then
-/// `UPDATES` balance updates of `ACCOUNTS` accounts over many segments.
+/// `UPDATES` balance updates of `ACCOUNTS` accounts over many segments. It
+/// is made compacted only once all are acknowledged ([`compact_now`]): a
+/// power cut during the run would make later acknowledgements void.
 const STATIC: usize = 100;
 const UPDATES: usize = 3000;
 const ACCOUNTS: usize = 50;
 
 async fn compacted_balances(bootstrap: &str) {
-    create_topic(
-        bootstrap,
-        "balances",
-        1,
-        &[
-            ("cleanup.policy", "compact"),
-            ("min.cleanable.dirty.ratio", "0.01"),
-        ],
-    )
-    .await;
+    create_topic(bootstrap, "balances", 1, &[]).await;
     // Small batches, so the log rolls many segments for compaction to clean.
     let producer: FutureProducer = config(bootstrap)
         .set("acks", "all")
@@ -475,6 +468,22 @@ async fn compacted_balances(bootstrap: &str) {
         .collect();
     for send in sends {
         send.await.expect("sent").expect("acknowledged");
+    }
+}
+
+/// Makes the topic of [`compacted_balances`] compacted, which starts its
+/// compaction at once.
+async fn compact_now(bootstrap: &str) {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().expect("admin");
+    let change = AlterConfig::new(ResourceSpecifier::Topic("balances"))
+        .set("cleanup.policy", "compact")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    for result in admin
+        .alter_configs([&change], &AdminOptions::new())
+        .await
+        .expect("alter configs")
+    {
+        result.expect("altered");
     }
 }
 
@@ -508,9 +517,10 @@ fn assert_latest_values(bootstrap: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_compaction_cut_in_the_middle_of_its_swap_loses_nothing() {
     let machine = Machine::start();
-    machine.disk.cut_power_after_sync_of(".cleaned");
     let bootstrap = machine.bootstrap();
     compacted_balances(&bootstrap).await;
+    machine.disk.cut_power_after_sync_of(".cleaned");
+    compact_now(&bootstrap).await;
     eventually(
         Duration::from_secs(60),
         "a compaction's cleaned file",
@@ -526,9 +536,10 @@ async fn a_compaction_cut_in_the_middle_of_its_swap_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn power_lost_right_after_a_compaction_swap_keeps_the_compacted_segment() {
     let machine = Machine::start();
-    machine.disk.cut_power_after_rename_of(".cleaned");
     let bootstrap = machine.bootstrap();
     compacted_balances(&bootstrap).await;
+    machine.disk.cut_power_after_rename_of(".cleaned");
+    compact_now(&bootstrap).await;
     eventually(Duration::from_secs(60), "a compaction's swap", || {
         machine.disk.power_was_cut()
     });
