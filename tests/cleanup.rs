@@ -97,6 +97,39 @@ async fn retention_by_size_deletes_old_segments_and_keeps_offsets() {
     assert_eq!(records.len() as i64, high - low);
 }
 
+/// A roll that takes a partition past its limits applies retention and
+/// compaction at once, without waiting for the periodic check (five
+/// minutes by default, left as it is here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_roll_applies_retention_and_compaction_at_once() {
+    let (_broker, bootstrap) = start(|c| c.segment_bytes = 2048).await;
+    create_topic(&bootstrap, "sized-now", 1, &[("retention.bytes", "4000")]).await;
+    create_topic(
+        &bootstrap,
+        "compacted-now",
+        1,
+        &[("cleanup.policy", "compact")],
+    )
+    .await;
+    produce_each(&bootstrap, "sized-now", &numbered(100, now_ms())).await;
+    let updates: Vec<(String, Option<String>, i64)> = (0..400)
+        .map(|i| {
+            (
+                format!("key-{}", i % 20),
+                Some(format!("update-{i}")),
+                now_ms(),
+            )
+        })
+        .collect();
+    produce_each(&bootstrap, "compacted-now", &updates).await;
+    eventually(LIMIT, "retention after a roll", || {
+        watermarks(&bootstrap, "sized-now").0 > 0
+    });
+    eventually(LIMIT, "compaction after a roll", || {
+        read_records(&bootstrap, "compacted-now").len() < 200
+    });
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_by_time_deletes_expired_segments() {
     let (_broker, bootstrap) = start(small_segments).await;

@@ -499,6 +499,8 @@ fn transactions_survive_coordinator_kills() {
     let producer: ThreadedProducer<DefaultProducerContext> =
         cluster_process::clients::client_config(&bootstrap)
             .set("transactional.id", TXN_ID)
+            .set("debug", "eos,cgrp")
+            .set("log_level", "7")
             .set("transaction.timeout.ms", "60000")
             .create()
             .expect("transactional producer");
@@ -552,7 +554,6 @@ fn transactions_survive_coordinator_kills() {
     let mut expected: Vec<u64> = Vec::new();
     let mut input_offset = 0;
     let partition = offsets_partition(TXN_ID);
-    let mut down = None;
     for round in 0..=KILLS {
         // Committed transactions, and one aborted among them.
         let mut committed_here = 0;
@@ -579,16 +580,6 @@ fn transactions_survive_coordinator_kills() {
                 }
             }
         }
-        // One broker down at a time: the one killed last round returns
-        // before the next kill.
-        if let Some((victim, id)) = down.take() {
-            cluster.restart(victim);
-            wait_until(
-                FAILOVER_WAIT,
-                &format!("broker {id} is back in the ISR of the offsets partition"),
-                || in_sync_everywhere(&cluster.live_brokers(), "__consumer_offsets", partition),
-            );
-        }
         if round == KILLS {
             break;
         }
@@ -605,7 +596,22 @@ fn transactions_survive_coordinator_kills() {
         );
         let victim = cluster.index_of(coordinator);
         cluster.kill9(victim);
-        down = Some((victim, coordinator));
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("a broker other than {coordinator} coordinates the transaction"),
+            || {
+                partition_view(&cluster.live_bootstrap(), "__consumer_offsets", partition)
+                    .is_some_and(|p| p.leader >= 0 && p.leader != coordinator)
+            },
+        );
+        // Back before the next transaction: librdkafka waits for a group
+        // coordinator it cached to come back rather than look it up again.
+        cluster.restart(victim);
+        wait_until(
+            FAILOVER_WAIT,
+            &format!("broker {coordinator} is back in the ISR of the offsets partition"),
+            || in_sync_everywhere(&cluster.live_brokers(), "__consumer_offsets", partition),
+        );
     }
 
     // read_committed (librdkafka's default isolation) up to the end.

@@ -161,6 +161,9 @@ pub struct Broker {
     /// In a cluster: per partition of the offsets topic this broker leads,
     /// the offsets transactions committed that wait for their marker.
     pending_offsets: DashMap<i32, PendingOffsets>,
+    /// The leader epoch in which this broker took each partition of the
+    /// offsets topic (replay started), so each epoch is replayed once.
+    taking: DashMap<i32, i32>,
 }
 
 /// How clients see one partition: where it is led and replicated.
@@ -206,12 +209,9 @@ impl Broker {
             Storage::Disk => {
                 check_data_dir(&config.data_dir)?;
                 let catalog = Catalog::open(&config.data_dir)?;
-                (
-                    catalog,
-                    sled::Config::new().path(config.data_dir.join(STATE_DB_DIR)),
-                )
+                (catalog, Some(config.data_dir.join(STATE_DB_DIR)))
             }
-            Storage::Memory => (Catalog::in_memory(), sled::Config::new().temporary(true)),
+            Storage::Memory => (Catalog::in_memory(), None),
         };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -220,7 +220,7 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
-        let state_db = crate::store::state_db::open(&state_db)?;
+        let state_db = crate::store::state_db::open(state_db.as_deref())?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
         let authorizer = Arc::new(Authorizer::new(
@@ -280,6 +280,7 @@ impl Broker {
             }),
             coordinating: DashMap::new(),
             pending_offsets: DashMap::new(),
+            taking: DashMap::new(),
             storage,
             groups: DashMap::new(),
             transactions: OnceLock::new(),
@@ -1109,6 +1110,11 @@ impl Broker {
         leader_epoch: i32,
         handle: PartitionHandle,
     ) {
+        // The replica manager tells again on every change of the partition
+        // (an ISR change): one replay per leader epoch.
+        if self.taking.insert(index, leader_epoch) == Some(leader_epoch) {
+            return;
+        }
         // A restarting broker applies the metadata it had before it catches
         // up: it takes the partition only once registered, if it still
         // leads it then.
@@ -1122,7 +1128,11 @@ impl Broker {
         }
         let replayed = match offsets_topic::load(&handle, leader_epoch, &self.offsets).await {
             Ok(replayed) => replayed,
-            Err(e) => return log::error!("replaying {OFFSETS_TOPIC}-{index}: {e}"),
+            Err(e) => {
+                // The next change of the partition tries again.
+                self.taking.remove(&index);
+                return log::error!("replaying {OFFSETS_TOPIC}-{index}: {e}");
+            }
         };
         log::info!(
             "coordinating the groups and transactions of {OFFSETS_TOPIC}-{index} (epoch {leader_epoch}, {} commits, {} transactional ids replayed)",
@@ -1140,6 +1150,7 @@ impl Broker {
 
     /// This broker no longer leads partition `index` of the offsets topic.
     pub(crate) fn release_offsets_partition(&self, index: i32) {
+        self.taking.remove(&index);
         if self.coordinating.remove(&index).is_none() {
             return;
         }
@@ -1600,7 +1611,8 @@ fn check_data_dir(dir: &Path) -> io::Result<()> {
         io::Error::new(e.kind(), format!("data_dir {}: {what}: {e}", dir.display()))
     };
     match fs::create_dir(dir) {
-        Ok(()) => {}
+        Ok(()) => crate::durable::sync_dir(crate::durable::parent(dir))
+            .map_err(|e| named("cannot make it durable", e))?,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(named("its parent directory does not exist", e));

@@ -4,6 +4,11 @@
 //! get a oneshot receiver back. The thread takes every request queued while the
 //! previous fsync ran, syncs each distinct file once and answers them all, so
 //! many producers and partitions share one fsync and no arbiter blocks on disk.
+//!
+//! A failed fsync takes the log directory offline ([`LogDirState`]): every
+//! request of that round and every later one gets the error, and nothing is
+//! retried, since a retry that succeeds does not bring back pages the kernel
+//! dropped when the first one failed.
 
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
@@ -13,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+use crate::durable::{self, LogDirState};
 use crate::metrics::Metrics;
 
 struct FlushRequest {
@@ -24,6 +30,8 @@ struct FlushRequest {
 #[derive(Clone)]
 pub struct Flusher {
     tx: Sender<FlushRequest>,
+    /// The log directory whose files it syncs.
+    log_dir: Arc<LogDirState>,
 }
 
 impl Flusher {
@@ -31,10 +39,17 @@ impl Flusher {
     /// dropped, after answering what was queued.
     pub fn start(metrics: Arc<Metrics>) -> io::Result<(Flusher, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let log_dir = Arc::new(LogDirState::default());
+        let state = Arc::clone(&log_dir);
         let thread = std::thread::Builder::new()
             .name("actorlog-flusher".into())
-            .spawn(move || run(rx, &metrics))?;
-        Ok((Flusher { tx }, thread))
+            .spawn(move || run(rx, &metrics, &state))?;
+        Ok((Flusher { tx, log_dir }, thread))
+    }
+
+    /// Whether the log directory is still usable.
+    pub fn log_dir(&self) -> &LogDirState {
+        &self.log_dir
     }
 
     /// Asks for `files` to be fsynced; the receiver resolves once they are.
@@ -49,7 +64,7 @@ impl Flusher {
     }
 }
 
-fn run(rx: Receiver<FlushRequest>, metrics: &Metrics) {
+fn run(rx: Receiver<FlushRequest>, metrics: &Metrics, log_dir: &LogDirState) {
     while let Ok(first) = rx.recv() {
         let started = Instant::now();
         let mut batch = vec![first];
@@ -57,13 +72,17 @@ fn run(rx: Receiver<FlushRequest>, metrics: &Metrics) {
         let mut files: Vec<&Arc<File>> = batch.iter().flat_map(|r| &r.files).collect();
         files.sort_by_key(|f| Arc::as_ptr(f));
         files.dedup_by_key(|f| Arc::as_ptr(f));
-        let failure = files
-            .iter()
-            .find_map(|f| f.sync_data().err())
-            .map(|e| e.to_string());
-        if let Some(msg) = &failure {
-            log::error!("fsync failed: {msg}");
-        }
+        let failure = if log_dir.is_offline() {
+            Some("the log directory is offline after a failed fsync".to_string())
+        } else {
+            files
+                .iter()
+                .find_map(|f| durable::sync_file(f, "a partition's segment").err())
+                .map(|e| {
+                    log_dir.on_error(&e);
+                    e.to_string()
+                })
+        };
         metrics.fsynced(started.elapsed().as_micros() as u64);
         for request in batch {
             let result = match &failure {
@@ -90,6 +109,29 @@ mod tests {
         for rx in receivers {
             rx.blocking_recv().unwrap().unwrap();
         }
+        drop(flusher);
+        thread.join().unwrap();
+    }
+
+    /// fsync of /dev/null fails (EINVAL): the directory goes offline, and a
+    /// later flush of a file that could be synced fails too.
+    #[test]
+    fn a_failed_fsync_fails_every_later_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = Arc::new(File::create(dir.path().join("f")).unwrap());
+        let failing = Arc::new(File::options().write(true).open("/dev/null").unwrap());
+        let (flusher, thread) = Flusher::start(Arc::default()).unwrap();
+        flusher
+            .flush(vec![good.clone()])
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert!(!flusher.log_dir().is_offline());
+        let failed = flusher.flush(vec![failing]).blocking_recv().unwrap();
+        assert!(failed.is_err());
+        assert!(flusher.log_dir().is_offline());
+        let later = flusher.flush(vec![good]).blocking_recv().unwrap();
+        assert!(later.is_err(), "never retried as if the data were safe");
         drop(flusher);
         thread.join().unwrap();
     }

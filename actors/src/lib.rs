@@ -19,6 +19,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod durable;
 pub mod flusher;
 pub mod group;
 pub mod limits;

@@ -12,7 +12,8 @@
 //! durably (write, fsync, rename, fsync of the directory), whenever it
 //! changes: a lost entry would let a diverged follower keep its records.
 
-use std::fs::{self, File};
+use crate::durable;
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -153,14 +154,7 @@ impl EpochCache {
             .iter()
             .map(|e| format!("{} {}\n", e.epoch, e.start_offset))
             .collect();
-        let tmp = path.with_extension("tmp");
-        fs::write(&tmp, text)?;
-        File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, path)?;
-        match path.parent() {
-            Some(dir) => File::open(dir)?.sync_all(),
-            None => Ok(()),
-        }
+        durable::replace(path, text.as_bytes())
     }
 }
 

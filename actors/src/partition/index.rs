@@ -16,6 +16,7 @@
 //! An index file is only a cache: a missing or implausible one is reported
 //! as an [`IndexError`] and the segment rebuilds it from the log.
 
+use crate::durable;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -210,13 +211,16 @@ impl<E: Entry> Index<E> {
         Ok(Index { entries })
     }
 
-    /// Writes the whole index, replacing the file.
+    /// Writes the whole index, replacing the file, and fsyncs it (the
+    /// caller fsyncs the directory).
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(self.entries.len() * E::SIZE);
         for entry in &self.entries {
             entry.encode(&mut bytes);
         }
-        fs::write(path, bytes)
+        let mut file = fs::File::create(path)?;
+        io::Write::write_all(&mut file, &bytes)?;
+        durable::sync_file(&file, path.display())
     }
 
     /// Adds an entry; callers add them in order.

@@ -13,6 +13,7 @@ use super::epoch_cache::EpochCache;
 use super::segment::{self, PendingBatch, Segment};
 use super::transactions::Aborted;
 use super::LEADER_EPOCH;
+use crate::durable;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,12 +85,10 @@ impl From<io::Error> for ReadError {
 /// inside the first segment.
 const START_OFFSET_FILE: &str = "log-start-offset";
 
-/// Stores a new log start offset durably (write, fsync, rename).
+/// Stores a new log start offset durably, before any segment below it is
+/// deleted or any reader is told of it.
 fn write_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
-    let tmp = dir.join(format!("{START_OFFSET_FILE}.tmp"));
-    fs::write(&tmp, offset.to_string())?;
-    File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, dir.join(START_OFFSET_FILE))
+    durable::replace(&dir.join(START_OFFSET_FILE), offset.to_string().as_bytes())
 }
 
 pub struct Log {
@@ -123,7 +122,7 @@ impl Log {
     /// the same way and the segments after it are dropped, since offsets must
     /// stay contiguous.
     pub fn open(dir: &Path, config: LogConfig) -> io::Result<Log> {
-        fs::create_dir_all(dir)?;
+        durable::create_dir_all(dir)?;
         remove_unfinished_compactions(dir)?;
         let bases = segment::list_segments(dir)?;
         let interval = config.index_interval_bytes;
@@ -450,17 +449,24 @@ impl Log {
         self.sealed.len() + 1
     }
 
-    /// The active segment's file, for a final fsync.
+    /// The active segment's file, for the flusher.
     pub fn active_file(&self) -> Arc<File> {
         self.active.file()
     }
 
-    /// Closes the log and removes its directory.
+    /// fsyncs what is not yet on disk: the active segment (sealed ones
+    /// were fsynced when they were closed) and its directory.
+    pub fn sync(&self) -> io::Result<()> {
+        self.active.sync()
+    }
+
+    /// Closes the log and removes its directory, durably (a directory back
+    /// after a power loss would give its records to a topic of that name).
     pub fn delete(mut self) -> io::Result<()> {
         let dir = self.dir.take();
         drop(self);
         match dir {
-            Some(dir) => fs::remove_dir_all(dir),
+            Some(dir) => remove_dir(&dir),
             None => Ok(()),
         }
     }
@@ -699,6 +705,12 @@ impl Log {
             .map(|(_, segment)| segment)
             .chain(iter::once(&self.active))
     }
+}
+
+/// Removes a partition's directory and fsyncs its parent.
+pub fn remove_dir(dir: &Path) -> io::Result<()> {
+    fs::remove_dir_all(dir)?;
+    durable::sync_dir(durable::parent(dir))
 }
 
 /// Deletes compacted files a crash left before they replaced their segment.

@@ -141,6 +141,25 @@ impl Partition {
         self.offsets.send_replace(self.current_offsets());
     }
 
+    /// KAFKA_STORAGE_ERROR once the log directory is offline: what is on
+    /// disk may differ from what this actor believes, until a restart
+    /// recovers the log from the disk.
+    fn check_online(&self) -> Result<(), ResponseError> {
+        if self.flusher.log_dir().is_offline() {
+            Err(ResponseError::KafkaStorageError)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Logs a failed operation on the log; a failed fsync takes the log
+    /// directory offline. The answer is KAFKA_STORAGE_ERROR.
+    fn storage_error(&self, what: &str, e: &io::Error) -> ResponseError {
+        log::error!("{}: {what}: {e}", self.name);
+        self.flusher.log_dir().on_error(e);
+        ResponseError::KafkaStorageError
+    }
+
     /// The offsets readers see: consumers read up to the high watermark.
     fn current_offsets(&self) -> LogOffsets {
         let high_watermark = self.high_watermark();
@@ -189,7 +208,9 @@ impl Partition {
                     self.name,
                     self.log.log_start_offset()
                 ),
-                Err(e) => log::error!("{}: retention failed: {e}", self.name),
+                Err(e) => {
+                    self.storage_error("retention failed", &e);
+                }
             }
         }
         self.publish();
@@ -223,8 +244,8 @@ pub struct Appended {
 impl Handler<Append> for Partition {
     type Result = ResponseFuture<Result<Appended, ResponseError>>;
 
-    fn handle(&mut self, msg: Append, _: &mut Self::Context) -> Self::Result {
-        if let Err(e) = self.check_leader(-1) {
+    fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.check_online().and_then(|()| self.check_leader(-1)) {
             return Box::pin(async move { Err(e) });
         }
         if msg.durable {
@@ -249,12 +270,13 @@ impl Handler<Append> for Partition {
             }
         }
         let batches: Vec<&[u8]> = fresh.iter().map(|(_, b)| b.as_ref()).collect();
+        let segments = self.log.segment_count();
         let infos = match self.log.append_many(&batches, now_ms()) {
             Ok(infos) => infos,
             Err(e) => {
-                log::error!("{}: append failed: {e}", self.name);
+                let error = self.storage_error("append failed", &e);
                 self.publish();
-                return Box::pin(async { Err(ResponseError::KafkaStorageError) });
+                return Box::pin(async move { Err(error) });
             }
         };
         let base_offset = duplicate_offset.or(infos.first().map(|info| info.base_offset));
@@ -272,6 +294,12 @@ impl Handler<Append> for Partition {
         }
         self.leader_appended();
         self.publish();
+        if self.log.segment_count() > segments {
+            // A segment was closed: it may take the partition past its
+            // retention limits or compaction's dirty ratio, which apply now,
+            // as Kafka's do, not at the next periodic check.
+            self.clean(ctx);
+        }
         let appended = Appended {
             base_offset: base_offset.unwrap_or_else(|| self.log.log_end_offset()),
             log_start_offset: self.log.log_start_offset(),
@@ -343,7 +371,10 @@ impl Handler<Read> for Partition {
             return MessageResult(self.read_for_replica(replica, &msg, ctx));
         }
         let offsets = self.current_offsets();
-        if let Err(error) = self.check_leader(msg.current_leader_epoch) {
+        if let Err(error) = self
+            .check_online()
+            .and_then(|()| self.check_leader(msg.current_leader_epoch))
+        {
             return MessageResult(Err(ReadFailure { error, offsets }));
         }
         let read = if msg.committed && msg.offset >= offsets.last_stable {
@@ -399,7 +430,10 @@ impl Partition {
             error,
             offsets: p.current_offsets(),
         };
-        if let Err(error) = self.check_leader(msg.current_leader_epoch) {
+        if let Err(error) = self
+            .check_online()
+            .and_then(|()| self.check_leader(msg.current_leader_epoch))
+        {
             return Err(fail(self, error));
         }
         let diverging = self
@@ -447,6 +481,7 @@ impl Handler<ListOffset> for Partition {
     type Result = Result<(i64, i64), ResponseError>;
 
     fn handle(&mut self, msg: ListOffset, _: &mut Self::Context) -> Self::Result {
+        self.check_online()?;
         self.check_leader(msg.current_leader_epoch)?;
         let found = match msg.timestamp {
             LATEST_TIMESTAMP => {
@@ -496,7 +531,7 @@ impl Handler<WriteMarker> for Partition {
     /// fsynced here and replicated to the ISR, as Kafka's coordinator
     /// writes markers with acks=all.
     fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
-        if let Err(e) = self.check_leader(-1) {
+        if let Err(e) = self.check_online().and_then(|()| self.check_leader(-1)) {
             return Box::pin(async move { Err(e) });
         }
         if self
@@ -545,8 +580,8 @@ impl Handler<WriteMarker> for Partition {
                 })
             }
             Err(e) => {
-                log::error!("{}: writing a transaction marker failed: {e}", self.name);
-                Box::pin(async { Err(ResponseError::KafkaStorageError) })
+                let error = self.storage_error("writing a transaction marker failed", &e);
+                Box::pin(async move { Err(error) })
             }
         }
     }
@@ -564,6 +599,7 @@ impl Handler<DeleteRecords> for Partition {
     type Result = Result<i64, ResponseError>;
 
     fn handle(&mut self, msg: DeleteRecords, _: &mut Self::Context) -> Self::Result {
+        self.check_online()?;
         self.check_leader(-1)?;
         let end = self.log.log_end_offset();
         let offset = if msg.offset == -1 { end } else { msg.offset };
@@ -571,8 +607,7 @@ impl Handler<DeleteRecords> for Partition {
             return Err(ResponseError::OffsetOutOfRange);
         }
         if let Err(e) = self.log.delete_records(offset) {
-            log::error!("{}: delete records failed: {e}", self.name);
-            return Err(ResponseError::KafkaStorageError);
+            return Err(self.storage_error("delete records failed", &e));
         }
         self.publish();
         Ok(self.log.log_start_offset())
@@ -624,7 +659,8 @@ impl Handler<CompactionDone> for Partition {
             Err(e) => {
                 // Try the whole log again next round.
                 self.compacted_below = 0;
-                return log::error!("{}: compaction failed: {e}", self.name);
+                self.storage_error("compaction failed", &e);
+                return;
             }
         };
         self.tombstones_expire_ms = done.tombstones_expire_ms;
@@ -633,7 +669,10 @@ impl Handler<CompactionDone> for Partition {
             match self.log.install_cleaned(cleaned) {
                 Ok(true) => removed += cleaned.removed,
                 Ok(false) => {}
-                Err(e) => return log::error!("{}: installing a compacted segment: {e}", self.name),
+                Err(e) => {
+                    self.storage_error("installing a compacted segment", &e);
+                    return;
+                }
             }
         }
         if removed > 0 {
@@ -681,7 +720,7 @@ impl Handler<Describe> for Partition {
     }
 }
 
-/// Fsyncs the active segment (clean shutdown).
+/// Fsyncs what the log has not fsynced yet (clean shutdown).
 #[derive(Message)]
 #[rtype(result = "io::Result<()>")]
 pub struct SyncToDisk;
@@ -690,7 +729,7 @@ impl Handler<SyncToDisk> for Partition {
     type Result = io::Result<()>;
 
     fn handle(&mut self, _: SyncToDisk, _: &mut Self::Context) -> Self::Result {
-        self.log.active_file().sync_data()
+        self.log.sync()
     }
 }
 
@@ -707,7 +746,7 @@ impl Handler<Delete> for Partition {
         ctx.stop();
         // The open files go when the actor (and its log) is dropped.
         match self.log.dir() {
-            Some(dir) => std::fs::remove_dir_all(dir),
+            Some(dir) => local_log::remove_dir(dir),
             None => Ok(()),
         }
     }

@@ -17,6 +17,7 @@
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::index::{IndexError, IndexLimits, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::durable;
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -64,7 +65,8 @@ fn parse_log_name(name: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// Removes a segment's files (those that exist).
+/// Removes a segment's files (those that exist), durably: a segment that
+/// came back after a power loss could hold records a truncation removed.
 pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
     for extension in [LOG_EXTENSION, INDEX_EXTENSION, TIME_INDEX_EXTENSION] {
         match fs::remove_file(file_path(dir, base_offset, extension)) {
@@ -72,7 +74,7 @@ pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    durable::sync_dir(dir)
 }
 
 /// Suffix of a compacted log file being written; one left over from a
@@ -85,16 +87,19 @@ fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
     PathBuf::from(cleaned)
 }
 
-/// Writes (and fsyncs) the compacted contents of a sealed segment beside it.
+/// Writes (and fsyncs) the compacted contents of a sealed segment beside it:
+/// its data must be on disk before the rename that installs it can be.
 pub fn write_cleaned(dir: &Path, base_offset: i64, contents: &[u8]) -> io::Result<()> {
-    let mut file = File::create(cleaned_path(dir, base_offset))?;
+    let path = cleaned_path(dir, base_offset);
+    let mut file = File::create(&path)?;
     std::io::Write::write_all(&mut file, contents)?;
-    file.sync_all()
+    durable::sync_file(&file, path.display())
 }
 
 /// Replaces a sealed segment's log with its cleaned file atomically: the
-/// indexes go (they are rebuilt on load), then a rename over the log. A
-/// crash leaves the old or the new file whole.
+/// indexes go (they are rebuilt on load), then a rename over the log, then
+/// the directory's fsync. A crash or power loss at any point leaves the old
+/// or the new file whole (the cleaned file was fsynced when written).
 pub fn install_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
     for extension in [INDEX_EXTENSION, TIME_INDEX_EXTENSION] {
         match fs::remove_file(file_path(dir, base_offset, extension)) {
@@ -106,7 +111,7 @@ pub fn install_cleaned(dir: &Path, base_offset: i64) -> io::Result<()> {
         cleaned_path(dir, base_offset),
         file_path(dir, base_offset, LOG_EXTENSION),
     )?;
-    File::open(dir)?.sync_all()
+    durable::sync_dir(dir)
 }
 
 /// The compacted contents of a sealed segment kept in memory, in a memory
@@ -267,7 +272,9 @@ pub struct Segment {
 
 impl Segment {
     /// A new, empty segment. A stale file of the same name (beyond the log's
-    /// end, so never acknowledged) is emptied.
+    /// end, so never acknowledged) is emptied. The directory is fsynced, so
+    /// the file's name is on disk before anything appended to it is
+    /// acknowledged (the flusher fsyncs only the file).
     pub fn create(
         dir: &Path,
         base_offset: i64,
@@ -280,6 +287,7 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(file_path(dir, base_offset, LOG_EXTENSION))?;
+        durable::sync_dir(dir)?;
         Ok(Segment::empty(
             Some(dir),
             base_offset,
@@ -452,16 +460,30 @@ impl Segment {
         file_path(dir, self.base_offset, LOG_EXTENSION)
     }
 
-    /// Writes the indexes to disk (a segment in memory keeps them in memory
-    /// only); called when the segment stops being the active one.
+    /// Makes the closed segment durable (a segment in memory keeps its
+    /// indexes in memory only); called when it stops being the active one.
+    /// Its log is fsynced first (acks=1 records in it were never), then its
+    /// indexes are written and fsynced, then the directory holding their
+    /// names: an index on disk never points past the log on disk.
     pub fn seal(&self) -> io::Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
+        durable::sync_file(&self.file, self.log_path().display())?;
         self.offset_index
             .save(&file_path(dir, self.base_offset, INDEX_EXTENSION))?;
         self.time_index
-            .save(&file_path(dir, self.base_offset, TIME_INDEX_EXTENSION))
+            .save(&file_path(dir, self.base_offset, TIME_INDEX_EXTENSION))?;
+        durable::sync_dir(dir)
+    }
+
+    /// fsyncs the log and the directory holding its name (clean shutdown).
+    pub fn sync(&self) -> io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        durable::sync_file(&self.file, self.log_path().display())?;
+        durable::sync_dir(dir)
     }
 
     /// Appends `batches` at the end of the log with one vectored write (each

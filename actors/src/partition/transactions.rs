@@ -9,8 +9,9 @@
 //! the log. Open transactions are rebuilt from the log's recent batches.
 
 use super::batch::BatchHeader;
+use crate::durable;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -93,10 +94,8 @@ impl Transactions {
         if let Some(path) = &self.path {
             let mut file = OpenOptions::new().create(true).append(true).open(path)?;
             writeln!(file, "{producer_id} {first_offset} {marker_offset}")?;
-            file.sync_data()?;
-            if let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
+            durable::sync_file(&file, path.display())?;
+            durable::sync_dir(durable::parent(path))?;
         }
         self.aborted
             .retain(|a| !(a.producer_id == producer_id && a.first_offset == first_offset));

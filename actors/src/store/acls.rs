@@ -6,6 +6,7 @@
 //! With `authorizer: acl` they are enforced by
 //! [`crate::security::Authorizer`], which keeps them indexed in memory.
 
+use super::state_db::{StateDb, StateTree};
 use super::StoreError;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -148,7 +149,7 @@ impl AclFilter {
 /// The ACLs of the broker, durable.
 #[derive(Clone)]
 pub struct AclStore {
-    tree: sled::Tree,
+    tree: StateTree,
 }
 
 /// A sled or bincode error of this store, kept as the source.
@@ -157,8 +158,8 @@ fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error
 }
 
 impl AclStore {
-    pub fn open(db: &sled::Db) -> io::Result<AclStore> {
-        let tree = db.open_tree("acls").map_err(io_error)?;
+    pub fn open(db: &StateDb) -> io::Result<AclStore> {
+        let tree = db.open_tree("acls")?;
         Ok(AclStore { tree })
     }
 
@@ -169,7 +170,7 @@ impl AclStore {
             batch.insert(bincode::serialize(acl).map_err(io_error)?, &[][..]);
         }
         self.tree.apply_batch(batch).map_err(io_error)?;
-        self.tree.flush_async().await.map_err(io_error)?;
+        self.tree.flush_to_disk().await?;
         Ok(())
     }
 
@@ -212,7 +213,7 @@ impl AclStore {
             removed.push(matched);
         }
         self.tree.apply_batch(batch).map_err(io_error)?;
-        self.tree.flush_async().await.map_err(io_error)?;
+        self.tree.flush_to_disk().await?;
         Ok(removed)
     }
 }
@@ -287,9 +288,9 @@ mod tests {
     #[actix_rt::test]
     async fn acls_are_created_listed_deleted_and_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let config = sled::Config::new().path(dir.path());
+        let open = || crate::store::state_db::open(Some(dir.path())).unwrap();
         {
-            let store = AclStore::open(&crate::store::state_db::open(&config).unwrap()).unwrap();
+            let store = AclStore::open(&open()).unwrap();
             let made = [
                 acl("a", code::LITERAL, "User:x"),
                 acl("b", code::LITERAL, "User:y"),
@@ -298,7 +299,7 @@ mod tests {
             store.create(&made[..1]).await.unwrap();
             assert_eq!(store.describe(&any()).unwrap().len(), 2);
         }
-        let store = AclStore::open(&crate::store::state_db::open(&config).unwrap()).unwrap();
+        let store = AclStore::open(&open()).unwrap();
         let by_principal = AclFilter {
             principal: Some("User:x".into()),
             ..any()

@@ -6,6 +6,7 @@
 //! bincode. A commit is answered only after sled's flush, so an
 //! acknowledged commit survives a crash.
 
+use super::state_db::{StateDb, StateTree};
 use super::StoreError;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -30,7 +31,7 @@ pub struct PartitionOffset {
 /// The durable offset store shared by all group coordinators.
 #[derive(Clone)]
 pub struct OffsetStore {
-    db: sled::Tree,
+    db: StateTree,
 }
 
 /// A sled or bincode error of this store, kept as the source.
@@ -69,8 +70,8 @@ fn take_str(bytes: &[u8]) -> Option<(String, &[u8])> {
 
 impl OffsetStore {
     /// Opens (or creates) the store in the broker's sled database.
-    pub fn open(db: &sled::Db) -> io::Result<OffsetStore> {
-        let db = db.open_tree("offsets").map_err(io_error)?;
+    pub fn open(db: &StateDb) -> io::Result<OffsetStore> {
+        let db = db.open_tree("offsets")?;
         Ok(OffsetStore { db })
     }
 
@@ -82,7 +83,7 @@ impl OffsetStore {
             batch.insert(key(group, &o.topic, o.partition), value);
         }
         self.db.apply_batch(batch).map_err(io_error)?;
-        self.db.flush_async().await.map_err(io_error)?;
+        self.db.flush_to_disk().await?;
         Ok(())
     }
 
@@ -157,7 +158,7 @@ impl OffsetStore {
             }
         }
         self.db.apply_batch(batch).map_err(io_error)?;
-        self.db.flush_async().await.map_err(io_error)?;
+        self.db.flush_to_disk().await?;
         Ok(())
     }
 }
@@ -181,8 +182,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn db(dir: &std::path::Path) -> sled::Db {
-        crate::store::state_db::open(&sled::Config::new().path(dir)).unwrap()
+    fn db(dir: &std::path::Path) -> StateDb {
+        crate::store::state_db::open(Some(dir)).unwrap()
     }
 
     #[actix_rt::test]

@@ -2,6 +2,7 @@
 //! and hash the salt, iterations, stored key and server key, never the
 //! password (RFC 5802 section 3).
 
+use super::state_db::{StateDb, StateTree};
 use super::StoreError;
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::io;
 pub struct ScramStore {
     /// Key: the mechanism's code, then the user name; value: the
     /// credential, bincode.
-    tree: sled::Tree,
+    tree: StateTree,
 }
 
 /// A sled or bincode error of this store, kept as the source.
@@ -31,8 +32,8 @@ pub enum Change {
 }
 
 impl ScramStore {
-    pub fn open(db: &sled::Db) -> io::Result<ScramStore> {
-        let tree = db.open_tree("scram_credentials").map_err(io_error)?;
+    pub fn open(db: &StateDb) -> io::Result<ScramStore> {
+        let tree = db.open_tree("scram_credentials")?;
         Ok(ScramStore { tree })
     }
 
@@ -61,7 +62,7 @@ impl ScramStore {
             }
         }
         self.tree.apply_batch(batch).map_err(io_error)?;
-        self.tree.flush_async().await.map_err(io_error)?;
+        self.tree.flush_to_disk().await?;
         Ok(())
     }
 
@@ -93,11 +94,11 @@ mod tests {
     #[actix_rt::test]
     async fn credentials_are_kept_across_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let config = sled::Config::new().path(dir.path());
         let m = ScramMechanism::Sha512;
         let credential = ScramCredential::new(m, b"salt".to_vec(), &[7; 64], 4096);
         {
-            let store = ScramStore::open(&config.open().unwrap()).unwrap();
+            let store =
+                ScramStore::open(&crate::store::state_db::open(Some(dir.path())).unwrap()).unwrap();
             let changes = [
                 Change::Upsert("alice".into(), m, credential.clone()),
                 Change::Upsert("bob".into(), m, credential.clone()),
@@ -108,7 +109,8 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let store = ScramStore::open(&config.open().unwrap()).unwrap();
+        let store =
+            ScramStore::open(&crate::store::state_db::open(Some(dir.path())).unwrap()).unwrap();
         assert_eq!(store.get("alice", m).unwrap(), Some(credential));
         assert_eq!(store.get("alice", ScramMechanism::Sha256).unwrap(), None);
         assert_eq!(store.get("bob", m).unwrap(), None);

@@ -3,10 +3,11 @@
 //! is replaced atomically (write, fsync, rename, fsync the directory), so a
 //! crash leaves either the old or the new catalog, never a torn one.
 
+use crate::durable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 const FILE_NAME: &str = "catalog.bin";
@@ -125,12 +126,7 @@ impl Catalog {
             return Ok(());
         };
         let bytes = bincode::serialize(&self.state).map_err(io::Error::other)?;
-        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, dir.join(FILE_NAME))?;
-        File::open(dir)?.sync_all()
+        durable::replace(&dir.join(FILE_NAME), &bytes)
     }
 }
 

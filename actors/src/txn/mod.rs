@@ -20,6 +20,7 @@ pub mod state;
 use crate::clock::now_ms;
 use crate::partition::WriteMarker;
 use crate::store::offsets::{OffsetStore, PartitionOffset};
+use crate::store::state_db::{StateDb, StateTree};
 use crate::store::StoreError;
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
@@ -86,7 +87,7 @@ pub trait TxnLog: Send + Sync {
 /// Where each id's state is made durable.
 enum Store {
     /// A single broker: the `transactions` tree of its sled database.
-    Sled(sled::Tree),
+    Sled(StateTree),
     /// A cluster: the id's partition of the offsets topic.
     Log(Arc<dyn TxnLog>),
 }
@@ -112,11 +113,11 @@ impl TxnCoordinator {
     /// A single broker's coordinator: loads every transactional id from the
     /// broker's sled database.
     pub fn open(
-        db: &sled::Db,
+        db: &StateDb,
         participants: Arc<dyn Participants>,
         offsets: OffsetStore,
     ) -> io::Result<TxnCoordinator> {
-        let tree = db.open_tree("transactions").map_err(io_error)?;
+        let tree = db.open_tree("transactions")?;
         let mut txns = HashMap::new();
         for entry in tree.iter() {
             let (key, value) = entry.map_err(io_error)?;
@@ -160,7 +161,7 @@ impl TxnCoordinator {
                 async move {
                     let written = match stored {
                         Err(e) => Err(e),
-                        Ok(_) => tree.flush_async().await.map(|_| ()).map_err(io_error),
+                        Ok(_) => tree.flush_to_disk().await,
                     };
                     written.map_err(|e| {
                         log::error!("{e}");
