@@ -383,3 +383,43 @@ pub fn read_partition(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64,
     );
     records
 }
+
+/// A consumer of `group` that commits only when told (no subscription: its
+/// commits carry generation -1, as an assigning consumer's do).
+pub fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    client_config(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// The group's committed offset of partition 0 of `topic` as its
+/// coordinator answers OffsetFetch (`Offset::Invalid`: none), or `None`
+/// when no coordinator answers in time.
+pub fn committed_offset(consumer: &BaseConsumer, topic: &str) -> Option<Offset> {
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(topic, 0);
+    let found = consumer
+        .committed_offsets(wanted, Duration::from_secs(5))
+        .ok()?;
+    Some(found.find_partition(topic, 0)?.offset())
+}
+
+/// Commits `offset` of partition 0 of `topic`, retried until a coordinator
+/// acknowledges it.
+pub fn commit_until_acknowledged(
+    consumer: &BaseConsumer,
+    topic: &str,
+    offset: i64,
+    within: Duration,
+) {
+    use rdkafka::consumer::CommitMode;
+    let mut position = TopicPartitionList::new();
+    position
+        .add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("offset");
+    wait_until(within, &format!("commit of {offset} acknowledged"), || {
+        consumer.commit(&position, CommitMode::Sync).is_ok()
+    });
+}
