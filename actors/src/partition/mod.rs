@@ -527,11 +527,16 @@ pub struct WriteMarker {
 impl Handler<WriteMarker> for Partition {
     type Result = ResponseFuture<Result<(), ResponseError>>;
 
-    /// Written as an acks=all append is: by the leader only, answered once
-    /// fsynced here and replicated to the ISR, as Kafka's coordinator
-    /// writes markers with acks=all.
+    /// Written as an acks=all append is: by the leader only, with at least
+    /// `min.insync.replicas` in the ISR (else NOT_ENOUGH_REPLICAS, which the
+    /// coordinator retries), answered once fsynced here and replicated to
+    /// the ISR, as Kafka's coordinator writes markers with acks=all.
     fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
-        if let Err(e) = self.check_online().and_then(|()| self.check_leader(-1)) {
+        if let Err(e) = self
+            .check_online()
+            .and_then(|()| self.check_leader(-1))
+            .and_then(|()| self.check_enough_replicas())
+        {
             return Box::pin(async move { Err(e) });
         }
         if self

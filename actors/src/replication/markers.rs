@@ -38,6 +38,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// longest.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LONGEST_RETRY: Duration = Duration::from_secs(1);
+/// How long one attempt to write a marker may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Writes markers for the broker's transaction coordinator.
 pub struct Markers {
@@ -109,11 +111,18 @@ async fn write_anywhere(
             // Deleted meanwhile: nothing to mark.
             return Ok(());
         };
-        let written = if leader == local.config().node_id {
-            write_local(&local, &topic, partition, marker).await
-        } else {
-            write_remote(&local, leader, &topic, partition, marker).await
+        let attempt = async {
+            if leader == local.config().node_id {
+                write_local(&local, &topic, partition, marker).await
+            } else {
+                write_remote(&local, leader, &topic, partition, marker).await
+            }
         };
+        // A leader whose followers stopped answering would hold an attempt
+        // until it leaves the ISR; the next attempt finds out again.
+        let written = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt)
+            .await
+            .unwrap_or(Err(ResponseError::RequestTimedOut));
         match written {
             Ok(()) | Err(ResponseError::UnknownTopicOrPartition) => return Ok(()),
             Err(e) if retriable(e) => {
