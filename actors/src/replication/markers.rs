@@ -26,7 +26,6 @@ use kafka_protocol::messages::write_txn_markers_request::{
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use std::collections::BTreeMap;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -285,19 +284,9 @@ async fn settle(broker: &Broker, index: i32, marker: WriteMarker) -> Result<(), 
     if !marker.commit {
         return Ok(());
     }
-    let mut by_group: BTreeMap<String, Vec<PartitionOffset>> = BTreeMap::new();
-    for (group, offset) in taken {
-        by_group.entry(group).or_default().push(offset);
-    }
-    for (group, offsets) in by_group {
-        broker
-            .offsets()
-            .commit(&group, &offsets)
-            .await
-            .map_err(|e| {
-                log::error!("committing transactional offsets of {group}: {e}");
-                ResponseError::KafkaStorageError
-            })?;
-    }
+    broker.offsets().commit_groups(&taken).await.map_err(|e| {
+        log::error!("committing transactional offsets: {e}");
+        ResponseError::KafkaStorageError
+    })?;
     Ok(())
 }

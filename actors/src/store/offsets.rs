@@ -77,8 +77,23 @@ impl OffsetStore {
 
     /// Stores offsets atomically and durably (flushed before returning).
     pub async fn commit(&self, group: &str, offsets: &[PartitionOffset]) -> io::Result<()> {
+        let batch = offsets.iter().map(|o| (group, o));
+        self.commit_batch(batch).await
+    }
+
+    /// Stores the offsets of several groups (`(group, offset)`, as a
+    /// transaction commits them) atomically and durably.
+    pub async fn commit_groups(&self, offsets: &[(String, PartitionOffset)]) -> io::Result<()> {
+        let batch = offsets.iter().map(|(group, o)| (group.as_str(), o));
+        self.commit_batch(batch).await
+    }
+
+    async fn commit_batch<'a>(
+        &self,
+        offsets: impl Iterator<Item = (&'a str, &'a PartitionOffset)>,
+    ) -> io::Result<()> {
         let mut batch = sled::Batch::default();
-        for o in offsets {
+        for (group, o) in offsets {
             let value = bincode::serialize(&o.committed).map_err(io_error)?;
             batch.insert(key(group, &o.topic, o.partition), value);
         }

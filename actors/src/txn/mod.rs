@@ -247,16 +247,10 @@ async fn carry_out(
     for written in join_all(partitions.chain(groups)).await {
         written?;
     }
-    let mut by_group: BTreeMap<&str, Vec<PartitionOffset>> = BTreeMap::new();
-    for (group, offset) in &plan.offsets {
-        by_group.entry(group).or_default().push(offset.clone());
-    }
-    for (group, group_offsets) in by_group {
-        offsets.commit(group, &group_offsets).await.map_err(|e| {
-            log::error!("committing transactional offsets of {group}: {e}");
-            ResponseError::KafkaStorageError
-        })?;
-    }
+    offsets.commit_groups(&plan.offsets).await.map_err(|e| {
+        log::error!("committing transactional offsets: {e}");
+        ResponseError::KafkaStorageError
+    })?;
     Ok(())
 }
 
