@@ -733,3 +733,48 @@ fn deleted_group_offsets_stay_deleted_after_failover() {
         "the deleted group's offset after failover"
     );
 }
+
+/// kafka-python moves a one-replica partition from one broker to the other
+/// two (AlterPartitionReassignments, watched with
+/// ListPartitionReassignments): the new replicas copy the log, the old one
+/// leaves, and with it killed every record is still read back, in order at
+/// its offset. The old broker, restarted, deletes its copy.
+#[test]
+fn reassignment_moves_a_partition_to_other_brokers() {
+    const TOPIC: &str = "moving";
+    let mut cluster = Cluster::start(3, "");
+    let (source, targets) = (cluster.node_id(0), [cluster.node_id(1), cluster.node_id(2)]);
+    let output = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/scripts/kafka_python_reassign.py"
+        ))
+        .args(["--bootstrap", &cluster.bootstrap(), "--topic", TOPIC])
+        .args(["--from", &source.to_string(), "--to"])
+        .args(targets.map(|t| t.to_string()))
+        .output()
+        .expect("python3 runs (scripts/test installs kafka-python)");
+    assert!(
+        output.status.success(),
+        "kafka_python_reassign.py:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written: u64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("the script prints how many records it wrote");
+    let old_copy = cluster.data_dir(0).join(format!("{TOPIC}-0"));
+    wait_until(FAILOVER_WAIT, "the old replica deletes its copy", || {
+        !old_copy.exists()
+    });
+    cluster.kill9(0);
+    let records = read_partition(&cluster.live_bootstrap(), TOPIC, 0);
+    let expected: Vec<(i64, u64)> = (0..written).map(|i| (i as i64, i)).collect();
+    assert_eq!(records.len(), expected.len(), "records on the new replicas");
+    assert!(records == expected, "records moved out of order or changed");
+    cluster.restart(0);
+    let view = partition_view(&cluster.live_bootstrap(), TOPIC, 0).expect("metadata");
+    assert_eq!(view.replicas, targets, "the replica set after the move");
+    assert!(!old_copy.exists(), "the old replica came back on restart");
+}

@@ -1171,29 +1171,6 @@ impl Broker {
         });
     }
 
-    /// Makes a partition's first replica its leader again (ElectLeaders,
-    /// PREFERRED), if it is alive and in the ISR. On a single broker it
-    /// always is: ELECTION_NOT_NEEDED.
-    pub async fn elect_preferred_leader(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(), TopicError> {
-        let Some(node) = &self.cluster else {
-            return Err(TopicError::new(
-                ResponseError::ElectionNotNeeded,
-                "the partition's leader is already its preferred leader",
-            ));
-        };
-        let command = Command::ElectPreferredLeader {
-            topic: topic.to_string(),
-            partition: u32::try_from(partition).map_err(|_| {
-                TopicError::new(ResponseError::UnknownTopicOrPartition, "no such partition")
-            })?,
-        };
-        self.submit(node, command).await.map(|_| ())
-    }
-
     /// Resolves once the broker may serve clients: at once on a single
     /// broker; in a cluster once the controller quorum has registered this
     /// broker in its current incarnation and unfenced it (it caught up with
@@ -1634,5 +1611,6 @@ fn record_of(topic: &Topic) -> TopicRecord {
     }
 }
 
+mod placement;
 #[cfg(test)]
 mod tests;

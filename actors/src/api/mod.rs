@@ -199,8 +199,8 @@ apis! {
     DescribeTopicPartitions 0..=0, now |c, req| describe_topic_partitions::handle(&c.broker, &c.access, req);
     OffsetForLeaderEpoch 2..=4, later |c, req| offset_for_leader_epoch::handle(&c.broker, &c.access, req);
     ElectLeaders 0..=2, later |c, req| replica_placement::elect_leaders(&c.broker, &c.access, req);
-    ListPartitionReassignments 0..=0, now |c, _| replica_placement::list_partition_reassignments(&c.access);
-    AlterPartitionReassignments 0..=1, now |c, req| replica_placement::alter_partition_reassignments(&c.broker, &c.access, req);
+    ListPartitionReassignments 0..=0, now |c, req| replica_placement::list_partition_reassignments(&c.broker, &c.access, req);
+    AlterPartitionReassignments 0..=1, later |c, req| replica_placement::alter_partition_reassignments(&c.broker, &c.access, req);
     AlterReplicaLogDirs 1..=2, now |c, req| replica_placement::alter_replica_log_dirs(&c.broker, &c.access, req);
     DescribeUserScramCredentials 0..=0, now |c, req| scram_credentials::describe(&c.broker, &c.access, req);
     AlterUserScramCredentials 0..=0, later |c, req| scram_credentials::alter(&c.broker, &c.access, req);

@@ -1,9 +1,10 @@
 //! Requests that move leaders or replicas: ElectLeaders,
 //! AlterPartitionReassignments, ListPartitionReassignments and
-//! AlterReplicaLogDirs. On one broker with one log directory every partition
-//! already has its only possible leader, replica set and directory, so each
-//! answers as Kafka does when there is nothing to do, and refuses placements
-//! this broker cannot satisfy.
+//! AlterReplicaLogDirs. The broker carries them out (see
+//! `broker::placement`); on one broker with one log directory every
+//! partition already has its only possible leader, replica set and
+//! directory, so each answers as Kafka does when there is nothing to do, and
+//! refuses placements this broker cannot satisfy.
 
 use crate::broker::{Broker, TopicError};
 use crate::security::{Access, Operation};
@@ -14,10 +15,14 @@ use kafka_protocol::messages::alter_replica_log_dirs_response::{
     AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
 };
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
     AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, BrokerId, ElectLeadersRequest,
-    ElectLeadersResponse, ListPartitionReassignmentsResponse, TopicName,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -72,15 +77,47 @@ pub async fn elect_leaders(
         .with_replica_election_results(results)
 }
 
-/// No reassignment is ever in progress.
-pub fn list_partition_reassignments(access: &Access) -> ListPartitionReassignmentsResponse {
-    let allowed = access.cluster(Operation::Describe);
-    ListPartitionReassignmentsResponse::default()
-        .with_error_code(allowed.err().map_or(0, |e| e.code()))
+/// The reassignments in progress, of every partition or of those named.
+pub fn list_partition_reassignments(
+    broker: &Broker,
+    access: &Access,
+    req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return ListPartitionReassignmentsResponse::default().with_error_code(error.code());
+    }
+    let wanted = |topic: &str, partition: i32| match &req.topics {
+        None => true,
+        Some(topics) => topics
+            .iter()
+            .any(|t| *t.name.0 == *topic && t.partition_indexes.contains(&partition)),
+    };
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect();
+    let mut topics: Vec<OngoingTopicReassignment> = Vec::new();
+    for r in broker.reassignments() {
+        if !wanted(&r.topic, r.partition) {
+            continue;
+        }
+        let partition = OngoingPartitionReassignment::default()
+            .with_partition_index(r.partition)
+            .with_replicas(ids(r.replicas))
+            .with_adding_replicas(ids(r.adding))
+            .with_removing_replicas(ids(r.removing));
+        match topics.last_mut() {
+            Some(t) if *t.name.0 == *r.topic => t.partitions.push(partition),
+            _ => topics.push(
+                OngoingTopicReassignment::default()
+                    .with_name(TopicName(StrBytes::from_string(r.topic)))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    ListPartitionReassignmentsResponse::default().with_topics(topics)
 }
 
-/// The only replica set a partition can have here is this broker.
-pub fn alter_partition_reassignments(
+/// Starts or cancels reassignments, partition by partition: each answer
+/// says whether the controller accepted that one.
+pub async fn alter_partition_reassignments(
     broker: &Broker,
     access: &Access,
     req: AlterPartitionReassignmentsRequest,
@@ -88,66 +125,40 @@ pub fn alter_partition_reassignments(
     if let Err(error) = access.cluster(Operation::Alter) {
         return AlterPartitionReassignmentsResponse::default().with_error_code(error.code());
     }
-    let node = BrokerId(broker.config().node_id);
-    let responses = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let outcome = if !exists(broker, &t.name, p.partition_index) {
-                        Err((
-                            ResponseError::UnknownTopicOrPartition,
-                            "no such topic or partition".to_string(),
-                        ))
-                    } else {
-                        check_replicas(p.replicas.as_deref(), node)
-                    };
-                    let response = ReassignablePartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    match outcome {
-                        Ok(()) => response,
-                        Err((error, message)) => response
-                            .with_error_code(error.code())
-                            .with_error_message(Some(StrBytes::from_string(message))),
-                    }
-                })
-                .collect();
+    let allow = req.allow_replication_factor_change;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let outcome = if exists(broker, &t.name, p.partition_index) {
+                let target = p.replicas.map(|r| r.into_iter().map(|b| b.0).collect());
+                broker
+                    .reassign_partition(&t.name, p.partition_index, target, allow)
+                    .await
+            } else {
+                Err(TopicError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    "no such topic or partition",
+                ))
+            };
+            let response =
+                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            partitions.push(match outcome {
+                Ok(()) => response,
+                Err(e) => response
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(StrBytes::from_string(e.message))),
+            });
+        }
+        responses.push(
             ReassignableTopicResponse::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
-    AlterPartitionReassignmentsResponse::default()
-        .with_allow_replication_factor_change(req.allow_replication_factor_change)
-        .with_responses(responses)
-}
-
-/// `None` replicas cancels a reassignment, and there is none to cancel.
-fn check_replicas(
-    replicas: Option<&[BrokerId]>,
-    node: BrokerId,
-) -> Result<(), (ResponseError, String)> {
-    let Some(replicas) = replicas else {
-        return Err((
-            ResponseError::NoReassignmentInProgress,
-            "no reassignment is in progress".to_string(),
-        ));
-    };
-    let invalid = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
-    match replicas {
-        [] => invalid("the replica list is empty".to_string()),
-        [only] if *only == node => Ok(()),
-        _ => match replicas.iter().find(|&&r| r != node) {
-            Some(other) => invalid(format!(
-                "broker {} is not registered; this cluster has only broker {}",
-                other.0, node.0
-            )),
-            None => invalid(format!("broker {} is listed more than once", node.0)),
-        },
+                .with_partitions(partitions),
+        );
     }
+    AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(allow)
+        .with_responses(responses)
 }
 
 /// A replica can move only to the one directory it is already in.
@@ -196,31 +207,5 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_this_broker_is_a_valid_replica_set() {
-        let node = BrokerId(1);
-        assert!(check_replicas(Some(&[node]), node).is_ok());
-        for replicas in [
-            Some(&[][..]),
-            Some(&[BrokerId(2)][..]),
-            Some(&[node, node][..]),
-            Some(&[node, BrokerId(3)][..]),
-        ] {
-            let (error, _) = check_replicas(replicas, node).unwrap_err();
-            assert_eq!(
-                error,
-                ResponseError::InvalidReplicaAssignment,
-                "{replicas:?}"
-            );
-        }
-        let (error, _) = check_replicas(None, node).unwrap_err();
-        assert_eq!(error, ResponseError::NoReassignmentInProgress);
     }
 }

@@ -65,6 +65,11 @@ pub struct PartitionImage {
     /// Bumped on every change of this partition; the compare-and-set
     /// version of AlterPartition.
     pub partition_epoch: i32,
+    /// While a reassignment runs (KIP-455): the replicas it adds, which
+    /// follow but cannot lead until they join the ISR...
+    pub adding: Vec<i32>,
+    /// ...and those it removes once every target replica is in sync.
+    pub removing: Vec<i32>,
 }
 
 /// A topic: its id, its non-default configs and its partitions in id order.
@@ -151,6 +156,16 @@ pub enum Command {
         topic: String,
         partition: u32,
     },
+    /// Moves a partition to the `target` replicas (KIP-455), or with `None`
+    /// cancels the reassignment in progress.
+    ReassignPartition {
+        topic: String,
+        partition: u32,
+        target: Option<Vec<i32>>,
+        /// Whether the target may have another length than the replica set
+        /// (KIP-860's `allow_replication_factor_change`).
+        allow_replication_factor_change: bool,
+    },
 }
 
 /// What a successfully applied command produced.
@@ -191,6 +206,7 @@ pub enum MetadataError {
     IneligibleReplica,
     ElectionNotNeeded,
     PreferredLeaderNotAvailable,
+    NoReassignmentInProgress,
 }
 
 impl MetadataError {
@@ -212,6 +228,7 @@ impl MetadataError {
             MetadataError::IneligibleReplica => E::IneligibleReplica,
             MetadataError::ElectionNotNeeded => E::ElectionNotNeeded,
             MetadataError::PreferredLeaderNotAvailable => E::PreferredLeaderNotAvailable,
+            MetadataError::NoReassignmentInProgress => E::NoReassignmentInProgress,
         }
         .code()
     }
@@ -306,6 +323,12 @@ impl ClusterImage {
             Command::ElectPreferredLeader { topic, partition } => {
                 self.elect_preferred(&topic, partition)
             }
+            Command::ReassignPartition {
+                topic,
+                partition,
+                target,
+                allow_replication_factor_change,
+            } => self.reassign(&topic, partition, target, allow_replication_factor_change),
         }
     }
 
@@ -416,7 +439,7 @@ impl ClusterImage {
         Applied::Done
     }
 
-    fn live_set(&self) -> BTreeSet<i32> {
+    pub(super) fn live_set(&self) -> BTreeSet<i32> {
         self.live_brokers().into_iter().collect()
     }
 
@@ -459,6 +482,8 @@ impl ClusterImage {
                     leader,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 }
             })
             .collect()
@@ -543,6 +568,7 @@ impl ClusterImage {
         }
         p.isr = new_isr;
         p.partition_epoch += 1;
+        p.finish_reassignment(&live);
         Ok(Applied::Partition(p.clone()))
     }
 
@@ -616,7 +642,7 @@ fn set_leader(p: &mut PartitionImage, leader: i32) {
 /// which then forms the ISR alone (it may lack acknowledged records: that is
 /// the data loss unclean election accepts). Otherwise no leader, and the ISR
 /// is left as it is so its members stay the only clean candidates.
-fn elect(p: &mut PartitionImage, live: &BTreeSet<i32>, unclean: bool) {
+pub(super) fn elect(p: &mut PartitionImage, live: &BTreeSet<i32>, unclean: bool) {
     let clean = p
         .replicas
         .iter()
@@ -969,6 +995,119 @@ mod tests {
             partition_epoch: pe,
             new_isr: isr,
         }
+    }
+
+    fn reassign(target: Option<Vec<i32>>) -> Command {
+        Command::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            target,
+            allow_replication_factor_change: true,
+        }
+    }
+
+    /// The leader of t-0 proposes `isr` with the partition's current epochs.
+    fn alter_now(image: &mut ClusterImage, isr: Vec<i32>) -> CommandResult {
+        let p = part(image, "t", 0).clone();
+        let epoch = image.brokers[&p.leader].epoch;
+        let cmd = alter("t", p.leader, epoch, p.leader_epoch, p.partition_epoch, isr);
+        image.apply(cmd, 500)
+    }
+
+    #[test]
+    fn reassignment_adds_catches_up_then_removes_and_moves_the_leader() {
+        let mut image = cluster(4);
+        create(&mut image, "t", vec![vec![1, 2]]);
+        image.apply(reassign(Some(vec![3, 4])), 400).unwrap();
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (&p.replicas[..], &p.adding[..], &p.removing[..]),
+            (&[3, 4, 1, 2][..], &[3, 4][..], &[1, 2][..])
+        );
+        assert_eq!((p.leader, &p.isr[..]), (1, &[1, 2][..]));
+        assert_eq!(image.reassignments().count(), 1);
+        // One new replica in sync is not enough.
+        alter_now(&mut image, vec![1, 2, 3]).unwrap();
+        assert!(part(&image, "t", 0).reassigning());
+        let leader_epoch = part(&image, "t", 0).leader_epoch;
+        // The second completes it: 1 and 2 leave, 3 leads in a new epoch.
+        alter_now(&mut image, vec![1, 2, 3, 4]).unwrap();
+        let p = part(&image, "t", 0);
+        assert!(!p.reassigning());
+        assert_eq!((&p.replicas[..], &p.isr[..]), (&[3, 4][..], &[3, 4][..]));
+        assert_eq!((p.leader, p.leader_epoch), (3, leader_epoch + 1));
+        assert_eq!(image.reassignments().count(), 0);
+    }
+
+    #[test]
+    fn reassignment_within_the_isr_completes_at_once() {
+        let mut image = cluster(3);
+        create(&mut image, "t", vec![vec![1, 2, 3]]);
+        image.apply(reassign(Some(vec![2, 3])), 400).unwrap();
+        let p = part(&image, "t", 0);
+        assert!(!p.reassigning());
+        assert_eq!(
+            (&p.replicas[..], &p.isr[..], p.leader),
+            (&[2, 3][..], &[2, 3][..], 2)
+        );
+    }
+
+    #[test]
+    fn cancelling_drops_the_added_replicas() {
+        let mut image = cluster(4);
+        create(&mut image, "t", vec![vec![1, 2]]);
+        let before = part(&image, "t", 0).clone();
+        assert_eq!(
+            image.apply(reassign(None), 400),
+            Err(MetadataError::NoReassignmentInProgress)
+        );
+        image.apply(reassign(Some(vec![3, 4])), 401).unwrap();
+        alter_now(&mut image, vec![1, 2, 3]).unwrap();
+        image.apply(reassign(None), 402).unwrap();
+        let p = part(&image, "t", 0);
+        assert!(!p.reassigning());
+        assert_eq!(
+            (&p.replicas[..], &p.isr[..]),
+            (&before.replicas[..], &before.isr[..])
+        );
+        assert_eq!(
+            (p.leader, p.leader_epoch),
+            (before.leader, before.leader_epoch)
+        );
+    }
+
+    #[test]
+    fn reassignment_refuses_bad_targets() {
+        let mut image = cluster(3);
+        create(&mut image, "t", vec![vec![1, 2]]);
+        for target in [vec![], vec![1, 1], vec![1, 9]] {
+            assert_eq!(
+                image.apply(reassign(Some(target.clone())), 400),
+                Err(MetadataError::InvalidReplicaAssignment),
+                "{target:?}"
+            );
+        }
+        let keep_factor = Command::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            target: Some(vec![1, 2, 3]),
+            allow_replication_factor_change: false,
+        };
+        assert_eq!(
+            image.apply(keep_factor, 401),
+            Err(MetadataError::InvalidReplicationFactor)
+        );
+        let unknown = Command::ReassignPartition {
+            topic: "t".into(),
+            partition: 5,
+            target: Some(vec![1]),
+            allow_replication_factor_change: true,
+        };
+        assert_eq!(
+            image.apply(unknown, 402),
+            Err(MetadataError::UnknownTopicOrPartition)
+        );
+        assert!(!part(&image, "t", 0).reassigning());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod config;
 pub mod image;
 pub mod node;
 pub mod raft;
+mod reassignment;
 
 pub use config::ClusterConfig;
 pub use image::{

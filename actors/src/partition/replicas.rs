@@ -67,30 +67,38 @@ impl LeaderState {
         high_watermark: i64,
         now_ms: i64,
     ) -> LeaderState {
-        let followers = replicas
-            .iter()
-            .filter(|&&r| r != local_id)
-            .map(|&r| {
-                let follower = Follower {
+        let mut state = LeaderState {
+            local_id,
+            leader_epoch,
+            partition_epoch,
+            replicas: Vec::new(),
+            isr,
+            pending_isr: None,
+            followers: BTreeMap::new(),
+            min_isr: 1,
+            high_watermark,
+        };
+        state.set_replicas(replicas, now_ms);
+        state
+    }
+
+    /// The replica set changed within the epoch (a reassignment added or
+    /// removed replicas). A new follower starts unknown but caught up now,
+    /// so it gets `replica.lag.time.max.ms` to show up, as at election.
+    pub fn set_replicas(&mut self, replicas: Vec<i32>, now_ms: i64) {
+        self.followers
+            .retain(|id, _| replicas.contains(id) && *id != self.local_id);
+        for &r in &replicas {
+            if r != self.local_id {
+                self.followers.entry(r).or_insert(Follower {
                     log_end: -1,
                     caught_up_ms: now_ms,
                     last_fetch_ms: -1,
                     leader_end_at_last_fetch: -1,
-                };
-                (r, follower)
-            })
-            .collect();
-        LeaderState {
-            local_id,
-            leader_epoch,
-            partition_epoch,
-            replicas,
-            isr,
-            pending_isr: None,
-            followers,
-            min_isr: 1,
-            high_watermark,
+                });
+            }
         }
+        self.replicas = replicas;
     }
 
     /// The topic's `min.insync.replicas`.
@@ -289,6 +297,28 @@ mod tests {
         state.on_fetch(3, end, end, 2100);
         assert_eq!(state.isr_change(2100, LAG, |_| false), None);
         assert_eq!(state.isr_change(2100, LAG, |_| true), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_reassigned_replica_joins_once_caught_up_and_a_removed_one_is_forgotten() {
+        let mut state = leader();
+        state.on_fetch(2, 10, 10, 1);
+        state.on_fetch(3, 10, 10, 1);
+        state.set_replicas(vec![1, 2, 3, 4], 100);
+        assert!(state.is_replica(4));
+        // Unknown yet, it holds nothing and does not join.
+        assert_eq!(state.isr_change(100, LAG, |_| true), None);
+        state.on_fetch(4, 5, 10, 200);
+        assert_eq!(state.isr_change(200, LAG, |_| true), None);
+        state.on_fetch(4, 10, 10, 300);
+        assert_eq!(state.isr_change(300, LAG, |_| true), Some(vec![1, 2, 3, 4]));
+        state.on_committed(vec![1, 2, 4], 9);
+        state.set_replicas(vec![1, 2, 4], 400);
+        assert!(!state.is_replica(3));
+        assert_eq!(
+            state.follower_ends().map(|(id, _)| id).collect::<Vec<_>>(),
+            [2, 4]
+        );
     }
 
     #[test]

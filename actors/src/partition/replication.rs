@@ -337,6 +337,7 @@ impl Handler<BecomeLeader> for Partition {
         if let Role::Leader(l) = &mut self.role {
             if l.state.leader_epoch == msg.leader_epoch {
                 l.state.set_min_isr(msg.min_isr);
+                l.state.set_replicas(msg.replicas, now_ms());
                 l.state.on_committed(msg.isr, msg.partition_epoch);
                 self.leader_appended();
                 self.publish();
