@@ -4,6 +4,7 @@
 //! shrinking and growing, and the start-up checks of a cluster member.
 //! Every wait is bounded; nothing asserts on speed.
 
+mod certificates;
 mod cluster_process;
 
 use cluster_process::clients::{
@@ -777,4 +778,100 @@ fn reassignment_moves_a_partition_to_other_brokers() {
     let view = partition_view(&cluster.live_bootstrap(), TOPIC, 0).expect("metadata");
     assert_eq!(view.replicas, targets, "the replica set after the move");
     assert!(!old_copy.exists(), "the old replica came back on restart");
+}
+
+/// Each broker's extra config for a secured cluster: clients on PLAINTEXT,
+/// brokers among themselves on a SASL_SSL listener as user `broker` with
+/// `password` (the peers accept `broker-secret`), controllers over mutual
+/// TLS, and ACLs enforced with `broker` the only super user.
+fn secured_broker(certs: &certificates::Certificates, port: u16, password: &str) -> String {
+    let inter_broker = cluster_process::free_port();
+    format!(
+        "listeners: \"PLAINTEXT://127.0.0.1:{port},BROKER://127.0.0.1:{inter_broker}\"\n\
+         listener_security_protocol_map: \"PLAINTEXT:PLAINTEXT,BROKER:SASL_SSL\"\n\
+         inter_broker_listener_name: BROKER\n\
+         sasl_plain_users: {{broker: broker-secret}}\n\
+         inter_broker_sasl_username: broker\n\
+         inter_broker_sasl_password: {password}\n\
+         ssl_cert_file: {}\nssl_key_file: {}\nssl_ca_file: {}\n\
+         authorizer: acl\nsuper_users: [\"User:broker\"]\nallow_everyone_if_no_acl_found: true\n\
+         cluster:\n  controller_security_protocol: SSL\n  replica_lag_time_max_ms: 2000\n",
+        certs.path("broker.pem"),
+        certs.path("broker-key.pem"),
+        certs.path("ca.pem"),
+    )
+}
+
+/// Brokers replicate over SASL_SSL and the controllers talk mutual TLS:
+/// a replicated topic gets all three replicas in sync and serves what an
+/// `acks=all` producer wrote; a plaintext peer gets no answer from a
+/// controller.
+#[test]
+fn brokers_replicate_over_sasl_ssl_and_controllers_over_mutual_tls() {
+    use std::io::{Read, Write};
+
+    let certs = certificates::Certificates::make();
+    let cluster = Cluster::start_each(3, |_, port| secured_broker(&certs, port, "broker-secret"));
+    create_replicated_topic(&cluster.bootstrap(), "guarded", 1);
+    for i in 0..20u64 {
+        produce_one(&cluster.bootstrap(), "guarded", i, FAILOVER_WAIT)
+            .unwrap_or_else(|e| panic!("record {i} not acknowledged: {e}"));
+    }
+    let records = read_partition(&cluster.bootstrap(), "guarded", 0);
+    let values: Vec<u64> = records.iter().map(|&(_, v)| v).collect();
+    assert_eq!(values, (0..20).collect::<Vec<u64>>());
+
+    let mut plaintext = std::net::TcpStream::connect(cluster.controller_addr(0)).expect("connect");
+    plaintext
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // A bincode frame as a plaintext controller would send it.
+    plaintext
+        .write_all(&[0, 0, 0, 4, 4, 0, 0, 0])
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = plaintext.read_to_end(&mut answer);
+    // At most a TLS alert record (content type 21), then the connection closes.
+    assert!(
+        answer.first().is_none_or(|&kind| kind == 21),
+        "a plaintext peer got {answer:?} from a TLS controller"
+    );
+}
+
+/// A broker that logs in to the others with a wrong password never
+/// replicates: it leaves the ISR of the partitions it follows and says why.
+#[test]
+fn a_broker_with_a_wrong_inter_broker_password_stays_out_of_sync() {
+    let certs = certificates::Certificates::make();
+    let cluster = Cluster::start_each(3, |node, port| {
+        let password = if node == 3 { "wrong" } else { "broker-secret" };
+        secured_broker(&certs, port, password)
+    });
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster_process::clients::client_config(&cluster.bootstrap())
+            .create()
+            .expect("admin client");
+    let topic = rdkafka::admin::NewTopic::new(
+        "followed",
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[1, 2, 3]]),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let created = runtime
+        .block_on(admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new()))
+        .expect("CreateTopics answered");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    wait_until(
+        FAILOVER_WAIT,
+        "broker 3 leaves the ISR of followed/0",
+        || partition_view(&cluster.bootstrap(), "followed", 0).is_some_and(|p| p.isr == [1, 2]),
+    );
+    let log = cluster.stderr(cluster.index_of(3));
+    assert!(
+        log.contains("logging in to") && log.contains("as broker with PLAIN"),
+        "broker 3 does not say why it cannot replicate:\n{log}"
+    );
 }

@@ -5,72 +5,21 @@
 //! garbage or an oversized token get. Certificates are made at test time.
 
 mod broker_process;
+mod certificates;
 
 use broker_process::{actorlog, free_port, run, source, BrokerProcess};
 use bytes::{Bytes, BytesMut};
+use certificates::Certificates;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, MetadataRequest, RequestHeader, ResponseHeader,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-/// A CA, a broker certificate for 127.0.0.1 and a client certificate
-/// (`OU=demo, CN=client`), as PEM files in a temporary directory.
-struct Certificates {
-    dir: tempfile::TempDir,
-}
-
-impl Certificates {
-    fn make() -> Certificates {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "test CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-        let issuer = Issuer::new(ca, ca_key);
-        let write = |name: &str, pem: String| {
-            std::fs::write(dir.path().join(name), pem).expect("PEM written")
-        };
-        write("ca.pem", ca_cert.pem());
-        let broker_key = KeyPair::generate().expect("broker key");
-        let mut broker = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
-            .expect("broker params");
-        broker
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        broker.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let broker = broker.signed_by(&broker_key, &issuer).expect("broker cert");
-        write("broker.pem", broker.pem());
-        write("broker-key.pem", broker_key.serialize_pem());
-        let client_key = KeyPair::generate().expect("client key");
-        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        client.distinguished_name = DistinguishedName::new();
-        client
-            .distinguished_name
-            .push(DnType::OrganizationalUnitName, "demo");
-        client.distinguished_name.push(DnType::CommonName, "client");
-        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client.signed_by(&client_key, &issuer).expect("client cert");
-        write("client.pem", client.pem());
-        write("client-key.pem", client_key.serialize_pem());
-        Certificates { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-}
 
 /// A broker with a PLAINTEXT, a SASL_PLAINTEXT, a SASL_SSL and an SSL
 /// listener (client certificates required), PLAIN user alice, and SCRAM
@@ -519,7 +468,7 @@ fn an_unreadable_or_mismatched_certificate_stops_serve_naming_the_file() {
     assert!(stderr.contains(&certs.path("missing.pem")), "{stderr}");
     let stderr = serve_fails(&config("broker.pem", "client-key.pem"));
     assert!(stderr.contains(&certs.path("client-key.pem")), "{stderr}");
-    let not_pem: PathBuf = certs.dir.path().join("not-pem.pem");
+    let not_pem = PathBuf::from(certs.path("not-pem.pem"));
     std::fs::write(&not_pem, "hello").expect("written");
     let stderr = serve_fails(&config("not-pem.pem", "broker-key.pem"));
     assert!(stderr.contains(&not_pem.display().to_string()), "{stderr}");

@@ -21,6 +21,7 @@ use crate::replication::markers::Markers;
 use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::replication::txn_offsets::PendingOffsets;
 use crate::security::listeners::Listener;
+use crate::security::peer::PeerSecurity;
 use crate::security::Authorizer;
 use crate::store::acls::{AclBinding, AclFilter, AclStore};
 use crate::store::offsets::OffsetStore;
@@ -134,9 +135,11 @@ pub struct Broker {
     acl_changes: tokio::sync::Mutex<()>,
     /// SCRAM credentials, in sled.
     scram: ScramStore,
-    /// The listeners of the config, resolved; the first is the one other
-    /// brokers reach this one on.
+    /// The listeners of the config, resolved.
     listeners: Vec<Listener>,
+    /// How this broker connects to the others of its cluster (plaintext on
+    /// a single broker, which never does).
+    peer_security: PeerSecurity,
     /// One worker arbiter per core; partitions, coordinators and
     /// connections are spread over them.
     arbiters: Vec<ArbiterHandle>,
@@ -234,10 +237,18 @@ impl Broker {
             .listeners()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let peer_security = match &config.cluster {
+            Some(_) => config.peer_security(&listeners).map_err(invalid)?,
+            None => PeerSecurity::default(),
+        };
         let cluster = match (&config.cluster, storage) {
             (Some(cluster), Storage::Disk) => {
-                let endpoints = listeners
-                    .iter()
+                // The inter-broker listener goes first: the cluster
+                // registers it as where other brokers reach this one.
+                let inter_broker = config.inter_broker_listener(&listeners).map_err(invalid)?;
+                let endpoints = std::iter::once(inter_broker)
+                    .chain(listeners.iter().filter(|l| l.name != inter_broker.name))
                     .map(|l| {
                         let port = u16::try_from(l.port).map_err(|_| {
                             io::Error::new(
@@ -252,11 +263,13 @@ impl Broker {
                         })
                     })
                     .collect::<io::Result<Vec<_>>>()?;
+                let tls = config.controller_tls().map_err(invalid)?;
                 Some(ClusterNode::start(
                     config.node_id,
                     endpoints,
                     &config.data_dir,
                     cluster,
+                    tls,
                 )?)
             }
             (Some(_), Storage::Memory) => {
@@ -291,6 +304,7 @@ impl Broker {
             acl_changes: tokio::sync::Mutex::new(()),
             scram,
             listeners,
+            peer_security,
             cluster_id,
             cluster,
             topics: DashMap::new(),
@@ -1209,6 +1223,11 @@ impl Broker {
     /// The listeners this broker serves.
     pub fn listeners(&self) -> &[Listener] {
         &self.listeners
+    }
+
+    /// How to connect to the other brokers of the cluster.
+    pub(crate) fn peer_security(&self) -> &PeerSecurity {
+        &self.peer_security
     }
 
     /// The live brokers clients of `listener` may connect to, by id: in a

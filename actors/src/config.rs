@@ -1,9 +1,12 @@
 //! Broker settings. Parsing a file into them lives in the `actorlog` crate;
 //! here they are plain values with Kafka's defaults.
 
+use crate::cluster::config::ControllerSecurity;
+use crate::cluster::raft::network::ControllerTls;
 use crate::security::listeners::{self, Listener, SecurityProtocol};
+use crate::security::peer::{PeerSecurity, SaslLogin};
 use crate::security::sasl::Mechanism;
-use crate::security::tls::ClientAuth;
+use crate::security::tls::{self, ClientAuth};
 pub use crate::security::AuthorizerKind;
 use crate::security::Secret;
 use serde::{Deserialize, Serialize};
@@ -57,6 +60,17 @@ pub struct BrokerConfig {
     /// `none`, `requested` or `required`. A client certificate's subject
     /// becomes the principal of an SSL connection.
     pub ssl_client_auth: ClientAuth,
+    /// In a cluster, the listener other brokers replicate from and send
+    /// transaction markers to (Kafka's `inter.broker.listener.name`); the
+    /// first listener when not set. Every broker of a cluster names the same.
+    pub inter_broker_listener_name: Option<String>,
+    /// The SASL mechanism this broker logs in to the others with, when the
+    /// inter-broker listener is SASL_PLAINTEXT or SASL_SSL.
+    pub sasl_mechanism_inter_broker_protocol: Mechanism,
+    /// The user this broker logs in to the others as (it must be a super
+    /// user when ACLs are enforced, as in Kafka).
+    pub inter_broker_sasl_username: Option<String>,
+    pub inter_broker_sasl_password: Option<Secret>,
     /// Directory holding partition logs and the topic catalog.
     pub data_dir: PathBuf,
     /// Create unknown topics on Metadata and Produce, as Kafka's `auto.create.topics.enable`.
@@ -155,6 +169,10 @@ impl Default for BrokerConfig {
             ssl_key_file: None,
             ssl_ca_file: None,
             ssl_client_auth: ClientAuth::None,
+            inter_broker_listener_name: None,
+            sasl_mechanism_inter_broker_protocol: Mechanism::Plain,
+            inter_broker_sasl_username: None,
+            inter_broker_sasl_password: None,
             data_dir: PathBuf::from("./data"),
             auto_create_topics: true,
             num_partitions: 1,
@@ -293,11 +311,9 @@ impl BrokerConfig {
                 "a SASL listener needs at least one mechanism",
             );
         }
-        if self.cluster.is_some() && listeners[0].protocol != SecurityProtocol::Plaintext {
-            return bad(
-                "listeners",
-                "in a cluster the first listener carries replication and must be PLAINTEXT",
-            );
+        if self.cluster.is_some() {
+            self.peer_security(&listeners)?;
+            self.controller_tls()?;
         }
         if let Some(user) = self.super_users.iter().find(|user| {
             !matches!(user.split_once(':'), Some((kind, name)) if !kind.is_empty() && !name.is_empty())
@@ -313,8 +329,84 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The listeners this broker binds, from `listeners` or else `listen`;
-    /// the first is the one other brokers reach it on.
+    /// The listener other brokers of the cluster reach this one on.
+    pub fn inter_broker_listener<'a>(
+        &self,
+        listeners: &'a [Listener],
+    ) -> Result<&'a Listener, String> {
+        match &self.inter_broker_listener_name {
+            None => listeners.first().ok_or_else(|| "no listener".to_owned()),
+            Some(name) => listeners.iter().find(|l| l.name == *name).ok_or_else(|| {
+                format!("config key `inter_broker_listener_name`: no listener is named `{name}`")
+            }),
+        }
+    }
+
+    /// How this broker connects to the others: the inter-broker listener's
+    /// protocol, with this broker's TLS files and SASL login.
+    pub fn peer_security(&self, listeners: &[Listener]) -> Result<PeerSecurity, String> {
+        let listener = self.inter_broker_listener(listeners)?;
+        let login = match (
+            &self.inter_broker_sasl_username,
+            &self.inter_broker_sasl_password,
+        ) {
+            (Some(username), Some(password)) => Some(SaslLogin {
+                mechanism: self.sasl_mechanism_inter_broker_protocol,
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        if listener.protocol.sasl()
+            && !self
+                .sasl_enabled_mechanisms
+                .contains(&self.sasl_mechanism_inter_broker_protocol)
+        {
+            return Err(format!(
+                "config key `sasl_mechanism_inter_broker_protocol`: {} is not in \
+                 sasl_enabled_mechanisms",
+                self.sasl_mechanism_inter_broker_protocol
+            ));
+        }
+        let own_certificate = self
+            .ssl_cert_file
+            .as_deref()
+            .zip(self.ssl_key_file.as_deref());
+        PeerSecurity::new(
+            listener.protocol,
+            self.ssl_ca_file.as_deref(),
+            own_certificate,
+            login,
+        )
+        .map_err(|e| format!("inter-broker listener `{}`: {e}", listener.name))
+    }
+
+    /// Mutual TLS for the controller connections, if the cluster asks for
+    /// it: the broker's certificate both ways, peers checked against
+    /// `ssl_ca_file`.
+    pub fn controller_tls(&self) -> Result<Option<ControllerTls>, String> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        if cluster.controller_security_protocol == ControllerSecurity::Plaintext {
+            return Ok(None);
+        }
+        let (Some(cert), Some(key), Some(ca)) =
+            (&self.ssl_cert_file, &self.ssl_key_file, &self.ssl_ca_file)
+        else {
+            return Err(
+                "config key `cluster.controller_security_protocol`: SSL needs ssl_cert_file, \
+                 ssl_key_file and ssl_ca_file"
+                    .to_owned(),
+            );
+        };
+        Ok(Some(ControllerTls {
+            acceptor: tls::acceptor(cert, key, Some(ca), ClientAuth::Required)?,
+            connector: tls::connector(ca, Some((cert, key)))?,
+        }))
+    }
+
+    /// The listeners this broker binds, from `listeners` or else `listen`.
     pub fn listeners(&self) -> Result<Vec<Listener>, String> {
         let bad = |key: &str, why: &str| format!("config key `{key}`: {why}");
         let Some(list) = &self.listeners else {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes a throw-away certificate authority and, signed by it, a broker
 # certificate (for localhost and 127.0.0.1) and a client certificate
-# (CN=client,OU=demo), in the current folder, with openssl. For trying
+# (CN=client,OU=demo), in the current folder, with openssl. The broker
+# certificate also serves as the client side of connections between the
+# brokers of a cluster (mutual TLS). For trying
 # TLS out, never for production: the keys are not protected.
 #
 #   ca.pem                       the CA certificate (ssl_ca_file; clients' ssl.ca.location)
@@ -28,7 +30,7 @@ sign() {
 
 sign broker "/CN=localhost" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
+extendedKeyUsage=serverAuth,clientAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1"
 sign client "/OU=demo/CN=client" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature

@@ -55,6 +55,7 @@ pub fn wait_until(deadline: Duration, what: &str, mut condition: impl FnMut() ->
 struct Node {
     node_id: i32,
     port: u16,
+    controller_port: u16,
     dir: PathBuf,
     child: Option<Child>,
     /// Whether the process is held by SIGSTOP.
@@ -107,7 +108,15 @@ impl Cluster {
     /// key by key (a `cluster:` mapping into the cluster section), and wins
     /// over the generated values.
     pub fn start(n: usize, extra_yaml: &str) -> Cluster {
-        let mut cluster = Self::configure(n, extra_yaml);
+        Self::start_each(n, |_, _| extra_yaml.to_string())
+    }
+
+    /// As [`Cluster::start`], with each broker's extra YAML made from its
+    /// node id and client port (for listeners of its own). An extra
+    /// `listeners` replaces the generated `listen`; its first listener must
+    /// stay the client port, where the harness connects.
+    pub fn start_each(n: usize, extra_yaml: impl Fn(i32, u16) -> String) -> Cluster {
+        let mut cluster = Self::configure_each(n, extra_yaml);
         for i in 0..n {
             cluster.launch(i);
         }
@@ -129,6 +138,10 @@ impl Cluster {
     /// Writes the configs of `n` brokers and starts none: a test launches
     /// the ones it wants, e.g. one broker whose fellow voters never come.
     pub fn configure(n: usize, extra_yaml: &str) -> Cluster {
+        Self::configure_each(n, |_, _| extra_yaml.to_string())
+    }
+
+    fn configure_each(n: usize, extra_yaml: impl Fn(i32, u16) -> String) -> Cluster {
         assert!(n >= 1, "a cluster has at least one broker");
         let root = tempfile::tempdir().expect("temp dir");
         let cluster_id = format!("test-{}-{}", std::process::id(), free_port());
@@ -138,11 +151,6 @@ impl Cluster {
             .enumerate()
             .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
             .collect();
-        let extra: Value = if extra_yaml.trim().is_empty() {
-            Value::Mapping(Mapping::new())
-        } else {
-            serde_yaml_ng::from_str(extra_yaml).expect("extra_yaml is YAML")
-        };
         let nodes = ports
             .iter()
             .enumerate()
@@ -150,13 +158,25 @@ impl Cluster {
                 let node = Node {
                     node_id: i as i32 + 1,
                     port,
+                    controller_port: controller,
                     dir: root.path().join(format!("broker-{}", i + 1)),
                     child: None,
                     stopped: false,
                     launches: 0,
                 };
                 std::fs::create_dir_all(&node.dir).expect("broker dir");
+                let extra_yaml = extra_yaml(node.node_id, port);
+                let extra: Value = if extra_yaml.trim().is_empty() {
+                    Value::Mapping(Mapping::new())
+                } else {
+                    serde_yaml_ng::from_str(&extra_yaml).expect("extra_yaml is YAML")
+                };
                 let mut config = base_config(&node, controller, &cluster_id, &voters);
+                if extra.get("listeners").is_some() {
+                    if let Value::Mapping(config) = &mut config {
+                        config.remove("listen");
+                    }
+                }
                 merge(&mut config, &extra);
                 let yaml = serde_yaml_ng::to_string(&config).expect("config serializes");
                 std::fs::write(node.config_path(), yaml).expect("config written");
@@ -174,6 +194,11 @@ impl Cluster {
     pub fn bootstrap(&self) -> String {
         let all: Vec<String> = self.nodes.iter().map(Node::bootstrap).collect();
         all.join(",")
+    }
+
+    /// The controller (raft) address of broker `i`.
+    pub fn controller_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].controller_port)
     }
 
     /// The client address of broker `i` alone.

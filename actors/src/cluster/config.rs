@@ -58,6 +58,21 @@ pub struct ClusterConfig {
     /// (`leader.imbalance.per.broker.percentage`).
     #[serde(default = "default_imbalance_percentage")]
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `SSL` runs the controller connections over mutual TLS with the
+    /// broker's `ssl_cert_file`, `ssl_key_file` and `ssl_ca_file`: only a
+    /// peer with a certificate of the cluster's CA may join the quorum.
+    #[serde(default)]
+    pub controller_security_protocol: ControllerSecurity,
+}
+
+/// The security of the controller listener and of connections to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerSecurity {
+    #[default]
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "SSL")]
+    Ssl,
 }
 
 fn default_true() -> bool {
@@ -208,6 +223,7 @@ mod tests {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_ms: default_imbalance_interval(),
             leader_imbalance_per_broker_percentage: default_imbalance_percentage(),
+            controller_security_protocol: ControllerSecurity::Plaintext,
         }
     }
 

@@ -32,7 +32,7 @@ pub struct BrokerInfo {
     /// Random per process start: a new incarnation means the old process is
     /// gone, even if it never missed a heartbeat.
     pub incarnation: Uuid,
-    /// Where followers reach this broker: its first listener.
+    /// Where other brokers reach this one: its inter-broker listener.
     pub host: String,
     pub port: u16,
     /// Every advertised listener, where clients of that listener reach it.

@@ -12,11 +12,13 @@ use super::image::{Applied, ClusterImage, Command, CommandResult, Endpoint};
 use super::raft::files;
 use super::raft::log_store::LogStore;
 use super::raft::network::{
-    read_frame, write_frame, CallError, Connection, ForwardReply, HeartbeatReply, Network,
-    Refusals, Request, Response,
+    read_frame, write_frame, CallError, Connection, ControllerTls, ForwardReply, HeartbeatReply,
+    Network, Refusals, Request, Response,
 };
 use super::raft::state_machine::StateMachine;
 use super::raft::{ControllerNode, Raft};
+use crate::security::peer::Stream;
+use crate::security::tls;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::ServerState;
 use std::collections::{BTreeMap, HashMap};
@@ -75,7 +77,8 @@ struct Session {
 
 struct Inner {
     node_id: i32,
-    /// Every advertised listener; the first is where followers fetch.
+    /// Every advertised listener; the first is the inter-broker one, where
+    /// followers fetch.
     listeners: Vec<Endpoint>,
     incarnation: Uuid,
     config: ClusterConfig,
@@ -89,6 +92,8 @@ struct Inner {
     sessions: Mutex<HashMap<i32, Session>>,
     /// Peers whose controller port refused raft connections.
     refusals: Refusals,
+    /// Mutual TLS on controller connections, if configured.
+    tls: Option<ControllerTls>,
     stop: watch::Sender<bool>,
     owner: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -107,12 +112,15 @@ impl ClusterNode {
     /// Starts the raft node (own runtime thread), the controller listener,
     /// and the broker's registration + heartbeat loop. Returns once the
     /// local state is loaded and the listener bound; joining the quorum and
-    /// registering happen in the background.
+    /// registering happen in the background. The first of `listeners` is
+    /// where other brokers reach this one; `tls` secures the controller
+    /// connections both ways.
     pub fn start(
         node_id: i32,
         listeners: Vec<Endpoint>,
         data_dir: &Path,
         config: &ClusterConfig,
+        tls: Option<ControllerTls>,
     ) -> io::Result<ClusterNode> {
         if listeners.is_empty() {
             return Err(io::Error::new(
@@ -166,6 +174,7 @@ impl ClusterNode {
                         Arc::new(raft_config),
                         Network {
                             refusals: refusals.clone(),
+                            tls: tls.as_ref().map(|t| t.connector.clone()),
                         },
                         log_store,
                         state_machine,
@@ -190,6 +199,7 @@ impl ClusterNode {
             peers: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             refusals,
+            tls,
             stop,
             owner: Mutex::new(None),
         });
@@ -329,7 +339,11 @@ impl Inner {
         Some(
             peers
                 .entry(id)
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Connection::new(addr))))
+                .or_insert_with(|| {
+                    let connection =
+                        Connection::new(addr, self.tls.as_ref().map(|t| t.connector.clone()));
+                    Arc::new(tokio::sync::Mutex::new(connection))
+                })
                 .clone(),
         )
     }
@@ -504,8 +518,18 @@ async fn serve(inner: Arc<Inner>, listener: TcpListener) {
     }
 }
 
-async fn serve_connection(inner: Arc<Inner>, mut stream: TcpStream) {
+async fn serve_connection(inner: Arc<Inner>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let mut stream: Box<dyn Stream> = match &inner.tls {
+        None => Box::new(stream),
+        Some(tls) => match tls::handshake(&tls.acceptor, stream).await {
+            Ok((stream, _)) => Box::new(stream),
+            Err(e) => {
+                log::warn!("controller connection refused: {e}");
+                return;
+            }
+        },
+    };
     loop {
         let req: Request = match read_frame(&mut stream).await {
             Ok(Some(req)) => req,

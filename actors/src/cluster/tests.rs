@@ -40,6 +40,7 @@ fn config(cluster_id: &str, id: i32, ports: &[u16]) -> ClusterConfig {
         auto_leader_rebalance_enable: false,
         leader_imbalance_check_interval_ms: 300_000,
         leader_imbalance_per_broker_percentage: 10,
+        controller_security_protocol: Default::default(),
     }
 }
 
@@ -58,6 +59,7 @@ fn start(id: i32, dir: &Path, ports: &[u16]) -> ClusterNode {
         endpoint(9090 + id as u16),
         dir,
         &config("test-cluster", id, ports),
+        None,
     )
     .unwrap()
 }
@@ -184,14 +186,14 @@ fn another_clusters_data_dir_is_refused() {
     let ports = free_ports(1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = config("cluster-alpha", 1, &ports);
-    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config).unwrap();
+    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config, None).unwrap();
     wait_until(30, "a single voter to register", || {
         node.broker_epoch().is_some()
     });
     node.shutdown();
 
     config.cluster_id = "cluster-beta".into();
-    let err = match ClusterNode::start(1, endpoint(9091), dir.path(), &config) {
+    let err = match ClusterNode::start(1, endpoint(9091), dir.path(), &config, None) {
         Ok(node) => {
             node.shutdown();
             panic!("a data dir of another cluster was accepted");
@@ -205,7 +207,7 @@ fn another_clusters_data_dir_is_refused() {
 
     // The right cluster id still starts, with the broker still registered.
     config.cluster_id = "cluster-alpha".into();
-    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config).unwrap();
+    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config, None).unwrap();
     wait_until(30, "the registration to survive the restart", || {
         node.image().borrow().brokers.contains_key(&1)
     });
@@ -217,8 +219,14 @@ fn silent_voters_make_it_wait_not_fail() {
     let _ = env_logger_init();
     let ports = free_ports(3);
     let dir = tempfile::tempdir().unwrap();
-    let node =
-        ClusterNode::start(1, endpoint(9091), dir.path(), &config("lonely", 1, &ports)).unwrap();
+    let node = ClusterNode::start(
+        1,
+        endpoint(9091),
+        dir.path(),
+        &config("lonely", 1, &ports),
+        None,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!node.is_active_controller());
     assert_eq!(node.broker_epoch(), None);

@@ -1,26 +1,34 @@
-//! A minimal Kafka client for one broker to talk to another: one TCP
-//! connection, one request in flight at a time.
+//! A minimal Kafka client for one broker to talk to another: one
+//! connection (plain or TLS, logged in over SASL when the inter-broker
+//! listener asks for it), one request in flight at a time.
 //!
 //! Replica fetches need nothing of a full client (no metadata, no retries,
 //! no pipelining): the fetcher owns the connection, sends a request, waits
 //! for its answer and throws the connection away on any error, so every
 //! failure here is an `io::Error` naming the peer and what went wrong.
 
+use crate::security::peer::{PeerSecurity, SaslLogin, Stream};
+use crate::security::sasl::client::{ClientExchange, ClientStep};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The largest response accepted: a length prefix above it is a broken or
 /// hostile peer, refused before anything is allocated for it.
 const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
 
+/// A SASL login to a peer (a few round trips and, for SCRAM, a PBKDF2 of
+/// the password) must finish within this.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connection to another broker.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     /// `host:port` of the peer, for error messages.
     peer: String,
     client_id: StrBytes,
@@ -28,30 +36,68 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` (`host:port`), giving up after `timeout`: a peer
-    /// that does not answer must not hold the caller longer than that.
-    pub async fn connect(addr: &str, client_id: String, timeout: Duration) -> io::Result<Client> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(context(e, format!("connecting to {addr}"))),
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connecting to {addr}: no answer within {timeout:?}"),
-                ))
-            }
-        };
-        // Requests are single small frames waiting for their answer:
-        // Nagle's delay would only add latency.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| context(e, format!("setting TCP_NODELAY towards {addr}")))?;
-        Ok(Client {
+    /// Connects to `addr` (`host:port`) with the inter-broker `security`
+    /// (TLS, then a SASL login), giving up after `timeout` for the
+    /// connection and [`LOGIN_TIMEOUT`] for the login: a peer that does not
+    /// answer must not hold the caller longer than that.
+    pub async fn connect(
+        addr: &str,
+        client_id: String,
+        timeout: Duration,
+        security: &PeerSecurity,
+    ) -> io::Result<Client> {
+        let stream = security.connect(addr, timeout).await?;
+        let mut client = Client {
             stream,
             peer: addr.to_string(),
             client_id: StrBytes::from_string(client_id),
             next_correlation_id: 0,
-        })
+        };
+        if let Some(login) = security.sasl() {
+            tokio::time::timeout(LOGIN_TIMEOUT, client.login(login))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("logging in to {addr}: no answer within {LOGIN_TIMEOUT:?}"),
+                    )
+                })??;
+        }
+        Ok(client)
+    }
+
+    /// SaslHandshake, then SaslAuthenticate until the exchange is over.
+    async fn login(&mut self, login: &SaslLogin) -> io::Result<()> {
+        let peer = self.peer.clone();
+        let refused = |what: String| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "logging in to {peer} as {} with {}: {what}",
+                    login.username, login.mechanism
+                ),
+            )
+        };
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(login.mechanism.name()));
+        let answer = self.request(1, &handshake).await?;
+        if answer.error_code != 0 {
+            let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!("the peer offers only {offered:?}")));
+        }
+        let (mut exchange, mut token) = ClientExchange::start(login);
+        loop {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let answer = self.request(1, &request).await?;
+            if answer.error_code != 0 {
+                let message = answer.error_message.as_deref().unwrap_or("refused");
+                return Err(refused(message.to_string()));
+            }
+            match exchange.step(&answer.auth_bytes).map_err(refused)? {
+                ClientStep::Send(next) => token = next,
+                ClientStep::Done => return Ok(()),
+            }
+        }
     }
 
     /// Sends `req` as version `version` and waits for its response. On an

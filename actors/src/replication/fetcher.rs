@@ -14,6 +14,7 @@
 use super::client::Client;
 use crate::partition::replication::{FollowerPosition, Position, ReplicaAppend, Truncate};
 use crate::partition::Partition;
+use crate::security::peer::PeerSecurity;
 use actix::{Addr, ArbiterHandle, Handler, Message};
 use futures_util::future::join_all;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
@@ -94,13 +95,15 @@ pub struct Fetcher {
 impl Fetcher {
     /// Starts the fetch loop of broker `local_id` (in the broker epoch
     /// `broker_epoch` holds) from broker `leader_id` at `leader_addr`
-    /// (`host:port`) as a task on `arbiter`. It fetches nothing until
+    /// (`host:port`, its inter-broker listener, reached with `security`) as
+    /// a task on `arbiter`. It fetches nothing until
     /// [`Fetcher::set_partitions`] gives it partitions.
     pub fn start(
         local_id: i32,
         broker_epoch: watch::Receiver<i64>,
         leader_id: i32,
         leader_addr: String,
+        security: PeerSecurity,
         arbiter: &ArbiterHandle,
     ) -> Fetcher {
         let (partitions, partitions_rx) = watch::channel(Arc::new(Vec::new()));
@@ -110,6 +113,7 @@ impl Fetcher {
             local_id,
             name: name.clone(),
             leader_addr,
+            security,
             broker_epoch,
             partitions: partitions_rx,
             client: None,
@@ -177,6 +181,7 @@ struct FetchLoop {
     /// Names the loop in log lines.
     name: String,
     leader_addr: String,
+    security: PeerSecurity,
     broker_epoch: watch::Receiver<i64>,
     partitions: watch::Receiver<Arc<Vec<FollowedPartition>>>,
     client: Option<Client>,
@@ -235,7 +240,13 @@ impl FetchLoop {
             Some(client) => client,
             None => {
                 let client_id = format!("actorlog-replica-{}", self.local_id);
-                Client::connect(&self.leader_addr, client_id, CONNECT_TIMEOUT).await?
+                Client::connect(
+                    &self.leader_addr,
+                    client_id,
+                    CONNECT_TIMEOUT,
+                    &self.security,
+                )
+                .await?
             }
         };
         let positions = join_all(due.iter().map(|p| {

@@ -311,6 +311,7 @@ impl ReplicaManager {
                     self.broker_epoch.subscribe(),
                     leader,
                     addr.clone(),
+                    broker.peer_security().clone(),
                     &broker.next_arbiter(),
                 );
                 (addr, fetcher)

@@ -179,7 +179,7 @@ async fn write_remote(
     partition: i32,
     marker: WriteMarker,
 ) -> Result<(), ResponseError> {
-    // Where followers reach it too: its first listener.
+    // Where followers reach it too: its inter-broker listener.
     let peer = broker
         .cluster()
         .and_then(|node| {
@@ -199,7 +199,8 @@ async fn write_remote(
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partition_indexes(vec![partition])])]);
     let answered = async {
-        let mut client = Client::connect(&peer, client_id, CONNECT_TIMEOUT).await?;
+        let mut client =
+            Client::connect(&peer, client_id, CONNECT_TIMEOUT, broker.peer_security()).await?;
         client.request(WRITE_TXN_MARKERS_VERSION, &request).await
     };
     let response = answered.await.map_err(|e| {

@@ -12,6 +12,7 @@ use crate::partition::replication::{
     BecomeFollower, BecomeLeader, FollowerPosition, IsrChange, ReplicaControl, Truncate,
 };
 use crate::partition::{Append, Appended, Read};
+use crate::security::peer::PeerSecurity;
 use crate::topic::{LogOffsets, PartitionHandle, Topic};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -178,6 +179,7 @@ fn fetch(leader: &Node, follower: &Node, leader_epoch: i32) -> (Fetcher, watch::
         broker_epoch_rx,
         1,
         leader.addr(),
+        PeerSecurity::default(),
         &follower.broker.next_arbiter(),
     );
     fetcher.set_partitions(vec![FollowedPartition {
@@ -326,7 +328,8 @@ async fn fake_peer(answer: Vec<u8>, length: Option<i32>) -> String {
 
 async fn api_versions_from(addr: &str) -> std::io::Result<()> {
     use kafka_protocol::messages::ApiVersionsRequest;
-    let mut client = Client::connect(addr, "test".into(), PATIENCE).await?;
+    let mut client =
+        Client::connect(addr, "test".into(), PATIENCE, &PeerSecurity::default()).await?;
     client
         .request(3, &ApiVersionsRequest::default())
         .await
@@ -349,9 +352,14 @@ async fn client_refuses_oversized_and_mismatched_responses() {
 async fn client_gets_a_brokers_answer() {
     use kafka_protocol::messages::ApiVersionsRequest;
     let node = Node::start(1, true).await;
-    let mut client = Client::connect(&node.addr(), "test".into(), PATIENCE)
-        .await
-        .unwrap();
+    let mut client = Client::connect(
+        &node.addr(),
+        "test".into(),
+        PATIENCE,
+        &PeerSecurity::default(),
+    )
+    .await
+    .unwrap();
     for _ in 0..2 {
         let versions = client
             .request(3, &ApiVersionsRequest::default())

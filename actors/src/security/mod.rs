@@ -8,6 +8,7 @@
 mod access;
 pub mod authorizer;
 pub mod listeners;
+pub mod peer;
 mod principal;
 pub mod sasl;
 pub mod scram;

@@ -1,6 +1,7 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677): the stored
 //! credential, which holds no password, and the broker's side of the
-//! exchange. The hashes, HMAC and PBKDF2 come from the RustCrypto crates.
+//! exchange (the client's, for logins to other brokers, is in
+//! `sasl::client`). The hashes, HMAC and PBKDF2 come from the RustCrypto crates.
 
 use super::sasl::{Credentials, Failure, Step};
 use super::Principal;
@@ -56,14 +57,14 @@ impl ScramMechanism {
         ScramMechanism::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(super) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => hmac::<Sha256>(key, data),
             ScramMechanism::Sha512 => hmac::<Sha512>(key, data),
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(super) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => Sha256::digest(data).to_vec(),
             ScramMechanism::Sha512 => Sha512::digest(data).to_vec(),
@@ -312,7 +313,7 @@ struct Authentication<'a> {
 }
 
 /// `k=v,k=v` attributes; a part that is not one is skipped.
-fn attributes(message: &str) -> Vec<(char, &str)> {
+pub(super) fn attributes(message: &str) -> Vec<(char, &str)> {
     message
         .split(',')
         .filter_map(|part| {

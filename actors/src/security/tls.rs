@@ -1,19 +1,20 @@
 //! TLS for SSL and SASL_SSL listeners, with rustls on the ring provider:
 //! the server config from PEM files, the handshake, and the principal of a
-//! client certificate.
+//! client certificate; and the client config a broker uses towards the
+//! other brokers of its cluster.
 
 use super::Principal;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
@@ -33,6 +34,15 @@ pub enum ClientAuth {
     Required,
 }
 
+/// ring, not rustls's default aws-lc-rs: no C toolchain or cmake in the
+/// build. rustls 0.23.48 deprecates it for lacking post-quantum key
+/// exchange, which Kafka clients (librdkafka on OpenSSL 3) do not negotiate
+/// today either.
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// Builds the TLS acceptor of the config's files. The error names the
 /// file that could not be read or used.
 pub fn acceptor(
@@ -41,20 +51,8 @@ pub fn acceptor(
     ca_file: Option<&Path>,
     client_auth: ClientAuth,
 ) -> Result<TlsAcceptor, String> {
-    // ring, not rustls's default aws-lc-rs: no C toolchain or cmake in the
-    // build. rustls 0.23.48 deprecates it for lacking post-quantum key
-    // exchange, which Kafka clients (librdkafka on OpenSSL 3) do not
-    // negotiate today either.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = certificates(cert_file)?;
-    let key_pem = read(key_file)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        format!(
-            "ssl_key_file {}: no PEM private key: {e}",
-            key_file.display()
-        )
-    })?;
+    let provider = provider();
+    let (certs, key) = key_pair(cert_file, key_file)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
@@ -86,6 +84,56 @@ pub fn acceptor(
         )
     })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Builds the TLS connector a broker uses towards other brokers (and
+/// controllers): servers must present a certificate signed by `ca_file`,
+/// and `own_certificate` (certificate and key files) is shown to servers
+/// that ask for one.
+pub fn connector(
+    ca_file: &Path,
+    own_certificate: Option<(&Path, &Path)>,
+) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca_file)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("ssl_ca_file {}: {e}", ca_file.display()))?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots);
+    let config = match own_certificate {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            let (certs, key) = key_pair(cert_file, key_file)?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                format!(
+                    "ssl_key_file {} does not fit ssl_cert_file {}: {e}",
+                    key_file.display(),
+                    cert_file.display()
+                )
+            })?
+        }
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// A certificate chain and its private key, from PEM files.
+fn key_pair(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let certs = certificates(cert_file)?;
+    let key_pem = read(key_file)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        format!(
+            "ssl_key_file {}: no PEM private key: {e}",
+            key_file.display()
+        )
+    })?;
+    Ok((certs, key))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

@@ -1,4 +1,8 @@
-//! The controller transport: length-prefixed bincode frames over TCP.
+//! The controller transport: length-prefixed bincode frames over TCP, or
+//! over mutual TLS when `controller_security_protocol` is SSL (each side
+//! proves with a certificate signed by the cluster's CA that it is one of
+//! the cluster's brokers: only such a peer may vote, replicate metadata or
+//! forward commands).
 //!
 //! One request is in flight per connection and answers come back in order,
 //! so a connection needs no request ids. Raft replication to a peer keeps
@@ -10,6 +14,7 @@
 
 use super::{ControllerNode, TypeConfig};
 use crate::cluster::image::{Command, CommandResult};
+use crate::security::peer::Stream;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -18,6 +23,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -25,8 +31,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// A dead peer must not hold up elections or forwarding for long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -108,8 +115,19 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
+/// Mutual TLS between controllers: the listener's acceptor requires a
+/// client certificate; the connector verifies the peer's and shows ours.
+#[derive(Clone)]
+pub struct ControllerTls {
+    pub acceptor: TlsAcceptor,
+    pub connector: TlsConnector,
+}
+
 /// Writes one frame: u32 big-endian length, then the bincode of `msg`.
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> io::Result<()> {
+pub async fn write_frame<T: Serialize, S: AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    msg: &T,
+) -> io::Result<()> {
     let body = bincode::serialize(msg).map_err(invalid)?;
     if body.len() > MAX_FRAME {
         return Err(invalid(format!(
@@ -125,7 +143,9 @@ pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> io::R
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
-pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<Option<T>> {
+pub async fn read_frame<T: DeserializeOwned, S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -144,12 +164,17 @@ pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Resu
 /// One reusable connection to a peer's controller listener.
 pub struct Connection {
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    tls: Option<TlsConnector>,
+    stream: Option<Box<dyn Stream>>,
 }
 
 impl Connection {
-    pub fn new(addr: SocketAddr) -> Connection {
-        Connection { addr, stream: None }
+    pub fn new(addr: SocketAddr, tls: Option<TlsConnector>) -> Connection {
+        Connection {
+            addr,
+            tls,
+            stream: None,
+        }
     }
 
     /// Sends `req` and waits for its answer, at most `timeout` in all.
@@ -184,7 +209,28 @@ impl Connection {
                 })?
                 .map_err(CallError::Unreachable)?;
             stream.set_nodelay(true).map_err(CallError::Unreachable)?;
-            self.stream = Some(stream);
+            self.stream = Some(match &self.tls {
+                None => Box::new(stream),
+                Some(connector) => {
+                    let name = ServerName::IpAddress(self.addr.ip().into());
+                    let handshake = connector.connect(name, stream);
+                    let stream = tokio::time::timeout(CONNECT_TIMEOUT * 5, handshake)
+                        .await
+                        .map_err(|_| {
+                            CallError::Lost(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("TLS handshake with {} timed out", self.addr),
+                            ))
+                        })?
+                        .map_err(|e| {
+                            CallError::Lost(io::Error::new(
+                                e.kind(),
+                                format!("TLS handshake with {}: {e}", self.addr),
+                            ))
+                        })?;
+                    Box::new(stream)
+                }
+            });
         }
         let stream = self
             .stream
@@ -230,6 +276,7 @@ impl Refusals {
 /// Makes one [`PeerClient`] per replication stream or election.
 pub struct Network {
     pub refusals: Refusals,
+    pub tls: Option<TlsConnector>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -238,7 +285,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &ControllerNode) -> PeerClient {
         PeerClient {
             target,
-            conn: Connection::new(node.addr),
+            conn: Connection::new(node.addr, self.tls.clone()),
             refusals: self.refusals.clone(),
         }
     }

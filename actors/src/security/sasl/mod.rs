@@ -2,6 +2,7 @@
 //! of tokens between a client and the broker, free of sockets so that the
 //! connection only moves tokens.
 
+pub mod client;
 mod plain;
 mod session;
 
