@@ -875,3 +875,78 @@ fn a_broker_with_a_wrong_inter_broker_password_stays_out_of_sync() {
         "broker 3 does not say why it cannot replicate:\n{log}"
     );
 }
+
+/// A broker that is not among the voters joins a running cluster as an
+/// observer: it gets the metadata, registers, leads and follows partitions
+/// like the others, and after a restart is back in the ISR of its
+/// partitions. That is how a cluster grows without touching the voters.
+#[test]
+fn an_observer_joins_a_running_cluster_and_serves_partitions() {
+    let mut cluster = Cluster::configure_with_voters(4, 3, "");
+    for i in 0..3 {
+        cluster.launch(i);
+    }
+    for i in 0..3 {
+        cluster.wait_listening(i);
+    }
+    wait_until(FAILOVER_WAIT, "brokers 1 to 3 are registered", || {
+        metadata(&cluster.bootstrap_of(0)).is_some_and(|m| broker_ids(&m) == [1, 2, 3])
+    });
+    cluster.launch(3);
+    cluster.wait_listening(3);
+    wait_until(
+        FAILOVER_WAIT,
+        "the observer, broker 4, is registered",
+        || metadata(&cluster.bootstrap_of(0)).is_some_and(|m| broker_ids(&m) == [1, 2, 3, 4]),
+    );
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        cluster_process::clients::client_config(&cluster.bootstrap())
+            .create()
+            .expect("admin client");
+    let topic = rdkafka::admin::NewTopic::new(
+        "observed",
+        1,
+        rdkafka::admin::TopicReplication::Variable(&[&[4, 1, 2]]),
+    )
+    .set("min.insync.replicas", "2");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let created = runtime
+        .block_on(admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new()))
+        .expect("CreateTopics answered");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    wait_until(
+        FAILOVER_WAIT,
+        "broker 4 leads observed/0 with 3 in sync",
+        || {
+            partition_view(&cluster.bootstrap(), "observed", 0)
+                .is_some_and(|p| p.leader == 4 && p.fully_in_sync(3))
+        },
+    );
+    for i in 0..10u64 {
+        produce_one(&cluster.bootstrap(), "observed", i, FAILOVER_WAIT)
+            .unwrap_or_else(|e| panic!("record {i} not acknowledged: {e}"));
+    }
+    cluster.kill9(3);
+    cluster.restart(3);
+    wait_until(
+        FAILOVER_WAIT,
+        "the restarted observer is back in sync",
+        || {
+            partition_view(&cluster.bootstrap(), "observed", 0)
+                .is_some_and(|p| p.isr.contains(&4) && p.fully_in_sync(3))
+        },
+    );
+    wait_until(FAILOVER_WAIT, "every broker lists the four again", || {
+        (0..4).all(|i| {
+            metadata(&cluster.bootstrap_of(i)).is_some_and(|m| broker_ids(&m) == [1, 2, 3, 4])
+        })
+    });
+    let values: Vec<u64> = read_partition(&cluster.bootstrap(), "observed", 0)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, (0..10).collect::<Vec<u64>>());
+}

@@ -138,15 +138,30 @@ impl Cluster {
     /// Writes the configs of `n` brokers and starts none: a test launches
     /// the ones it wants, e.g. one broker whose fellow voters never come.
     pub fn configure(n: usize, extra_yaml: &str) -> Cluster {
-        Self::configure_each(n, |_, _| extra_yaml.to_string())
+        Self::configure_with_voters(n, n, extra_yaml)
+    }
+
+    /// As [`Cluster::configure`], with only the first `voters` brokers in
+    /// the controller quorum: the others are observers.
+    pub fn configure_with_voters(n: usize, voters: usize, extra_yaml: &str) -> Cluster {
+        Self::configure_each_with_voters(n, voters, |_, _| extra_yaml.to_string())
     }
 
     fn configure_each(n: usize, extra_yaml: impl Fn(i32, u16) -> String) -> Cluster {
+        Self::configure_each_with_voters(n, n, extra_yaml)
+    }
+
+    fn configure_each_with_voters(
+        n: usize,
+        voter_count: usize,
+        extra_yaml: impl Fn(i32, u16) -> String,
+    ) -> Cluster {
         assert!(n >= 1, "a cluster has at least one broker");
+        assert!((1..=n).contains(&voter_count), "1 to n voters");
         let root = tempfile::tempdir().expect("temp dir");
         let cluster_id = format!("test-{}-{}", std::process::id(), free_port());
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let voters: Vec<String> = ports
+        let voters: Vec<String> = ports[..voter_count]
             .iter()
             .enumerate()
             .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))

@@ -18,7 +18,9 @@ pub struct ClusterConfig {
     pub controller_listen: SocketAddr,
     /// The controller quorum, as Kafka's `controller.quorum.voters`:
     /// entries `id@host:port`, e.g. `1@127.0.0.1:19092`. Every broker lists
-    /// the same voters, and this broker's `node_id` must be among them.
+    /// the same voters; a broker whose `node_id` is not among them is an
+    /// observer: it joins the quorum as a non-voting learner, gets the
+    /// metadata replicated, and is a broker like the others.
     pub voters: Vec<String>,
     /// A broker whose heartbeats stop for this long is fenced and its
     /// partitions get new leaders (Kafka's `broker.session.timeout.ms`).
@@ -162,23 +164,27 @@ impl ClusterConfig {
         if voters.is_empty() {
             return bad("voters", "must list at least one voter");
         }
-        let Some(own) = voters.get(&node_id) else {
-            return bad(
-                "voters",
-                &format!(
-                    "must include this broker's node_id {node_id}: only brokers that are \
-                     also controller voters are supported"
-                ),
-            );
-        };
-        if own.port() != self.controller_listen.port() {
-            return bad(
-                "controller_listen",
-                &format!(
-                    "port {} differs from this broker's voter entry {own}",
-                    self.controller_listen.port()
-                ),
-            );
+        match voters.get(&node_id) {
+            Some(own) if own.port() != self.controller_listen.port() => {
+                return bad(
+                    "controller_listen",
+                    &format!(
+                        "port {} differs from this broker's voter entry {own}",
+                        self.controller_listen.port()
+                    ),
+                );
+            }
+            Some(_) => {}
+            // An observer: the voters replicate the metadata to the address
+            // it announces, so it must be one they can reach.
+            None if self.controller_listen.ip().is_unspecified() => {
+                return bad(
+                    "controller_listen",
+                    "a broker that is not a voter (an observer) announces this address to \
+                     the voters: it must not be a wildcard",
+                );
+            }
+            None => {}
         }
         if self.broker_heartbeat_interval_ms == 0 {
             return bad("broker_heartbeat_interval_ms", "must be at least 1");
@@ -249,7 +255,11 @@ mod tests {
         let c = config();
         assert_eq!(c.validate(1), Ok(()));
         assert_eq!(c.default_replication_factor(), 3);
-        assert!(c.validate(4).unwrap_err().contains("node_id 4"));
+        // Not a voter: an observer, which must announce a reachable address.
+        assert_eq!(c.validate(4), Ok(()));
+        let mut wildcard = config();
+        wildcard.controller_listen = "0.0.0.0:19095".parse().unwrap();
+        assert!(wildcard.validate(4).unwrap_err().contains("wildcard"));
         assert!(c.validate(2).unwrap_err().contains("controller_listen"));
         let mut dup = config();
         dup.voters.push("1@127.0.0.1:1".into());

@@ -43,6 +43,10 @@ const WAITING_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 const NO_EPOCH: i64 = -1;
 
+/// How long an observer whose addition was committed waits for the log to
+/// reach it before it asks again.
+const OBSERVER_JOIN_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Why a submitted command has no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterError {
@@ -462,12 +466,86 @@ impl Inner {
                 }
                 Err(e) => ForwardReply::Failed(e.to_string()),
             }),
+            Request::Join { id, addr } => Response::Join(self.add_observer(id, addr).await),
             Request::BrokerHeartbeat {
                 id,
                 epoch,
                 applied_index,
             } => Response::BrokerHeartbeat(self.heartbeat(id, epoch, applied_index)),
         }
+    }
+
+    /// Adds an observer as a raft learner: the leader replicates the
+    /// metadata log to it, and it never votes or counts for a quorum.
+    async fn add_observer(&self, id: u64, addr: SocketAddr) -> ForwardReply {
+        if self.voters.contains_key(&id) {
+            return ForwardReply::Failed(format!(
+                "node {id} is a voter; voters do not join as observers"
+            ));
+        }
+        match self
+            .raft
+            .add_learner(id, ControllerNode { addr }, false)
+            .await
+        {
+            Ok(resp) => {
+                log::info!("broker {id} joined the controller quorum as an observer at {addr}");
+                ForwardReply::Applied {
+                    index: resp.log_id.index,
+                    result: Ok(Applied::Done),
+                }
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                ForwardReply::NotLeader {
+                    leader: f.leader_id,
+                }
+            }
+            Err(e) => ForwardReply::Failed(e.to_string()),
+        }
+    }
+
+    fn is_voter(&self) -> bool {
+        self.voters.contains_key(&(self.node_id as u64))
+    }
+
+    /// Whether the metadata log this node holds lists it at its address.
+    fn joined(&self) -> bool {
+        let addr = self.config.controller_listen;
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&(self.node_id as u64))
+            .is_some_and(|node| node.addr == addr)
+    }
+
+    /// Asks the voters, in turn, to add this observer; a voter that is not
+    /// the leader names it. True once the leader committed the addition.
+    async fn join(&self) -> bool {
+        let request = Request::Join {
+            id: self.node_id as u64,
+            addr: self.config.controller_listen,
+        };
+        let mut candidates: Vec<u64> = self.voters.keys().copied().collect();
+        let mut asked = 0;
+        while let Some(voter) = candidates.pop() {
+            asked += 1;
+            if asked > 2 * self.voters.len() {
+                break;
+            }
+            match self.call(voter, &request, SUBMIT_TIMEOUT).await {
+                Ok(Response::Join(ForwardReply::Applied { .. })) => return true,
+                Ok(Response::Join(ForwardReply::NotLeader {
+                    leader: Some(leader),
+                })) => candidates.push(leader),
+                Ok(Response::Join(ForwardReply::Failed(e))) => {
+                    log::warn!("the controller quorum refused this observer: {e}")
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
+        false
     }
 
     fn heartbeat(&self, id: i32, epoch: i64, applied_index: u64) -> HeartbeatReply {
@@ -551,6 +629,9 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream) {
 /// configured voters; openraft makes that safe and refuses (NotAllowed) on
 /// a node that already has a log or a vote, which is fine.
 async fn initialize(inner: Arc<Inner>) {
+    if !inner.is_voter() {
+        return;
+    }
     let members: BTreeMap<u64, ControllerNode> = inner
         .voters
         .iter()
@@ -570,7 +651,25 @@ async fn initialize(inner: Arc<Inner>) {
 async fn broker_loop(inner: Arc<Inner>) {
     let interval = Duration::from_millis(inner.config.broker_heartbeat_interval_ms);
     let mut last_waiting_log: Option<Instant> = None;
+    // An observer asks to join until its own log shows it did; after a
+    // committed addition it waits for the log to arrive before asking again
+    // (every addition is a membership entry in the log).
+    let mut last_join: Option<Instant> = None;
     while !inner.stopping() {
+        if !inner.is_voter()
+            && !inner.joined()
+            && last_join.is_none_or(|t| t.elapsed() >= OBSERVER_JOIN_PATIENCE)
+        {
+            if inner.join().await {
+                last_join = Some(Instant::now());
+            } else if last_waiting_log.is_none_or(|t| t.elapsed() >= WAITING_LOG_INTERVAL) {
+                log::warn!(
+                    "waiting to join the controller quorum as an observer (voters: {})",
+                    inner.voters_list()
+                );
+                last_waiting_log = Some(Instant::now());
+            }
+        }
         let Some(leader) = inner.leader() else {
             if last_waiting_log.is_none_or(|t| t.elapsed() >= WAITING_LOG_INTERVAL) {
                 log::warn!(

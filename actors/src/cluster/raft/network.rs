@@ -49,6 +49,12 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A command from a non-leader, to be proposed by the leader.
     Forward(Command),
+    /// An observer (a broker that is not a voter) asks to be added to the
+    /// quorum as a learner at its controller address `addr`.
+    Join {
+        id: u64,
+        addr: SocketAddr,
+    },
     /// A broker's liveness report to the active controller.
     BrokerHeartbeat {
         id: i32,
@@ -64,6 +70,8 @@ pub enum Response {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Forward(ForwardReply),
+    /// As for a forwarded command: the membership change's log index.
+    Join(ForwardReply),
     BrokerHeartbeat(HeartbeatReply),
 }
 
