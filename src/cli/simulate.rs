@@ -1,6 +1,6 @@
 //! `actorlog simulate`: plays a rebalance scenario and reports on it.
 
-use crate::simulate::scenario::{AssignorName, Protocol};
+use crate::simulate::scenario::{AssignorName, GroupSettings, Protocol};
 use crate::simulate::{self, Scenario};
 use actorlog_actors::group::assignor::Assignor;
 use clap::Args;
@@ -63,7 +63,12 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 fn configured_as(scenario: &Scenario, path: &Path) -> Result<Scenario, String> {
     let other = simulate::load(path).map_err(|e| e.to_string())?;
     Ok(Scenario {
-        group: other.group,
+        // The group id stays: in a cluster it decides which broker
+        // coordinates the group, which the events' broker kills are about.
+        group: GroupSettings {
+            id: scenario.group.id.clone(),
+            ..other.group
+        },
         consumers: other.consumers,
         ..scenario.clone()
     })

@@ -13,7 +13,7 @@
 //! (`c1#1`): the ranking of members, which decides range and round-robin
 //! assignments, is then the scenario's and the same on every run.
 
-use super::clients::Clients;
+use super::clients::{Clients, RETRY_BACKOFF};
 use super::lifecycle::Model;
 use super::scenario::{Consumer, GroupSettings};
 use actorlog_actors::group::assignor::{
@@ -29,7 +29,7 @@ use actorlog_actors::group::consumer_protocol::{
 };
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Requests answered in one instant before the model gives up: a client
 /// and the group bouncing errors forever is a bug to report, not to hang on.
@@ -84,6 +84,10 @@ enum Waiting {
 /// The classic protocol with its consumers.
 pub struct Classic {
     group: GroupState,
+    group_id: String,
+    config: GroupConfig,
+    /// No broker coordinates the group: every request fails.
+    down: bool,
     assignor: Assignor,
     session_timeout: u64,
     heartbeat_interval: u64,
@@ -110,7 +114,10 @@ impl Classic {
             ..GroupConfig::default()
         };
         Classic {
-            group: GroupState::new("simulated".to_string(), config),
+            group: GroupState::new(group.id.clone(), config.clone()),
+            group_id: group.id.clone(),
+            config,
+            down: false,
             assignor: group.assignor.0,
             session_timeout: group.session_timeout.0,
             heartbeat_interval: group.heartbeat_interval.0,
@@ -170,6 +177,16 @@ impl Classic {
     }
 
     fn send_join(&mut self, c: usize, now: u64) {
+        if self.down {
+            // The JoinGroup does not reach a coordinator: the client looks
+            // the coordinator up again and resends it.
+            let member = &mut self.members[c];
+            member.phase = Phase::Joining;
+            member.rejoining = true;
+            self.clients
+                .schedule(now + RETRY_BACKOFF, c, Task::SendJoin);
+            return;
+        }
         let subscription = Subscription {
             topics: self.clients[c].topics.clone(),
             owned: self.members[c].previous.clone(),
@@ -385,6 +402,13 @@ impl Classic {
         if member.phase != Phase::Stable || client.heartbeats != chain {
             return false;
         }
+        if self.down {
+            // Unanswered: the client looks the coordinator up again and
+            // keeps fetching what it was assigned, as the Java client does.
+            self.clients
+                .schedule(now + RETRY_BACKOFF, c, Task::Heartbeat(chain));
+            return false;
+        }
         let error = self.group.heartbeat(
             &client.member_id,
             client.instance_id.as_deref(),
@@ -449,7 +473,9 @@ impl Model for Classic {
     /// expires (if it does not come back first).
     fn leave_group(&mut self, c: usize, now: u64) {
         let client = &self.clients[c];
-        if client.instance_id.is_some() || client.member_id.is_empty() {
+        // Without a coordinator the LeaveGroup fails and the client closes
+        // all the same.
+        if self.down || client.instance_id.is_some() || client.member_id.is_empty() {
             return;
         }
         let leaving = LeaveMember {
@@ -541,6 +567,32 @@ impl Model for Classic {
             }
         }
         Ok(true)
+    }
+
+    fn lose_coordinator(&mut self, now: u64) {
+        self.down = true;
+        self.group = GroupState::new(self.group_id.clone(), self.config.clone());
+        self.replies.clear();
+        // The connection drops: a JoinGroup or SyncGroup in flight fails at
+        // once, and its client joins again once it finds a coordinator.
+        let waiting = std::mem::take(&mut self.waiting);
+        let failed: BTreeSet<usize> = waiting
+            .into_values()
+            .filter(|(c, incarnation, _)| {
+                let client = &self.clients[*c];
+                client.running && client.incarnation == *incarnation
+            })
+            .map(|(c, _, _)| c)
+            .collect();
+        for c in failed {
+            self.send_join(c, now);
+        }
+    }
+
+    /// The new coordinator starts from an empty group: a member's next
+    /// heartbeat or JoinGroup learns that its member id is unknown.
+    fn find_coordinator(&mut self, _now: u64) {
+        self.down = false;
     }
 
     fn begin(&mut self, now: u64) -> Result<bool, String> {

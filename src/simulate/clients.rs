@@ -6,6 +6,11 @@ use super::scenario::Consumer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Index, IndexMut};
 
+/// `retry.backoff.ms` (the Java client's and librdkafka's default): how
+/// soon a client whose coordinator did not answer looks it up again
+/// (FindCoordinator) and retries.
+pub const RETRY_BACKOFF: u64 = 100;
+
 /// One consumer and its process.
 #[derive(Debug)]
 pub struct Client {

@@ -10,7 +10,7 @@
 //! Members choose their own ids in this protocol; the simulated ones use
 //! their name and incarnation (`c1#1`), so that every run is the same.
 
-use super::clients::Clients;
+use super::clients::{Clients, RETRY_BACKOFF};
 use super::lifecycle::Model;
 use super::scenario::{Consumer, GroupSettings};
 use actorlog_actors::group::assignor::{Assignor, TopicPartition, Topics};
@@ -60,6 +60,9 @@ struct Member {
 /// The consumer protocol with its consumers.
 pub struct Kip848 {
     group: ConsumerGroup,
+    config: ConsumerGroupConfig,
+    /// No broker coordinates the group: every heartbeat fails.
+    down: bool,
     assignor: Assignor,
     heartbeat_interval: u64,
     topics: Topics,
@@ -76,7 +79,9 @@ impl Kip848 {
             ..ConsumerGroupConfig::default()
         };
         Kip848 {
-            group: ConsumerGroup::new(config),
+            group: ConsumerGroup::new(config.clone()),
+            config,
+            down: false,
             assignor: group.assignor.0,
             heartbeat_interval: group.heartbeat_interval.0,
             topics: topics.clone(),
@@ -140,13 +145,20 @@ impl Kip848 {
                  the members and the group do not converge"
             ));
         }
-        let request = self.request(c, self.members[c].epoch);
-        let response = self.group.heartbeat(request, &self.topics, now);
         let client = &mut self.clients[c];
         client.heartbeats += 1;
         let chain = client.heartbeats;
+        if self.down {
+            // Unanswered: the member looks the coordinator up again and
+            // retries, keeping its epoch and what it was assigned.
+            self.clients
+                .schedule(now + RETRY_BACKOFF, c, Task::Heartbeat(chain));
+            return Ok(());
+        }
         self.clients
             .schedule(now + self.heartbeat_interval, c, Task::Heartbeat(chain));
+        let request = self.request(c, self.members[c].epoch);
+        let response = self.group.heartbeat(request, &self.topics, now);
         self.on_response(c, response, now)
     }
 
@@ -292,7 +304,9 @@ impl Model for Kip848 {
 
     /// LeaveGroup by heartbeat: a static member says it will be back.
     fn leave_group(&mut self, c: usize, now: u64) {
-        if self.members[c].joined {
+        // Without a coordinator the leave heartbeat fails and the member
+        // closes all the same.
+        if self.members[c].joined && !self.down {
             let epoch = if self.clients[c].instance_id.is_some() {
                 STATIC_LEAVE_EPOCH
             } else {
@@ -355,6 +369,18 @@ impl Model for Kip848 {
             Task::Reconcile => self.reconcile(c, now).map(|()| true),
             Task::Reconciled(n) => self.reconciled(c, n, now).map(|()| true),
         }
+    }
+
+    fn lose_coordinator(&mut self, _now: u64) {
+        self.down = true;
+        self.group = ConsumerGroup::new(self.config.clone());
+    }
+
+    /// The new coordinator starts from an empty group: a member's next
+    /// heartbeat is answered UNKNOWN_MEMBER_ID, and it joins again with
+    /// epoch 0.
+    fn find_coordinator(&mut self, _now: u64) {
+        self.down = false;
     }
 
     fn begin(&mut self, _now: u64) -> Result<bool, String> {

@@ -39,6 +39,11 @@ pub trait Model {
     /// [`View`] shows can have changed.
     fn run(&mut self, c: usize, task: Self::Task, now: u64) -> Result<bool, String>;
 
+    /// The coordinator died (see [`Protocol::coordinator_lost`]).
+    fn lose_coordinator(&mut self, now: u64);
+    /// A new coordinator answers (see [`Protocol::coordinator_found`]).
+    fn find_coordinator(&mut self, now: u64);
+
     /// Starts an instant: limits per instant start again, and what the
     /// group answered outside [`Protocol::advance`] is delivered; true when
     /// there was such an answer.
@@ -107,6 +112,14 @@ impl<M: Model> Protocol for M {
 
     fn topics_changed(&mut self, topics: &Topics, _now: u64) {
         self.new_topics(topics);
+    }
+
+    fn coordinator_lost(&mut self, now: u64) {
+        self.lose_coordinator(now);
+    }
+
+    fn coordinator_found(&mut self, now: u64) {
+        self.find_coordinator(now);
     }
 
     fn next_due(&self) -> Option<u64> {

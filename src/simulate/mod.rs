@@ -6,6 +6,7 @@
 
 mod classic;
 mod clients;
+mod cluster;
 mod generate;
 mod kip848;
 mod lifecycle;
@@ -15,7 +16,9 @@ mod runner;
 pub mod scenario;
 pub mod svg;
 
-pub use report::{compare, EventReport, Generation, Report, Summary};
+pub use report::{
+    compare, BrokerFailure, ClusterReport, EventReport, Generation, Offsets, Report, Summary,
+};
 pub use runner::run;
 pub use scenario::{Scenario, ScenarioError};
 

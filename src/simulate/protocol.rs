@@ -19,6 +19,13 @@ pub trait Protocol {
     fn subscribe(&mut self, consumer: usize, topics: Vec<String>, now: u64);
     /// Partitions were added; `topics` is what exists now.
     fn topics_changed(&mut self, topics: &Topics, now: u64);
+    /// The coordinator's process died: the group's state goes with it (a
+    /// coordinator keeps membership in memory only), requests in flight
+    /// fail, and every request fails until [`Protocol::coordinator_found`].
+    fn coordinator_lost(&mut self, now: u64);
+    /// A broker coordinates the group again, from an empty group with the
+    /// committed offsets it replayed; clients find it at their next retry.
+    fn coordinator_found(&mut self, now: u64);
     /// When something is next due (a timer of the group or of a client).
     fn next_due(&self) -> Option<u64>;
     /// Does everything due at `now`; false when nothing that [`View`]

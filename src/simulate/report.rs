@@ -29,6 +29,72 @@ pub struct Report {
     /// How many expected partitions nobody fetched, from each time on.
     pub unowned: Vec<Level>,
     pub notes: Vec<Note>,
+    /// The cluster and its broker failures, when the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
+}
+
+/// Where the group's coordinator lived and what killing brokers did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterReport {
+    pub brokers: i32,
+    /// The group's partition of `__consumer_offsets`.
+    pub offsets_partition: u32,
+    /// Its replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    pub failures: Vec<BrokerFailure>,
+    /// When no broker coordinated the group.
+    pub coordinator_unavailable: Vec<Window>,
+}
+
+/// A broker killed, and what that did to the group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrokerFailure {
+    pub at_ms: u64,
+    pub broker: i32,
+    /// Whether it coordinated the group when it died; if not, the group
+    /// carries on as if nothing happened.
+    pub coordinator: bool,
+    /// The broker that coordinated the group next, and when; none if no
+    /// broker did before the end.
+    pub next_coordinator: Option<i32>,
+    pub next_coordinator_after_ms: Option<u64>,
+    /// From the kill until the group was settled again at a coordinator
+    /// (every running consumer in a stable generation, fetching); none if
+    /// it never was before the end.
+    pub stall_ms: Option<u64>,
+    /// What became of the group's committed offsets (coordinator kills).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<Offsets>,
+}
+
+/// The fate of the committed offsets when their coordinator dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "fate")]
+pub enum Offsets {
+    /// The next coordinator was in sync when the coordinator died, so it
+    /// has every commit acknowledged before: replicated to another broker,
+    /// or (`restarted`) on the broker that died, started again.
+    Held { broker: i32, restarted: bool },
+    /// No replica in sync ran again before the end: the group can neither
+    /// read nor commit offsets.
+    Unavailable,
+}
+
+impl fmt::Display for Offsets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Offsets::Held {
+                broker,
+                restarted: false,
+            } => write!(f, "held (replicated to broker {broker})"),
+            Offsets::Held {
+                broker,
+                restarted: true,
+            } => write!(f, "held (on broker {broker}, once restarted)"),
+            Offsets::Unavailable => write!(f, "unavailable (no in-sync replica runs)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,6 +137,11 @@ pub struct Generation {
     pub stable_ms: Option<u64>,
     /// What each consumer fetched then.
     pub assignment: BTreeMap<String, Vec<String>>,
+    /// The broker coordinating the group then (in a cluster): a new
+    /// coordinator numbers generations from 1 again, as it starts from an
+    /// empty group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -136,6 +207,12 @@ pub struct Observer {
     rebalancing: Vec<Window>,
     generations: Vec<Generation>,
     notes: Vec<Note>,
+    coordinator: Option<i32>,
+    /// Partitions fetched by several consumers, with who fetches them.
+    shared: BTreeMap<TopicPartition, Vec<usize>>,
+    /// The coordinator changed since the last generation was seen: the
+    /// next one is new even if its number and broker are the last one's.
+    new_coordinator: bool,
 }
 
 impl Observer {
@@ -167,7 +244,16 @@ impl Observer {
             rebalancing: Vec::new(),
             generations: Vec::new(),
             notes: Vec::new(),
+            coordinator: None,
+            shared: BTreeMap::new(),
+            new_coordinator: false,
         }
+    }
+
+    /// The broker that coordinates the group from now on, in a cluster.
+    pub fn coordinator(&mut self, broker: Option<i32>) {
+        self.new_coordinator |= self.coordinator != broker;
+        self.coordinator = broker;
     }
 
     pub fn note(&mut self, now: u64, text: String) {
@@ -187,6 +273,7 @@ impl Observer {
         for c in 0..self.consumers.len() {
             self.consumer(now, c, view.running[c], &view.fetching[c]);
         }
+        self.shared(now, view);
         let fetched: BTreeSet<&TopicPartition> = view.fetching.iter().flatten().collect();
         let missing = expected.iter().filter(|tp| !fetched.contains(tp)).count();
         if self.unowned.last().is_none_or(|l| l.partitions != missing) {
@@ -211,6 +298,42 @@ impl Observer {
             }
             _ => {}
         }
+    }
+
+    /// Notes partitions that more than one consumer fetches from now on.
+    /// The group protocols never allow it, but a new coordinator that
+    /// starts from an empty group hands out partitions whose owners have
+    /// not yet heard that they lost them.
+    fn shared(&mut self, now: u64, view: &View) {
+        let mut owners: BTreeMap<&TopicPartition, Vec<usize>> = BTreeMap::new();
+        for (c, partitions) in view.fetching.iter().enumerate() {
+            for tp in partitions {
+                owners.entry(tp).or_default().push(c);
+            }
+        }
+        let shared: BTreeMap<TopicPartition, Vec<usize>> = owners
+            .into_iter()
+            .filter(|(_, cs)| cs.len() > 1)
+            .map(|(tp, cs)| (tp.clone(), cs))
+            .collect();
+        let new: Vec<String> = shared
+            .iter()
+            .filter(|(tp, cs)| self.shared.get(*tp) != Some(cs))
+            .map(|(tp, cs)| {
+                let names: Vec<&str> = cs.iter().map(|c| self.consumers[*c].as_str()).collect();
+                format!("{} ({})", tp_name(tp), names.join(", "))
+            })
+            .collect();
+        if !new.is_empty() {
+            self.note(
+                now,
+                format!(
+                    "fetched by more than one consumer at once: {}",
+                    new.join("; ")
+                ),
+            );
+        }
+        self.shared = shared;
     }
 
     fn consumer(&mut self, now: u64, c: usize, running: bool, fetching: &[TopicPartition]) {
@@ -259,12 +382,15 @@ impl Observer {
         if view.generation <= 0 {
             return;
         }
-        if self.generations.last().map(|g| g.generation) != Some(view.generation) {
+        let last = self.generations.last().map(|g| g.generation);
+        if self.new_coordinator || last != Some(view.generation) {
+            self.new_coordinator = false;
             self.generations.push(Generation {
                 generation: view.generation,
                 started_ms: self.rebalancing_since.unwrap_or(now),
                 stable_ms: None,
                 assignment: BTreeMap::new(),
+                coordinator: self.coordinator,
             });
         }
         let Some(current) = self.generations.last_mut() else {
@@ -280,7 +406,14 @@ impl Observer {
     }
 
     /// Closes the run at `end` and measures each event.
-    pub fn finish(mut self, end: u64, view: &View, events: &[PlayedEvent]) -> Report {
+    /// `cluster`, when there is one, gets each failure's stall measured.
+    pub fn finish(
+        mut self,
+        end: u64,
+        view: &View,
+        events: &[PlayedEvent],
+        mut cluster: Option<ClusterReport>,
+    ) -> Report {
         for c in 0..self.consumers.len() {
             let name = self.consumers[c].clone();
             if !self.fetching[c].is_empty() && end > self.since[c] {
@@ -308,6 +441,9 @@ impl Observer {
             });
         }
         let event_reports = events.iter().map(|e| self.measure(e, end)).collect();
+        for failure in cluster.iter_mut().flat_map(|c| c.failures.iter_mut()) {
+            failure.stall_ms = self.settled_from(failure.at_ms).map(|t| t - failure.at_ms);
+        }
         let final_assignment: BTreeMap<String, Vec<String>> = (0..self.consumers.len())
             .filter(|c| view.running[*c])
             .map(|c| (self.consumers[c].clone(), names(&view.fetching[c])))
@@ -337,6 +473,7 @@ impl Observer {
             rebalancing: self.rebalancing,
             unowned: self.unowned,
             notes: self.notes,
+            cluster,
         }
     }
 
@@ -470,8 +607,26 @@ impl fmt::Display for Report {
                 e.moves
             )?;
         }
+        if let Some(cluster) = &self.cluster {
+            writeln!(f)?;
+            cluster.fmt(f)?;
+        }
         writeln!(f)?;
-        writeln!(f, "{:>5} {:>9} {:>9}  assignment", "gen", "from", "stable")?;
+        // In a cluster, which broker coordinated each generation.
+        let on = |g: &Generation| match g.coordinator {
+            Some(broker) => format!(" {broker:>6}"),
+            None => String::new(),
+        };
+        let on_header = if self.cluster.is_some() {
+            format!(" {:>6}", "broker")
+        } else {
+            String::new()
+        };
+        writeln!(
+            f,
+            "{:>5}{on_header} {:>9} {:>9}  assignment",
+            "gen", "from", "stable"
+        )?;
         for g in &self.generations {
             let stable = g.stable_ms.map_or_else(|| "-".to_string(), millis);
             let mut line = String::new();
@@ -480,8 +635,9 @@ impl fmt::Display for Report {
             }
             writeln!(
                 f,
-                "{:>5} {:>9} {:>9}  {}",
+                "{:>5}{} {:>9} {:>9}  {}",
                 g.generation,
+                on(g),
                 millis(g.started_ms),
                 stable,
                 line.trim_end()
@@ -517,6 +673,51 @@ impl fmt::Display for Report {
             for note in &self.notes {
                 writeln!(f, "{:>9}  {}", millis(note.at_ms), note.text)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ClusterReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let replicas: Vec<String> = self.replicas.iter().map(i32::to_string).collect();
+        writeln!(
+            f,
+            "cluster: {} brokers; the group's __consumer_offsets-{} is on brokers {} \
+             (preferred leader first)",
+            self.brokers,
+            self.offsets_partition,
+            replicas.join(", ")
+        )?;
+        for failure in &self.failures {
+            let stall = failure.stall_ms.map_or_else(
+                || "never settled again".to_string(),
+                |ms| format!("settled again after {}", millis(ms)),
+            );
+            if !failure.coordinator {
+                writeln!(
+                    f,
+                    "{:>9}  broker {} killed: not the coordinator; {stall}",
+                    millis(failure.at_ms),
+                    failure.broker
+                )?;
+                continue;
+            }
+            let next = match (failure.next_coordinator, failure.next_coordinator_after_ms) {
+                (Some(broker), Some(after)) => {
+                    format!("broker {broker} coordinates {} later", millis(after))
+                }
+                _ => "no broker coordinates the group again".to_string(),
+            };
+            let offsets = failure
+                .offsets
+                .map_or_else(String::new, |o| format!("; offsets {o}"));
+            writeln!(
+                f,
+                "{:>9}  broker {} killed: the coordinator; {next}{offsets}; {stall}",
+                millis(failure.at_ms),
+                failure.broker
+            )?;
         }
         Ok(())
     }

@@ -2,9 +2,10 @@
 //! in time order, jumping from one instant to the next.
 
 use super::classic::Classic;
+use super::cluster::Cluster;
 use super::kip848::Kip848;
 use super::protocol::Protocol as GroupProtocol;
-use super::report::{Observer, PlayedEvent, Report};
+use super::report::{BrokerFailure, ClusterReport, Observer, Offsets, PlayedEvent, Report, Window};
 use super::scenario::{Action, Protocol, Scenario};
 use actorlog_actors::group::assignor::{TopicPartition, Topics};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,8 @@ enum Step {
     },
     Subscribe(usize, Vec<String>),
     Grow(String, i32),
+    KillBroker(i32),
+    RestartBroker(i32),
 }
 
 /// Plays `scenario` to its end.
@@ -104,6 +107,8 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
             Action::AddPartitions { topic, count } => {
                 steps.push((at, Step::Grow(topic.clone(), *count)))
             }
+            Action::KillBroker(id) => steps.push((at, Step::KillBroker(*id))),
+            Action::RestartBroker(id) => steps.push((at, Step::RestartBroker(*id))),
         }
         played.push(PlayedEvent {
             at,
@@ -124,6 +129,11 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
         .collect();
     let mut expected = vec![false; scenario.consumers.len()];
     let mut observer = Observer::new(scenario);
+    let mut cluster = match &scenario.cluster {
+        Some(settings) => Some(Failover::new(Cluster::new(settings, &group.id)?)),
+        None => None,
+    };
+    observer.coordinator(cluster.as_ref().and_then(|c| c.coordinator));
     observer.observe(0, &protocol.view(), &BTreeSet::new(), &BTreeSet::new());
     // Bumped when topics or subscriptions change.
     let mut version = 0u64;
@@ -132,7 +142,12 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
     let mut instants = 0;
     loop {
         let event_due = steps.get(next).map(|(at, _)| *at);
-        let Some(now) = [event_due, protocol.next_due()].into_iter().flatten().min() else {
+        let fence_due = cluster.as_ref().and_then(|c| c.cluster.next_due());
+        let Some(now) = [event_due, protocol.next_due(), fence_due]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             break;
         };
         if now > end {
@@ -145,6 +160,9 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
             ));
         }
         let mut changed = false;
+        if let Some(cluster) = &mut cluster {
+            cluster.cluster.advance(now)?;
+        }
         while let Some((_, step)) = steps.get(next).filter(|(at, _)| *at == now) {
             changed = true;
             match step.clone() {
@@ -168,8 +186,16 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
                     version += 1;
                     protocol.topics_changed(&topics, now);
                 }
+                Step::KillBroker(id) => in_cluster(&mut cluster, id)?.kill(id, now),
+                Step::RestartBroker(id) => in_cluster(&mut cluster, id)?.cluster.restart(id)?,
             }
             next += 1;
+        }
+        if let Some(cluster) = &mut cluster {
+            if cluster.follow(protocol.as_mut(), now) {
+                observer.coordinator(cluster.coordinator);
+                changed = true;
+            }
         }
         changed |= protocol.advance(now)?;
         for text in protocol.take_notes() {
@@ -188,8 +214,112 @@ pub fn run(scenario: &Scenario) -> Result<Report, String> {
             observer.observe(now, &view, &wanted.expected, &wanted.running);
         }
     }
-    let report = observer.finish(end, &protocol.view(), &played);
+    let cluster = cluster.map(|c| c.report(end));
+    let report = observer.finish(end, &protocol.view(), &played, cluster);
     Ok(report)
+}
+
+/// The cluster a broker event is about: a parsed scenario with broker
+/// events always has one, one put together in code may not.
+fn in_cluster(cluster: &mut Option<Failover>, broker: i32) -> Result<&mut Failover, String> {
+    cluster
+        .as_mut()
+        .ok_or_else(|| format!("broker {broker}: the scenario has no cluster"))
+}
+
+/// The cluster as the group sees it: which broker coordinates it, and the
+/// broker failures with what they did.
+struct Failover {
+    cluster: Cluster,
+    /// The broker the group's clients can reach as coordinator.
+    coordinator: Option<i32>,
+    replicas: Vec<i32>,
+    failures: Vec<BrokerFailure>,
+    /// The failure that took the coordinator, until another one answers.
+    open: Option<usize>,
+    down_since: Option<u64>,
+    unavailable: Vec<Window>,
+}
+
+impl Failover {
+    fn new(cluster: Cluster) -> Failover {
+        Failover {
+            coordinator: cluster.coordinator(),
+            replicas: cluster.replicas(),
+            cluster,
+            failures: Vec::new(),
+            open: None,
+            down_since: None,
+            unavailable: Vec::new(),
+        }
+    }
+
+    fn kill(&mut self, broker: i32, now: u64) {
+        let coordinator = self.coordinator == Some(broker);
+        if coordinator {
+            self.open = Some(self.failures.len());
+        }
+        self.failures.push(BrokerFailure {
+            at_ms: now,
+            broker,
+            coordinator,
+            next_coordinator: None,
+            next_coordinator_after_ms: None,
+            stall_ms: None,
+            offsets: coordinator.then_some(Offsets::Unavailable),
+        });
+        self.cluster.kill(broker, now);
+    }
+
+    /// Tells the group what changed of its coordinator at `now`; true when
+    /// something did.
+    fn follow(&mut self, protocol: &mut dyn GroupProtocol, now: u64) -> bool {
+        let now_coordinating = self.cluster.coordinator();
+        if now_coordinating == self.coordinator {
+            return false;
+        }
+        if self.coordinator.is_some() {
+            protocol.coordinator_lost(now);
+            self.down_since = Some(now);
+        }
+        if let Some(broker) = now_coordinating {
+            protocol.coordinator_found(now);
+            if let Some(from) = self.down_since.take() {
+                self.unavailable.push(Window {
+                    from_ms: from,
+                    to_ms: now,
+                });
+            }
+            if let Some(failure) = self.open.take().and_then(|i| self.failures.get_mut(i)) {
+                failure.next_coordinator = Some(broker);
+                failure.next_coordinator_after_ms = Some(now - failure.at_ms);
+                // Elected from the ISR, so in sync when the coordinator
+                // died: every commit acknowledged before the kill is there.
+                failure.offsets = Some(Offsets::Held {
+                    broker,
+                    restarted: broker == failure.broker,
+                });
+            }
+        }
+        self.coordinator = now_coordinating;
+        true
+    }
+
+    fn report(mut self, end: u64) -> ClusterReport {
+        if let Some(from) = self.down_since {
+            self.unavailable.push(Window {
+                from_ms: from,
+                to_ms: end,
+            });
+        }
+        ClusterReport {
+            brokers: self.cluster.brokers(),
+            offsets_partition: self.cluster.partition(),
+            replicas: self.replicas,
+            failures: self.failures,
+            coordinator_unavailable: self.unavailable,
+        }
+    }
 }
 
 /// The partitions someone should fetch, kept while their inputs stay.

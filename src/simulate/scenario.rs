@@ -139,6 +139,9 @@ impl<'de> Deserialize<'de> for AssignorName {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GroupSettings {
+    /// The group id: in a cluster, its hash picks the partition of
+    /// `__consumer_offsets` whose leader coordinates the group.
+    pub id: String,
     pub protocol: Protocol,
     pub assignor: AssignorName,
     /// `session.timeout.ms`: silence after which a member is dropped.
@@ -158,6 +161,7 @@ impl Default for GroupSettings {
     /// The Java client's and Kafka broker's defaults.
     fn default() -> Self {
         GroupSettings {
+            id: "simulated".to_string(),
             protocol: Protocol::Classic,
             assignor: AssignorName(Assignor::Range),
             session_timeout: Millis(45_000),
@@ -166,6 +170,46 @@ impl Default for GroupSettings {
             initial_rebalance_delay: Millis(3_000),
             metadata_max_age: Millis(300_000),
         }
+    }
+}
+
+/// The cluster around the group's coordinator: how many brokers, how the
+/// group's partition of `__consumer_offsets` is replicated, and how soon
+/// the controller notices a dead broker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// Brokers, with ids 1 to `brokers`.
+    pub brokers: Count,
+    /// Replicas of each offsets partition; the cluster's default
+    /// replication factor, the smaller of 3 and `brokers`, when left out.
+    pub offsets_replication_factor: Option<Count>,
+    /// `offsets_topic_num_partitions` (Kafka's
+    /// `offsets.topic.num.partitions`).
+    pub offsets_partitions: Count,
+    /// `broker_session_timeout_ms`: how long after a broker's last
+    /// heartbeat the controller fences it and elects new leaders.
+    pub broker_session_timeout: Millis,
+}
+
+impl Default for ClusterSettings {
+    /// One broker, and actorlog's cluster defaults (its broker session
+    /// timeout is 2s where Kafka's is 9s).
+    fn default() -> Self {
+        ClusterSettings {
+            brokers: Count(1),
+            offsets_replication_factor: None,
+            offsets_partitions: Count(50),
+            broker_session_timeout: Millis(2_000),
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// The offsets topic's replication factor.
+    pub fn replication_factor(&self) -> i32 {
+        self.offsets_replication_factor
+            .map_or(self.brokers.0.min(3), |rf| rf.0)
     }
 }
 
@@ -220,6 +264,7 @@ impl<'de> Deserialize<'de> for Count {
 struct Known {
     consumers: BTreeSet<String>,
     topics: Topics,
+    brokers: i32,
 }
 
 thread_local! {
@@ -259,6 +304,27 @@ impl<'de> Deserialize<'de> for TopicRef {
             ))),
             _ => Ok(TopicRef(name)),
         })
+    }
+}
+
+/// The id of a broker of the cluster.
+struct BrokerRef(i32);
+
+impl<'de> Deserialize<'de> for BrokerRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = i64::deserialize(deserializer)?;
+        let brokers = KNOWN.with_borrow(|k| k.as_ref().map(|k| k.brokers));
+        match (i32::try_from(id), brokers) {
+            (Ok(id), Some(n)) if (1..=n).contains(&id) => Ok(BrokerRef(id)),
+            (Ok(id), None) => Ok(BrokerRef(id)),
+            (_, Some(1)) => Err(de::Error::custom(format!(
+                "no broker {id}: the cluster has one broker, 1 (set `cluster.brokers`)"
+            ))),
+            (_, n) => Err(de::Error::custom(format!(
+                "no broker {id}: the cluster has brokers 1 to {}",
+                n.unwrap_or_default()
+            ))),
+        }
     }
 }
 
@@ -315,6 +381,10 @@ pub enum Action {
     },
     /// Grow a topic to `count` partitions.
     AddPartitions { topic: String, count: i32 },
+    /// A broker's process dies (its consumers' connections drop at once).
+    KillBroker(i32),
+    /// A killed broker starts again.
+    RestartBroker(i32),
 }
 
 impl Action {
@@ -326,7 +396,9 @@ impl Action {
             Action::Restart { consumer, .. }
             | Action::Pause { consumer, .. }
             | Action::Subscribe { consumer, .. } => vec![consumer.clone()],
-            Action::AddPartitions { .. } => Vec::new(),
+            Action::AddPartitions { .. } | Action::KillBroker(_) | Action::RestartBroker(_) => {
+                Vec::new()
+            }
         }
     }
 }
@@ -345,6 +417,8 @@ impl fmt::Display for Action {
             Action::AddPartitions { topic, count } => {
                 write!(f, "add partitions: {topic} to {count}")
             }
+            Action::KillBroker(id) => write!(f, "kill broker {id}"),
+            Action::RestartBroker(id) => write!(f, "restart broker {id}"),
         }
     }
 }
@@ -356,7 +430,8 @@ pub struct Event {
     pub action: Action,
 }
 
-const ACTIONS: &str = "join, leave, crash, restart, pause, subscribe, add_partitions";
+const ACTIONS: &str =
+    "join, leave, crash, restart, pause, subscribe, add_partitions, kill_broker, restart_broker";
 
 /// `{at: 30s, crash: c2}`: `at`, one action key, and that action's options.
 impl<'de> Deserialize<'de> for Event {
@@ -380,6 +455,7 @@ struct EventFields {
 enum ActionTarget {
     Consumers(Vec<String>),
     Topic(String),
+    Broker(i32),
 }
 
 impl<'de> Visitor<'de> for EventVisitor {
@@ -423,6 +499,9 @@ impl<'de> Visitor<'de> for EventVisitor {
                 "add_partitions" => {
                     ActionTarget::Topic(map.next_value::<TopicRef>().map_err(field)?.0)
                 }
+                "kill_broker" | "restart_broker" => {
+                    ActionTarget::Broker(map.next_value::<BrokerRef>().map_err(field)?.0)
+                }
                 other => {
                     return Err(de::Error::custom(format!(
                         "unknown event field `{other}`; an event has `at` and one of {ACTIONS}"
@@ -465,7 +544,18 @@ impl EventFields {
         let one = |target: ActionTarget| match target {
             ActionTarget::Consumers(mut names) => names.pop().unwrap_or_default(),
             ActionTarget::Topic(topic) => topic,
+            ActionTarget::Broker(id) => id.to_string(),
         };
+        if let ActionTarget::Broker(id) = target {
+            return Ok(Event {
+                at,
+                action: if kind == "kill_broker" {
+                    Action::KillBroker(id)
+                } else {
+                    Action::RestartBroker(id)
+                },
+            });
+        }
         let action = match kind.as_str() {
             "join" => match target {
                 ActionTarget::Consumers(names) if !names.is_empty() => Action::Join(names),
@@ -517,6 +607,8 @@ struct File {
     topics: BTreeMap<String, Count>,
     #[serde(default)]
     group: GroupSettings,
+    #[serde(default)]
+    cluster: Option<ClusterSettings>,
     /// How much virtual time to play.
     duration: Millis,
     consumers: Vec<ConsumerSpec>,
@@ -543,6 +635,9 @@ pub struct Scenario {
     pub description: String,
     pub topics: Topics,
     pub group: GroupSettings,
+    /// The cluster, when the file describes one or kills brokers; without
+    /// it the coordinator never fails.
+    pub cluster: Option<ClusterSettings>,
     pub duration: Millis,
     pub consumers: Vec<Consumer>,
     pub events: Vec<Event>,
@@ -568,6 +663,7 @@ impl Scenario {
         let known = Known {
             consumers: expand(&names.consumers).map(|(name, _)| name).collect(),
             topics: names.topics.iter().map(|(t, c)| (t.clone(), c.0)).collect(),
+            brokers: names.cluster.as_ref().map_or(1, |c| c.brokers.0),
         };
         KNOWN.set(Some(known));
         let checked = serde_yaml_ng::from_str::<File>(text);
@@ -616,10 +712,21 @@ impl Scenario {
             ));
         }
         check_partition_growth(&events, &topics)?;
+        let broker_events = events
+            .iter()
+            .any(|e| matches!(e.action, Action::KillBroker(_) | Action::RestartBroker(_)));
+        let cluster = file
+            .cluster
+            .or_else(|| broker_events.then(ClusterSettings::default));
+        if let Some(cluster) = &cluster {
+            check_cluster(cluster)?;
+            check_brokers(&events)?;
+        }
         Ok(Scenario {
             description: file.description,
             topics,
             group: file.group,
+            cluster,
             duration: file.duration,
             consumers,
             events,
@@ -677,6 +784,50 @@ fn check_group(group: &GroupSettings) -> Result<(), String> {
     Ok(())
 }
 
+fn check_cluster(cluster: &ClusterSettings) -> Result<(), String> {
+    let (rf, brokers) = (cluster.replication_factor(), cluster.brokers.0);
+    if rf > brokers {
+        return Err(format!(
+            "cluster.offsets_replication_factor: {rf} replicas need {rf} brokers, \
+             but the cluster has {brokers}"
+        ));
+    }
+    if cluster.broker_session_timeout.0 == 0 {
+        return Err("cluster.broker_session_timeout: must be above 0".into());
+    }
+    Ok(())
+}
+
+/// Only a running broker is killed and only a killed one restarts, in time
+/// order.
+fn check_brokers(events: &[Event]) -> Result<(), String> {
+    let mut killed: BTreeMap<i32, Millis> = BTreeMap::new();
+    for event in events {
+        match event.action {
+            Action::KillBroker(id) => {
+                if let Some(when) = killed.insert(id, event.at) {
+                    return Err(format!(
+                        "events: kill_broker {id} at {}: broker {id} is already down \
+                         (killed at {when})",
+                        event.at
+                    ));
+                }
+            }
+            Action::RestartBroker(id) => {
+                let Some(_) = killed.remove(&id) else {
+                    return Err(format!(
+                        "events: restart_broker {id} at {}: broker {id} is running; \
+                         only a killed broker restarts",
+                        event.at
+                    ));
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Partition counts only grow, in time order.
 fn check_partition_growth(events: &[Event], topics: &Topics) -> Result<(), String> {
     let mut counts = topics.clone();
@@ -694,4 +845,93 @@ fn check_partition_growth(events: &[Event], topics: &Topics) -> Result<(), Strin
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "topics: {t: 4}\nduration: 1m\nconsumers: [{name: a}]\n";
+
+    fn refused(yaml: &str, expected: &[&str]) {
+        let error = Scenario::parse(yaml, "bad.yaml").expect_err("the scenario is refused");
+        for part in expected {
+            assert!(error.0.contains(part), "`{error}` does not say `{part}`");
+        }
+    }
+
+    #[test]
+    fn broker_events_parse_and_bring_a_cluster() {
+        let yaml = format!(
+            "{HEAD}cluster: {{brokers: 3}}\nevents:\n  - {{at: 5s, kill_broker: 2}}\n  \
+             - {{at: 10s, restart_broker: 2}}\n"
+        );
+        let scenario = Scenario::parse(&yaml, "ok.yaml").expect("parses");
+        let cluster = scenario.cluster.expect("a cluster");
+        assert_eq!(cluster.brokers, Count(3));
+        assert_eq!(cluster.replication_factor(), 3);
+        assert_eq!(cluster.broker_session_timeout, Millis(2_000));
+        let actions: Vec<&Action> = scenario.events.iter().map(|e| &e.action).collect();
+        assert_eq!(actions, [&Action::KillBroker(2), &Action::RestartBroker(2)]);
+        assert_eq!(Action::KillBroker(2).to_string(), "kill broker 2");
+
+        // A kill without a cluster section: one broker, one replica.
+        let yaml = format!("{HEAD}events: [{{at: 5s, kill_broker: 1}}]\n");
+        let cluster = Scenario::parse(&yaml, "ok.yaml").unwrap().cluster.unwrap();
+        assert_eq!(
+            (cluster.brokers, cluster.replication_factor()),
+            (Count(1), 1)
+        );
+        // Neither a section nor broker events: no cluster at all.
+        let plain = Scenario::parse(HEAD, "ok.yaml").unwrap();
+        assert_eq!(plain.cluster, None);
+    }
+
+    #[test]
+    fn broker_event_mistakes_are_refused_with_their_place() {
+        refused(
+            &format!("{HEAD}cluster: {{brokers: 3}}\nevents:\n  - {{at: 5s, kill_broker: 4}}\n"),
+            &[
+                "events[0]",
+                "field `kill_broker`",
+                "no broker 4: the cluster has brokers 1 to 3",
+                "line 6",
+            ],
+        );
+        refused(
+            &format!("{HEAD}events:\n  - {{at: 5s, restart_broker: 2}}\n"),
+            &["no broker 2: the cluster has one broker, 1 (set `cluster.brokers`)"],
+        );
+        refused(
+            &format!(
+                "{HEAD}cluster: {{brokers: 3}}\nevents:\n  - {{at: 5s, kill_broker: 2}}\n  \
+                 - {{at: 9s, kill_broker: 2}}\n"
+            ),
+            &["kill_broker 2 at 9s: broker 2 is already down (killed at 5s)"],
+        );
+        refused(
+            &format!("{HEAD}cluster: {{brokers: 3}}\nevents:\n  - {{at: 5s, restart_broker: 3}}\n"),
+            &["restart_broker 3 at 5s: broker 3 is running"],
+        );
+        refused(
+            &format!("{HEAD}events:\n  - {{at: 5s, kill_broker: 1, down: 5s}}\n"),
+            &["`down` does not go with `kill_broker`", "line 5"],
+        );
+        refused(
+            &format!("{HEAD}cluster: {{brokers: 3, offsets_replication_factor: 4}}\n"),
+            &["cluster.offsets_replication_factor: 4 replicas need 4 brokers"],
+        );
+        refused(
+            &format!("{HEAD}cluster: {{brokers: 2, broker_session_timeout: 0s}}\n"),
+            &["cluster.broker_session_timeout: must be above 0"],
+        );
+        refused(
+            &format!("{HEAD}cluster: {{brokerz: 2}}\n"),
+            &["unknown field `brokerz`", "line 4"],
+        );
+        refused(
+            &format!("{HEAD}cluster: {{brokers: 0}}\n"),
+            &["0 is out of range", "line 4"],
+        );
+    }
 }

@@ -13,6 +13,8 @@ const RIGHT: f64 = 30.0;
 const TOP: f64 = 96.0;
 const LANE_GAP: f64 = 8.0;
 const UNOWNED_HEIGHT: f64 = 60.0;
+/// The shade of a time without a coordinator.
+const NO_COORDINATOR: &str = "#7b6cd9";
 
 /// The picture as an SVG document.
 pub fn render(report: &Report) -> String {
@@ -117,6 +119,24 @@ pub fn render(report: &Report) -> String {
         );
     }
 
+    // Without a coordinator (a broker failure), in a cluster.
+    let outages = report
+        .cluster
+        .iter()
+        .flat_map(|c| &c.coordinator_unavailable);
+    for w in outages {
+        let (x0, x1) = (x(w.from_ms), x(w.to_ms));
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{NO_COORDINATOR}" fill-opacity="0.35"><title>no coordinator {} – {}</title></rect>"##,
+            TOP - 4.0,
+            (x1 - x0).max(1.0),
+            lanes_height + 4.0,
+            millis(w.from_ms),
+            millis(w.to_ms)
+        );
+    }
+
     for ((consumer, _), top) in lanes.iter().zip(tops) {
         for segment in &report.timeline[*consumer] {
             let (x0, x1) = (x(segment.from_ms), x(segment.to_ms));
@@ -140,7 +160,13 @@ pub fn render(report: &Report) -> String {
     unowned_chart(&mut svg, report, unowned_top, &x, plot);
     events(&mut svg, report, &x, unowned_top + UNOWNED_HEIGHT);
     time_axis(&mut svg, report, axis, &x);
-    legend(&mut svg, &partitions, &colour, legend_top);
+    legend(
+        &mut svg,
+        &partitions,
+        &colour,
+        legend_top,
+        report.cluster.is_some(),
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -261,12 +287,21 @@ fn tick_step(duration: u64) -> u64 {
         .unwrap_or_else(|| duration.div_ceil(12 * 3_600_000).max(1) * 3_600_000)
 }
 
-fn legend(svg: &mut String, partitions: &[String], colour: &BTreeMap<&str, String>, top: f64) {
-    let key = [
+fn legend(
+    svg: &mut String,
+    partitions: &[String],
+    colour: &BTreeMap<&str, String>,
+    top: f64,
+    cluster: bool,
+) {
+    let mut key = vec![
         ("#e9eef3", "consumer running"),
         ("#f4a261", "group rebalancing"),
         ("#e63946", "partitions nobody fetches"),
     ];
+    if cluster {
+        key.push((NO_COORDINATOR, "no coordinator"));
+    }
     for (i, (fill, text)) in key.iter().enumerate() {
         let kx = LEFT + i as f64 * 180.0;
         let _ = writeln!(
