@@ -1,10 +1,11 @@
 //! Topic administration through librdkafka's admin client: duplicate
-//! creation, growing partitions, deletion, and auto-creation turned off.
+//! creation, growing partitions, deletion, and auto-creation turned off;
+//! dynamic broker configs through confluent-kafka's.
 
 mod broker_process;
 mod embedded_broker;
 
-use broker_process::BrokerProcess;
+use broker_process::{run, source, BrokerProcess};
 use embedded_broker::{config, create_topic, start};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -12,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
+use std::process::Command;
 use std::time::Duration;
 
 fn partitions(bootstrap: &str, topic: &str) -> Option<usize> {
@@ -145,4 +147,25 @@ fn a_config_file_turns_auto_creation_off() {
         Some(RDKafkaErrorCode::UnknownTopicOrPartition)
     );
     assert_eq!(partitions(&broker.bootstrap(), "nowhere"), None);
+}
+
+/// Dynamic broker configs (KIP-226) set with confluent-kafka's admin client
+/// are in force at once (retention deletes what the new default expires)
+/// and, stored durably before the answer, after the broker is killed.
+#[test]
+fn dynamic_broker_configs_apply_at_once_and_survive_a_restart() {
+    let mut broker = BrokerProcess::start_with_config("retention_check_interval_ms: 200\n");
+    let script = |broker: &BrokerProcess, phase: &str| {
+        let (ok, stdout, stderr) = run(
+            Command::new("python3")
+                .arg(source("tests/scripts/confluent_broker_configs.py"))
+                .args(["--bootstrap", &broker.bootstrap(), "--phase", phase]),
+            "",
+        );
+        assert!(ok, "phase {phase}:\n{stdout}\n{stderr}");
+    };
+    script(&broker, "set");
+    broker.kill9();
+    broker.restart();
+    script(&broker, "check");
 }
