@@ -53,28 +53,29 @@ def incremental(admin, resources, validate_only=False):
     return outcome
 
 
-def raw_incremental(raw, resources, validate_only=False):
-    """IncrementalAlterConfigs of (type, name, [(key, op, value)]); per
-    resource name its error code."""
+def raw_incremental(raw, resources, validate_only=False, node=None):
+    """IncrementalAlterConfigs of (type, name, [(key, op, value)]) to
+    `node` (any broker if None); per resource name its error code."""
     resource = IncrementalAlterConfigsRequest.AlterConfigsResource
     request = IncrementalAlterConfigsRequest(resources=[
         resource(resource_type=kind, resource_name=name, configs=[
             resource.AlterableConfig(name=key, config_operation=op, value=value)
             for key, op, value in configs])
         for kind, name, configs in resources], validate_only=validate_only)
-    response = raw._manager.run(raw._manager.send, request)
+    response = raw._manager.run(raw._manager.send, request, node)
     return {r.resource_name: r.error_code for r in response.responses}
 
 
-def raw_describe(raw, name):
-    """DescribeConfigs of a broker resource with synonyms: per key, its
-    value, source, and its synonyms' (value, source) in order."""
+def raw_describe(raw, name, node=None):
+    """DescribeConfigs of a broker resource with synonyms, asked of `node`
+    (any broker if None): per key, its value, source, and its synonyms'
+    (value, source) in order."""
     resource = DescribeConfigsRequest.DescribeConfigsResource
     request = DescribeConfigsRequest(
         resources=[resource(resource_type=BROKER, resource_name=name,
                             configuration_keys=None)],
         include_synonyms=True, include_documentation=False)
-    result = raw._manager.run(raw._manager.send, request).results[0]
+    result = raw._manager.run(raw._manager.send, request, node).results[0]
     if result.error_code:
         sys.exit(f"describing broker '{name}': error {result.error_code}")
     return {c.name: (c.value, c.config_source,
