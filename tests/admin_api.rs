@@ -7,7 +7,10 @@ mod embedded_broker;
 
 use broker_process::{run, source, BrokerProcess};
 use embedded_broker::{config, create_topic, start};
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
+    ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -168,4 +171,78 @@ fn dynamic_broker_configs_apply_at_once_and_survive_a_restart() {
     broker.kill9();
     broker.restart();
     script(&broker, "check");
+}
+
+/// Legacy AlterConfigs (librdkafka's `alter_configs`) on this broker's id
+/// replaces that resource's whole dynamic set, as Kafka's does, and a
+/// static key fails the resource (the error code is checked with
+/// IncrementalAlterConfigs in the test above).
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_alter_configs_replaces_a_brokers_dynamic_set() {
+    let (_broker, bootstrap) = start(|_| {}).await;
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let alter = |pairs: &[(&'static str, &'static str)]| {
+        let admin = &admin;
+        let change = pairs.iter().fold(
+            AlterConfig::new(ResourceSpecifier::Broker(1)),
+            |change, (key, value)| change.set(key, value),
+        );
+        async move {
+            // rdkafka 0.39 reports every resource of an AlterConfigs as
+            // altered whatever its error code: what changed is read back.
+            admin
+                .alter_configs([&change], &AdminOptions::new())
+                .await
+                .expect("request");
+        }
+    };
+    let described = |key: &'static str| {
+        let admin = &admin;
+        async move {
+            let resources = admin
+                .describe_configs([&ResourceSpecifier::Broker(1)], &AdminOptions::new())
+                .await
+                .expect("describe configs");
+            let resource = resources[0].as_ref().expect("described");
+            let entry = resource.get(key).expect("listed");
+            (
+                entry.value.clone().unwrap_or_default(),
+                format!("{:?}", entry.source),
+            )
+        }
+    };
+    let both = [
+        ("log.segment.bytes", "1048576"),
+        ("message.max.bytes", "2000000"),
+    ];
+    alter(&both).await;
+    assert_eq!(
+        described("log.segment.bytes").await,
+        (
+            "1048576".to_string(),
+            format!("{:?}", ConfigSource::DynamicBroker)
+        )
+    );
+    alter(&[("message.max.bytes", "3000000")]).await;
+    assert_eq!(
+        described("message.max.bytes").await,
+        (
+            "3000000".to_string(),
+            format!("{:?}", ConfigSource::DynamicBroker)
+        )
+    );
+    assert_eq!(
+        described("log.segment.bytes").await,
+        (
+            "1073741824".to_string(),
+            format!("{:?}", ConfigSource::Default)
+        ),
+        "a key left out of a legacy AlterConfigs is removed"
+    );
+    alter(&[("listeners", "PLAINTEXT://0.0.0.0:1")]).await;
+    assert_eq!(
+        described("message.max.bytes").await.0,
+        "3000000",
+        "a request with a static key changes nothing"
+    );
 }

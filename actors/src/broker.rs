@@ -496,12 +496,10 @@ impl Broker {
         let catalog = self.catalog.lock().await;
         let mut dynamic = (*self.dynamic_configs()).clone();
         dynamic.alter(broker, dynamic.changes_to(broker, &configs));
-        if self.storage == Storage::Disk {
-            self.dynamic_store
-                .save(&dynamic)
-                .await
-                .map_err(|e| TopicError::storage("writing the dynamic broker configs", e))?;
-        }
+        self.dynamic_store
+            .save(&dynamic)
+            .await
+            .map_err(|e| TopicError::storage("writing the dynamic broker configs", e))?;
         if self.set_dynamic_configs(&dynamic) {
             self.reapply_topic_configs();
         }
