@@ -181,15 +181,15 @@ impl<'a> Settings<'a> {
         Some(self.levels(id, broker_name, static_value, builtin))
     }
 
-    /// The broker-level default of the topic config `name` on this broker,
-    /// and where it comes from; `None` for an unknown key.
-    pub fn topic_default(&self, name: &str) -> Option<(String, Source)> {
+    /// The broker-level default of the topic config `name` on this broker:
+    /// the first of its levels, found without building the others (every
+    /// topic config resolution goes through here); `None` for an unknown key.
+    pub fn topic_default(&self, name: &str) -> Option<String> {
         let key = topic_config::keys(self.config)
             .into_iter()
             .find(|k| k.name == name)?;
-        self.synonym_levels(self.config.node_id, key.broker_name)?
-            .into_iter()
-            .next()
+        let dynamic = self.dynamic.lookup(self.config.node_id, key.broker_name);
+        Some(dynamic.map_or(key.default, |(value, _)| value.to_string()))
     }
 }
 
@@ -235,48 +235,53 @@ mod tests {
             ..BrokerConfig::default()
         };
         let mut dynamic = DynamicConfigs::default();
-        let settings = |d: &DynamicConfigs| Settings::new(&config, Arc::new(d.clone()));
-        let default_ms = BrokerConfig::default().retention_ms.to_string();
+        // The value in force and where it comes from, checking that the
+        // short way to the value agrees with the first of the levels.
+        let in_force = |d: &DynamicConfigs, topic_key: &str, broker_key: &str| {
+            let settings = Settings::new(&config, Arc::new(d.clone()));
+            let levels = settings.synonym_levels(2, broker_key).unwrap();
+            assert_eq!(settings.topic_default(topic_key), Some(levels[0].0.clone()));
+            levels
+        };
+        let week = BrokerConfig::default().retention_ms.to_string();
+        let ms = |d: &DynamicConfigs| in_force(d, "retention.ms", "log.retention.ms");
+        assert_eq!(ms(&dynamic), vec![(week.clone(), Source::Default)]);
         assert_eq!(
-            settings(&dynamic).topic_default("retention.ms"),
-            Some((default_ms, Source::Default))
-        );
-        assert_eq!(
-            settings(&dynamic).topic_default("retention.bytes"),
-            Some(("5000".to_string(), Source::Static))
+            in_force(&dynamic, "retention.bytes", "log.retention.bytes"),
+            vec![
+                ("5000".to_string(), Source::Static),
+                ("-1".to_string(), Source::Default)
+            ]
         );
         dynamic.alter(
             None,
             [("log.retention.ms".into(), Some("100".into()))].into(),
         );
-        assert_eq!(
-            settings(&dynamic).topic_default("retention.ms"),
-            Some(("100".to_string(), Source::DynamicDefault))
-        );
+        assert_eq!(ms(&dynamic)[0], ("100".to_string(), Source::DynamicDefault));
         // Another broker's value does not apply here; this one's does.
         dynamic.alter(
             Some(3),
             [("log.retention.ms".into(), Some("7".into()))].into(),
         );
-        assert_eq!(
-            settings(&dynamic).topic_default("retention.ms").unwrap().1,
-            Source::DynamicDefault
-        );
+        assert_eq!(ms(&dynamic)[0].1, Source::DynamicDefault);
         dynamic.alter(
             Some(2),
             [("log.retention.ms".into(), Some("50".into()))].into(),
         );
         assert_eq!(
-            settings(&dynamic).topic_default("retention.ms"),
-            Some(("50".to_string(), Source::DynamicBroker))
+            ms(&dynamic),
+            vec![
+                ("50".to_string(), Source::DynamicBroker),
+                ("100".to_string(), Source::DynamicDefault),
+                (week, Source::Default)
+            ]
         );
         dynamic.alter(Some(2), [("log.retention.ms".into(), None)].into());
-        assert_eq!(
-            settings(&dynamic).topic_default("retention.ms").unwrap().0,
-            "100"
-        );
+        assert_eq!(ms(&dynamic)[0].0, "100");
         assert!(!dynamic.per_broker.contains_key(&2), "emptied, not kept");
-        assert_eq!(settings(&dynamic).topic_default("no.such.key"), None);
+        let settings = Settings::new(&config, Arc::new(dynamic));
+        assert_eq!(settings.topic_default("no.such.key"), None);
+        assert_eq!(settings.synonym_levels(2, "node.id"), None);
     }
 
     #[test]

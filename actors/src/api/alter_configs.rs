@@ -91,8 +91,7 @@ pub async fn handle_incremental(
                             settings.topic_default(&broker_synonym_of(broker, name)?)
                         }
                         _ => settings.topic_default(name),
-                    }
-                    .map(|(value, _)| value);
+                    };
                     edit(&mut configs, name, *op, value.as_deref(), default)?;
                 }
                 Ok(configs)

@@ -229,7 +229,7 @@ pub fn effective(
     overrides
         .get(name)
         .cloned()
-        .or_else(|| settings.topic_default(name).map(|(value, _)| value))
+        .or_else(|| settings.topic_default(name))
 }
 
 /// Segment settings of a topic's partitions (`segment.bytes`, `segment.ms`,
