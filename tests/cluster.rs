@@ -950,3 +950,70 @@ fn an_observer_joins_a_running_cluster_and_serves_partitions() {
         .collect();
     assert_eq!(values, (0..10).collect::<Vec<u64>>());
 }
+
+/// `kafka_python_broker_configs.py` asking broker `i`: its stdout, or its
+/// error output when it failed.
+fn broker_configs(cluster: &Cluster, i: usize, args: &[&str]) -> Result<String, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripts/kafka_python_broker_configs.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .args(["--bootstrap", &cluster.bootstrap_of(i)])
+        .args(["--node", &cluster.node_id(i).to_string()])
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();
+    if output.status.success() {
+        Ok(text(&output.stdout))
+    } else {
+        Err(text(&output.stderr))
+    }
+}
+
+/// Dynamic broker configs set through one broker ride the metadata log:
+/// another broker describes them (a cluster default, and a value set for
+/// that broker's id) and still has them after a kill -9 and a restart,
+/// while a third broker is not given the second one's own value.
+#[test]
+fn dynamic_broker_configs_reach_every_broker_and_survive_a_restart() {
+    let mut cluster = Cluster::start(3, "");
+    let second = cluster.node_id(1).to_string();
+    let third = cluster.node_id(2).to_string();
+    let set = |cluster: &Cluster, resource: &str, key: &str, value: &str| {
+        let result = broker_configs(cluster, 0, &["set", resource, key, value]);
+        assert_eq!(result, Ok(String::new()), "set {key} on '{resource}'");
+    };
+    set(&cluster, "", "log.retention.ms", "120000");
+    set(&cluster, &second, "log.retention.bytes", "4096");
+    let described = |cluster: &Cluster, i: usize, resource: &str, key: &str| {
+        broker_configs(cluster, i, &["describe", resource, key])
+    };
+    let in_force_on_second = |cluster: &Cluster| {
+        described(cluster, 1, &second, "log.retention.ms").as_deref() == Ok("120000 3")
+            && described(cluster, 1, &second, "log.retention.bytes").as_deref() == Ok("4096 2")
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the second broker has the dynamic values",
+        || in_force_on_second(&cluster),
+    );
+    assert_eq!(
+        described(&cluster, 2, &third, "log.retention.bytes").as_deref(),
+        Ok("-1 5"),
+        "another broker's own value does not apply to the third"
+    );
+    assert_eq!(
+        described(&cluster, 2, &third, "log.retention.ms").as_deref(),
+        Ok("120000 3")
+    );
+    cluster.kill9(1);
+    cluster.restart(1);
+    wait_until(
+        Duration::from_secs(60),
+        "the restarted broker has the dynamic values again",
+        || in_force_on_second(&cluster),
+    );
+}

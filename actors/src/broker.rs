@@ -5,6 +5,7 @@
 use crate::cluster::image::{assign_replicas, Applied, Command, Endpoint, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
+use crate::dynamic_config::{self, DynamicConfigs, Settings};
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
@@ -24,6 +25,7 @@ use crate::security::listeners::Listener;
 use crate::security::peer::PeerSecurity;
 use crate::security::Authorizer;
 use crate::store::acls::{AclBinding, AclFilter, AclStore};
+use crate::store::dynamic_configs::DynamicConfigStore;
 use crate::store::offsets::OffsetStore;
 use crate::store::scram::ScramStore;
 use crate::topic::catalog::{Catalog, TopicRecord};
@@ -41,6 +43,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
+
+/// How logs name a broker resource.
+fn resource_name(broker: Option<i32>) -> String {
+    match broker {
+        Some(id) => format!("broker {id}"),
+        None => "the cluster default".to_string(),
+    }
+}
 
 /// Why a topic operation failed, with the Kafka error code clients expect.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +114,11 @@ pub enum Storage {
 pub struct Broker {
     /// The settings it started with (config.yaml or the embedding app).
     config: BrokerConfig,
+    /// The dynamic configs in force over `config`: the metadata image's in
+    /// a cluster, else `dynamic_store`'s. Replaced whole on every change.
+    dynamic: std::sync::RwLock<Arc<DynamicConfigs>>,
+    /// A single broker's dynamic configs, durable.
+    dynamic_store: DynamicConfigStore,
     /// On disk, or in memory for tests and simulations.
     storage: Storage,
     /// Given to clients in Metadata: the catalog's, or the cluster's.
@@ -233,6 +248,12 @@ impl Broker {
         ));
         authorizer.set_acls(&acls.all()?);
         let scram = ScramStore::open(&state_db)?;
+        let dynamic_store = DynamicConfigStore::open(&state_db)?;
+        let dynamic = match config.cluster {
+            // The image brings them once the replica manager applies it.
+            Some(_) => DynamicConfigs::default(),
+            None => dynamic_store.load()?,
+        };
         let listeners = config
             .listeners()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -319,6 +340,8 @@ impl Broker {
             })),
             metrics,
             connections: Connections::new(&config),
+            dynamic: std::sync::RwLock::new(Arc::new(dynamic)),
+            dynamic_store,
             config,
             catalog: tokio::sync::Mutex::new(catalog),
         });
@@ -371,7 +394,7 @@ impl Broker {
                     0..record.partitions,
                     &record.configs,
                 )?,
-                produce: topic::config::produce_settings(&self.config, &record.configs),
+                produce: topic::config::produce_settings(&self.settings(), &record.configs),
                 configs: record.configs,
             };
             log::info!(
@@ -405,9 +428,116 @@ impl Broker {
         Ok(())
     }
 
-    /// The settings this broker runs with.
+    /// The settings this broker started with.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The settings in force: the static ones under the dynamic configs.
+    pub fn settings(&self) -> Settings<'_> {
+        Settings::new(&self.config, self.dynamic_configs())
+    }
+
+    /// The dynamic configs of every broker, as this one last learnt them.
+    pub fn dynamic_configs(&self) -> Arc<DynamicConfigs> {
+        match self.dynamic.read() {
+            Ok(dynamic) => dynamic.clone(),
+            // A writer only swaps an Arc: a panic cannot leave it half done.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `dynamic` in force; whether that changed anything. Callers then
+    /// apply it to the open topics.
+    pub(crate) fn set_dynamic_configs(&self, dynamic: &DynamicConfigs) -> bool {
+        let mut current = match self.dynamic.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if **current == *dynamic {
+            return false;
+        }
+        *current = Arc::new(dynamic.clone());
+        true
+    }
+
+    /// Replaces the dynamic configs of one broker resource (`None`: the
+    /// cluster default) by `configs`, durably, and applies them to every
+    /// open partition. Validated key by key first; `validate_only` stops
+    /// there.
+    pub async fn alter_broker_configs(
+        &self,
+        broker: Option<i32>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let not_dynamic: Vec<&str> = configs
+            .keys()
+            .filter(|k| !dynamic_config::is_dynamic(k))
+            .map(String::as_str)
+            .collect();
+        if !not_dynamic.is_empty() {
+            return Err(TopicError::new(
+                ResponseError::InvalidRequest,
+                format!(
+                    "Cannot update these configs dynamically: {}",
+                    not_dynamic.join(", ")
+                ),
+            ));
+        }
+        for (key, value) in &configs {
+            if let Err(dynamic_config::KeyError::Invalid(message)) =
+                dynamic_config::validate(&self.config, key, value)
+            {
+                return Err(TopicError::new(ResponseError::InvalidConfig, message));
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        if let Some(node) = &self.cluster {
+            let changes = self.dynamic_configs().changes_to(broker, &configs);
+            let command = Command::AlterBrokerConfigs {
+                broker,
+                configs: changes,
+            };
+            self.submit(node, command).await?;
+            log::info!("changed the dynamic configs of {}", resource_name(broker));
+            return Ok(());
+        }
+        // The catalog lock keeps topics from changing while their configs
+        // are applied again, and serialises alters.
+        let catalog = self.catalog.lock().await;
+        let mut dynamic = (*self.dynamic_configs()).clone();
+        dynamic.alter(broker, dynamic.changes_to(broker, &configs));
+        self.dynamic_store
+            .save(&dynamic)
+            .await
+            .map_err(|e| TopicError::storage("writing the dynamic broker configs", e))?;
+        if self.set_dynamic_configs(&dynamic) {
+            self.reapply_topic_configs();
+        }
+        drop(catalog);
+        log::info!("changed the dynamic configs of {}", resource_name(broker));
+        Ok(())
+    }
+
+    /// Applies the configs in force again to every open topic, after the
+    /// dynamic configs they fall back to changed: produce checks at once,
+    /// retention and segments in each partition.
+    fn reapply_topic_configs(&self) {
+        let settings = self.settings();
+        for topic in self.topics() {
+            let changed = Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                partitions: topic.partitions.clone(),
+                produce: topic::config::produce_settings(&settings, &topic.configs),
+                configs: topic.configs.clone(),
+            };
+            self.apply_topic_configs(&changed);
+            self.register(Arc::new(changed));
+        }
     }
 
     /// The cluster id, kept in the catalog across restarts.
@@ -514,7 +644,7 @@ impl Broker {
             name: name.into(),
             id: Uuid::new_v4(),
             partitions: handles,
-            produce: topic::config::produce_settings(&self.config, &configs),
+            produce: topic::config::produce_settings(&self.settings(), &configs),
             configs,
         };
         catalog
@@ -658,15 +788,15 @@ impl Broker {
             name: topic.name.clone(),
             id: topic.id,
             partitions: topic.partitions.clone(),
-            produce: topic::config::produce_settings(&self.config, &configs),
+            produce: topic::config::produce_settings(&self.settings(), &configs),
             configs,
         };
         catalog
             .upsert(record_of(&changed))
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let settings = partition::SetConfigs {
-            cleanup: topic::config::cleanup(&self.config, &changed.configs),
-            log: topic::config::log_config(&self.config, &changed.configs),
+            cleanup: topic::config::cleanup(&self.settings(), &changed.configs),
+            log: topic::config::log_config(&self.settings(), &changed.configs),
         };
         for partition in changed.local_partitions() {
             partition.addr.do_send(settings.clone());
@@ -1432,7 +1562,7 @@ impl Broker {
             name: name.into(),
             id,
             partitions,
-            produce: topic::config::produce_settings(&self.config, configs),
+            produce: topic::config::produce_settings(&self.settings(), configs),
             configs: configs.clone(),
         }
     }
@@ -1440,8 +1570,8 @@ impl Broker {
     /// Applies a topic's configs to its partitions here.
     pub(crate) fn apply_topic_configs(&self, topic: &Topic) {
         let settings = partition::SetConfigs {
-            cleanup: topic::config::cleanup(&self.config, &topic.configs),
-            log: topic::config::log_config(&self.config, &topic.configs),
+            cleanup: topic::config::cleanup(&self.settings(), &topic.configs),
+            log: topic::config::log_config(&self.settings(), &topic.configs),
         };
         for partition in topic.local_partitions() {
             partition.addr.do_send(settings.clone());
@@ -1572,13 +1702,13 @@ impl Broker {
         index: i32,
         configs: &BTreeMap<String, String>,
     ) -> io::Result<PartitionHandle> {
-        let cleanup = topic::config::cleanup(&self.config, configs);
+        let cleanup = topic::config::cleanup(&self.settings(), configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         let (flusher, cleaner) = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
-        let log_config = topic::config::log_config(&self.config, configs);
+        let log_config = topic::config::log_config(&self.settings(), configs);
         let log = match self.storage {
             Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
             Storage::Memory => Log::in_memory(log_config)?,

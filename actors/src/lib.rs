@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod durable;
+pub mod dynamic_config;
 pub mod flusher;
 pub mod group;
 pub mod limits;

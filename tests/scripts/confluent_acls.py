@@ -5,13 +5,13 @@ may read `orders` and describe (not read) group `billing`. Then checks
 that DescribeAcls lists what was created and that bob, who may not alter
 the cluster, can neither create ACLs nor SCRAM users, which the
 administrator can, and that bob may not create, delete or describe the
-configs of topics without the ACLs for it. Exits non-zero on any
-mismatch."""
+configs of topics without the ACLs for it, nor alter a broker's configs,
+which the administrator can. Exits non-zero on any mismatch."""
 import argparse
 import sys
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
                                    AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType,
@@ -77,6 +77,15 @@ def main():
     expect_refused(bob.delete_topics(["orders"]), "deleted a topic", topic_refused)
     expect_refused(bob.describe_configs([ConfigResource("topic", "secret")]),
                    "described a topic's configs", topic_refused)
+    # Dynamic broker configs need ALTER_CONFIGS on the cluster.
+    retention = [ConfigEntry("log.retention.ms", "60000",
+                             incremental_operation=AlterConfigOpType.SET)]
+    expect_refused(bob.incremental_alter_configs(
+        [ConfigResource("broker", "1", incremental_configs=retention)]),
+        "altered a broker's configs")
+    for future in admin.incremental_alter_configs(
+            [ConfigResource("broker", "1", incremental_configs=retention)]).values():
+        future.result(10)
     print("ok")
 
 

@@ -1,11 +1,13 @@
-//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs
-//! (set, delete, append to or subtract from single keys). Both end in
-//! `Broker::set_topic_configs`; only topics are alterable here.
+//! AlterConfigs (replace a resource's configs) and IncrementalAlterConfigs
+//! (set, delete, append to or subtract from single keys), of a topic (its
+//! overrides, `Broker::set_topic_configs`) or of a broker or the cluster
+//! default (dynamic broker configs, `Broker::alter_broker_configs`).
 
 use crate::broker::Broker;
-use crate::protocol::resource_type::TOPIC;
+use crate::dynamic_config;
+use crate::protocol::resource_type::{BROKER, TOPIC};
 use crate::security::{Access, Operation};
-use crate::topic;
+use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response as incremental;
 use kafka_protocol::messages::{
@@ -78,9 +80,18 @@ pub async fn handle_incremental(
             resource.resource_name,
             req.validate_only,
             |current| {
+                let settings = broker.settings();
                 let mut configs = current.clone();
                 for (name, op, value) in &ops {
-                    let default = topic::config::effective(broker.config(), &BTreeMap::new(), name);
+                    // Only APPEND and SUBTRACT start from the value in force.
+                    let default = match (resource.resource_type, *op) {
+                        (_, OP_SET | OP_DELETE) => None,
+                        (BROKER, _) => {
+                            broker_list_check(name, *op)?;
+                            settings.topic_default(&broker_synonym_of(broker, name)?)
+                        }
+                        _ => settings.topic_default(name),
+                    };
                     edit(&mut configs, name, *op, value.as_deref(), default)?;
                 }
                 Ok(configs)
@@ -139,7 +150,7 @@ async fn alter<R: ResourceResponse>(
     R::answer(resource_type, name, outcome)
 }
 
-/// Computes a topic's new overrides from its current ones and stores them.
+/// Computes a resource's new configs from its current ones and stores them.
 async fn apply(
     broker: &Broker,
     resource_type: i8,
@@ -149,21 +160,100 @@ async fn apply(
         &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, (ResponseError, String)>,
 ) -> Outcome {
-    if resource_type != TOPIC {
+    match resource_type {
+        TOPIC => {
+            let topic = broker.topic(name).ok_or((
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            ))?;
+            let configs = change(&topic.configs)?;
+            broker
+                .set_topic_configs(name, configs, validate_only)
+                .await
+                .map_err(|e| (e.code, e.message))
+        }
+        BROKER => {
+            let id = broker_resource(broker, name)?;
+            let configs = change(&broker.dynamic_configs().of(id))?;
+            let known =
+                super::describe_configs::broker_configs(broker.config(), broker.listeners());
+            let unknown: Vec<&str> = configs
+                .keys()
+                .filter(|k| !known.iter().any(|(n, _, _)| n == k))
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("unknown broker configs: {}", unknown.join(", ")),
+                ));
+            }
+            broker
+                .alter_broker_configs(id, configs, validate_only)
+                .await
+                .map_err(|e| (e.code, e.message))
+        }
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("only topic and broker configs can be altered, not resource type {other}"),
+        )),
+    }
+}
+
+/// The broker a BROKER resource names: `None` for the cluster default (the
+/// empty name), else this broker's id or, in a cluster, a registered one's.
+pub(super) fn broker_resource(
+    broker: &Broker,
+    name: &str,
+) -> Result<Option<i32>, (ResponseError, String)> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let own = broker.config().node_id;
+    let registered = |id: i32| {
+        id == own
+            || broker
+                .cluster()
+                .is_some_and(|node| node.image().borrow().brokers.contains_key(&id))
+    };
+    match name.parse::<i32>() {
+        Ok(id) if registered(id) => Ok(Some(id)),
+        _ => Err((
+            ResponseError::InvalidRequest,
+            format!("Unexpected broker id, expected {own} or empty string, but received {name}"),
+        )),
+    }
+}
+
+/// The topic config a dynamic broker config is the synonym of, whose
+/// value in force APPEND and SUBTRACT start from.
+fn broker_synonym_of(broker: &Broker, name: &str) -> Result<String, (ResponseError, String)> {
+    topic::config::keys(broker.config())
+        .into_iter()
+        .find(|k| k.broker_name == name && dynamic_config::is_dynamic(name))
+        .map(|k| k.name.to_string())
+        .ok_or_else(|| {
+            (
+                ResponseError::InvalidRequest,
+                format!("Cannot update these configs dynamically: {name}"),
+            )
+        })
+}
+
+/// APPEND and SUBTRACT are for list configs only, as in Kafka.
+fn broker_list_check(name: &str, op: i8) -> Result<(), (ResponseError, String)> {
+    let is_list = |name: &str| {
+        topic::config::keys(&crate::config::BrokerConfig::default())
+            .iter()
+            .any(|k| k.broker_name == name && k.kind == ConfigType::List)
+    };
+    if (op == OP_APPEND || op == OP_SUBTRACT) && !is_list(name) {
         return Err((
             ResponseError::InvalidRequest,
-            format!("only topic configs can be altered, not resource type {resource_type}"),
+            format!("Config value append or subtract is not allowed for config key: {name}"),
         ));
     }
-    let topic = broker.topic(name).ok_or((
-        ResponseError::UnknownTopicOrPartition,
-        format!("topic '{name}' does not exist"),
-    ))?;
-    let configs = change(&topic.configs)?;
-    broker
-        .set_topic_configs(name, configs, validate_only)
-        .await
-        .map_err(|e| (e.code, e.message))
+    Ok(())
 }
 
 /// One IncrementalAlterConfigs operation on a topic's overrides. APPEND

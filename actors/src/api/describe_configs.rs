@@ -1,7 +1,10 @@
-//! DescribeConfigs for topics (overrides and defaults) and for the broker.
+//! DescribeConfigs for topics (overrides and defaults) and for the broker
+//! (its static settings under the dynamic ones, KIP-226), each value with
+//! where it comes from.
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::dynamic_config::{self, Settings, Source};
 use crate::protocol::resource_type;
 use crate::security::listeners::Listener;
 use crate::security::{Access, Operation};
@@ -13,30 +16,42 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
+/// One value of a config: the name it is set under, the value, its source.
+type Level = (String, String, Source);
 
 pub fn handle(
     broker: &Broker,
     access: &Access,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let entry = |name: &str, value: &str, source: i8, kind: i8| {
-        let result = entry(name, value, source, kind);
-        if req.include_synonyms {
-            // The value in force comes first; there is no other level here.
-            result.with_synonyms(vec![DescribeConfigsSynonym::default()
-                .with_name(StrBytes::from_string(name.to_string()))
-                .with_value(Some(StrBytes::from_string(value.to_string())))
-                .with_source(source)])
-        } else {
-            result
+    let settings = broker.settings();
+    // The first level is the value in force; the synonyms are all levels,
+    // in Kafka's order, when asked for.
+    let entry = |name: &str, levels: Vec<Level>, kind: ConfigType, read_only: bool| {
+        let (_, value, source) = levels.first()?;
+        let result = DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_string(name.to_string()))
+            .with_value(Some(StrBytes::from_string(value.clone())))
+            .with_config_source(*source as i8)
+            .with_config_type(kind as i8)
+            .with_read_only(read_only);
+        if !req.include_synonyms {
+            return Some(result);
         }
+        let synonyms = levels
+            .into_iter()
+            .map(|(name, value, source)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_string(name))
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_source(source as i8)
+            })
+            .collect();
+        Some(result.with_synonyms(synonyms))
     };
     let results = req
         .resources
-        .into_iter()
+        .iter()
         .map(|resource| {
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
@@ -62,9 +77,22 @@ pub fn handle(
                         topic::config::keys(broker.config())
                             .into_iter()
                             .filter(|k| wanted(k.name))
-                            .map(|k| match topic.configs.get(k.name) {
-                                Some(v) => entry(k.name, v, SOURCE_TOPIC, k.kind as i8),
-                                None => entry(k.name, &k.default, SOURCE_DEFAULT, k.kind as i8),
+                            .filter_map(|k| {
+                                let own = topic
+                                    .configs
+                                    .get(k.name)
+                                    .map(|v| (k.name.to_string(), v.clone(), Source::Topic));
+                                let inherited = settings
+                                    .synonym_levels(broker.config().node_id, k.broker_name)
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|(v, source)| (k.broker_name.to_string(), v, source));
+                                entry(
+                                    k.name,
+                                    own.into_iter().chain(inherited).collect(),
+                                    k.kind,
+                                    false,
+                                )
                             })
                             .collect(),
                     ),
@@ -74,16 +102,21 @@ pub fn handle(
                         "unknown topic",
                     ),
                 },
-                resource_type::BROKER => result.with_configs(
-                    broker_configs(broker.config(), broker.listeners())
-                        .into_iter()
-                        .filter(|(name, _, _)| wanted(name))
-                        .map(|(name, value, kind)| {
-                            entry(name, &value, SOURCE_STATIC_BROKER, kind as i8)
-                                .with_read_only(true)
-                        })
-                        .collect(),
-                ),
+                resource_type::BROKER => {
+                    match super::alter_configs::broker_resource(broker, &resource.resource_name) {
+                        Ok(id) => result.with_configs(
+                            broker_levels(&settings, broker.listeners(), id)
+                                .into_iter()
+                                .filter(|(name, _, _)| wanted(name))
+                                .filter_map(|(name, levels, kind)| {
+                                    let read_only = !dynamic_config::is_dynamic(name);
+                                    entry(name, levels, kind, read_only)
+                                })
+                                .collect(),
+                        ),
+                        Err((error, message)) => failed(result, error, &message),
+                    }
+                }
                 other => failed(
                     result,
                     ResponseError::InvalidRequest,
@@ -95,10 +128,46 @@ pub fn handle(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// The configs of a broker resource with their levels: for a broker id
+/// every setting of this broker under that id's dynamic values, for the
+/// cluster default (`None`) only the dynamic values set on it, as Kafka.
+fn broker_levels(
+    settings: &Settings,
+    listeners: &[Listener],
+    id: Option<i32>,
+) -> Vec<(&'static str, Vec<Level>, ConfigType)> {
+    let builtin_config = BrokerConfig::default();
+    let builtin_listeners = builtin_config.listeners().unwrap_or_default();
+    let builtin = broker_configs(&builtin_config, &builtin_listeners);
+    broker_configs(settings.config, listeners)
+        .into_iter()
+        .filter_map(|(name, static_value, kind)| {
+            let levels = match id {
+                Some(id) => {
+                    let builtin = builtin
+                        .iter()
+                        .find(|(n, _, _)| *n == name)
+                        .map_or_else(|| static_value.clone(), |(_, v, _)| v.clone());
+                    settings.levels(id, name, static_value, builtin)
+                }
+                None => {
+                    let value = settings.dynamic.cluster_default.get(name)?;
+                    vec![(value.clone(), Source::DynamicDefault)]
+                }
+            };
+            let levels = levels
+                .into_iter()
+                .map(|(value, source)| (name.to_string(), value, source))
+                .collect();
+            Some((name, levels, kind))
+        })
+        .collect()
+}
+
 /// The broker's settings under Kafka's names: its own, then the defaults
 /// of the topic configs (`log.index.interval.bytes` and the other topic
-/// synonyms come from there, once). All are read-only (set in config.yaml).
-fn broker_configs(
+/// synonyms come from there, once), all with their static values.
+pub(super) fn broker_configs(
     config: &BrokerConfig,
     listeners: &[Listener],
 ) -> Vec<(&'static str, String, ConfigType)> {
@@ -197,14 +266,6 @@ fn broker_configs(
             .map(|k| (k.broker_name, k.default, k.kind)),
     );
     configs
-}
-
-fn entry(name: &str, value: &str, source: i8, kind: i8) -> DescribeConfigsResourceResult {
-    DescribeConfigsResourceResult::default()
-        .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(Some(StrBytes::from_string(value.to_string())))
-        .with_config_source(source)
-        .with_config_type(kind)
 }
 
 fn failed(

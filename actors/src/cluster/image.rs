@@ -9,6 +9,7 @@
 //! cluster-wide unclean election default travels in [`Command::FenceBroker`]
 //! and [`Command::UnfenceBroker`] instead of being read from local config.
 
+use crate::dynamic_config::DynamicConfigs;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -90,6 +91,8 @@ pub struct ClusterImage {
     /// The raft log index of the last applied entry; a broker compares it
     /// with its registration epoch to know it has caught up.
     pub applied_index: u64,
+    /// Dynamic broker configs (KIP-226): the cluster default and per broker.
+    pub dynamic_configs: DynamicConfigs,
 }
 
 /// A change to the image, proposed through the controller quorum.
@@ -165,6 +168,13 @@ pub enum Command {
         /// Whether the target may have another length than the replica set
         /// (KIP-860's `allow_replication_factor_change`).
         allow_replication_factor_change: bool,
+    },
+    /// Sets (`Some`) or removes (`None`) dynamic broker configs of one
+    /// broker, or of the cluster default (`None`), key by key like
+    /// [`Command::AlterTopicConfigs`]. The proposer validated them.
+    AlterBrokerConfigs {
+        broker: Option<i32>,
+        configs: BTreeMap<String, Option<String>>,
     },
 }
 
@@ -329,6 +339,13 @@ impl ClusterImage {
                 target,
                 allow_replication_factor_change,
             } => self.reassign(&topic, partition, target, allow_replication_factor_change),
+            Command::AlterBrokerConfigs { broker, configs } => {
+                if broker.is_some_and(|id| !self.brokers.contains_key(&id)) {
+                    return Err(MetadataError::BrokerIdNotRegistered);
+                }
+                self.dynamic_configs.alter(broker, configs);
+                Ok(Applied::Done)
+            }
         }
     }
 
@@ -708,6 +725,7 @@ pub fn assign_replicas(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamic_config::Source;
 
     /// An image with brokers 1..=n registered (epochs 1..=n) and unfenced.
     fn cluster(n: i32) -> ClusterImage {
@@ -1344,5 +1362,47 @@ mod tests {
         let cmd = register(4, Uuid::new_v4());
         let bytes = bincode::serialize(&cmd).unwrap();
         assert_eq!(bincode::deserialize::<Command>(&bytes).unwrap(), cmd);
+    }
+
+    #[test]
+    fn broker_configs_are_altered_key_by_key_per_resource() {
+        let mut image = cluster(2);
+        let set = |broker, pairs: &[(&str, Option<&str>)]| Command::AlterBrokerConfigs {
+            broker,
+            configs: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        };
+        let retention = "log.retention.ms";
+        image
+            .apply(set(None, &[(retention, Some("1000"))]), 300)
+            .unwrap();
+        image
+            .apply(set(Some(2), &[("min.insync.replicas", Some("2"))]), 301)
+            .unwrap();
+        // A second alter of another key leaves the first in place.
+        image
+            .apply(set(None, &[("log.retention.bytes", Some("10"))]), 302)
+            .unwrap();
+        let dynamic = &image.dynamic_configs;
+        assert_eq!(
+            dynamic.lookup(1, retention),
+            Some(("1000", Source::DynamicDefault))
+        );
+        assert_eq!(dynamic.lookup(1, "min.insync.replicas"), None);
+        assert_eq!(
+            dynamic.lookup(2, "min.insync.replicas"),
+            Some(("2", Source::DynamicBroker))
+        );
+        assert_eq!(dynamic.of(None).len(), 2);
+        image.apply(set(None, &[(retention, None)]), 303).unwrap();
+        assert_eq!(image.dynamic_configs.lookup(1, retention), None);
+        assert_eq!(
+            image.apply(set(Some(9), &[(retention, Some("1"))]), 304),
+            Err(MetadataError::BrokerIdNotRegistered)
+        );
+        let bytes = bincode::serialize(&image).unwrap();
+        assert_eq!(bincode::deserialize::<ClusterImage>(&bytes).unwrap(), image);
     }
 }

@@ -8,7 +8,9 @@
 //! handle, and the image is a watch channel any thread can read.
 
 use super::config::ClusterConfig;
-use super::image::{Applied, ClusterImage, Command, CommandResult, Endpoint};
+use super::image::{
+    Applied, ClusterImage, Command, CommandResult, Endpoint, UNCLEAN_LEADER_ELECTION_ENABLE,
+};
 use super::raft::files;
 use super::raft::log_store::LogStore;
 use super::raft::network::{
@@ -728,7 +730,7 @@ async fn broker_loop(inner: Arc<Inner>) {
 async fn controller_loop(inner: Arc<Inner>) {
     let interval = Duration::from_millis(inner.config.broker_heartbeat_interval_ms);
     let timeout = Duration::from_millis(inner.config.broker_session_timeout_ms);
-    let unclean_default = inner.config.unclean_leader_election_enable;
+    let static_unclean = inner.config.unclean_leader_election_enable;
     let rebalance_every = Duration::from_millis(inner.config.leader_imbalance_check_interval_ms);
     let mut last_rebalance = Instant::now();
     let mut was_leader = false;
@@ -745,6 +747,12 @@ async fn controller_loop(inner: Arc<Inner>) {
             continue;
         }
         let image = inner.image.borrow().clone();
+        // A dynamic value (this controller's own, else the cluster
+        // default) wins over the static one, as for any broker config.
+        let unclean_default = image
+            .dynamic_configs
+            .lookup(inner.node_id, UNCLEAN_LEADER_ELECTION_ENABLE)
+            .map_or(static_unclean, |(value, _)| value == "true");
         let now = Instant::now();
         let mut commands = Vec::new();
         {

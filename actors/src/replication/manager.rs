@@ -133,9 +133,15 @@ impl ReplicaManager {
             self.broker_epoch
                 .send_if_modified(|e| std::mem::replace(e, epoch) != epoch);
         }
+        // Before the topics, so that they are opened and applied with the
+        // dynamic broker defaults of this image.
+        let defaults_changed = broker.set_dynamic_configs(&image.dynamic_configs);
         let mut followed: BTreeMap<i32, Vec<FollowedPartition>> = BTreeMap::new();
         for (name, topic) in &image.topics {
-            let Some(local) = self.materialise(broker, name, topic).await else {
+            let Some(local) = self
+                .materialise(broker, name, topic, defaults_changed)
+                .await
+            else {
                 continue;
             };
             for (index, p) in topic.partitions.iter().enumerate() {
@@ -168,13 +174,16 @@ impl ReplicaManager {
     }
 
     /// Starts the partitions of `topic` this broker holds a replica of and
-    /// registers the topic locally; deletes replicas moved away. `None` if
-    /// a partition cannot be opened (logged; retried on the next image).
+    /// registers the topic locally; deletes replicas moved away; applies its
+    /// configs again if they or the broker defaults (`defaults_changed`)
+    /// changed. `None` if a partition cannot be opened (logged; retried on
+    /// the next image).
     async fn materialise(
         &mut self,
         broker: &Arc<Broker>,
         name: &str,
         topic: &TopicImage,
+        defaults_changed: bool,
     ) -> Option<Arc<Topic>> {
         let existing = broker.topic(name).filter(|t| t.id == topic.id);
         if existing.is_none() && broker.topic(name).is_some() {
@@ -216,7 +225,7 @@ impl ReplicaManager {
         }
         let configs_changed = existing
             .as_ref()
-            .is_some_and(|t| t.configs != topic.configs);
+            .is_some_and(|t| defaults_changed || t.configs != topic.configs);
         if !changed && !configs_changed {
             return existing;
         }
@@ -239,7 +248,7 @@ impl ReplicaManager {
         broker: &Arc<Broker>,
     ) {
         let addr = &handle.addr;
-        let min_isr = topic_config::effective(broker.config(), configs, "min.insync.replicas")
+        let min_isr = topic_config::effective(&broker.settings(), configs, "min.insync.replicas")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         let now = Applied {

@@ -1,7 +1,9 @@
 //! The broker's durable stores in its sled database: committed offsets, ACLs,
-//! SCRAM credentials, and opening that database.
+//! SCRAM credentials, a single broker's dynamic configs, and opening that
+//! database.
 
 pub mod acls;
+pub mod dynamic_configs;
 pub mod offsets;
 pub mod scram;
 pub mod state_db;

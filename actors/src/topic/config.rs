@@ -2,6 +2,7 @@
 //! of overrides given at CreateTopics.
 
 use crate::config::BrokerConfig;
+use crate::dynamic_config::Settings;
 use crate::partition::local_log::LogConfig;
 use crate::partition::Cleanup;
 use kafka_protocol::records::Compression;
@@ -218,25 +219,25 @@ fn key(
     }
 }
 
-/// The value in force for `name`: the topic's override or the default.
+/// The value in force for `name`: the topic's override or else the
+/// broker's default, dynamic or static ([`Settings::topic_default`]).
 pub fn effective(
-    config: &BrokerConfig,
+    settings: &Settings,
     overrides: &BTreeMap<String, String>,
     name: &str,
 ) -> Option<String> {
-    overrides.get(name).cloned().or_else(|| {
-        keys(config)
-            .into_iter()
-            .find(|k| k.name == name)
-            .map(|k| k.default)
-    })
+    overrides
+        .get(name)
+        .cloned()
+        .or_else(|| settings.topic_default(name))
 }
 
 /// Segment settings of a topic's partitions (`segment.bytes`, `segment.ms`,
 /// `index.interval.bytes`).
-pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
+pub fn log_config(settings: &Settings, overrides: &BTreeMap<String, String>) -> LogConfig {
+    let config = settings.config;
     let number = |name, default| {
-        effective(config, overrides, name)
+        effective(settings, overrides, name)
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|v| *v > 0)
             .unwrap_or(default)
@@ -252,8 +253,9 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
     }
 }
 
-pub fn cleanup(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Cleanup {
-    let get = |name| effective(config, overrides, name).unwrap_or_default();
+pub fn cleanup(settings: &Settings, overrides: &BTreeMap<String, String>) -> Cleanup {
+    let config = settings.config;
+    let get = |name| effective(settings, overrides, name).unwrap_or_default();
     let number = |name, default| get(name).parse().unwrap_or(default);
     let policy = get("cleanup.policy");
     Cleanup {
@@ -283,10 +285,11 @@ pub struct ProduceSettings {
 }
 
 pub fn produce_settings(
-    config: &BrokerConfig,
+    settings: &Settings,
     overrides: &BTreeMap<String, String>,
 ) -> ProduceSettings {
-    let get = |name| effective(config, overrides, name).unwrap_or_default();
+    let config = settings.config;
+    let get = |name| effective(settings, overrides, name).unwrap_or_default();
     ProduceSettings {
         max_message_bytes: get("max.message.bytes")
             .parse()
@@ -348,6 +351,10 @@ pub fn validate(config: &BrokerConfig, name: &str, value: &str) -> Result<(), St
 mod tests {
     use super::*;
 
+    fn fixed(config: &BrokerConfig) -> Settings<'_> {
+        Settings::fixed(config)
+    }
+
     #[test]
     fn validates_names_and_types() {
         let config = BrokerConfig::default();
@@ -376,21 +383,24 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            effective(&config, &defaults, "message.format.version").as_deref(),
+            effective(&fixed(&config), &defaults, "message.format.version").as_deref(),
             Some("3.0-IV1")
         );
         assert_eq!(
-            effective(&config, &defaults, "message.downconversion.enable").as_deref(),
+            effective(&fixed(&config), &defaults, "message.downconversion.enable").as_deref(),
             Some("true")
         );
         assert_eq!(
-            produce_settings(&config, &deprecated),
-            produce_settings(&config, &defaults)
+            produce_settings(&fixed(&config), &deprecated),
+            produce_settings(&fixed(&config), &defaults)
         );
-        assert_eq!(cleanup(&config, &deprecated), cleanup(&config, &defaults));
+        assert_eq!(
+            cleanup(&fixed(&config), &deprecated),
+            cleanup(&fixed(&config), &defaults)
+        );
         let (with, without) = (
-            log_config(&config, &deprecated),
-            log_config(&config, &defaults),
+            log_config(&fixed(&config), &deprecated),
+            log_config(&fixed(&config), &defaults),
         );
         assert_eq!(
             (
@@ -426,16 +436,16 @@ mod tests {
             ),
             ("max.message.bytes".to_string(), "100".to_string()),
         ]);
-        let settings = produce_settings(&config, &overrides);
+        let settings = produce_settings(&fixed(&config), &overrides);
         assert_eq!(settings.compression, Some(Compression::Zstd));
         assert!(settings.log_append_time);
         assert_eq!(settings.max_message_bytes, 100);
         assert!(!settings.compacted);
         let compacted =
             BTreeMap::from([("cleanup.policy".to_string(), "delete,compact".to_string())]);
-        assert!(produce_settings(&config, &compacted).compacted);
+        assert!(produce_settings(&fixed(&config), &compacted).compacted);
         assert_eq!(
-            produce_settings(&config, &BTreeMap::new()).compression,
+            produce_settings(&fixed(&config), &BTreeMap::new()).compression,
             None
         );
     }
@@ -447,17 +457,43 @@ mod tests {
             ("retention.ms".to_string(), "1000".to_string()),
             ("cleanup.policy".to_string(), "compact".to_string()),
         ]);
-        let set = cleanup(&config, &overrides);
+        let set = cleanup(&fixed(&config), &overrides);
         assert_eq!((set.retention_ms, set.retention_bytes), (1000, -1));
         assert!(set.compact && !set.delete);
         let segments = BTreeMap::from([("segment.bytes".to_string(), "4096".to_string())]);
-        assert_eq!(log_config(&config, &segments).segment_bytes, 4096);
+        assert_eq!(log_config(&fixed(&config), &segments).segment_bytes, 4096);
         assert_eq!(
-            log_config(&config, &BTreeMap::new()).segment_ms,
+            log_config(&fixed(&config), &BTreeMap::new()).segment_ms,
             config.segment_ms
         );
-        let defaults = cleanup(&config, &BTreeMap::new());
+        let defaults = cleanup(&fixed(&config), &BTreeMap::new());
         assert_eq!(defaults.retention_ms, config.retention_ms);
         assert!(defaults.delete && !defaults.compact);
+    }
+
+    #[test]
+    fn dynamic_broker_defaults_reach_topics_without_overrides() {
+        use crate::dynamic_config::DynamicConfigs;
+        let config = BrokerConfig::default();
+        let mut dynamic = DynamicConfigs::default();
+        dynamic.alter(
+            None,
+            BTreeMap::from([
+                ("log.retention.ms".to_string(), Some("1000".to_string())),
+                ("compression.type".to_string(), Some("zstd".to_string())),
+            ]),
+        );
+        let settings = Settings::new(&config, std::sync::Arc::new(dynamic));
+        assert_eq!(cleanup(&settings, &BTreeMap::new()).retention_ms, 1000);
+        let own = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        assert_eq!(
+            cleanup(&settings, &own).retention_ms,
+            5,
+            "the topic's own wins"
+        );
+        assert_eq!(
+            produce_settings(&settings, &BTreeMap::new()).compression,
+            Some(Compression::Zstd)
+        );
     }
 }
