@@ -8,9 +8,9 @@ mod certificates;
 mod cluster_process;
 
 use cluster_process::clients::{
-    broker_ids, commit_until_acknowledged, committed_offset, create_replicated_topic,
-    group_consumer, in_sync_everywhere, metadata, partition_view, produce_one, read_partition,
-    recording_producer, ContinuousProducer,
+    broker_ids, commit_until_acknowledged, committed_offset, create_assigned_topic,
+    create_replicated_topic, group_consumer, in_sync_everywhere, metadata, partition_view,
+    produce_one, read_partition, recording_producer, ContinuousProducer,
 };
 use cluster_process::{wait_until, Cluster};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -847,23 +847,7 @@ fn a_broker_with_a_wrong_inter_broker_password_stays_out_of_sync() {
         let password = if node == 3 { "wrong" } else { "broker-secret" };
         secured_broker(&certs, port, password)
     });
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        cluster_process::clients::client_config(&cluster.bootstrap())
-            .create()
-            .expect("admin client");
-    let topic = rdkafka::admin::NewTopic::new(
-        "followed",
-        1,
-        rdkafka::admin::TopicReplication::Variable(&[&[1, 2, 3]]),
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let created = runtime
-        .block_on(admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new()))
-        .expect("CreateTopics answered");
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    create_assigned_topic(&cluster.bootstrap(), "followed", &[1, 2, 3]);
     wait_until(
         FAILOVER_WAIT,
         "broker 3 leaves the ISR of followed/0",
@@ -899,24 +883,7 @@ fn an_observer_joins_a_running_cluster_and_serves_partitions() {
         "the observer, broker 4, is registered",
         || metadata(&cluster.bootstrap_of(0)).is_some_and(|m| broker_ids(&m) == [1, 2, 3, 4]),
     );
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        cluster_process::clients::client_config(&cluster.bootstrap())
-            .create()
-            .expect("admin client");
-    let topic = rdkafka::admin::NewTopic::new(
-        "observed",
-        1,
-        rdkafka::admin::TopicReplication::Variable(&[&[4, 1, 2]]),
-    )
-    .set("min.insync.replicas", "2");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let created = runtime
-        .block_on(admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new()))
-        .expect("CreateTopics answered");
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    create_assigned_topic(&cluster.bootstrap(), "observed", &[4, 1, 2]);
     wait_until(
         FAILOVER_WAIT,
         "broker 4 leads observed/0 with 3 in sync",

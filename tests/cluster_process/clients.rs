@@ -112,23 +112,11 @@ pub fn create_replicated_topic(
     topic: &str,
     partitions: i32,
 ) -> Vec<PartitionView> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap).create().expect("admin client");
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(3))
-        .set("min.insync.replicas", "2");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = runtime
-        .block_on(admin.create_topics([&new_topic], &options))
-        .expect("CreateTopics answered");
-    for result in results {
-        if let Err((name, code)) = result {
-            panic!("creating topic {name}: {code}");
-        }
-    }
+    create_topic(
+        bootstrap,
+        &NewTopic::new(topic, partitions, TopicReplication::Fixed(3))
+            .set("min.insync.replicas", "2"),
+    );
     let mut view = Vec::new();
     wait_until(
         Duration::from_secs(60),
@@ -139,6 +127,35 @@ pub fn create_replicated_topic(
         },
     );
     view
+}
+
+/// Creates a one-partition `topic` on exactly these `replicas` (the first
+/// leads), with `min.insync.replicas=2`; does not wait for its ISR.
+pub fn create_assigned_topic(bootstrap: &str, topic: &str, replicas: &[i32]) {
+    create_topic(
+        bootstrap,
+        &NewTopic::new(topic, 1, TopicReplication::Variable(&[replicas]))
+            .set("min.insync.replicas", "2"),
+    );
+}
+
+/// CreateTopics with librdkafka's admin client; panics on any error.
+fn create_topic(bootstrap: &str, new_topic: &NewTopic<'_>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = runtime
+        .block_on(admin.create_topics([new_topic], &options))
+        .expect("CreateTopics answered");
+    for result in results {
+        if let Err((name, code)) = result {
+            panic!("creating topic {name}: {code}");
+        }
+    }
 }
 
 /// A record the cluster acknowledged: its value (a number), where it went

@@ -556,11 +556,7 @@ impl ClusterImage {
             return Err(MetadataError::StaleBrokerEpoch);
         }
         let live = self.live_set();
-        let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(partition as usize))
-            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let p = partition_mut(&mut self.topics, topic, partition)?;
         if p.leader != leader_id {
             return Err(MetadataError::NotLeaderOrFollower);
         }
@@ -622,11 +618,7 @@ impl ClusterImage {
 
     fn elect_preferred(&mut self, topic: &str, partition: u32) -> CommandResult {
         let live = self.live_set();
-        let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(partition as usize))
-            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let p = partition_mut(&mut self.topics, topic, partition)?;
         let Some(&preferred) = p.replicas.first() else {
             return Err(MetadataError::PreferredLeaderNotAvailable);
         };
@@ -639,6 +631,18 @@ impl ClusterImage {
         set_leader(p, preferred);
         Ok(Applied::Partition(p.clone()))
     }
+}
+
+/// One partition of the image, to change.
+pub(super) fn partition_mut<'a>(
+    topics: &'a mut BTreeMap<String, TopicImage>,
+    topic: &str,
+    partition: u32,
+) -> Result<&'a mut PartitionImage, MetadataError> {
+    topics
+        .get_mut(topic)
+        .and_then(|t| t.partitions.get_mut(partition as usize))
+        .ok_or(MetadataError::UnknownTopicOrPartition)
 }
 
 fn unclean_enabled(configs: &BTreeMap<String, String>, default: bool) -> bool {

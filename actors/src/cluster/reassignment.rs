@@ -15,7 +15,9 @@
 //! Everything here runs inside [`ClusterImage::apply`]: pure and
 //! deterministic, so every broker reaches the same replica sets.
 
-use super::image::{elect, Applied, ClusterImage, CommandResult, MetadataError, PartitionImage};
+use super::image::{
+    elect, partition_mut, Applied, ClusterImage, CommandResult, MetadataError, PartitionImage,
+};
 use std::collections::BTreeSet;
 
 impl PartitionImage {
@@ -72,11 +74,7 @@ impl ClusterImage {
             self.check_target(target)?;
         }
         let live = self.live_set();
-        let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(partition as usize))
-            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let p = partition_mut(&mut self.topics, topic, partition)?;
         let original = p.original_replicas();
         let target = match target {
             Some(target) => target,
