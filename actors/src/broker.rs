@@ -15,6 +15,7 @@ use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;
+use crate::partition::reader::Readers;
 use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
 use crate::replication::manager::ReplicaManager;
@@ -204,12 +205,13 @@ pub struct BrokerAddress {
     pub port: i32,
 }
 
-/// The broker's threads and the handles that keep the flusher and cleaner
-/// threads alive (the partitions hold clones).
+/// The broker's threads and the handles that keep the flusher, cleaner and
+/// reader threads alive (the partitions hold clones).
 struct Threads {
     arbiters: Vec<Arbiter>,
     flusher: Flusher,
     cleaner: Cleaner,
+    readers: Readers,
     services: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -238,6 +240,7 @@ impl Broker {
         let metrics = Arc::new(Metrics::default());
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
+        let (readers, reader_threads) = Readers::start(config.io_threads)?;
         let state_db = crate::store::state_db::open(state_db.as_deref())?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
@@ -336,7 +339,11 @@ impl Broker {
                 arbiters,
                 flusher,
                 cleaner,
-                services: vec![flusher_thread, cleaner_thread],
+                readers,
+                services: [flusher_thread, cleaner_thread]
+                    .into_iter()
+                    .chain(reader_threads)
+                    .collect(),
             })),
             metrics,
             connections: Connections::new(&config),
@@ -859,10 +866,10 @@ impl Broker {
         }
         // The partitions are gone with their workers: these were the last
         // handles, so the threads end once their queues are empty.
-        drop((threads.flusher, threads.cleaner));
+        drop((threads.flusher, threads.cleaner, threads.readers));
         for thread in threads.services {
             if thread.join().is_err() {
-                log::error!("the flusher or cleaner thread panicked");
+                log::error!("the flusher, cleaner or a reader thread panicked");
             }
         }
     }
@@ -1704,8 +1711,12 @@ impl Broker {
     ) -> io::Result<PartitionHandle> {
         let cleanup = topic::config::cleanup(&self.settings(), configs);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
-        let (flusher, cleaner) = match self.threads.lock().as_deref() {
-            Ok(Some(threads)) => (threads.flusher.clone(), threads.cleaner.clone()),
+        let (flusher, cleaner, readers) = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => (
+                threads.flusher.clone(),
+                threads.cleaner.clone(),
+                threads.readers.clone(),
+            ),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
         let log_config = topic::config::log_config(&self.settings(), configs);
@@ -1720,6 +1731,7 @@ impl Broker {
             interval,
             flusher,
             cleaner,
+            readers,
         )?;
         if self.cluster.is_some() {
             partition.awaiting_role();

@@ -99,6 +99,9 @@ pub struct BrokerConfig {
     pub compaction_bytes_per_sec: u64,
     /// Threads running partition and connection actors; 0 means one per core.
     pub worker_threads: usize,
+    /// Threads doing the disk reads of fetches, off the worker threads, so
+    /// a consumer of cold data never stalls the actors sharing its worker.
+    pub io_threads: usize,
     /// Address of the HTTP endpoint with `/metrics` (Prometheus) and
     /// `/health`; none to turn it off.
     pub metrics_listen: Option<SocketAddr>,
@@ -186,6 +189,7 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 5 * 60 * 1000,
             compaction_bytes_per_sec: 64 * 1024 * 1024,
             worker_threads: 0,
+            io_threads: 4,
             metrics_listen: None,
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
@@ -287,6 +291,9 @@ impl BrokerConfig {
                 "max_in_flight_bytes",
                 &format!("must be between 1024 and {MAX_IN_FLIGHT_BYTES}"),
             );
+        }
+        if self.io_threads == 0 {
+            return bad("io_threads", "must be at least 1");
         }
         if self.num_partitions > self.max_partitions {
             return bad("num_partitions", "must not exceed max_partitions");

@@ -3,6 +3,8 @@
 //! SIGKILL and restart on the same data. The process is killed when the
 //! handle drops.
 
+#![allow(dead_code)] // each program uses its own subset
+
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -69,6 +71,11 @@ impl Broker {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Where the broker keeps its data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
     }
 
     /// The broker's stderr, over all its runs.

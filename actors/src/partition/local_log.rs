@@ -10,6 +10,7 @@
 use super::batch::BatchHeader;
 use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, Snapshot};
 use super::epoch_cache::EpochCache;
+use super::read_plan::ReadPlan;
 use super::segment::{self, PendingBatch, Segment};
 use super::transactions::Aborted;
 use super::LEADER_EPOCH;
@@ -105,13 +106,6 @@ pub struct Log {
     epochs: EpochCache,
     /// The epoch stamped on batches appended as leader.
     leader_epoch: i32,
-}
-
-/// Part of one segment's file that a read returns.
-struct Span<'a> {
-    segment: &'a Segment,
-    start: u64,
-    end: u64,
 }
 
 impl Log {
@@ -619,50 +613,25 @@ impl Log {
 
     /// Whole batches starting with the one that contains `offset`, as long
     /// as they fit in `max_bytes` — but at least one batch, however large, if
-    /// any exists from `offset` on. Empty at the log end offset.
+    /// any exists from `offset` on. Empty at the log end offset. Reads on
+    /// the calling thread; the partition actor hands its plans to the
+    /// reader threads instead.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ReadError> {
+        Ok(self.read_plan(offset)?.execute(max_bytes)?)
+    }
+
+    /// What reading from `offset` needs, from memory alone: every segment
+    /// that may hold batches from it on. The offset must lie within the log.
+    pub fn read_plan(&self, offset: i64) -> Result<ReadPlan, ReadError> {
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
         if offset < log_start || offset > log_end {
             return Err(ReadError::OffsetOutOfRange { log_start, log_end });
         }
-        let spans = self.plan_read(offset, max_bytes as u64)?;
-        let total: u64 = spans.iter().map(|s| s.end - s.start).sum();
-        let total = usize::try_from(total).map_err(io::Error::other)?;
-        let mut buf = vec![0; total];
-        let mut filled = 0;
-        for span in &spans {
-            let len = (span.end - span.start) as usize;
-            span.segment
-                .read_into(span.start, &mut buf[filled..filled + len])?;
-            filled += len;
-        }
-        Ok(Bytes::from(buf))
-    }
-
-    /// The byte ranges a read returns, one per segment. Batch headers are
-    /// read only near the start and the end of each range.
-    fn plan_read(&self, offset: i64, max_bytes: u64) -> io::Result<Vec<Span<'_>>> {
-        let mut spans: Vec<Span<'_>> = Vec::new();
-        let mut budget = max_bytes;
-        for segment in self.segments_from(offset) {
-            let Some(first) = segment.find_batch(offset)? else {
-                continue;
-            };
-            if !spans.is_empty() && first.header.total_len() as u64 > budget {
-                break;
-            }
-            let end = segment.read_end(first, budget)?;
-            spans.push(Span {
-                segment,
-                start: first.position,
-                end,
-            });
-            budget = budget.saturating_sub(end - first.position);
-            if end < segment.size() {
-                break;
-            }
-        }
-        Ok(spans)
+        let slices = self
+            .segments_from(offset)
+            .filter_map(|segment| segment.read_slice(offset))
+            .collect();
+        Ok(ReadPlan { slices })
     }
 
     /// The first record with a timestamp of at least `ts`, as `(offset,

@@ -14,6 +14,8 @@ mod handle;
 pub mod index;
 pub mod local_log;
 pub mod producers;
+mod read_plan;
+pub mod reader;
 pub mod replicas;
 pub mod replication;
 // memfd_create through libc, each call with its SAFETY comment.
@@ -23,7 +25,11 @@ pub mod transactions;
 
 use crate::clock::now_ms;
 use crate::flusher::Flusher;
-use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture};
+use actix::fut::{self, ActorFutureExt, WrapFuture};
+use actix::{
+    Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture,
+    ResponseFuture,
+};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::fs::File;
@@ -38,6 +44,7 @@ use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
 use self::local_log::{Log, LogConfig, ReadError};
 use self::producers::{ActiveProducer, Producers, Verdict};
+use self::reader::Readers;
 use self::replication::{ReplicaRead, Role};
 use self::transactions::{Aborted, Transactions};
 
@@ -74,6 +81,8 @@ pub struct Partition {
     flusher: Flusher,
     /// The thread that compacts, off this actor's arbiter.
     cleaner: Cleaner,
+    /// The threads that carry out this partition's reads.
+    readers: Readers,
     /// A compaction job of this partition is on the cleaner thread.
     compacting: bool,
     /// Compaction has run over the log below this offset (in this run of
@@ -98,6 +107,7 @@ impl Partition {
         cleanup_interval: Duration,
         flusher: Flusher,
         cleaner: Cleaner,
+        readers: Readers,
     ) -> io::Result<(Self, watch::Receiver<LogOffsets>)> {
         let mut producers = Producers::default();
         let mut transactions = match log.dir() {
@@ -128,6 +138,7 @@ impl Partition {
             transactions,
             flusher,
             cleaner,
+            readers,
             compacting: false,
             compacted_below: 0,
             tombstones_expire_ms: None,
@@ -364,55 +375,61 @@ pub struct ReadFailure {
 }
 
 impl Handler<Read> for Partition {
-    type Result = MessageResult<Read>;
+    type Result = ResponseActFuture<Self, Result<Records, ReadFailure>>;
 
+    /// Checks and plans the read here; the disk reads run on a reader
+    /// thread, and the answer is cut to what consumers may see when it
+    /// comes back.
     fn handle(&mut self, msg: Read, ctx: &mut Self::Context) -> Self::Result {
         if let Some(replica) = msg.replica {
-            return MessageResult(self.read_for_replica(replica, &msg, ctx));
+            return self.read_for_replica(replica, &msg, ctx);
         }
         let offsets = self.current_offsets();
         if let Err(error) = self
             .check_online()
             .and_then(|()| self.check_leader(msg.current_leader_epoch))
         {
-            return MessageResult(Err(ReadFailure { error, offsets }));
+            return Box::pin(fut::ready(Err(ReadFailure { error, offsets })));
         }
-        let read = if msg.committed && msg.offset >= offsets.last_stable {
-            // Nothing stable to give yet (but still check the offset).
-            self.log.read(msg.offset, 0).map(|_| Bytes::new())
-        } else {
-            self.log.read(msg.offset, msg.max_bytes)
+        let plan = match self.log.read_plan(msg.offset) {
+            Ok(plan) => plan,
+            Err(e) => return Box::pin(fut::ready(Err(self.read_failed(e, msg.offset)))),
         };
-        MessageResult(match read {
-            Ok(records) if msg.committed => {
+        // Nothing stable to give yet to a read_committed consumer.
+        let max_bytes = if msg.committed && msg.offset >= offsets.last_stable {
+            None
+        } else {
+            Some(msg.max_bytes)
+        };
+        let readers = self.readers.clone();
+        let read = async move {
+            match max_bytes {
+                Some(max_bytes) => readers.read(plan, max_bytes).await,
+                None => Ok(Bytes::new()),
+            }
+        };
+        let (offset, committed) = (msg.offset, msg.committed);
+        Box::pin(read.into_actor(self).map(move |read, act, _| {
+            let records = read.map_err(|e| act.read_failed(ReadError::Io(e), offset))?;
+            Ok(if committed {
                 let records = batch::truncate_at_offset(records, offsets.last_stable);
-                let last = batch::last_offset_of(&records).unwrap_or(msg.offset);
-                let aborted = self.transactions.aborted_between(msg.offset, last);
-                Ok(Records {
+                let last = batch::last_offset_of(&records).unwrap_or(offset);
+                let aborted = act.transactions.aborted_between(offset, last);
+                Records {
                     records,
                     offsets,
                     aborted,
                     diverging: None,
-                })
-            }
-            Ok(records) => Ok(Records {
-                records: batch::truncate_at_offset(records, offsets.high_watermark),
-                offsets,
-                aborted: Vec::new(),
-                diverging: None,
-            }),
-            Err(ReadError::OffsetOutOfRange { .. }) => Err(ReadFailure {
-                error: ResponseError::OffsetOutOfRange,
-                offsets,
-            }),
-            Err(e) => {
-                log::error!("{}: read at {} failed: {e}", self.name, msg.offset);
-                Err(ReadFailure {
-                    error: ResponseError::KafkaStorageError,
+                }
+            } else {
+                Records {
+                    records: batch::truncate_at_offset(records, offsets.high_watermark),
                     offsets,
-                })
-            }
-        })
+                    aborted: Vec::new(),
+                    diverging: None,
+                }
+            })
+        }))
     }
 }
 
@@ -425,43 +442,59 @@ impl Partition {
         replica: ReplicaRead,
         msg: &Read,
         ctx: &mut Context<Self>,
-    ) -> Result<Records, ReadFailure> {
+    ) -> ResponseActFuture<Self, Result<Records, ReadFailure>> {
         let fail = |p: &Partition, error| ReadFailure {
             error,
             offsets: p.current_offsets(),
         };
-        if let Err(error) = self
+        let checked = self
             .check_online()
             .and_then(|()| self.check_leader(msg.current_leader_epoch))
-        {
-            return Err(fail(self, error));
-        }
-        let diverging = self
-            .on_replica_read(replica, msg.offset, ctx)
-            .map_err(|e| fail(self, e))?;
+            .and_then(|()| self.on_replica_read(replica, msg.offset, ctx));
+        let diverging = match checked {
+            Ok(diverging) => diverging,
+            Err(error) => return Box::pin(fut::ready(Err(fail(self, error)))),
+        };
         let offsets = self.current_offsets();
         if diverging.is_some() {
-            return Ok(Records {
+            return Box::pin(fut::ready(Ok(Records {
                 records: Bytes::new(),
                 offsets,
                 aborted: Vec::new(),
                 diverging,
-            });
+            })));
         }
-        match self.log.read(msg.offset, msg.max_bytes) {
-            Ok(records) => Ok(Records {
+        let plan = match self.log.read_plan(msg.offset) {
+            Ok(plan) => plan,
+            Err(e) => return Box::pin(fut::ready(Err(self.read_failed(e, msg.offset)))),
+        };
+        let readers = self.readers.clone();
+        let (offset, max_bytes) = (msg.offset, msg.max_bytes);
+        let read = async move { readers.read(plan, max_bytes).await };
+        Box::pin(read.into_actor(self).map(move |read, act, _| {
+            let records = read.map_err(|e| act.read_failed(ReadError::Io(e), offset))?;
+            Ok(Records {
                 records,
                 offsets,
                 aborted: Vec::new(),
                 diverging: None,
-            }),
-            Err(ReadError::OffsetOutOfRange { .. }) => {
-                Err(fail(self, ResponseError::OffsetOutOfRange))
+            })
+        }))
+    }
+
+    /// The answer to a read that failed: out of range, or a storage error
+    /// (logged).
+    fn read_failed(&self, error: ReadError, offset: i64) -> ReadFailure {
+        let error = match error {
+            ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            e => {
+                log::error!("{}: read at {offset} failed: {e}", self.name);
+                ResponseError::KafkaStorageError
             }
-            Err(e) => {
-                log::error!("{}: replica read at {} failed: {e}", self.name, msg.offset);
-                Err(fail(self, ResponseError::KafkaStorageError))
-            }
+        };
+        ReadFailure {
+            error,
+            offsets: self.current_offsets(),
         }
     }
 }

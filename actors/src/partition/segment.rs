@@ -17,6 +17,7 @@
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::index::{IndexError, IndexLimits, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::read_plan::SegmentSlice;
 use crate::durable;
 use std::ffi::CString;
 use std::fmt;
@@ -736,31 +737,25 @@ impl Segment {
         Ok(None)
     }
 
-    /// The end of a read starting with `first`: the last batch boundary no
-    /// more than `budget` bytes past its start, but never before the end of
-    /// `first`. The offset index finds the last indexed batch below the
-    /// limit, so only the headers after it are read.
-    pub fn read_end(&self, first: BatchPosition, budget: u64) -> io::Result<u64> {
-        let limit = first.position.saturating_add(budget);
-        if limit >= self.size {
-            return Ok(self.size);
+    /// What a read from `offset` needs of this segment (see
+    /// [`ReadPlan`](super::read_plan::ReadPlan)), from the offset index
+    /// alone; `None` if the segment ends before `offset`.
+    pub fn read_slice(&self, offset: i64) -> Option<SegmentSlice> {
+        if offset >= self.next_offset {
+            return None;
         }
-        let mut end = self
+        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
+        let from = self
             .offset_index
-            .floor_position(limit)
-            .map_or(0, |e| u64::from(e.position))
-            .max(first.end());
-        if end >= limit {
-            return Ok(end);
-        }
-        for batch in self.batches_from(end) {
-            let batch = batch?;
-            if batch.end() > limit {
-                break;
-            }
-            end = batch.end();
-        }
-        Ok(end)
+            .floor(relative)
+            .map_or(0, |e| u64::from(e.position));
+        Some(SegmentSlice {
+            file: self.file.clone(),
+            path: self.log_path(),
+            from,
+            size: self.size,
+            offset,
+        })
     }
 
     /// Cuts the segment before the batch holding `offset`, so the batches
@@ -927,6 +922,7 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::*;
     use crate::partition::batch::testing::{batch, batch_sized};
+    use crate::partition::read_plan::ReadPlan;
 
     const INTERVAL: u32 = 100;
 
@@ -1020,7 +1016,7 @@ mod tests {
     }
 
     #[test]
-    fn find_batch_and_read_end() {
+    fn find_batch_and_read_slices() {
         let dir = tempfile::tempdir().unwrap();
         let segment = filled(dir.path(), 10);
         let len = segment.size() / 10;
@@ -1031,12 +1027,20 @@ mod tests {
         assert!(segment.find_batch(40).unwrap().is_none());
         assert_eq!(segment.find_batch(0).unwrap().unwrap().position, 0);
 
-        let first = segment.find_batch(13).unwrap().unwrap();
-        assert_eq!(segment.read_end(first, 0).unwrap(), 2 * len);
-        assert_eq!(segment.read_end(first, len).unwrap(), 2 * len);
-        assert_eq!(segment.read_end(first, 3 * len - 1).unwrap(), 3 * len);
-        assert_eq!(segment.read_end(first, 3 * len).unwrap(), 4 * len);
-        assert_eq!(segment.read_end(first, u64::MAX).unwrap(), 10 * len);
+        // Offset 13 is in the second batch; reads take whole batches within
+        // the budget, but always that one.
+        let read = |budget: u64| {
+            let plan = ReadPlan {
+                slices: vec![segment.read_slice(13).unwrap()],
+            };
+            plan.execute(budget as usize).unwrap().len() as u64
+        };
+        assert_eq!(read(0), len);
+        assert_eq!(read(len), len);
+        assert_eq!(read(3 * len - 1), 2 * len);
+        assert_eq!(read(3 * len), 3 * len);
+        assert_eq!(read(u64::MAX / 2), 9 * len);
+        assert!(segment.read_slice(40).is_none());
     }
 
     #[test]
