@@ -426,3 +426,52 @@ fn the_service_outgrows_a_low_soft_file_limit() {
     assert!(ok, "consume: {stderr}");
     assert_eq!(stdout.trim(), "last");
 }
+
+/// A consumer whose fetch budget allows more than 8 MiB per response gets
+/// it: no frame limit on the broker's writes but the protocol's (a limit on
+/// responses dropped such consumers' connections, over and over).
+#[test]
+fn fetch_responses_over_8_mib_reach_the_consumer() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const RECORDS: usize = 120;
+    let broker = BrokerProcess::start();
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        embedded_broker::config(&broker.bootstrap())
+            .set("linger.ms", "50")
+            .create()
+            .expect("producer");
+    let value = vec![b'v'; 100 * 1024];
+    for _ in 0..RECORDS {
+        producer
+            .send(BaseRecord::<(), _>::to("large-fetches").payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+    let consumer: BaseConsumer = embedded_broker::config(&broker.bootstrap())
+        .set("group.id", "large-fetches")
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("fetch.max.bytes", "33554432")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("large-fetches", 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read < RECORDS && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                assert_eq!(message.payload_len(), value.len());
+                read += 1;
+            }
+            Some(Err(e)) => panic!("the consumer failed: {e}"),
+            None => {}
+        }
+    }
+    assert_eq!(read, RECORDS, "records read back through large fetches");
+}

@@ -5,7 +5,7 @@
 use crate::cluster::image::{assign_replicas, Applied, Command, Endpoint, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::config::BrokerConfig;
-use crate::dynamic_config::{self, DynamicConfigs, Settings};
+use crate::dynamic_config::{self, DynamicConfigs};
 use crate::flusher::Flusher;
 use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
@@ -29,6 +29,7 @@ use crate::store::acls::{AclBinding, AclFilter, AclStore};
 use crate::store::dynamic_configs::DynamicConfigStore;
 use crate::store::offsets::OffsetStore;
 use crate::store::scram::ScramStore;
+use crate::topic::broker_settings::{self, Settings};
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
 use crate::txn::{Adopt, Release, TxnCoordinator};
@@ -493,8 +494,8 @@ impl Broker {
             ));
         }
         for (key, value) in &configs {
-            if let Err(dynamic_config::KeyError::Invalid(message)) =
-                dynamic_config::validate(&self.config, key, value)
+            if let Err(broker_settings::KeyError::Invalid(message)) =
+                broker_settings::validate(&self.config, key, value)
             {
                 return Err(TopicError::new(ResponseError::InvalidConfig, message));
             }

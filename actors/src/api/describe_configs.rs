@@ -4,10 +4,11 @@
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::dynamic_config::{self, Settings, Source};
+use crate::dynamic_config::{self, Source};
 use crate::protocol::resource_type;
 use crate::security::listeners::Listener;
 use crate::security::{Access, Operation};
+use crate::topic::broker_settings::Settings;
 use crate::topic::{self, config::ConfigType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

@@ -82,6 +82,18 @@ impl Decoder for Frames {
     }
 }
 
+/// The codec that writes responses: a length prefix and the response. A
+/// response is as large as the client's fetch budget makes it
+/// (`fetch.max.bytes`, 50 MiB by default in librdkafka and the Java
+/// client), so the only bound is the protocol's: an i32 length. Tokio's
+/// default of 8 MiB would fail the write and drop the connection of any
+/// consumer catching up on several partitions at once.
+pub fn response_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(i32::MAX as usize)
+        .new_codec()
+}
+
 /// Decodes one frame (without its length prefix).
 pub fn decode(mut frame: Bytes) -> Result<Request, Rejection> {
     if frame.len() < 8 {

@@ -29,7 +29,7 @@ use crate::broker::Broker;
 use crate::security::listeners::Listener;
 use crate::security::sasl::SaslSession;
 use actix::io::{FramedWrite, WriteHandler};
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Running, StreamHandler};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use kafka_protocol::messages::ApiKey;
@@ -138,7 +138,7 @@ impl Connection {
                 listener,
                 sasl,
                 max_frame,
-                writer: FramedWrite::new(write, LengthDelimitedCodec::new(), ctx),
+                writer: FramedWrite::new(write, frame::response_codec(), ctx),
                 next_request: 0,
                 next_response: 0,
                 done: BTreeMap::new(),
@@ -226,7 +226,18 @@ impl Actor for Connection {
     }
 }
 
-impl WriteHandler<io::Error> for Connection {}
+impl WriteHandler<io::Error> for Connection {
+    /// The socket failed under a response (the client went away): the
+    /// connection ends, and says why.
+    fn error(&mut self, error: io::Error, _: &mut Self::Context) -> Running {
+        client_log::warn(
+            self.peer,
+            "write_failed",
+            format_args!("closing the connection: writing a response: {error}"),
+        );
+        Running::Stop
+    }
+}
 
 impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
     fn handle(

@@ -186,7 +186,9 @@ impl Partition {
     /// Applies the topic's cleanup policy: a compaction job for the cleaner
     /// thread (one at a time), then deletion of the closed segments that
     /// retention no longer keeps. Files change only here, on the actor
-    /// between messages, so a read never sees a segment change under it.
+    /// between messages; a read in flight on a reader thread holds open the
+    /// files it planned (a deleted or replaced segment keeps its inode), so
+    /// it reads them as they were.
     fn clean(&mut self, ctx: &mut Context<Self>) {
         let Cleanup {
             delete, compact, ..

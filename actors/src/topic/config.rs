@@ -1,8 +1,8 @@
 //! Per-topic configuration keys: their broker-wide defaults and validation
 //! of overrides given at CreateTopics.
 
+use super::broker_settings::Settings;
 use crate::config::BrokerConfig;
-use crate::dynamic_config::Settings;
 use crate::partition::local_log::LogConfig;
 use crate::partition::Cleanup;
 use kafka_protocol::records::Compression;

@@ -2,6 +2,7 @@
 //! offsets each partition publishes for long-polling fetches. Below it, the
 //! durable [`catalog`] of topics and the per-topic [`config`] keys.
 
+pub mod broker_settings;
 pub mod catalog;
 pub mod config;
 
