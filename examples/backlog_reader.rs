@@ -195,8 +195,7 @@ fn read_backlog(bootstrap: &str, stop: &AtomicBool, read: &AtomicU64) -> Result<
     let consumer: BaseConsumer = client(bootstrap)
         .set("group.id", "backlog-reader")
         .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
+        .set("max.partition.fetch.bytes", "4194304")
         .create()
         .map_err(|e| format!("consumer: {e}"))?;
     let mut assignment = TopicPartitionList::new();
