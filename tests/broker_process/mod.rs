@@ -5,7 +5,11 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::net::{TcpListener, TcpStream};
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_port;
+
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,14 +27,6 @@ pub struct BrokerProcess {
     file_limit: Option<u64>,
     /// The config names the listeners: no `--listen`.
     own_listeners: bool,
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl BrokerProcess {

@@ -9,9 +9,13 @@
 
 pub mod clients;
 
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_port;
+
 use rustix::process::{kill_process, Pid, Signal};
 use serde_yaml_ng::{Mapping, Value};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -24,14 +28,6 @@ const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lines of each broker's log printed when a test fails.
 const LOG_TAIL_LINES: usize = 40;
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Polls `condition` every 100 ms until it holds; panics naming `what` when
 /// it still does not after `deadline`. Every wait in the cluster tests is
