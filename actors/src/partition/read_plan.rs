@@ -58,14 +58,15 @@ impl ReadPlan {
         let mut parts: Vec<Bytes> = Vec::new();
         let mut budget = max_bytes as u64;
         for slice in &self.slices {
-            let Some(first) = slice.find_first()? else {
+            let mut window = Window::default();
+            let Some(first) = slice.find_first(&mut window, budget)? else {
                 continue;
             };
             let first_len = first.header.total_len() as u64;
             if !parts.is_empty() && first_len > budget {
                 break;
             }
-            let (bytes, to_the_end) = slice.read_batches(&first, budget)?;
+            let (bytes, to_the_end) = slice.read_batches(&first, budget, window)?;
             budget = budget.saturating_sub(bytes.len() as u64);
             parts.push(bytes);
             if !to_the_end {
@@ -86,12 +87,14 @@ impl ReadPlan {
 
 impl SegmentSlice {
     /// The first batch whose last offset reaches `self.offset`, walking
-    /// batch headers from `self.from` through a window of the file.
-    fn find_first(&self) -> io::Result<Option<Found>> {
-        let mut window = Window::default();
+    /// batch headers from `self.from` through `window`, whose first read
+    /// also covers `budget` bytes past the start: the offset index puts the
+    /// batch close to `from`, so that read usually holds the whole answer.
+    fn find_first(&self, window: &mut Window, budget: u64) -> io::Result<Option<Found>> {
         let mut position = self.from;
+        let want = budget.saturating_add(SEEK_WINDOW);
         while position + HEADER_LEN as u64 <= self.size {
-            let header = window.header(self, position)?;
+            let header = window.header(self, position, want)?;
             let found = Found { position, header };
             if found.header.last_offset() >= self.offset {
                 return Ok(Some(found));
@@ -102,13 +105,26 @@ impl SegmentSlice {
     }
 
     /// The batches from `first` that fit in `budget` (at least `first`),
-    /// in one read; and whether they reach the end of the segment.
-    fn read_batches(&self, first: &Found, budget: u64) -> io::Result<(Bytes, bool)> {
+    /// taken from `window` when it holds them, else read at once; and
+    /// whether they reach the end of the segment.
+    fn read_batches(
+        &self,
+        first: &Found,
+        budget: u64,
+        window: Window,
+    ) -> io::Result<(Bytes, bool)> {
         let start = first.position;
         let limit = start.saturating_add(budget).min(self.size);
         let first_end = start + first.header.total_len() as u64;
-        let mut buf = vec![0; (limit.max(first_end) - start) as usize];
-        self.file.read_exact_at(&mut buf, start)?;
+        let wanted = limit.max(first_end);
+        let buf = match window.take(start, wanted) {
+            Some(bytes) => bytes,
+            None => {
+                let mut buf = vec![0; (wanted - start) as usize];
+                self.file.read_exact_at(&mut buf, start)?;
+                Bytes::from(buf)
+            }
+        };
         let mut end = 0usize;
         while end + HEADER_LEN <= buf.len() {
             let header = self.parse(&buf[end..end + HEADER_LEN], start + end as u64)?;
@@ -120,8 +136,7 @@ impl SegmentSlice {
         }
         // The first batch always goes whole, however large.
         let end = end.max((first_end - start) as usize);
-        buf.truncate(end);
-        Ok((Bytes::from(buf), start + end as u64 >= self.size))
+        Ok((buf.slice(..end), start + end as u64 >= self.size))
     }
 
     /// The header at `position`, checked to lie within the segment.
@@ -143,7 +158,8 @@ impl SegmentSlice {
 }
 
 /// The bytes of the last read of a segment, so that walking batch headers
-/// costs one `pread` per window rather than one per header.
+/// costs one `pread` per window rather than one per header, and the records
+/// after them need no read of their own when the window holds them.
 #[derive(Default)]
 struct Window {
     start: u64,
@@ -151,18 +167,33 @@ struct Window {
 }
 
 impl Window {
-    fn header(&mut self, slice: &SegmentSlice, position: u64) -> io::Result<BatchHeader> {
+    /// The header at `position`; a new read, of up to `want` bytes, if the
+    /// window does not hold it.
+    fn header(
+        &mut self,
+        slice: &SegmentSlice,
+        position: u64,
+        want: u64,
+    ) -> io::Result<BatchHeader> {
         let end = position + HEADER_LEN as u64;
         if position < self.start || end > self.start + self.bytes.len() as u64 {
-            let len = SEEK_WINDOW
-                .min(slice.size - position)
-                .max(HEADER_LEN as u64);
+            let len = want.min(slice.size - position).max(HEADER_LEN as u64);
             self.bytes.resize(len as usize, 0);
             slice.file.read_exact_at(&mut self.bytes, position)?;
             self.start = position;
         }
         let at = (position - self.start) as usize;
         slice.parse(&self.bytes[at..at + HEADER_LEN], position)
+    }
+
+    /// The bytes from `start` to `end`, if the window holds them all.
+    fn take(self, start: u64, end: u64) -> Option<Bytes> {
+        let held = self.start..=self.start + self.bytes.len() as u64;
+        if !(held.contains(&start) && held.contains(&end)) {
+            return None;
+        }
+        let from = (start - self.start) as usize;
+        Some(Bytes::from(self.bytes).slice(from..from + (end - start) as usize))
     }
 }
 
