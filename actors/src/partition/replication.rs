@@ -300,13 +300,14 @@ impl Partition {
         }
     }
 
-    /// Rebuilds the idempotent-producer state from the log's tail, after the
-    /// log was cut back.
-    fn replay_producers(&mut self) {
+    /// Rebuilds the idempotent-producer state and the open transactions
+    /// from the log's tail, after the log was cut back.
+    fn replay_tail(&mut self) {
         self.producers = super::producers::Producers::default();
         match self.log.tail_headers(super::PRODUCER_REPLAY_BYTES) {
             Ok(headers) => headers.iter().for_each(|h| {
                 self.producers.record(h, h.base_offset);
+                self.transactions.on_batch(h, h.base_offset);
             }),
             Err(e) => log::warn!("{}: cannot replay producer state: {e}", self.name),
         }
@@ -586,7 +587,10 @@ impl Handler<Truncate> for Partition {
             self.name,
             self.log.log_end_offset()
         );
-        self.replay_producers();
+        if let Err(e) = self.transactions.truncate(self.log.log_end_offset()) {
+            return Err(self.storage_error("cutting the aborted-transaction index", &e));
+        }
+        self.replay_tail();
         if let Role::Follower { high_watermark, .. } = &mut self.role {
             *high_watermark = (*high_watermark).min(self.log.log_end_offset());
         }

@@ -107,6 +107,28 @@ impl Transactions {
         Ok(())
     }
 
+    /// The log was cut back to `end` (a follower truncating to its
+    /// leader): aborts whose marker is gone are forgotten, durably, as
+    /// Kafka truncates its transaction index, and the open transactions are
+    /// to be replayed from the log's new tail ([`Transactions::on_batch`]).
+    pub fn truncate(&mut self, end: i64) -> io::Result<()> {
+        let before = self.aborted.len();
+        self.aborted.retain(|a| a.last_offset < end);
+        self.open.clear();
+        if self.aborted.len() == before {
+            return Ok(());
+        }
+        if let Some(path) = &self.path {
+            let text: String = self
+                .aborted
+                .iter()
+                .map(|a| format!("{} {} {}\n", a.producer_id, a.first_offset, a.last_offset))
+                .collect();
+            durable::replace(path, text.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The first offset a `read_committed` consumer may not read yet.
     pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
         self.open
@@ -199,5 +221,29 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn truncation_forgets_aborts_whose_marker_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut txns = Transactions::load(dir.path()).unwrap();
+        txns.on_batch(&header(7, true, false), 3);
+        txns.abort(7, 8).unwrap();
+        txns.on_batch(&header(7, true, true), 8);
+        txns.on_batch(&header(9, true, false), 10);
+        txns.abort(9, 12).unwrap();
+        txns.on_batch(&header(9, true, true), 12);
+        txns.truncate(12).unwrap();
+        let kept = Aborted {
+            producer_id: 7,
+            first_offset: 3,
+            last_offset: 8,
+        };
+        assert_eq!(txns.aborted(), [kept]);
+        let reloaded = Transactions::load(dir.path()).unwrap();
+        assert_eq!(reloaded.aborted(), [kept]);
+        // Replaying the new tail reopens the transaction whose abort went.
+        txns.on_batch(&header(9, true, false), 10);
+        assert_eq!(txns.open_since(9), Some(10));
     }
 }
