@@ -984,3 +984,50 @@ fn dynamic_broker_configs_reach_every_broker_and_survive_a_restart() {
         || in_force_on_second(&cluster),
     );
 }
+
+/// ACLs live in the cluster metadata: created through one broker, they are
+/// enforced by every leader and listed by every broker, also after a
+/// restart (confluent-kafka as the administrator and as alice).
+#[test]
+fn acls_created_through_one_broker_hold_on_every_broker() {
+    let sasl_ports = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut cluster = Cluster::start_each(3, |node, port| {
+        let sasl = cluster_process::free_port();
+        sasl_ports.lock().unwrap().insert(node, sasl);
+        format!(
+            "listeners: \"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}\"\n\
+             sasl_plain_users: {{alice: alice-secret, admin: admin-secret}}\n\
+             authorizer: acl\nsuper_users: [\"User:admin\", \"User:ANONYMOUS\"]\n"
+        )
+    });
+    let sasl: Vec<String> = sasl_ports
+        .lock()
+        .unwrap()
+        .values()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    create_replicated_topic(&cluster.bootstrap(), "guarded", 3);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripts/confluent_cluster_acls.py"
+    );
+    let run = |extra: &[&str]| {
+        let output = Command::new("python3")
+            .arg(script)
+            .arg("--sasl")
+            .args(&sasl)
+            .args(extra)
+            .output()
+            .expect("python3 runs (scripts/test installs confluent-kafka)");
+        assert!(
+            output.status.success(),
+            "confluent_cluster_acls.py {extra:?}:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[]);
+    cluster.kill9(1);
+    cluster.restart(1);
+    run(&["--granted"]);
+}

@@ -61,7 +61,7 @@ pub fn describe(
             .with_error_code(ResponseError::InvalidRequest.code())
             .with_error_message(Some(text(&why)));
     }
-    let found = match broker.acls().describe(&filter) {
+    let found = match broker.describe_acls(&filter) {
         Ok(found) => found,
         Err(e) => {
             let (code, message) = storage_error(e);

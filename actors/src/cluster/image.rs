@@ -10,6 +10,7 @@
 //! and [`Command::UnfenceBroker`] instead of being read from local config.
 
 use crate::dynamic_config::DynamicConfigs;
+use crate::store::acls::{AclBinding, AclFilter};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -93,6 +94,8 @@ pub struct ClusterImage {
     pub applied_index: u64,
     /// Dynamic broker configs (KIP-226): the cluster default and per broker.
     pub dynamic_configs: DynamicConfigs,
+    /// The ACLs every broker enforces, as KRaft keeps them in the metadata.
+    pub acls: BTreeSet<AclBinding>,
 }
 
 /// A change to the image, proposed through the controller quorum.
@@ -176,6 +179,14 @@ pub enum Command {
         broker: Option<i32>,
         configs: BTreeMap<String, Option<String>>,
     },
+    /// Adds ACLs (validated by the proposer); one already there stays once.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// Removes the ACLs each filter matches.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 /// What a successfully applied command produced.
@@ -197,6 +208,8 @@ pub enum Applied {
     ProducerIds {
         first: i64,
     },
+    /// What each filter of a DeleteAcls removed.
+    AclsDeleted(Vec<Vec<AclBinding>>),
 }
 
 /// Why a command was refused; each maps to the Kafka error a client expects.
@@ -345,6 +358,27 @@ impl ClusterImage {
                 }
                 self.dynamic_configs.alter(broker, configs);
                 Ok(Applied::Done)
+            }
+            Command::CreateAcls { acls } => {
+                self.acls.extend(acls);
+                Ok(Applied::Done)
+            }
+            Command::DeleteAcls { filters } => {
+                // Each filter reports every ACL it matches, as if alone.
+                let removed: Vec<Vec<AclBinding>> = filters
+                    .iter()
+                    .map(|filter| {
+                        self.acls
+                            .iter()
+                            .filter(|a| filter.matches(a))
+                            .cloned()
+                            .collect()
+                    })
+                    .collect();
+                for acl in removed.iter().flatten() {
+                    self.acls.remove(acl);
+                }
+                Ok(Applied::AclsDeleted(removed))
             }
         }
     }

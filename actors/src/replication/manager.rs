@@ -17,11 +17,12 @@ use crate::cluster::image::{ClusterImage, Command, PartitionImage, TopicImage, N
 use crate::cluster::ClusterNode;
 use crate::partition;
 use crate::partition::replication::{BecomeFollower, BecomeLeader, IsrChange, ReplicaControl};
+use crate::store::acls::AclBinding;
 use crate::topic::config as topic_config;
 use crate::topic::{PartitionHandle, Topic};
 use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
@@ -90,6 +91,8 @@ pub struct ReplicaManager {
     fetchers: HashMap<i32, (String, Fetcher)>,
     /// This broker's epoch, for the fetchers' replica_state.
     broker_epoch: watch::Sender<i64>,
+    /// The ACLs last handed to the authorizer.
+    acls: Option<BTreeSet<AclBinding>>,
 }
 
 impl ReplicaManager {
@@ -106,6 +109,7 @@ impl ReplicaManager {
             applied: HashMap::new(),
             fetchers: HashMap::new(),
             broker_epoch: watch::channel(-1).0,
+            acls: None,
         }
     }
 
@@ -136,6 +140,10 @@ impl ReplicaManager {
         // Before the topics, so that they are opened and applied with the
         // dynamic broker defaults of this image.
         let defaults_changed = broker.set_dynamic_configs(&image.dynamic_configs);
+        if self.acls.as_ref() != Some(&image.acls) {
+            broker.enforce_cluster_acls(&self.node);
+            self.acls = Some(image.acls.clone());
+        }
         let mut followed: BTreeMap<i32, Vec<FollowedPartition>> = BTreeMap::new();
         for (name, topic) in &image.topics {
             let Some(local) = self

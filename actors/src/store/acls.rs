@@ -47,7 +47,7 @@ pub struct AclBinding {
 }
 
 /// Which ACLs a describe or delete selects; `None` and ANY match all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclFilter {
     pub resource_type: i8,
     pub resource_name: Option<String>,
