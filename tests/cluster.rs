@@ -985,11 +985,12 @@ fn dynamic_broker_configs_reach_every_broker_and_survive_a_restart() {
     );
 }
 
-/// ACLs live in the cluster metadata: created through one broker, they are
-/// enforced by every leader and listed by every broker, also after a
-/// restart (confluent-kafka as the administrator and as alice).
+/// ACLs and SCRAM users live in the cluster metadata: created through one
+/// broker, ACLs are enforced by every leader and listed by every broker,
+/// and a SCRAM user logs in anywhere, also after a restart (confluent-kafka
+/// as the administrator, as alice and as carol).
 #[test]
-fn acls_created_through_one_broker_hold_on_every_broker() {
+fn acls_and_scram_users_created_through_one_broker_hold_on_every_broker() {
     let sasl_ports = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let mut cluster = Cluster::start_each(3, |node, port| {
         let sasl = cluster_process::free_port();

@@ -93,11 +93,6 @@ fn code_of(code: i16) -> ResponseError {
     ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)
 }
 
-/// An ACL change the controller quorum refused or did not commit.
-fn acl_change_failed(e: TopicError) -> io::Error {
-    io::Error::other(format!("the ACL change was not committed: {}", e.message))
-}
-
 /// Producer ids reserved in the catalog per write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -618,82 +613,9 @@ impl Broker {
         &self.offsets
     }
 
-    /// The access control lists.
-    pub fn acls(&self) -> &AclStore {
-        &self.acls
-    }
-
     /// What decides which client may do what.
     pub fn authorizer(&self) -> &Arc<Authorizer> {
         &self.authorizer
-    }
-
-    /// Stores new ACLs durably (in a cluster, in the metadata every broker
-    /// applies); they are enforced here from the return on.
-    pub async fn create_acls(&self, acls: &[AclBinding]) -> io::Result<()> {
-        let _one_change = self.acl_changes.lock().await;
-        if let Some(node) = &self.cluster {
-            let command = Command::CreateAcls {
-                acls: acls.to_vec(),
-            };
-            self.submit(node, command)
-                .await
-                .map_err(acl_change_failed)?;
-            self.enforce_cluster_acls(node);
-            return Ok(());
-        }
-        self.acls.create(acls).await?;
-        self.authorizer.set_acls(&self.acls.all()?);
-        Ok(())
-    }
-
-    /// Removes the ACLs each filter matches, durably; what each removed.
-    pub async fn delete_acls(&self, filters: &[AclFilter]) -> io::Result<Vec<Vec<AclBinding>>> {
-        let _one_change = self.acl_changes.lock().await;
-        if let Some(node) = &self.cluster {
-            let command = Command::DeleteAcls {
-                filters: filters.to_vec(),
-            };
-            let applied = self
-                .submit(node, command)
-                .await
-                .map_err(acl_change_failed)?;
-            self.enforce_cluster_acls(node);
-            return match applied {
-                Applied::AclsDeleted(removed) => Ok(removed),
-                other => Err(io::Error::other(format!("unexpected answer {other:?}"))),
-            };
-        }
-        let removed = self.acls.delete(filters).await?;
-        self.authorizer.set_acls(&self.acls.all()?);
-        Ok(removed)
-    }
-
-    /// The ACLs a filter matches, sorted: the metadata's in a cluster.
-    pub fn describe_acls(&self, filter: &AclFilter) -> io::Result<Vec<AclBinding>> {
-        match &self.cluster {
-            Some(node) => Ok(node
-                .image()
-                .borrow()
-                .acls
-                .iter()
-                .filter(|a| filter.matches(a))
-                .cloned()
-                .collect()),
-            None => self.acls.describe(filter),
-        }
-    }
-
-    /// Enforces the ACLs of the latest metadata image (every broker of a
-    /// cluster, on each image that changed them).
-    pub(crate) fn enforce_cluster_acls(&self, node: &ClusterNode) {
-        let acls: Vec<AclBinding> = node.image().borrow().acls.iter().cloned().collect();
-        self.authorizer.set_acls(&acls);
-    }
-
-    /// The SCRAM credentials of SASL users.
-    pub fn scram_credentials(&self) -> &ScramStore {
-        &self.scram
     }
 
     /// Every topic's partition count, as group assignors see them.
@@ -805,6 +727,7 @@ mod dynamic;
 mod groups;
 mod membership;
 mod placement;
+mod security;
 #[cfg(test)]
 mod tests;
 mod topics;

@@ -1,8 +1,10 @@
-"""ACLs in a cluster, with confluent-kafka: alice (SASL/PLAIN) may not
-write topic `guarded` until an administrator, through one broker, allows
-her; then she writes to every partition, so to every leader, and another
-broker lists the ACLs. With --granted, only checks that she may write
-(after a broker restarted). Exits non-zero on any mismatch."""
+"""ACLs and SCRAM users in a cluster, with confluent-kafka: alice
+(SASL/PLAIN) may not write topic `guarded` until an administrator, through
+one broker, allows her; then she writes to every partition, so to every
+leader, and another broker lists the ACLs. A SCRAM user the administrator
+adds through one broker logs in on another. With --granted, only checks
+that both still hold (after a broker restarted). Exits non-zero on any
+mismatch."""
 import argparse
 import sys
 import time
@@ -10,7 +12,9 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
                                    AclPermissionType, AdminClient,
-                                   ResourcePatternType, ResourceType)
+                                   ResourcePatternType, ResourceType,
+                                   ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialUpsertion)
 
 TOPIC = "guarded"
 PARTITIONS = 3
@@ -62,6 +66,7 @@ def main():
         if not allowed(args.sasl[1], 30):
             sys.exit("alice may no longer write after the restart")
         check_listed(args.sasl[1], ACLS)
+        carol_logs_in(args.sasl[1])
         return
     errors = alice_writes(args.sasl[1])
     if not all(e is not None and "TOPIC_AUTHORIZATION_FAILED" in str(e) for e in errors):
@@ -72,6 +77,21 @@ def main():
     if not allowed(args.sasl[1], 30):
         sys.exit("an ACL created through broker 1 is not enforced everywhere")
     check_listed(args.sasl[2], ACLS)
+    upsert = UserScramCredentialUpsertion(
+        "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"carol-secret")
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(10)
+    carol_logs_in(args.sasl[2])
+
+
+def carol_logs_in(bootstrap):
+    carol = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                         "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "carol",
+                         "sasl.password": "carol-secret"})
+    try:
+        carol.list_topics(timeout=10)
+    except Exception as e:
+        sys.exit(f"carol, added through broker 1, cannot log in at {bootstrap}: {e}")
 
 
 def check_listed(bootstrap, expected):

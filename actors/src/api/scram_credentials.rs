@@ -29,7 +29,7 @@ pub fn describe(
     if let Err(error) = access.cluster(Operation::Describe) {
         return response.with_error_code(error.code());
     }
-    let stored = match broker.scram_credentials().list() {
+    let stored = match broker.scram_users() {
         Ok(stored) => stored,
         Err(e) => {
             log::error!("cannot list SCRAM credentials: {e}");
@@ -119,7 +119,6 @@ pub async fn alter(
             .collect();
         return AlterUserScramCredentialsResponse::default().with_results(results);
     }
-    let store = broker.scram_credentials();
     // Per user, in request order: its changes, or the first error found.
     let mut users: BTreeMap<String, Result<Vec<Change>, (ResponseError, String)>> = BTreeMap::new();
     let mut order = Vec::new();
@@ -149,7 +148,7 @@ pub async fn alter(
         let mechanism = ScramMechanism::from_code(deletion.mechanism);
         let change = check_user(user).and_then(|()| {
             let m = mechanism.ok_or_else(unknown_mechanism)?;
-            match store.get(user, m) {
+            match broker.scram_credential(user, m) {
                 Ok(Some(_)) => Ok(Change::Delete(user.to_owned(), m)),
                 Ok(None) => Err((
                     ResponseError::ResourceNotFound,
@@ -199,7 +198,7 @@ pub async fn alter(
         .filter_map(|outcome| outcome.as_mut().ok())
         .flat_map(std::mem::take)
         .collect();
-    let stored = store.apply(&changes).await;
+    let stored = broker.alter_scram_credentials(changes).await;
     let results = order
         .into_iter()
         .map(|user| {

@@ -10,7 +10,9 @@
 //! and [`Command::UnfenceBroker`] instead of being read from local config.
 
 use crate::dynamic_config::DynamicConfigs;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::store::acls::{AclBinding, AclFilter};
+use crate::store::scram::Change as ScramChange;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -96,6 +98,8 @@ pub struct ClusterImage {
     pub dynamic_configs: DynamicConfigs,
     /// The ACLs every broker enforces, as KRaft keeps them in the metadata.
     pub acls: BTreeSet<AclBinding>,
+    /// SCRAM credentials by user and hash, so a user logs in on any broker.
+    pub scram: BTreeMap<(String, ScramMechanism), ScramCredential>,
 }
 
 /// A change to the image, proposed through the controller quorum.
@@ -186,6 +190,10 @@ pub enum Command {
     /// Removes the ACLs each filter matches.
     DeleteAcls {
         filters: Vec<AclFilter>,
+    },
+    /// Upserts and deletes SCRAM credentials (validated by the proposer).
+    AlterScramCredentials {
+        changes: Vec<ScramChange>,
     },
 }
 
@@ -379,6 +387,19 @@ impl ClusterImage {
                     self.acls.remove(acl);
                 }
                 Ok(Applied::AclsDeleted(removed))
+            }
+            Command::AlterScramCredentials { changes } => {
+                for change in changes {
+                    match change {
+                        ScramChange::Upsert(user, mechanism, credential) => {
+                            self.scram.insert((user, mechanism), credential);
+                        }
+                        ScramChange::Delete(user, mechanism) => {
+                            self.scram.remove(&(user, mechanism));
+                        }
+                    }
+                }
+                Ok(Applied::Done)
             }
         }
     }

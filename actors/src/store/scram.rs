@@ -5,6 +5,7 @@
 use super::state_db::{StateDb, StateTree};
 use super::StoreError;
 use crate::security::scram::{ScramCredential, ScramMechanism};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
 
@@ -26,6 +27,7 @@ fn key(user: &str, mechanism: ScramMechanism) -> Vec<u8> {
 }
 
 /// A change to one user's credential for one hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     Upsert(String, ScramMechanism, ScramCredential),
     Delete(String, ScramMechanism),
