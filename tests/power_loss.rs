@@ -547,10 +547,17 @@ async fn power_lost_right_after_a_compaction_swap_keeps_the_compacted_segment() 
     assert_latest_values(&broker.bootstrap());
 }
 
+/// Prints the offline replicas of `doomed` partition 0, with kafka-python.
+const OFFLINE_REPLICAS: &str = "import sys
+from kafka import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1])
+print(admin.describe_topics(['doomed'])[0]['partitions'][0]['offline_replicas'])";
+
 /// An fsync that fails takes the log directory offline: produce and
 /// ListOffsets answer KAFKA_STORAGE_ERROR from then on, even once the disk
-/// works again (nothing is retried), while metadata and group commits are
-/// still served. A restart recovers what reached the disk.
+/// works again (nothing is retried), while metadata (naming the replica
+/// offline) and group commits are still served. A restart recovers what
+/// reached the disk.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_fsync_takes_the_log_directory_offline() {
     let machine = Machine::start();
@@ -600,6 +607,18 @@ async fn a_failed_fsync_takes_the_log_directory_offline() {
         .fetch_metadata(Some("doomed"), TIMEOUT)
         .expect("metadata");
     assert_eq!(metadata.topics()[0].partitions().len(), 1);
+    // Metadata names the replica offline (librdkafka does not show the
+    // field; kafka-python does).
+    let listed = std::process::Command::new("python3")
+        .args(["-c", OFFLINE_REPLICAS, &bootstrap])
+        .output()
+        .expect("python3 runs (scripts/test installs kafka-python)");
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "[1]",
+        "offline replicas of doomed/0: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let mut offsets = TopicPartitionList::new();
     offsets
         .add_partition_offset("doomed", 0, Offset::Offset(3))

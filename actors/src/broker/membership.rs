@@ -86,15 +86,19 @@ impl Broker {
     /// Where partition `index` of `topic` is led and replicated; `None` past
     /// its partition count.
     pub fn partition_view(&self, topic: &Topic, index: i32) -> Option<PartitionView> {
+        let me = self.config.node_id;
+        // A replica on a log directory that went offline (a failed fsync)
+        // serves nothing until a restart: Metadata says so, as Kafka's
+        // `offline_replicas` does.
+        let offline_here = self.log_dir_offline();
         let Some(node) = &self.cluster else {
             topic.partition(index)?;
-            let me = self.config.node_id;
             return Some(PartitionView {
                 leader: me,
                 leader_epoch: crate::partition::LEADER_EPOCH,
                 replicas: vec![me],
                 isr: vec![me],
-                offline: Vec::new(),
+                offline: if offline_here { vec![me] } else { Vec::new() },
             });
         };
         let image = node.image().borrow().clone();
@@ -110,11 +114,19 @@ impl Broker {
                 .replicas
                 .iter()
                 .copied()
-                .filter(|r| !image.is_live(*r))
+                .filter(|&r| !image.is_live(r) || (r == me && offline_here))
                 .collect(),
             replicas: p.replicas.clone(),
             isr: p.isr.clone(),
         })
+    }
+
+    /// Whether this broker's log directory is offline.
+    fn log_dir_offline(&self) -> bool {
+        match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => threads.flusher.log_dir().is_offline(),
+            _ => false,
+        }
     }
 
     /// Replica sets for `partitions` new partitions, the first numbered
