@@ -172,27 +172,24 @@ fn read_topic(
         if records.len() >= expected && last_new.elapsed() > Duration::from_secs(2) {
             break;
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                let value = h.value.unwrap_or_default();
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(value).into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
-                records.push((value, headers));
-                last_new = Instant::now();
-            }
-            Some(Err(_)) | None => {}
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.unwrap_or_default();
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(value).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            records.push((value, headers));
+            last_new = Instant::now();
         }
     }
     records
