@@ -2,7 +2,8 @@
 //! source into a topic and a file sink out of it, SIGKILL mid-stream and a
 //! restart (every line exactly once in the topic, at least once in the
 //! file), rotation and truncation, a missing file failing only its
-//! connector, dead letters, and the REST API with `actorlog connect status`.
+//! connector, dead letters, the REST API with `actorlog connect status`,
+//! and the PostgreSQL sink against a PostgreSQL server of the test's own.
 
 mod broker_process;
 
@@ -538,4 +539,217 @@ fn a_bad_config_names_the_key() {
         "{err}"
     );
     assert!(err.contains("bad.yaml"), "{err}");
+}
+
+/// A PostgreSQL server of its own on a free loopback port, its data in a
+/// temporary directory, stopped when dropped.
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        if let Some((uid, gid)) = postgres_user() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8");
+        let socket_dir = dir.path().to_str().expect("utf-8");
+        run_pg(
+            "initdb",
+            &["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
+        let log = dir.path().join("postgres.log");
+        let options = format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1");
+        run_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                data,
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        Postgres { dir, port }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    /// The rows `sql` returns, `|`-separated, one per line.
+    fn query(&self, sql: &str) -> String {
+        let output = Command::new(pg_program("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = pg_command("pg_ctl")
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// PostgreSQL refuses to run as root: then its programs run as the
+/// `postgres` user Debian's package creates.
+fn postgres_user() -> Option<(u32, u32)> {
+    if !rustix::process::getuid().is_root() {
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("the postgres user (Debian's postgresql package)")
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// A PostgreSQL program: on the PATH, or in Debian's versioned directory.
+fn pg_program(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.exists());
+    on_path
+        .or_else(|| {
+            let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|e| Some(e.ok()?.path().join("bin").join(name)))
+                .filter(|p| p.exists())
+                .collect();
+            versions.sort();
+            versions.pop()
+        })
+        .unwrap_or_else(|| panic!("{name} not found: install Debian's postgresql"))
+}
+
+fn pg_command(name: &str) -> Command {
+    match postgres_user() {
+        Some(_) => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(pg_program(name));
+            command
+        }
+        None => Command::new(pg_program(name)),
+    }
+}
+
+fn run_pg(name: &str, args: &[&str]) {
+    let output = pg_command(name).args(args).output().expect("runs");
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Upserts by key (the later record of a key wins, a replay changes
+/// nothing), inserts into a table without a key, and dead-letters what is
+/// not a struct.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_sink_inserts_and_upserts_by_key() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    postgres.query("CREATE TABLE orders (id int PRIMARY KEY, name text, qty int)");
+    postgres.query("CREATE TABLE order_log (id int, name text)");
+    produce(
+        &bootstrap,
+        "orders",
+        &[
+            r#"{"id":1,"name":"a","qty":1}"#,
+            r#"{"id":2,"name":"b","qty":2}"#,
+            "not json",
+            r#"{"id":1,"name":"a2","qty":3}"#,
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sink = |name: &str, table: &str, mode: &str| {
+        format!(
+            r#"  - name: {name}
+    type: postgres-sink
+    topics: [orders]
+    connection.url: "{url}"
+    table.name.format: {table}
+    insert.mode: {mode}
+    value.converter: json
+    errors.tolerance: all
+    errors.deadletterqueue.topic.name: orders-dlq
+"#,
+            url = postgres.url()
+        )
+    };
+    let upsert = sink("db", "orders", "upsert") + "    pk.fields: [id]\n";
+    let insert = sink("log", "order_log", "insert")
+        + "    transforms:\n      - {type: replace-field, exclude: [qty]}\n";
+    let mut connect = Connect::start(dir.path(), &bootstrap, &(upsert + &insert));
+    wait_for("the log's rows", || {
+        postgres.query("SELECT count(*) FROM order_log") == "3"
+    });
+    wait_for("the upserted rows", || {
+        postgres.query("SELECT id, name, qty FROM orders ORDER BY id") == "1|a2|3\n2|b|2"
+    });
+    assert_eq!(
+        postgres.query("SELECT id, name FROM order_log ORDER BY id, name"),
+        "1|a\n1|a2\n2|b"
+    );
+    let dead = read_topic(&bootstrap, "orders-dlq", 2);
+    assert_eq!(dead.len(), 2, "one dead letter per connector");
+
+    // A new connector (a new group) replays the topic onto the same rows.
+    connect.kill9();
+    let replay = sink("db-replay", "orders", "upsert") + "    pk.fields: [id]\n";
+    let connect = Connect::start(dir.path(), &bootstrap, &replay);
+    wait_for("the replay", || {
+        let (_, metrics) = http(connect.rest, "GET", "/metrics").unwrap_or_default();
+        metrics.contains("actorlog_connect_records_in_total{connector=\"db-replay\"} 4")
+    });
+    assert_eq!(
+        postgres.query("SELECT id, name, qty FROM orders ORDER BY id"),
+        "1|a2|3\n2|b|2"
+    );
+    assert_eq!(connect.status("db-replay")["tasks"][0]["state"], "RUNNING");
 }

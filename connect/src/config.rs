@@ -47,6 +47,16 @@ pub enum ConnectorKind {
         file: PathBuf,
         topics: Vec<String>,
     },
+    PostgresSink {
+        topics: Vec<String>,
+        /// tokio-postgres' connection string (`host=... user=...` or a
+        /// `postgresql://` URL).
+        url: String,
+        /// The table, where `${topic}` is the record's topic.
+        table_format: String,
+        pk_fields: Vec<String>,
+        upsert: bool,
+    },
 }
 
 impl ConnectorKind {
@@ -54,7 +64,7 @@ impl ConnectorKind {
     pub fn role(&self) -> &'static str {
         match self {
             ConnectorKind::FileSource { .. } => "source",
-            ConnectorKind::FileSink { .. } => "sink",
+            ConnectorKind::FileSink { .. } | ConnectorKind::PostgresSink { .. } => "sink",
         }
     }
 }
@@ -139,6 +149,14 @@ fn default_rest() -> SocketAddr {
 enum Type {
     FileSource,
     FileSink,
+    PostgresSink,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum InsertMode {
+    Insert,
+    Upsert,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -185,16 +203,60 @@ struct RawConnector {
     tolerance: Option<Tolerance>,
     #[serde(rename = "errors.deadletterqueue.topic.name")]
     dead_letter_topic: Option<String>,
+    #[serde(rename = "connection.url")]
+    connection_url: Option<String>,
+    #[serde(rename = "table.name.format")]
+    table_format: Option<String>,
+    #[serde(rename = "insert.mode")]
+    insert_mode: Option<InsertMode>,
+    #[serde(rename = "pk.fields")]
+    pk_fields: Option<Vec<String>>,
 }
 
 impl RawConnector {
+    /// Refuses the keys that belong to other connector types.
+    fn refuse(&self, at: &str, kind: &str, keys: &[&str]) -> Result<(), String> {
+        let set = [
+            ("topic", self.topic.is_some()),
+            ("topics", self.topics.is_some()),
+            ("file", self.file.is_some()),
+            ("batch.size", self.batch_size.is_some()),
+            ("poll.interval.ms", self.poll_interval_ms.is_some()),
+            ("connection.url", self.connection_url.is_some()),
+            ("table.name.format", self.table_format.is_some()),
+            ("insert.mode", self.insert_mode.is_some()),
+            ("pk.fields", self.pk_fields.is_some()),
+        ];
+        match set.iter().find(|(key, on)| *on && keys.contains(key)) {
+            Some((key, _)) => Err(format!("{at}.{key}: not a {kind} setting")),
+            None => Ok(()),
+        }
+    }
+
+    fn topics(&self, at: &str) -> Result<Vec<String>, String> {
+        let topics = self.topics.clone().unwrap_or_default();
+        if topics.is_empty() || topics.iter().any(String::is_empty) {
+            return Err(format!("{at}.topics: a list of topic names is required"));
+        }
+        Ok(topics)
+    }
+
     fn check(self, at: &str) -> Result<ConnectorConfig, String> {
-        let file = self
-            .file
-            .clone()
-            .ok_or_else(|| format!("{at}.file: required"))?;
+        let file = || {
+            self.file
+                .clone()
+                .ok_or_else(|| format!("{at}.file: required"))
+        };
+        let postgres_keys = [
+            "connection.url",
+            "table.name.format",
+            "insert.mode",
+            "pk.fields",
+        ];
         let kind = match self.kind {
             Type::FileSource => {
+                self.refuse(at, "file-source", &postgres_keys)?;
+                let file = file()?;
                 if self.topics.is_some() {
                     return Err(format!("{at}.topics: a file-source writes one `topic`"));
                 }
@@ -215,20 +277,44 @@ impl RawConnector {
                 }
             }
             Type::FileSink => {
-                for (key, set) in [
-                    ("topic", self.topic.is_some()),
-                    ("batch.size", self.batch_size.is_some()),
-                    ("poll.interval.ms", self.poll_interval_ms.is_some()),
-                ] {
-                    if set {
-                        return Err(format!("{at}.{key}: not a file-sink setting"));
-                    }
+                self.refuse(
+                    at,
+                    "file-sink",
+                    &["topic", "batch.size", "poll.interval.ms"],
+                )?;
+                self.refuse(at, "file-sink", &postgres_keys)?;
+                ConnectorKind::FileSink {
+                    file: file()?,
+                    topics: self.topics(at)?,
                 }
-                let topics = self.topics.clone().unwrap_or_default();
-                if topics.is_empty() || topics.iter().any(String::is_empty) {
-                    return Err(format!("{at}.topics: a list of topic names is required"));
+            }
+            Type::PostgresSink => {
+                self.refuse(
+                    at,
+                    "postgres-sink",
+                    &["topic", "file", "batch.size", "poll.interval.ms"],
+                )?;
+                let url = self
+                    .connection_url
+                    .clone()
+                    .ok_or_else(|| format!("{at}.connection.url: required"))?;
+                let upsert = self.insert_mode == Some(InsertMode::Upsert);
+                let pk_fields = self.pk_fields.clone().unwrap_or_default();
+                if upsert && pk_fields.is_empty() {
+                    return Err(format!(
+                        "{at}.pk.fields: insert.mode upsert needs the key's fields"
+                    ));
                 }
-                ConnectorKind::FileSink { file, topics }
+                ConnectorKind::PostgresSink {
+                    topics: self.topics(at)?,
+                    url,
+                    table_format: self
+                        .table_format
+                        .clone()
+                        .unwrap_or_else(|| "${topic}".into()),
+                    pk_fields,
+                    upsert,
+                }
             }
         };
         let tolerate = self.tolerance == Some(Tolerance::All);
@@ -361,6 +447,14 @@ connectors:
             "    type: file-source\n    file: f\n    topic: t\n    batch.size: 0\n",
         ));
         assert!(e.contains("batch.size"), "{e}");
+        let e = error(&one("    type: postgres-sink\n    topics: [t]\n    insert.mode: upsert\n    connection.url: host=x\n"));
+        assert!(e.contains("pk.fields"), "{e}");
+        let e = error(&one("    type: postgres-sink\n    topics: [t]\n"));
+        assert!(e.contains("connection.url: required"), "{e}");
+        let e = error(&one(
+            "    type: file-sink\n    file: f\n    topics: [t]\n    pk.fields: [id]\n",
+        ));
+        assert!(e.contains("pk.fields: not a file-sink setting"), "{e}");
         assert!(error("connectors: []").contains("no connector"));
         let twice = "connectors:\n  - {name: a, type: file-sink, file: f, topics: [t]}\n  - {name: a, type: file-sink, file: g, topics: [t]}\n";
         assert!(error(twice).contains("names two connectors"));

@@ -3,7 +3,9 @@
 //! on its own thread. A file source produces a file's lines exactly once
 //! (records and the file position in one transaction); a file sink appends
 //! the records of its topics to a file as a member of the consumer group
-//! `connect-<name>`, committing after the fsync. Records pass Kafka
+//! `connect-<name>`, committing after the fsync; a PostgreSQL sink inserts
+//! or upserts struct values as rows, committing after the database
+//! transaction. Records pass Kafka
 //! Connect's converters (bytes, string, JSON with or without its
 //! `schema`/`payload` envelope) and single message transforms; failures are
 //! fatal to the task or, with `errors.tolerance: all`, skipped and sent to a
@@ -26,6 +28,7 @@ mod file_sink;
 mod file_source;
 mod offsets;
 mod pipeline;
+mod postgres_sink;
 mod rest;
 mod status;
 mod status_client;

@@ -14,6 +14,7 @@ pub enum Stage {
     KeyConverter,
     ValueConverter,
     Transformation,
+    TaskPut,
 }
 
 impl Stage {
@@ -22,6 +23,7 @@ impl Stage {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
+            Stage::TaskPut => "TASK_PUT",
         }
     }
 }

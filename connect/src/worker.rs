@@ -4,6 +4,7 @@
 use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::file_sink::FileSinkTask;
 use crate::file_source::FileSourceTask;
+use crate::postgres_sink::PostgresSinkTask;
 use crate::status::{State, Statuses};
 use crate::task::Control;
 use actix::prelude::*;
@@ -78,6 +79,12 @@ impl Worker {
             ConnectorKind::FileSink { .. } => {
                 let task = FileSinkTask::new(config, connector, statuses, paused);
                 task.map(|t| FileSinkTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient())
+            }
+            ConnectorKind::PostgresSink { .. } => {
+                let task = PostgresSinkTask::new(config, connector, statuses, paused);
+                task.map(|t| {
+                    PostgresSinkTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient()
+                })
             }
         };
         if let Some(control) = control {
