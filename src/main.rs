@@ -59,7 +59,7 @@ enum Command {
     Simulate(SimulateArgs),
     /// Run a local cluster of broker processes until Ctrl-C.
     Cluster(ClusterArgs),
-    /// Run connectors (file source and sink) from a YAML file, or show their status.
+    /// Run connectors (file source and sink, PostgreSQL sink) from a YAML file, or show their status.
     Connect(ConnectArgs),
 }
 
