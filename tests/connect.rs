@@ -753,3 +753,91 @@ async fn postgres_sink_inserts_and_upserts_by_key() {
     );
     assert_eq!(connect.status("db-replay")["tasks"][0]["state"], "RUNNING");
 }
+
+/// Two workers with the same file sink share its topic's partitions (one
+/// consumer group); when one is killed, the other takes its partitions
+/// over and writes what comes after.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_share_a_sink_and_take_over_a_dead_ones_partitions() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let (ok, _, err) = actorlog(
+        &[
+            "-b",
+            &bootstrap,
+            "topics",
+            "create",
+            "shared",
+            "--partitions",
+            "2",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (out_a, out_b) = (dir_a.path().join("out.txt"), dir_b.path().join("out.txt"));
+    let sink = |out: &Path| {
+        format!(
+            "  - {{name: share, type: file-sink, file: {}, topics: [shared]}}\n",
+            out.display()
+        )
+    };
+    let mut a = Connect::start(dir_a.path(), &bootstrap, &sink(&out_a));
+    let _b = Connect::start(dir_b.path(), &bootstrap, &sink(&out_b));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("a producer");
+    let produce_keyed = |prefix: &'static str, n: usize| {
+        let producer = producer.clone();
+        async move {
+            for i in 0..n {
+                let value = format!("{prefix}-{i}");
+                producer
+                    .send(
+                        FutureRecord::to("shared").key(&value).payload(&value),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("produced");
+            }
+        }
+    };
+    // Until both workers write, the group has not given each a partition.
+    let started = Instant::now();
+    let mut round = 0;
+    while lines_of(&out_a).is_empty() || lines_of(&out_b).is_empty() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the workers did not share the partitions"
+        );
+        produce_keyed(
+            ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"][round % 8],
+            20,
+        )
+        .await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    a.kill9();
+    let (in_a, in_b) = (lines_of(&out_a), lines_of(&out_b));
+    let in_both = in_a.iter().filter(|l| in_b.contains(l)).count();
+    assert!(
+        in_both * 2 < in_a.len() + in_b.len(),
+        "each worker wrote the same records: they did not share the partitions"
+    );
+    produce_keyed("after", 100).await;
+    let after: Vec<String> = (0..100).map(|i| format!("after-{i}")).collect();
+    wait_for("the survivor to write every later record", || {
+        let written = lines_of(&out_b);
+        after.iter().all(|r| written.contains(r))
+    });
+    assert!(
+        !lines_of(&out_a).iter().any(|l| l.starts_with("after-")),
+        "the killed worker wrote on"
+    );
+}
