@@ -3,7 +3,8 @@
 //! restart (every line exactly once in the topic, at least once in the
 //! file), rotation and truncation, a missing file failing only its
 //! connector, dead letters, the REST API with `actorlog connect status`,
-//! and the PostgreSQL sink against a PostgreSQL server of the test's own.
+//! two workers sharing a sink and taking over a dead one's partitions, and
+//! the PostgreSQL sink against a PostgreSQL server of the test's own.
 
 mod broker_process;
 
