@@ -1,6 +1,6 @@
 use actorlog::cli::{
-    self, cluster::ClusterArgs, consume::ConsumeArgs, groups::GroupsCommand, produce::ProduceArgs,
-    simulate::SimulateArgs, topics::TopicsCommand, users::UsersCommand,
+    self, cluster::ClusterArgs, connect::ConnectArgs, consume::ConsumeArgs, groups::GroupsCommand,
+    produce::ProduceArgs, simulate::SimulateArgs, topics::TopicsCommand, users::UsersCommand,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -59,6 +59,8 @@ enum Command {
     Simulate(SimulateArgs),
     /// Run a local cluster of broker processes until Ctrl-C.
     Cluster(ClusterArgs),
+    /// Run connectors (file source and sink, PostgreSQL sink) from a YAML file, or show their status.
+    Connect(ConnectArgs),
 }
 
 /// The client commands write to pipes like any Unix tool, so a reader that
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => cli::consume::run(&cli.bootstrap, args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
+        Command::Connect(args) => cli::connect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,11 @@
 //! The client subcommands. They speak the Kafka protocol through librdkafka,
 //! so they work against any Kafka-compatible broker, not only actorlog;
 //! `simulate` needs no broker at all, and `cluster` runs brokers. `users`
-//! speaks the two SCRAM credential APIs itself, which librdkafka lacks.
+//! speaks the two SCRAM credential APIs itself, which librdkafka lacks;
+//! `connect` runs connectors (the `actorlog-connect` crate).
 
 pub mod cluster;
+pub mod connect;
 pub mod consume;
 pub mod groups;
 pub mod produce;

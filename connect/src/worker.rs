@@ -1,0 +1,175 @@
+//! The worker actor: starts each connector's task on an arbiter of its
+//! own and carries out the REST API's pause, resume and restart.
+
+use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
+use crate::file_sink::FileSinkTask;
+use crate::file_source::FileSourceTask;
+use crate::postgres_sink::PostgresSinkTask;
+use crate::status::{State, Statuses};
+use crate::task::Control;
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct Worker {
+    config: Arc<ConnectConfig>,
+    statuses: Statuses,
+    tasks: BTreeMap<String, TaskHandle>,
+}
+
+struct TaskHandle {
+    control: Recipient<Control>,
+    arbiter: Arbiter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Pause,
+    Resume,
+    Restart,
+}
+
+/// An operation on a connector; `false` if there is no such connector.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Command {
+    pub connector: String,
+    pub operation: Operation,
+}
+
+/// Stops every task, letting each finish its batch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Worker {
+    pub fn new(config: Arc<ConnectConfig>, statuses: Statuses) -> Self {
+        for c in &config.connectors {
+            statuses.add(&c.name, c.kind.role());
+        }
+        Self {
+            config,
+            statuses,
+            tasks: BTreeMap::new(),
+        }
+    }
+
+    fn connector(&self, name: &str) -> Option<ConnectorConfig> {
+        self.config
+            .connectors
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+    }
+
+    fn start_task(&mut self, connector: ConnectorConfig) {
+        let name = connector.name.clone();
+        let paused = self.statuses.get(&name).is_some_and(|e| e.paused);
+        self.statuses.update(&name, |e| {
+            e.task = State::Unassigned;
+            e.trace = None;
+        });
+        let arbiter = Arbiter::new();
+        let (config, statuses) = (Arc::clone(&self.config), self.statuses.clone());
+        let control = match connector.kind {
+            ConnectorKind::FileSource { .. } => {
+                let task = FileSourceTask::new(config, connector, statuses, paused);
+                task.map(|t| FileSourceTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient())
+            }
+            ConnectorKind::FileSink { .. } => {
+                let task = FileSinkTask::new(config, connector, statuses, paused);
+                task.map(|t| FileSinkTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient())
+            }
+            ConnectorKind::PostgresSink { .. } => {
+                let task = PostgresSinkTask::new(config, connector, statuses, paused);
+                task.map(|t| {
+                    PostgresSinkTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient()
+                })
+            }
+        };
+        if let Some(control) = control {
+            self.tasks.insert(name, TaskHandle { control, arbiter });
+        }
+    }
+}
+
+/// Asks a task to stop and waits for it; its arbiter's thread ends after.
+async fn stop(task: TaskHandle) {
+    // An error means the task has stopped already (it failed).
+    let _ = task.control.send(Control::Stop).await;
+    task.arbiter.stop();
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        for connector in self.config.connectors.clone() {
+            self.start_task(connector);
+        }
+    }
+}
+
+impl Handler<Command> for Worker {
+    type Result = ResponseActFuture<Self, bool>;
+
+    fn handle(&mut self, command: Command, _: &mut Self::Context) -> Self::Result {
+        let Some(connector) = self.connector(&command.connector) else {
+            return Box::pin(actix::fut::ready(false));
+        };
+        let name = connector.name.clone();
+        match command.operation {
+            Operation::Pause | Operation::Resume => {
+                let pause = command.operation == Operation::Pause;
+                self.statuses.update(&name, |e| e.paused = pause);
+                if let Some(task) = self.tasks.get(&name) {
+                    let control = if pause {
+                        Control::Pause
+                    } else {
+                        Control::Resume
+                    };
+                    // A stopped (failed) task has no mailbox: its status says why.
+                    let _ = task.control.try_send(control);
+                }
+                Box::pin(actix::fut::ready(true))
+            }
+            Operation::Restart => {
+                log::info!("connector {name}: restarting");
+                let old = self.tasks.remove(&name);
+                let stopped = async move {
+                    if let Some(task) = old {
+                        stop(task).await;
+                    }
+                };
+                Box::pin(
+                    actix::fut::wrap_future(stopped).map(move |(), worker: &mut Self, _| {
+                        worker.start_task(connector);
+                        true
+                    }),
+                )
+            }
+        }
+    }
+}
+
+impl Handler<Shutdown> for Worker {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        let tasks = std::mem::take(&mut self.tasks);
+        Box::pin(async move {
+            futures_join(tasks.into_values().map(stop)).await;
+        })
+    }
+}
+
+/// Waits for all of `futures`, which run concurrently.
+async fn futures_join<F>(futures: impl Iterator<Item = F>)
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let handles: Vec<_> = futures.map(actix_rt::spawn).collect();
+    for handle in handles {
+        let _ = handle.await;
+    }
+}

@@ -1,0 +1,844 @@
+//! `actorlog connect` as a process against the real broker process: a file
+//! source into a topic and a file sink out of it, SIGKILL mid-stream and a
+//! restart (every line exactly once in the topic, at least once in the
+//! file), rotation and truncation, a missing file failing only its
+//! connector, dead letters, the REST API with `actorlog connect status`,
+//! two workers sharing a sink and taking over a dead one's partitions, and
+//! the PostgreSQL sink against a PostgreSQL server of the test's own.
+
+mod broker_process;
+
+use broker_process::{actorlog, free_port, BrokerProcess};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something before it fails.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// An `actorlog connect` process on a config in a temporary directory,
+/// killed when dropped.
+struct Connect {
+    child: Option<Child>,
+    config: PathBuf,
+    rest: u16,
+}
+
+impl Connect {
+    /// Writes `connectors` (YAML list items) under a config naming the
+    /// broker and a free REST port, starts the worker and waits for its
+    /// REST API.
+    fn start(dir: &Path, bootstrap: &str, connectors: &str) -> Connect {
+        let rest = free_port();
+        let config = dir.join("connect.yaml");
+        // A short session: a killed worker's sink leaves the group soon.
+        let yaml = format!(
+            "bootstrap.servers: {bootstrap}\nrest.listen: 127.0.0.1:{rest}\nclient:\n  session.timeout.ms: \"6000\"\nconnectors:\n{connectors}"
+        );
+        std::fs::write(&config, yaml).expect("config written");
+        let mut connect = Connect {
+            child: None,
+            config,
+            rest,
+        };
+        connect.spawn();
+        connect
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_actorlog"))
+            .arg("connect")
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("connect starts");
+        self.child = Some(child);
+        wait_for("the REST API", || {
+            http(self.rest, "GET", "/connectors").is_some_and(|(status, _)| status == 200)
+        });
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest)
+    }
+
+    fn status(&self, connector: &str) -> Value {
+        let (code, body) = http(self.rest, "GET", &format!("/connectors/{connector}/status"))
+            .expect("status answered");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON status")
+    }
+
+    fn wait_for_task_state(&self, connector: &str, state: &str) -> Value {
+        let mut last = Value::Null;
+        wait_for(&format!("{connector} to be {state}"), || {
+            last = self.status(connector);
+            last["tasks"][0]["state"] == state
+        });
+        last
+    }
+}
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A sample of the worker's metrics for connector `name` (counters count
+/// from the worker's start).
+fn metric(connect: &Connect, family: &str, name: &str) -> u64 {
+    let (_, metrics) = http(connect.rest, "GET", "/metrics").unwrap_or_default();
+    let sample = format!("{family}{{connector=\"{name}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&sample)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE, "waited too long for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One request on a fresh connection: (status code, body), or `None` if
+/// nothing listens.
+fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("input file");
+    let text: String = lines.into_iter().map(|l| l + "\n").collect();
+    file.write_all(text.as_bytes()).expect("lines appended");
+}
+
+/// Every record of partition 0 of `topic` a read_committed reader sees, as
+/// (value, headers): read until at least `expected` came and nothing more
+/// for a while (so duplicates past `expected` are seen too), or until
+/// patience runs out.
+fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+) -> Vec<(String, Vec<(String, String)>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "connect-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("a consumer");
+    let mut partitions = TopicPartitionList::new();
+    partitions
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("a partition");
+    consumer.assign(&partitions).expect("assigned");
+    let mut records = Vec::new();
+    let started = Instant::now();
+    let mut last_new = Instant::now();
+    while started.elapsed() < PATIENCE {
+        if records.len() >= expected && last_new.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.unwrap_or_default();
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(value).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            records.push((value, headers));
+            last_new = Instant::now();
+        }
+    }
+    records
+}
+
+fn values(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
+    read_topic(bootstrap, topic, expected)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("line {i:05}")).collect()
+}
+
+async fn produce(bootstrap: &str, topic: &str, values: &[&str]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("a producer");
+    for v in values {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic).payload(*v),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("produced");
+    }
+}
+
+#[test]
+fn file_source_to_topic_to_file_sink_with_the_json_envelope() {
+    let broker = BrokerProcess::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    append(&input, numbered(0..300));
+    let connect = Connect::start(
+        dir.path(),
+        &broker.bootstrap(),
+        &format!(
+            r#"  - name: lines-in
+    type: file-source
+    file: {}
+    topic: lines
+    batch.size: 40
+    poll.interval.ms: 100
+    value.converter: json
+    value.converter.schemas.enable: true
+  - name: lines-out
+    type: file-sink
+    file: {}
+    topics: [lines]
+    value.converter: json
+    value.converter.schemas.enable: true
+"#,
+            input.display(),
+            output.display()
+        ),
+    );
+    wait_for("the sink's 300 lines", || lines_of(&output).len() >= 300);
+    assert_eq!(lines_of(&output), numbered(0..300));
+    let first: Value = serde_json::from_str(&values(&broker.bootstrap(), "lines", 300)[0])
+        .expect("JSON in the topic");
+    assert_eq!(
+        first,
+        serde_json::json!({"schema": {"type": "string", "optional": false}, "payload": "line 00000"})
+    );
+
+    // Pause the source: appended lines wait until it is resumed.
+    let (code, _) = http(connect.rest, "PUT", "/connectors/lines-in/pause").expect("answer");
+    assert_eq!(code, 202);
+    let paused = connect.wait_for_task_state("lines-in", "PAUSED");
+    assert_eq!(paused["connector"]["state"], "PAUSED");
+    append(&input, numbered(300..350));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lines_of(&output).len(), 300, "a paused source read on");
+    let (code, _) = http(connect.rest, "PUT", "/connectors/lines-in/resume").expect("answer");
+    assert_eq!(code, 202);
+    wait_for("the lines after the resume", || {
+        lines_of(&output).len() >= 350
+    });
+    assert_eq!(lines_of(&output), numbered(0..350));
+
+    let (ok, out, err) = actorlog(&["connect", "status", "--url", &connect.url()], "");
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lines-in") && l.contains("RUNNING")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lines-out") && l.contains("sink")),
+        "{out}"
+    );
+    let (code, body) = http(connect.rest, "GET", "/connectors").expect("answer");
+    assert_eq!((code, body.as_str()), (200, r#"["lines-in","lines-out"]"#));
+    let (code, _) = http(connect.rest, "GET", "/connectors/nope/status").expect("answer");
+    assert_eq!(code, 404);
+    let (_, metrics) = http(connect.rest, "GET", "/metrics").expect("answer");
+    assert!(
+        metrics.contains("actorlog_connect_records_out_total{connector=\"lines-out\"} 350"),
+        "{metrics}"
+    );
+}
+
+/// Kills the worker three times while lines keep coming: the topic holds every
+/// line exactly once, in order (each batch and its position commit
+/// together), and the sink file every line at least once.
+#[test]
+fn sigkill_mid_stream_loses_and_repeats_nothing() {
+    const LINES: usize = 8000;
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    // A backlog keeps the source busy with full batches, so the kills land
+    // anywhere in a transaction's life; more lines come while it runs.
+    append(&input, numbered(0..6000));
+    let mut connect = Connect::start(
+        dir.path(),
+        &bootstrap,
+        &format!(
+            "  - {{name: src, type: file-source, file: {}, topic: stream, batch.size: 25, poll.interval.ms: 20}}\n  - {{name: sink, type: file-sink, file: {}, topics: [stream]}}\n",
+            input.display(),
+            output.display()
+        ),
+    );
+    let writer = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            for chunk in 30..40 {
+                append(&input, numbered(chunk * 200..(chunk + 1) * 200));
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    for _ in 0..3 {
+        wait_for("lines to be produced before the kill", || {
+            metric(&connect, "actorlog_connect_records_out_total", "src") > 100
+        });
+        let unread = metric(&connect, "actorlog_connect_lag", "src");
+        connect.kill9();
+        assert!(unread > 0, "the kill came after the stream");
+        connect.spawn();
+    }
+    writer.join().expect("writer");
+    let topic = values(&bootstrap, "stream", LINES);
+    assert_eq!(topic.len(), LINES, "lines lost or repeated in the topic");
+    assert_eq!(topic, numbered(0..LINES));
+    wait_for("the sink to catch up", || {
+        let mut lines = lines_of(&output);
+        lines.sort();
+        lines.dedup();
+        lines.len() == LINES
+    });
+    let mut lines = lines_of(&output);
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines, numbered(0..LINES));
+}
+
+#[test]
+fn rotation_and_truncation_start_the_file_over() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("app.log");
+    append(&input, ["a1".into(), "a2".into()]);
+    let mut connect = Connect::start(
+        dir.path(),
+        &bootstrap,
+        &format!(
+            "  - {{name: logs, type: file-source, file: {}, topic: logs, poll.interval.ms: 50}}\n",
+            input.display()
+        ),
+    );
+    wait_for("the first lines", || {
+        values(&bootstrap, "logs", 0).len() >= 2
+    });
+
+    // Rotation: the old file gets a last line and is renamed, a new one
+    // takes its name.
+    append(&input, ["a3".into()]);
+    std::fs::rename(&input, dir.path().join("app.log.1")).expect("renamed");
+    append(&input, ["b1".into(), "b2".into()]);
+    wait_for("the new file's lines", || {
+        values(&bootstrap, "logs", 0).len() >= 5
+    });
+
+    // Truncation: shorter than the position, read from the start again.
+    std::fs::write(&input, "c1\n").expect("truncated");
+    wait_for("the truncated file's line", || {
+        values(&bootstrap, "logs", 0).len() >= 6
+    });
+
+    // Rotated while the worker was down: the new file from its start.
+    connect.kill9();
+    std::fs::rename(&input, dir.path().join("app.log.2")).expect("renamed");
+    append(&input, ["d1".into()]);
+    connect.spawn();
+    assert_eq!(
+        values(&bootstrap, "logs", 7),
+        ["a1", "a2", "a3", "b1", "b2", "c1", "d1"]
+    );
+    assert_eq!(connect.status("logs")["tasks"][0]["state"], "RUNNING");
+}
+
+#[test]
+fn a_missing_file_fails_only_its_connector_until_restarted() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (missing, present) = (dir.path().join("missing.txt"), dir.path().join("here.txt"));
+    append(&present, ["here".into()]);
+    let connect = Connect::start(
+        dir.path(),
+        &bootstrap,
+        &format!(
+            "  - {{name: missing, type: file-source, file: {}, topic: m}}\n  - {{name: present, type: file-source, file: {}, topic: p, poll.interval.ms: 50}}\n",
+            missing.display(),
+            present.display()
+        ),
+    );
+    let failed = connect.wait_for_task_state("missing", "FAILED");
+    let trace = failed["tasks"][0]["trace"].as_str().unwrap_or_default();
+    assert!(
+        trace.contains("missing.txt") && trace.contains("No such file"),
+        "{failed}"
+    );
+    connect.wait_for_task_state("present", "RUNNING");
+    append(&present, ["still here".into()]);
+    assert_eq!(values(&bootstrap, "p", 2), ["here", "still here"]);
+    let (ok, out, _) = actorlog(
+        &["connect", "status", "--url", &connect.url(), "missing"],
+        "",
+    );
+    assert!(
+        ok && out.contains("FAILED") && out.contains("missing.txt"),
+        "{out}"
+    );
+
+    append(&missing, ["found".into()]);
+    let (code, _) = http(connect.rest, "POST", "/connectors/missing/restart").expect("answer");
+    assert_eq!(code, 204);
+    connect.wait_for_task_state("missing", "RUNNING");
+    assert_eq!(values(&bootstrap, "m", 1), ["found"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_that_cannot_be_converted_are_dead_lettered_or_fail_the_task() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tolerant, strict) = (
+        dir.path().join("tolerant.txt"),
+        dir.path().join("strict.txt"),
+    );
+    produce(
+        &bootstrap,
+        "events",
+        &[r#"{"id":1}"#, "not json", r#"{"id":2}"#],
+    )
+    .await;
+    let connect = Connect::start(
+        dir.path(),
+        &bootstrap,
+        &format!(
+            r#"  - name: tolerant
+    type: file-sink
+    file: {}
+    topics: [events]
+    value.converter: json
+    transforms:
+      - {{type: insert-field, static.field: seen, static.value: true}}
+    errors.tolerance: all
+    errors.deadletterqueue.topic.name: events-dlq
+  - name: strict
+    type: file-sink
+    file: {}
+    topics: [events]
+    value.converter: json
+"#,
+            tolerant.display(),
+            strict.display()
+        ),
+    );
+    wait_for("the good records", || lines_of(&tolerant).len() >= 2);
+    assert_eq!(
+        lines_of(&tolerant),
+        [r#"{"id":1,"seen":true}"#, r#"{"id":2,"seen":true}"#]
+    );
+    let dead = read_topic(&bootstrap, "events-dlq", 1);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "not json");
+    let header = |key: &str| {
+        dead[0]
+            .1
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("__connect.errors.topic").as_deref(), Some("events"));
+    assert_eq!(header("__connect.errors.offset").as_deref(), Some("1"));
+    assert_eq!(
+        header("__connect.errors.stage").as_deref(),
+        Some("VALUE_CONVERTER")
+    );
+    assert!(header("__connect.errors.exception.message").is_some_and(|m| m.contains("not JSON")));
+
+    let failed = connect.wait_for_task_state("strict", "FAILED");
+    assert!(
+        failed["tasks"][0]["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("VALUE_CONVERTER")),
+        "{failed}"
+    );
+    // Nothing of the failed batch was written.
+    assert!(lines_of(&strict).is_empty());
+}
+
+#[test]
+fn a_bad_config_names_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "connectors:\n  - {name: a, type: file-source, file: x, topic: t, errors.tolerance: maybe}\n",
+    )
+    .expect("written");
+    let (ok, _, err) = actorlog(&["connect", path.to_str().expect("utf-8")], "");
+    assert!(!ok);
+    assert!(
+        err.contains("errors.tolerance") || err.contains("maybe"),
+        "{err}"
+    );
+    assert!(err.contains("bad.yaml"), "{err}");
+}
+
+/// A PostgreSQL server of its own on a free loopback port, its data in a
+/// temporary directory, stopped when dropped.
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        if let Some((uid, gid)) = postgres_user() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8");
+        let socket_dir = dir.path().to_str().expect("utf-8");
+        run_pg(
+            "initdb",
+            &["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
+        let log = dir.path().join("postgres.log");
+        let options = format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1");
+        run_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                data,
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        Postgres { dir, port }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    /// The rows `sql` returns, `|`-separated, one per line.
+    fn query(&self, sql: &str) -> String {
+        let output = Command::new(pg_program("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = pg_command("pg_ctl")
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// PostgreSQL refuses to run as root: then its programs run as the
+/// `postgres` user Debian's package creates.
+fn postgres_user() -> Option<(u32, u32)> {
+    if !rustix::process::getuid().is_root() {
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("the postgres user (Debian's postgresql package)")
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// A PostgreSQL program: on the PATH, or in Debian's versioned directory.
+fn pg_program(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.exists());
+    on_path
+        .or_else(|| {
+            let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|e| Some(e.ok()?.path().join("bin").join(name)))
+                .filter(|p| p.exists())
+                .collect();
+            versions.sort();
+            versions.pop()
+        })
+        .unwrap_or_else(|| panic!("{name} not found: install Debian's postgresql"))
+}
+
+fn pg_command(name: &str) -> Command {
+    match postgres_user() {
+        Some(_) => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(pg_program(name));
+            command
+        }
+        None => Command::new(pg_program(name)),
+    }
+}
+
+fn run_pg(name: &str, args: &[&str]) {
+    let output = pg_command(name).args(args).output().expect("runs");
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Upserts by key (the later record of a key wins, a replay changes
+/// nothing), inserts into a table without a key, and dead-letters what is
+/// not a struct.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_sink_inserts_and_upserts_by_key() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    postgres.query("CREATE TABLE orders (id int PRIMARY KEY, name text, qty int)");
+    postgres.query("CREATE TABLE order_log (id int, name text)");
+    produce(
+        &bootstrap,
+        "orders",
+        &[
+            r#"{"id":1,"name":"a","qty":1}"#,
+            r#"{"id":2,"name":"b","qty":2}"#,
+            "not json",
+            r#"{"id":1,"name":"a2","qty":3}"#,
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sink = |name: &str, table: &str, mode: &str| {
+        format!(
+            r#"  - name: {name}
+    type: postgres-sink
+    topics: [orders]
+    connection.url: "{url}"
+    table.name.format: {table}
+    insert.mode: {mode}
+    value.converter: json
+    errors.tolerance: all
+    errors.deadletterqueue.topic.name: orders-dlq
+"#,
+            url = postgres.url()
+        )
+    };
+    let upsert = sink("db", "orders", "upsert") + "    pk.fields: [id]\n";
+    let insert = sink("log", "order_log", "insert")
+        + "    transforms:\n      - {type: replace-field, exclude: [qty]}\n";
+    let mut connect = Connect::start(dir.path(), &bootstrap, &(upsert + &insert));
+    wait_for("the log's rows", || {
+        postgres.query("SELECT count(*) FROM order_log") == "3"
+    });
+    wait_for("the upserted rows", || {
+        postgres.query("SELECT id, name, qty FROM orders ORDER BY id") == "1|a2|3\n2|b|2"
+    });
+    assert_eq!(
+        postgres.query("SELECT id, name FROM order_log ORDER BY id, name"),
+        "1|a\n1|a2\n2|b"
+    );
+    let dead = read_topic(&bootstrap, "orders-dlq", 2);
+    assert_eq!(dead.len(), 2, "one dead letter per connector");
+
+    // A new connector (a new group) replays the topic onto the same rows.
+    connect.kill9();
+    let replay = sink("db-replay", "orders", "upsert") + "    pk.fields: [id]\n";
+    let connect = Connect::start(dir.path(), &bootstrap, &replay);
+    wait_for("the replay", || {
+        let (_, metrics) = http(connect.rest, "GET", "/metrics").unwrap_or_default();
+        metrics.contains("actorlog_connect_records_in_total{connector=\"db-replay\"} 4")
+    });
+    assert_eq!(
+        postgres.query("SELECT id, name, qty FROM orders ORDER BY id"),
+        "1|a2|3\n2|b|2"
+    );
+    assert_eq!(connect.status("db-replay")["tasks"][0]["state"], "RUNNING");
+}
+
+/// Two workers with the same file sink share its topic's partitions (one
+/// consumer group); when one is killed, the other takes its partitions
+/// over and writes what comes after.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_share_a_sink_and_take_over_a_dead_ones_partitions() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let (ok, _, err) = actorlog(
+        &[
+            "-b",
+            &bootstrap,
+            "topics",
+            "create",
+            "shared",
+            "--partitions",
+            "2",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (out_a, out_b) = (dir_a.path().join("out.txt"), dir_b.path().join("out.txt"));
+    let sink = |out: &Path| {
+        format!(
+            "  - {{name: share, type: file-sink, file: {}, topics: [shared]}}\n",
+            out.display()
+        )
+    };
+    let mut a = Connect::start(dir_a.path(), &bootstrap, &sink(&out_a));
+    let _b = Connect::start(dir_b.path(), &bootstrap, &sink(&out_b));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("a producer");
+    let produce_keyed = |prefix: &'static str, n: usize| {
+        let producer = producer.clone();
+        async move {
+            for i in 0..n {
+                let value = format!("{prefix}-{i}");
+                producer
+                    .send(
+                        FutureRecord::to("shared").key(&value).payload(&value),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("produced");
+            }
+        }
+    };
+    // Until both workers write, the group has not given each a partition.
+    let started = Instant::now();
+    let mut round = 0;
+    while lines_of(&out_a).is_empty() || lines_of(&out_b).is_empty() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the workers did not share the partitions"
+        );
+        produce_keyed(
+            ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"][round % 8],
+            20,
+        )
+        .await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    a.kill9();
+    let (in_a, in_b) = (lines_of(&out_a), lines_of(&out_b));
+    let in_both = in_a.iter().filter(|l| in_b.contains(l)).count();
+    assert!(
+        in_both * 2 < in_a.len() + in_b.len(),
+        "each worker wrote the same records: they did not share the partitions"
+    );
+    produce_keyed("after", 100).await;
+    let after: Vec<String> = (0..100).map(|i| format!("after-{i}")).collect();
+    wait_for("the survivor to write every later record", || {
+        let written = lines_of(&out_b);
+        after.iter().all(|r| written.contains(r))
+    });
+    assert!(
+        !lines_of(&out_a).iter().any(|l| l.starts_with("after-")),
+        "the killed worker wrote on"
+    );
+}
