@@ -2,8 +2,48 @@
 //! could not convert, transform or write, with why in Kafka Connect's
 //! `__connect.errors.*` headers.
 
+use crate::clients::send;
 use crate::pipeline::StageError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+
+/// A sink's dead-letter topic and the producer writing to it.
+pub type DeadLetters = (String, ThreadedProducer<DefaultProducerContext>);
+
+/// A record a sink skips under `errors.tolerance: all`: logged, and sent to
+/// the dead-letter topic, if there is one, with the original key and value.
+/// Whether it was sent there.
+pub fn skip_consumed(
+    connector: &str,
+    message: &BorrowedMessage<'_>,
+    error: &StageError,
+    dead_letters: Option<&DeadLetters>,
+) -> Result<bool, String> {
+    log::warn!(
+        "connector {connector}: skipped {}/{}@{}: {error}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    );
+    let Some((topic, producer)) = dead_letters else {
+        return Ok(false);
+    };
+    let origin = Origin {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+    };
+    let mut record =
+        BaseRecord::<[u8], [u8]>::to(topic).headers(headers(connector, error, Some(origin)));
+    if let Some(k) = message.key() {
+        record = record.key(k);
+    }
+    if let Some(v) = message.payload() {
+        record = record.payload(v);
+    }
+    send(producer, record)?;
+    Ok(true)
+}
 
 /// Where a sink's failed record was read from.
 pub struct Origin<'a> {

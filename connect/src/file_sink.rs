@@ -4,16 +4,16 @@
 //! the lines are fsynced: at least once, as a file cannot be upserted (a
 //! kill between the fsync and the commit writes those lines again).
 
-use crate::clients::{dead_letter_producer, send, sink_consumer, REQUEST_TIMEOUT};
+use crate::clients::{dead_letter_producer, sink_consumer, REQUEST_TIMEOUT};
 use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
-use crate::dead_letter::{self, Origin};
+use crate::dead_letter::{self, DeadLetters};
 use crate::pipeline::{line_of, Pipeline};
 use crate::status::{State, Statuses};
 use crate::task::{Control, Poll};
 use actix::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -43,7 +43,7 @@ pub struct FileSinkTask {
 struct Running {
     consumer: BaseConsumer,
     file: File,
-    dead_letters: Option<(String, ThreadedProducer<DefaultProducerContext>)>,
+    dead_letters: Option<DeadLetters>,
     lag_reported: Instant,
 }
 
@@ -158,30 +158,14 @@ impl FileSinkTask {
                 }
                 Ok(None) => {}
                 Err(error) if self.connector.errors.tolerate => {
-                    log::warn!(
-                        "connector {}: skipped {}/{}@{}: {error}",
-                        self.connector.name,
-                        message.topic(),
-                        message.partition(),
-                        message.offset()
-                    );
                     batch.skipped += 1;
-                    if let Some((topic, producer)) = &running.dead_letters {
-                        let origin = Origin {
-                            topic: message.topic(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                        };
-                        let headers =
-                            dead_letter::headers(&self.connector.name, &error, Some(origin));
-                        let mut record = BaseRecord::<[u8], [u8]>::to(topic).headers(headers);
-                        if let Some(k) = message.key() {
-                            record = record.key(k);
-                        }
-                        if let Some(v) = message.payload() {
-                            record = record.payload(v);
-                        }
-                        send(producer, record)?;
+                    let dead_letters = running.dead_letters.as_ref();
+                    if dead_letter::skip_consumed(
+                        &self.connector.name,
+                        &message,
+                        &error,
+                        dead_letters,
+                    )? {
                         batch.dead_lettered += 1;
                     }
                 }

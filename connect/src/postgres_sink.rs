@@ -4,17 +4,17 @@
 //! round is one database transaction, and the offsets are committed only
 //! after it committed.
 
-use crate::clients::{dead_letter_producer, send, sink_consumer, REQUEST_TIMEOUT};
+use crate::clients::{dead_letter_producer, sink_consumer, REQUEST_TIMEOUT};
 use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::data::Data;
-use crate::dead_letter::{self, Origin};
+use crate::dead_letter::{self, DeadLetters};
 use crate::pipeline::{Pipeline, Stage, StageError};
 use crate::status::{State, Statuses};
 use crate::task::{Control, Poll};
 use actix::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ pub struct PostgresSinkTask {
     target: Target,
     paused: bool,
     consumer: Option<BaseConsumer>,
-    dead_letters: Option<(String, ThreadedProducer<DefaultProducerContext>)>,
+    dead_letters: Option<DeadLetters>,
     /// Out of the actor while a round writes.
     client: Option<tokio_postgres::Client>,
 }
@@ -159,30 +159,14 @@ impl PostgresSinkTask {
                 Ok(Some(row)) => batch.rows.push(row),
                 Ok(None) => {}
                 Err(error) if self.connector.errors.tolerate => {
-                    log::warn!(
-                        "connector {}: skipped {}/{}@{}: {error}",
-                        self.connector.name,
-                        message.topic(),
-                        message.partition(),
-                        message.offset()
-                    );
                     batch.skipped += 1;
-                    if let Some((topic, producer)) = &self.dead_letters {
-                        let origin = Origin {
-                            topic: message.topic(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                        };
-                        let headers =
-                            dead_letter::headers(&self.connector.name, &error, Some(origin));
-                        let mut record = BaseRecord::<[u8], [u8]>::to(topic).headers(headers);
-                        if let Some(k) = message.key() {
-                            record = record.key(k);
-                        }
-                        if let Some(v) = message.payload() {
-                            record = record.payload(v);
-                        }
-                        send(producer, record)?;
+                    let dead_letters = self.dead_letters.as_ref();
+                    if dead_letter::skip_consumed(
+                        &self.connector.name,
+                        &message,
+                        &error,
+                        dead_letters,
+                    )? {
                         batch.dead_lettered += 1;
                     }
                 }
