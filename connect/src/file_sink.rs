@@ -8,7 +8,7 @@ use crate::clients::{dead_letter_producer, sink_consumer, REQUEST_TIMEOUT};
 use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::dead_letter::{self, DeadLetters};
 use crate::pipeline::{line_of, Pipeline};
-use crate::status::{State, Statuses};
+use crate::status::Statuses;
 use crate::task::{Control, Poll};
 use actix::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -277,15 +277,7 @@ impl Actor for FileSinkTask {
         match self.open() {
             Ok(running) => {
                 self.running = Some(running);
-                let state = if self.paused {
-                    State::Paused
-                } else {
-                    State::Running
-                };
-                self.statuses.update(self.name(), |e| {
-                    e.task = state;
-                    e.trace = None;
-                });
+                self.statuses.task_started(self.name(), self.paused);
                 ctx.notify(Poll);
             }
             Err(trace) => self.fail(ctx, trace),
@@ -317,22 +309,14 @@ impl Handler<Control> for FileSinkTask {
             Control::Pause => {
                 self.paused = true;
                 pause_all(&running.consumer);
-                self.statuses.update(&self.connector.name, |e| {
-                    if e.task == State::Running {
-                        e.task = State::Paused;
-                    }
-                });
+                self.statuses.task_paused(&self.connector.name);
             }
             Control::Resume => {
                 self.paused = false;
                 if let Ok(assigned) = running.consumer.assignment() {
                     let _ = running.consumer.resume(&assigned);
                 }
-                self.statuses.update(&self.connector.name, |e| {
-                    if e.task == State::Paused {
-                        e.task = State::Running;
-                    }
-                });
+                self.statuses.task_resumed(&self.connector.name);
             }
             Control::Stop => ctx.stop(),
         }

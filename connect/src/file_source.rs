@@ -9,7 +9,7 @@ use crate::data::{ConnectRecord, Data};
 use crate::dead_letter;
 use crate::offsets;
 use crate::pipeline::Pipeline;
-use crate::status::{State, Statuses};
+use crate::status::Statuses;
 use crate::tail::Tail;
 use crate::task::{Control, Poll};
 use actix::prelude::*;
@@ -203,15 +203,7 @@ impl Actor for FileSourceTask {
         match self.open() {
             Ok(running) => {
                 self.running = Some(running);
-                let state = if self.paused {
-                    State::Paused
-                } else {
-                    State::Running
-                };
-                self.statuses.update(self.name(), |e| {
-                    e.task = state;
-                    e.trace = None;
-                });
+                self.statuses.task_started(self.name(), self.paused);
                 self.schedule(ctx, Duration::ZERO);
             }
             Err(trace) => self.fail(ctx, trace),
@@ -243,19 +235,11 @@ impl Handler<Control> for FileSourceTask {
         match control {
             Control::Pause => {
                 self.paused = true;
-                self.statuses.update(self.name(), |e| {
-                    if e.task == State::Running {
-                        e.task = State::Paused;
-                    }
-                });
+                self.statuses.task_paused(self.name());
             }
             Control::Resume if self.paused => {
                 self.paused = false;
-                self.statuses.update(self.name(), |e| {
-                    if e.task == State::Paused {
-                        e.task = State::Running;
-                    }
-                });
+                self.statuses.task_resumed(self.name());
                 self.schedule(ctx, Duration::ZERO);
             }
             Control::Resume => {}

@@ -9,7 +9,7 @@ use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::data::Data;
 use crate::dead_letter::{self, DeadLetters};
 use crate::pipeline::{Pipeline, Stage, StageError};
-use crate::status::{State, Statuses};
+use crate::status::Statuses;
 use crate::task::{Control, Poll};
 use actix::prelude::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -323,15 +323,8 @@ impl Actor for PostgresSinkTask {
                         }
                     });
                     task.client = Some(client);
-                    let state = if task.paused {
-                        State::Paused
-                    } else {
-                        State::Running
-                    };
-                    task.statuses.update(&task.connector.name, |e| {
-                        e.task = state;
-                        e.trace = None;
-                    });
+                    task.statuses
+                        .task_started(&task.connector.name, task.paused);
                     ctx.notify(Poll);
                 }
                 Err(e) => task.fail(ctx, format!("cannot connect to PostgreSQL: {}", reason(&e))),
@@ -414,11 +407,7 @@ impl Handler<Control> for PostgresSinkTask {
         match control {
             Control::Pause => {
                 self.paused = true;
-                self.statuses.update(self.name(), |e| {
-                    if e.task == State::Running {
-                        e.task = State::Paused;
-                    }
-                });
+                self.statuses.task_paused(self.name());
             }
             Control::Resume => {
                 self.paused = false;
@@ -427,11 +416,7 @@ impl Handler<Control> for PostgresSinkTask {
                         let _ = consumer.resume(&assigned);
                     }
                 }
-                self.statuses.update(self.name(), |e| {
-                    if e.task == State::Paused {
-                        e.task = State::Running;
-                    }
-                });
+                self.statuses.task_resumed(self.name());
             }
             Control::Stop => ctx.stop(),
         }

@@ -80,6 +80,38 @@ impl Statuses {
         }
     }
 
+    /// A task started: running, or paused if it was told to pause before,
+    /// and the trace of an earlier failure is gone.
+    pub fn task_started(&self, name: &str, paused: bool) {
+        let state = if paused {
+            State::Paused
+        } else {
+            State::Running
+        };
+        self.update(name, |e| {
+            e.task = state;
+            e.trace = None;
+        });
+    }
+
+    /// A running task paused (a failed one stays failed).
+    pub fn task_paused(&self, name: &str) {
+        self.update(name, |e| {
+            if e.task == State::Running {
+                e.task = State::Paused;
+            }
+        });
+    }
+
+    /// A paused task resumed (a failed one stays failed).
+    pub fn task_resumed(&self, name: &str) {
+        self.update(name, |e| {
+            if e.task == State::Paused {
+                e.task = State::Running;
+            }
+        });
+    }
+
     pub fn get(&self, name: &str) -> Option<Entry> {
         self.lock().get(name).cloned()
     }
