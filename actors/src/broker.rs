@@ -18,9 +18,6 @@ use crate::partition::local_log::Log;
 use crate::partition::reader::Readers;
 use crate::partition::PartitionHandle;
 use crate::partition::{self, Partition};
-use crate::replication::manager::ReplicaManager;
-use crate::replication::markers::Markers;
-use crate::replication::offsets_topic::{self, OffsetsTopicLog, OFFSETS_TOPIC};
 use crate::replication::txn_offsets::PendingOffsets;
 use crate::security::listeners::Listener;
 use crate::security::peer::PeerSecurity;
@@ -37,6 +34,8 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use dashmap::DashMap;
 use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
+use offsets_topic::{OffsetsTopicLog, OFFSETS_TOPIC};
+use replica_manager::ReplicaManager;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
@@ -44,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use txn_markers::Markers;
 use uuid::Uuid;
 
 /// How logs name a broker resource.
@@ -726,8 +726,11 @@ mod coordination;
 mod dynamic;
 mod groups;
 mod membership;
+pub mod offsets_topic;
 mod placement;
+mod replica_manager;
 mod security;
 #[cfg(test)]
 mod tests;
 mod topics;
+pub mod txn_markers;

@@ -15,9 +15,9 @@
 //! leader to catch up from.
 
 use super::scenario::ClusterSettings;
+use actorlog_actors::broker::offsets_topic::{partition_for, OFFSETS_TOPIC};
 use actorlog_actors::cluster::image::NO_LEADER;
 use actorlog_actors::cluster::{assign_replicas, ClusterImage, Command, PartitionImage};
-use actorlog_actors::replication::offsets_topic::{partition_for, OFFSETS_TOPIC};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 

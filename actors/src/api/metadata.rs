@@ -2,8 +2,8 @@
 //! (from the cluster metadata image in a cluster). Unknown topics are
 //! auto-created when the broker and the request allow it.
 
+use crate::broker::offsets_topic::OFFSETS_TOPIC;
 use crate::broker::Broker;
-use crate::replication::offsets_topic::OFFSETS_TOPIC;
 use crate::security::listeners::Listener;
 use crate::security::{Access, Operation};
 use crate::topic::Topic;

@@ -1,10 +1,10 @@
 //! TxnOffsetCommit: consumer offsets held by the transaction and stored
 //! only if it commits: on a single broker by the transaction coordinator,
-//! in a cluster by the group's coordinator (`replication::markers`).
+//! in a cluster by the group's coordinator (`broker::txn_markers`).
 
+use crate::broker::txn_markers;
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::replication::markers;
 use crate::security::{Access, Operation};
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use crate::txn::{fencing_for, Add, Addition};
@@ -51,7 +51,7 @@ pub async fn handle(
         Err(error) => Err(error),
         // The group's coordinator keeps them until the marker comes.
         Ok(()) if broker.cluster().is_some() => {
-            markers::commit_pending(broker, &group, producer_id, producer_epoch, offsets).await
+            txn_markers::commit_pending(broker, &group, producer_id, producer_epoch, offsets).await
         }
         Ok(()) => {
             let add = Add {

@@ -1,13 +1,13 @@
 //! WriteTxnMarkers: commit or abort markers written into partitions this
 //! broker leads. In a cluster the transaction coordinators of other brokers
-//! send it (`replication::markers`); it also serves administrators aborting
+//! send it (`broker::txn_markers`); it also serves administrators aborting
 //! a hanging transaction (`kafka-transactions.sh abort`, kafka-python's
 //! `abort_transaction`), with the partition's own check that the producer
 //! has not moved to a newer epoch.
 
+use crate::broker::txn_markers::write_local;
 use crate::broker::Broker;
 use crate::partition::WriteMarker;
-use crate::replication::markers::write_local;
 use crate::security::{Access, Operation};
 use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{

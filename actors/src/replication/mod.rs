@@ -1,6 +1,7 @@
-//! Data replication between brokers: the replica manager turning the
-//! cluster metadata into partition roles, and the follower side copying
-//! the logs of the partitions other brokers lead.
+//! Data replication between brokers: the follower side copying the logs
+//! of the partitions other brokers lead. The broker's replica manager
+//! (`crate::broker`) decides, from the cluster metadata, which partitions
+//! follow which leader; nothing here depends on the broker.
 //!
 //! As in Kafka, one [`fetcher::Fetcher`] per leader broker covers every
 //! partition followed from it, with one Fetch request at a time over one
@@ -10,9 +11,6 @@
 
 pub mod client;
 pub mod fetcher;
-pub mod manager;
-pub mod markers;
-pub mod offsets_topic;
 pub mod txn_offsets;
 
 #[cfg(test)]

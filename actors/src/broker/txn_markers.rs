@@ -13,10 +13,10 @@
 //! group's offsets partition settles them: a commit appends them as
 //! ordinary commits, either outcome appends the producer's end.
 
-use crate::broker::Broker;
+use super::offsets_topic::{self, Entry, OFFSETS_TOPIC};
+use super::Broker;
 use crate::partition::WriteMarker;
 use crate::replication::client::Client;
-use crate::replication::offsets_topic::{self, Entry, OFFSETS_TOPIC};
 use crate::store::offsets::PartitionOffset;
 use crate::txn::Participants;
 use futures_util::future::BoxFuture;

@@ -21,7 +21,7 @@
 //! The record layout is this broker's own (bincode keys and values), not
 //! Kafka's: only actorlog brokers read the topic.
 
-use crate::broker::Broker;
+use super::Broker;
 use crate::group::CommitLog;
 use crate::partition::batch;
 use crate::partition::replication::ReadLocal;

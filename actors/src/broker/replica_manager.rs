@@ -10,13 +10,13 @@
 //! partitions followed from it. Only what changed since the last image is
 //! sent, so an ISR change of one partition costs one message.
 
-use super::fetcher::{Fetcher, FollowedPartition};
 use super::offsets_topic::OFFSETS_TOPIC;
-use crate::broker::Broker;
+use super::Broker;
 use crate::cluster::image::{ClusterImage, Command, PartitionImage, TopicImage, NO_LEADER};
 use crate::cluster::ClusterNode;
 use crate::partition;
 use crate::partition::replication::{BecomeFollower, BecomeLeader, IsrChange, ReplicaControl};
+use crate::replication::fetcher::{Fetcher, FollowedPartition};
 use crate::store::acls::AclBinding;
 use crate::topic::config as topic_config;
 use crate::topic::{PartitionHandle, Topic};
