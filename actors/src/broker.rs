@@ -295,6 +295,7 @@ impl Broker {
                     &config.data_dir,
                     cluster,
                     tls,
+                    flusher.log_dir().clone(),
                 )?)
             }
             (Some(_), Storage::Memory) => {

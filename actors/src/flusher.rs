@@ -48,7 +48,7 @@ impl Flusher {
     }
 
     /// Whether the log directory is still usable.
-    pub fn log_dir(&self) -> &LogDirState {
+    pub fn log_dir(&self) -> &Arc<LogDirState> {
         &self.log_dir
     }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod image;
+mod meta;
 pub mod node;
 pub mod raft;
 mod reassignment;

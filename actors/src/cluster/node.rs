@@ -11,7 +11,7 @@ use super::config::ClusterConfig;
 use super::image::{
     Applied, ClusterImage, Command, CommandResult, Endpoint, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
-use super::raft::files;
+use super::meta;
 use super::raft::log_store::LogStore;
 use super::raft::network::{
     read_frame, write_frame, CallError, Connection, ControllerTls, ForwardReply, HeartbeatReply,
@@ -19,6 +19,7 @@ use super::raft::network::{
 };
 use super::raft::state_machine::StateMachine;
 use super::raft::{ControllerNode, Raft};
+use crate::durable::LogDirState;
 use crate::security::peer::Stream;
 use crate::security::tls;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
@@ -79,6 +80,8 @@ struct Session {
     /// Epoch and applied index of the last heartbeat; None until one came
     /// (a placeholder so a new controller gives every broker a full session).
     heartbeat: Option<(i64, u64)>,
+    /// Its last heartbeat said its log directory is offline.
+    log_dir_offline: bool,
 }
 
 struct Inner {
@@ -100,6 +103,9 @@ struct Inner {
     refusals: Refusals,
     /// Mutual TLS on controller connections, if configured.
     tls: Option<ControllerTls>,
+    /// This broker's log directory: once a failed fsync takes it offline,
+    /// heartbeats say so and the controller fences the broker.
+    log_dir: Arc<LogDirState>,
     stop: watch::Sender<bool>,
     owner: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -120,13 +126,14 @@ impl ClusterNode {
     /// local state is loaded and the listener bound; joining the quorum and
     /// registering happen in the background. The first of `listeners` is
     /// where other brokers reach this one; `tls` secures the controller
-    /// connections both ways.
+    /// connections both ways. Heartbeats report `log_dir` offline once it is.
     pub fn start(
         node_id: i32,
         listeners: Vec<Endpoint>,
         data_dir: &Path,
         config: &ClusterConfig,
         tls: Option<ControllerTls>,
+        log_dir: Arc<LogDirState>,
     ) -> io::Result<ClusterNode> {
         if listeners.is_empty() {
             return Err(io::Error::new(
@@ -145,7 +152,7 @@ impl ClusterNode {
             .collect();
         let dir = data_dir.join("cluster");
         std::fs::create_dir_all(&dir)?;
-        check_meta(&dir, &config.cluster_id, node_id)?;
+        meta::check(&dir, &config.cluster_id, node_id)?;
         let log_store = LogStore::open(&dir)?;
         let (state_machine, image) = StateMachine::open(&dir)?;
         let listener = std::net::TcpListener::bind(config.controller_listen)?;
@@ -206,6 +213,7 @@ impl ClusterNode {
             sessions: Mutex::new(HashMap::new()),
             refusals,
             tls,
+            log_dir,
             stop,
             owner: Mutex::new(None),
         });
@@ -279,48 +287,6 @@ impl ClusterNode {
                 log::error!("the controller runtime thread panicked");
             }
         }
-    }
-}
-
-/// Writes the cluster and node ids on first start; refuses a directory
-/// that belongs to another cluster or node.
-fn check_meta(dir: &Path, cluster_id: &str, node_id: i32) -> io::Result<()> {
-    let path = dir.join("meta.properties");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut found_cluster = None;
-            let mut found_node = None;
-            for line in text.lines() {
-                if let Some(v) = line.strip_prefix("cluster.id=") {
-                    found_cluster = Some(v.trim().to_string());
-                } else if let Some(v) = line.strip_prefix("node.id=") {
-                    found_node = v.trim().parse::<i32>().ok();
-                }
-            }
-            let (Some(found_cluster), Some(found_node)) = (found_cluster, found_node) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} lacks cluster.id or node.id", path.display()),
-                ));
-            };
-            if found_cluster != cluster_id || found_node != node_id {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "data directory {} belongs to cluster id {found_cluster} as node \
-                         {found_node}, but the config says cluster id {cluster_id} as node \
-                         {node_id}; refusing to start",
-                        dir.display()
-                    ),
-                ));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let text = format!("cluster.id={cluster_id}\nnode.id={node_id}\n");
-            files::replace_file(&path, text.as_bytes(), true)
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -473,7 +439,10 @@ impl Inner {
                 id,
                 epoch,
                 applied_index,
-            } => Response::BrokerHeartbeat(self.heartbeat(id, epoch, applied_index)),
+                log_dir_offline,
+            } => {
+                Response::BrokerHeartbeat(self.heartbeat(id, epoch, applied_index, log_dir_offline))
+            }
         }
     }
 
@@ -550,7 +519,13 @@ impl Inner {
         false
     }
 
-    fn heartbeat(&self, id: i32, epoch: i64, applied_index: u64) -> HeartbeatReply {
+    fn heartbeat(
+        &self,
+        id: i32,
+        epoch: i64,
+        applied_index: u64,
+        log_dir_offline: bool,
+    ) -> HeartbeatReply {
         if !self.is_leader() {
             return HeartbeatReply::NotController {
                 leader: self.leader(),
@@ -571,6 +546,7 @@ impl Inner {
             Session {
                 last_seen: Instant::now(),
                 heartbeat: Some((epoch, applied_index)),
+                log_dir_offline,
             },
         );
         HeartbeatReply::Ok {
@@ -708,6 +684,7 @@ async fn broker_loop(inner: Arc<Inner>) {
                     id: inner.node_id,
                     epoch,
                     applied_index: inner.image.borrow().applied_index,
+                    log_dir_offline: inner.log_dir.is_offline(),
                 };
                 let timeout = Duration::from_millis(inner.config.broker_session_timeout_ms / 2);
                 match inner.call(leader, &req, timeout).await {
@@ -761,6 +738,7 @@ async fn controller_loop(inner: Arc<Inner>) {
                 let session = sessions.entry(broker.id).or_insert(Session {
                     last_seen: now,
                     heartbeat: None,
+                    log_dir_offline: false,
                 });
                 let silent = now.duration_since(session.last_seen);
                 let alive = silent <= timeout;
@@ -771,11 +749,16 @@ async fn controller_loop(inner: Arc<Inner>) {
                         .refusals
                         .last(broker.id as u64)
                         .is_some_and(|at| at > session.last_seen);
-                if !broker.fenced && (!alive || gone) {
-                    let why = if alive {
+                // Kafka fences a broker whose only log directory failed
+                // (the broker halts); this one stays up, leading nothing.
+                let offline = session.log_dir_offline;
+                if !broker.fenced && (!alive || gone || offline) {
+                    let why = if !alive {
+                        "it missed its session"
+                    } else if gone {
                         "its controller port refuses connections"
                     } else {
-                        "it missed its session"
+                        "its log directory is offline"
                     };
                     log::warn!(
                         "broker {} silent for {} ms, {why}: fencing epoch {}",
@@ -788,7 +771,7 @@ async fn controller_loop(inner: Arc<Inner>) {
                         epoch: broker.epoch,
                         unclean_default,
                     });
-                } else if broker.fenced && alive && !gone {
+                } else if broker.fenced && alive && !gone && !offline {
                     let caught_up = session.heartbeat.is_some_and(|(epoch, applied)| {
                         epoch == broker.epoch && applied >= broker.epoch as u64
                     });

@@ -60,6 +60,7 @@ fn start(id: i32, dir: &Path, ports: &[u16]) -> ClusterNode {
         dir,
         &config("test-cluster", id, ports),
         None,
+        Default::default(),
     )
     .unwrap()
 }
@@ -186,14 +187,29 @@ fn another_clusters_data_dir_is_refused() {
     let ports = free_ports(1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = config("cluster-alpha", 1, &ports);
-    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config, None).unwrap();
+    let node = ClusterNode::start(
+        1,
+        endpoint(9091),
+        dir.path(),
+        &config,
+        None,
+        Default::default(),
+    )
+    .unwrap();
     wait_until(30, "a single voter to register", || {
         node.broker_epoch().is_some()
     });
     node.shutdown();
 
     config.cluster_id = "cluster-beta".into();
-    let err = match ClusterNode::start(1, endpoint(9091), dir.path(), &config, None) {
+    let err = match ClusterNode::start(
+        1,
+        endpoint(9091),
+        dir.path(),
+        &config,
+        None,
+        Default::default(),
+    ) {
         Ok(node) => {
             node.shutdown();
             panic!("a data dir of another cluster was accepted");
@@ -207,7 +223,15 @@ fn another_clusters_data_dir_is_refused() {
 
     // The right cluster id still starts, with the broker still registered.
     config.cluster_id = "cluster-alpha".into();
-    let node = ClusterNode::start(1, endpoint(9091), dir.path(), &config, None).unwrap();
+    let node = ClusterNode::start(
+        1,
+        endpoint(9091),
+        dir.path(),
+        &config,
+        None,
+        Default::default(),
+    )
+    .unwrap();
     wait_until(30, "the registration to survive the restart", || {
         node.image().borrow().brokers.contains_key(&1)
     });
@@ -225,6 +249,7 @@ fn silent_voters_make_it_wait_not_fail() {
         dir.path(),
         &config("lonely", 1, &ports),
         None,
+        Default::default(),
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(1500));

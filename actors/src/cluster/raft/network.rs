@@ -60,6 +60,9 @@ pub enum Request {
         id: i32,
         epoch: i64,
         applied_index: u64,
+        /// Its log directory failed (as Kafka's heartbeat lists offline
+        /// log dirs): it must lead nothing and be in no ISR.
+        log_dir_offline: bool,
     },
 }
 
