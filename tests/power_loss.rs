@@ -189,8 +189,10 @@ async fn acknowledged_records_survive_a_power_loss() {
     );
 }
 
-/// acks=1 records are fsynced when their segment is closed (rolled): those
-/// in closed segments survive a power loss, whole and at their offsets.
+/// acks=1 records are fsynced in the background once their segment is
+/// closed (rolled), before any later acks=all write is acknowledged: after
+/// one, those in closed segments survive a power loss, whole and at their
+/// offsets.
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_acknowledged_records_in_closed_segments_survive_a_power_loss() {
     let machine = Machine::start();
@@ -219,6 +221,7 @@ async fn leader_acknowledged_records_in_closed_segments_survive_a_power_loss() {
         let delivered = send.await.expect("sent").expect("acknowledged");
         acknowledged.insert(delivered.offset, payload);
     }
+    produce_acknowledged(&bootstrap, "rolled", 1, 1).await;
     let (broker, _survived) = machine.power_loss(Some(11));
     let stored = stored(&broker.bootstrap(), "rolled", 1, "read_uncommitted");
     // The active segment (16 KiB, under 200 of these records) may lose

@@ -74,6 +74,11 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(|e| sync_failed(dir.display(), e))
 }
 
+/// fsyncs a directory already open (with `File::open`), as [`sync_dir`].
+pub fn sync_open_dir(dir: &File, what: impl fmt::Display) -> io::Result<()> {
+    dir.sync_all().map_err(|e| sync_failed(what, e))
+}
+
 /// Creates `dir` and its missing parents, fsyncing the parent of each
 /// directory created, so the whole path survives a power loss.
 pub fn create_dir_all(dir: &Path) -> io::Result<()> {

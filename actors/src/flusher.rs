@@ -23,7 +23,11 @@ use crate::metrics::Metrics;
 
 struct FlushRequest {
     files: Vec<Arc<File>>,
-    done: oneshot::Sender<io::Result<()>>,
+    /// Directories, fsynced after the files: the names created in them.
+    dirs: Vec<Arc<File>>,
+    /// `None` when nobody waits (a closed segment): a failure still takes
+    /// the log directory offline.
+    done: Option<oneshot::Sender<io::Result<()>>>,
 }
 
 /// Handle to the flusher thread; dropping the last one ends the thread.
@@ -55,12 +59,33 @@ impl Flusher {
     /// Asks for `files` to be fsynced; the receiver resolves once they are.
     pub fn flush(&self, files: Vec<Arc<File>>) -> oneshot::Receiver<io::Result<()>> {
         let (done, rx) = oneshot::channel();
-        if let Err(err) = self.tx.send(FlushRequest { files, done }) {
+        let request = FlushRequest {
+            files,
+            dirs: Vec::new(),
+            done: Some(done),
+        };
+        if let Err(err) = self.tx.send(request) {
             // The thread is gone (broker shutting down): answer with an error
             // rather than pretend the data is durable.
-            let _ = err.0.done.send(Err(io::Error::other("flusher stopped")));
+            if let Some(done) = err.0.done {
+                let _ = done.send(Err(io::Error::other("flusher stopped")));
+            }
         }
         rx
+    }
+
+    /// fsyncs `files` and then `dir` without anyone waiting: a segment
+    /// closed by a roll. Requests are served in order, so a flush asked
+    /// after this one is answered only once these are durable too.
+    pub fn flush_in_background(&self, files: Vec<Arc<File>>, dir: Arc<File>) {
+        let request = FlushRequest {
+            files,
+            dirs: vec![dir],
+            done: None,
+        };
+        if self.tx.send(request).is_err() {
+            log::warn!("the flusher stopped before a closed segment was fsynced");
+        }
     }
 }
 
@@ -69,27 +94,35 @@ fn run(rx: Receiver<FlushRequest>, metrics: &Metrics, log_dir: &LogDirState) {
         let started = Instant::now();
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let mut files: Vec<&Arc<File>> = batch.iter().flat_map(|r| &r.files).collect();
-        files.sort_by_key(|f| Arc::as_ptr(f));
-        files.dedup_by_key(|f| Arc::as_ptr(f));
+        let distinct = |of: fn(&FlushRequest) -> &Vec<Arc<File>>| {
+            let mut files: Vec<&Arc<File>> = batch.iter().flat_map(of).collect();
+            files.sort_by_key(|f| Arc::as_ptr(f));
+            files.dedup_by_key(|f| Arc::as_ptr(f));
+            files
+        };
+        let (files, dirs) = (distinct(|r| &r.files), distinct(|r| &r.dirs));
         let failure = if log_dir.is_offline() {
             Some("the log directory is offline after a failed fsync".to_string())
         } else {
             files
                 .iter()
                 .find_map(|f| durable::sync_file(f, "a partition's segment").err())
+                .or_else(|| {
+                    dirs.iter()
+                        .find_map(|d| durable::sync_open_dir(d, "a partition's directory").err())
+                })
                 .map(|e| {
                     log_dir.on_error(&e);
                     e.to_string()
                 })
         };
         metrics.fsynced(started.elapsed().as_micros() as u64);
-        for request in batch {
+        for done in batch.into_iter().filter_map(|r| r.done) {
             let result = match &failure {
                 None => Ok(()),
                 Some(msg) => Err(io::Error::other(msg.clone())),
             };
-            let _ = request.done.send(result);
+            let _ = done.send(result);
         }
     }
 }

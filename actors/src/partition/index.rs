@@ -16,7 +16,6 @@
 //! An index file is only a cache: a missing or implausible one is reported
 //! as an [`IndexError`] and the segment rebuilds it from the log.
 
-use crate::durable;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -211,16 +210,13 @@ impl<E: Entry> Index<E> {
         Ok(Index { entries })
     }
 
-    /// Writes the whole index, replacing the file, and fsyncs it (the
-    /// caller fsyncs the directory).
-    pub fn save(&self, path: &Path) -> io::Result<()> {
+    /// The whole index as its file holds it.
+    pub fn encoded(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.entries.len() * E::SIZE);
         for entry in &self.entries {
             entry.encode(&mut bytes);
         }
-        let mut file = fs::File::create(path)?;
-        io::Write::write_all(&mut file, &bytes)?;
-        durable::sync_file(&file, path.display())
+        bytes
     }
 
     /// Adds an entry; callers add them in order.
@@ -270,6 +266,14 @@ impl TimeIndex {
     pub fn last_before(&self, timestamp: i64) -> Option<TimeEntry> {
         self.last_where(|e| e.timestamp < timestamp)
     }
+}
+
+/// Writes an index file (`bytes` from [`Index::encoded`]), replacing it;
+/// the caller fsyncs the file and its directory.
+pub fn write(path: &Path, bytes: &[u8]) -> io::Result<fs::File> {
+    let mut file = fs::File::create(path)?;
+    io::Write::write_all(&mut file, bytes)?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -338,13 +342,13 @@ mod tests {
         let (opath, tpath) = (dir.path().join("a.index"), dir.path().join("a.timeindex"));
         let offset_index = offsets(&[(1, 10), (2, 20), (1000, 9999)]);
         let time_index = times(&[(-5, 1), (7, 2), (7, 1000)]);
-        offset_index.save(&opath).unwrap();
-        time_index.save(&tpath).unwrap();
+        write(&opath, &offset_index.encoded()).unwrap();
+        write(&tpath, &time_index.encoded()).unwrap();
         assert_eq!(fs::metadata(&opath).unwrap().len(), 24);
         assert_eq!(fs::metadata(&tpath).unwrap().len(), 36);
         assert_eq!(OffsetIndex::load(&opath, &LIMITS).unwrap(), offset_index);
         assert_eq!(TimeIndex::load(&tpath, &LIMITS).unwrap(), time_index);
-        OffsetIndex::default().save(&opath).unwrap();
+        write(&opath, &OffsetIndex::default().encoded()).unwrap();
         assert!(OffsetIndex::load(&opath, &LIMITS)
             .unwrap()
             .entries()
@@ -361,7 +365,7 @@ mod tests {
     fn load_offsets(pairs: &[(u32, u32)]) -> Result<OffsetIndex, IndexError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.index");
-        offsets(pairs).save(&path).unwrap();
+        write(&path, &offsets(pairs).encoded()).unwrap();
         OffsetIndex::load(&path, &LIMITS)
     }
 
@@ -384,12 +388,12 @@ mod tests {
     fn load_rejects_time_going_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.timeindex");
-        times(&[(10, 1), (9, 2)]).save(&path).unwrap();
+        write(&path, &times(&[(10, 1), (9, 2)]).encoded()).unwrap();
         assert!(matches!(
             TimeIndex::load(&path, &LIMITS),
             Err(IndexError::Corrupt(_))
         ));
-        times(&[(10, 2), (11, 2)]).save(&path).unwrap();
+        write(&path, &times(&[(10, 2), (11, 2)]).encoded()).unwrap();
         assert!(matches!(
             TimeIndex::load(&path, &LIMITS),
             Err(IndexError::Corrupt(_))

@@ -15,6 +15,7 @@ use super::segment::{self, PendingBatch, Segment};
 use super::transactions::Aborted;
 use super::LEADER_EPOCH;
 use crate::durable;
+use crate::flusher::Flusher;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -106,6 +107,9 @@ pub struct Log {
     epochs: EpochCache,
     /// The epoch stamped on batches appended as leader.
     leader_epoch: i32,
+    /// Where rolled segments are sealed (fsynced, indexes saved) off the
+    /// appending thread; `None` seals them in the append itself.
+    sealer: Option<Flusher>,
 }
 
 impl Log {
@@ -123,6 +127,7 @@ impl Log {
         let Some((&last, _)) = bases.split_last() else {
             let now_ms = crate::clock::now_ms();
             let active = Segment::create(dir, 0, interval, now_ms)?;
+            durable::sync_dir(dir)?;
             return Log::new(dir, config, BTreeMap::new(), active);
         };
         let mut sealed = BTreeMap::new();
@@ -173,6 +178,7 @@ impl Log {
             active,
             epochs: EpochCache::in_memory(),
             leader_epoch: LEADER_EPOCH,
+            sealer: None,
         })
     }
 
@@ -198,6 +204,7 @@ impl Log {
             active,
             epochs,
             leader_epoch,
+            sealer: None,
         })
     }
 
@@ -413,7 +420,9 @@ impl Log {
         let fresh = match &self.dir {
             Some(dir) => {
                 write_start_offset(dir, offset)?;
-                Segment::create(dir, offset, interval, now_ms)?
+                let fresh = Segment::create(dir, offset, interval, now_ms)?;
+                durable::sync_dir(dir)?;
+                fresh
             }
             None => Segment::create_in_memory(offset, interval, now_ms)?,
         };
@@ -598,15 +607,33 @@ impl Log {
         Ok(())
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Seals rolled segments on `flusher`'s thread from now on: an append
+    /// that rolls never waits for the old segment's fsync, as Kafka flushes
+    /// a rolled segment in the background. The flusher runs the seal before
+    /// any fsync asked after it, so nothing appended to the new segment is
+    /// acknowledged as durable before the old one and the new name are.
+    pub fn seal_in_background(&mut self, flusher: Flusher) {
+        self.sealer = Some(flusher);
+    }
+
+    /// Starts a new segment at the log end offset and seals the old one.
     fn roll(&mut self, now_ms: i64) -> io::Result<()> {
-        self.active.seal()?;
         let (base, interval) = (self.log_end_offset(), self.config.index_interval_bytes);
         let next = match &self.dir {
             Some(dir) => Segment::create(dir, base, interval, now_ms)?,
             None => Segment::create_in_memory(base, interval, now_ms)?,
         };
         let sealed = std::mem::replace(&mut self.active, next);
+        // The directory's fsync also makes the new segment's name durable.
+        match &self.sealer {
+            Some(flusher) => {
+                if let Some(closed) = sealed.close()? {
+                    let files = vec![closed.log, closed.offset_index, closed.time_index];
+                    flusher.flush_in_background(files, closed.dir);
+                }
+            }
+            None => sealed.seal()?,
+        }
         self.sealed.insert(sealed.base_offset(), sealed);
         Ok(())
     }

@@ -102,13 +102,14 @@ impl Partition {
     /// Wraps an opened log. The receiver follows the log's offsets.
     pub fn new(
         name: String,
-        log: Log,
+        mut log: Log,
         cleanup: Cleanup,
         cleanup_interval: Duration,
         flusher: Flusher,
         cleaner: Cleaner,
         readers: Readers,
     ) -> io::Result<(Self, watch::Receiver<LogOffsets>)> {
+        log.seal_in_background(flusher.clone());
         let mut producers = Producers::default();
         let mut transactions = match log.dir() {
             Some(dir) => Transactions::load(dir)?,

@@ -27,7 +27,7 @@ use self::files::{
 };
 use self::scan::{Hops, Scanned, Scanner};
 use super::batch::{self, BatchHeader, HEADER_LEN};
-use super::index::{IndexError, IndexLimits, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::index::{self, IndexError, IndexLimits, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::read_plan::SegmentSlice;
 use crate::durable;
 use std::fmt;
@@ -162,11 +162,21 @@ pub struct Segment {
     time_index: TimeIndex,
 }
 
+/// The files of a closed segment that are not yet durable, and its
+/// directory, whose fsync also makes durable the names created in it so far
+/// (such as the next segment's).
+pub struct ClosedSegment {
+    pub log: Arc<File>,
+    pub offset_index: Arc<File>,
+    pub time_index: Arc<File>,
+    pub dir: Arc<File>,
+}
+
 impl Segment {
     /// A new, empty segment. A stale file of the same name (beyond the log's
-    /// end, so never acknowledged) is emptied. The directory is fsynced, so
-    /// the file's name is on disk before anything appended to it is
-    /// acknowledged (the flusher fsyncs only the file).
+    /// end, so never acknowledged) is emptied. The caller makes the file's
+    /// name durable (fsyncs `dir`) before anything appended to it is
+    /// acknowledged: the flusher fsyncs only the file.
     pub fn create(
         dir: &Path,
         base_offset: i64,
@@ -179,7 +189,6 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(file_path(dir, base_offset, LOG_EXTENSION))?;
-        durable::sync_dir(dir)?;
         Ok(Segment::empty(
             Some(dir),
             base_offset,
@@ -358,15 +367,34 @@ impl Segment {
     /// indexes are written and fsynced, then the directory holding their
     /// names: an index on disk never points past the log on disk.
     pub fn seal(&self) -> io::Result<()> {
-        let Some(dir) = &self.dir else {
+        let Some(closed) = self.close()? else {
             return Ok(());
         };
-        durable::sync_file(&self.file, self.log_path().display())?;
-        self.offset_index
-            .save(&file_path(dir, self.base_offset, INDEX_EXTENSION))?;
-        self.time_index
-            .save(&file_path(dir, self.base_offset, TIME_INDEX_EXTENSION))?;
-        durable::sync_dir(dir)
+        for file in [&closed.log, &closed.offset_index, &closed.time_index] {
+            durable::sync_file(file, self.log_path().display())?;
+        }
+        let what = format!("the directory of {}", self.log_path().display());
+        durable::sync_open_dir(&closed.dir, what)
+    }
+
+    /// Saves both indexes without waiting for the disk, and returns what a
+    /// flush must fsync to make the closed segment durable. `None` for a
+    /// segment kept in memory. Indexes that a power loss leaves ahead of
+    /// the log are caught when the segment is loaded (entries past its end,
+    /// or a torn tail after the last entry) and rebuilt.
+    pub fn close(&self) -> io::Result<Option<ClosedSegment>> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let save = |extension, bytes: Vec<u8>| {
+            index::write(&file_path(dir, self.base_offset, extension), &bytes).map(Arc::new)
+        };
+        Ok(Some(ClosedSegment {
+            log: self.file.clone(),
+            offset_index: save(INDEX_EXTENSION, self.offset_index.encoded())?,
+            time_index: save(TIME_INDEX_EXTENSION, self.time_index.encoded())?,
+            dir: Arc::new(File::open(dir)?),
+        }))
     }
 
     /// fsyncs the log and the directory holding its name (clean shutdown).
