@@ -690,8 +690,8 @@ fn oauthbearer_sessions_end_with_their_token_and_refusals_follow_rfc_7628() {
 }
 
 /// The token's subject is the principal: with ACLs for `User:alice` only,
-/// librdkafka's tokens for alice produce and consume, and a token for bob
-/// is refused the topic.
+/// librdkafka's tokens for alice produce and consume, kafkajs's do all of
+/// `kafkajs_secure.js`, and a token for bob is refused the topic.
 #[test]
 fn oauthbearer_principals_are_held_to_their_acls() {
     let secured = Secured::without_scram_users(&format!("{OAUTHBEARER}{ADMINISTERED}"));
@@ -703,6 +703,9 @@ fn oauthbearer_principals_are_held_to_their_acls() {
         "oauth-acl",
         &unsecured_jwt_settings("alice"),
     );
+    let flags = ["--sasl".to_string(), "oauthbearer:alice".into()];
+    let (ok, stdout, stderr) = kafkajs("secure", port, &flags);
+    assert!(ok, "kafkajs with a token for alice:\n{stdout}\n{stderr}");
     let (ok, stdout, stderr) = produce_with_token(port, "oauth-acl", &["--sub", "bob"]);
     assert!(!ok, "bob wrote without an ACL: {stdout}");
     assert!(stderr.contains("TOPIC_AUTHORIZATION_FAILED"), "{stderr}");

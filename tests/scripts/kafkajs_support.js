@@ -1,6 +1,7 @@
 // What every kafkajs script shares: the client pointed at `--bootstrap`
 // (over TLS with `--ssl-ca`, a client certificate with `--ssl-cert` and
-// `--ssl-key`, logging in with `--sasl MECHANISM:USER:PASSWORD`), waiting
+// `--ssl-key`, logging in with `--sasl MECHANISM:USER:PASSWORD`, or with an
+// unsecured token for USER with `--sasl oauthbearer:USER`), waiting
 // for a condition, checks that name what was expected, and the exit status
 // (non-zero with the reason on the first mismatch).
 const fs = require('fs')
@@ -17,7 +18,7 @@ function option (name) {
 
 const bootstrap = option('bootstrap')
 if (!bootstrap) {
-  console.error(`usage: node ${path.basename(process.argv[1])} --bootstrap HOST:PORT [--ssl-ca PEM [--ssl-cert PEM --ssl-key PEM]] [--sasl MECHANISM:USER:PASSWORD]`)
+  console.error(`usage: node ${path.basename(process.argv[1])} --bootstrap HOST:PORT [--ssl-ca PEM [--ssl-cert PEM --ssl-key PEM]] [--sasl MECHANISM:USER:PASSWORD | --sasl oauthbearer:USER]`)
   process.exit(2)
 }
 
@@ -29,9 +30,18 @@ function security () {
   if (option('ssl-ca')) settings.ssl = { ca: [read('ssl-ca')], cert: read('ssl-cert'), key: read('ssl-key') }
   if (option('sasl')) {
     const [mechanism, username, ...password] = option('sasl').split(':')
-    settings.sasl = { mechanism, username, password: password.join(':') }
+    settings.sasl = mechanism === 'oauthbearer'
+      ? { mechanism, oauthBearerProvider: async () => ({ value: unsecuredJws(username) }) }
+      : { mechanism, username, password: password.join(':') }
   }
   return settings
+}
+
+// An unsecured JWS (`alg: none`, no signature) naming `sub` for an hour.
+function unsecuredJws (sub) {
+  const segment = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const now = Math.floor(Date.now() / 1000)
+  return `${segment({ alg: 'none' })}.${segment({ sub, iat: now, exp: now + 3600 })}.`
 }
 
 // Errors only: kafkajs logs expected retries (a rebalance, a coordinator
