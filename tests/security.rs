@@ -689,6 +689,29 @@ fn oauthbearer_sessions_end_with_their_token_and_refusals_follow_rfc_7628() {
     );
 }
 
+/// A session ends with its token, and librdkafka, which makes a new token
+/// at 80% of the old one's life, re-authenticates with it (KIP-368)
+/// without a client error while it produces.
+#[test]
+fn oauthbearer_sessions_are_renewed_with_new_tokens() {
+    let secured = Secured::without_scram_users(OAUTHBEARER);
+    let renewing = [
+        "--sub",
+        "alice",
+        "--expires-in",
+        "20",
+        "--for-seconds",
+        "22",
+    ];
+    let (ok, stdout, stderr) = produce_with_token(secured.sasl_plaintext, "oauth", &renewing);
+    assert!(ok, "producing across token renewals:\n{stdout}\n{stderr}");
+    let tokens: u32 = stdout
+        .rsplit_once("tokens made: ")
+        .and_then(|(_, n)| n.trim().parse().ok())
+        .expect("a count of tokens");
+    assert!(tokens >= 2, "{stdout}");
+}
+
 /// The token's subject is the principal: with ACLs for `User:alice` only,
 /// librdkafka's tokens for alice produce and consume, kafkajs's do all of
 /// `kafkajs_secure.js`, and a token for bob is refused the topic.

@@ -1,10 +1,14 @@
-"""Produces one record with confluent-kafka (librdkafka) logging in with
-SASL/OAUTHBEARER, its token made here by `oauth_cb`: an unsecured JWS for
---sub that expires --expires-in seconds from now (negative: already
-expired), or --token as given. librdkafka is told the token lasts an hour
-whatever it says, so that it sends it and the broker must judge it. Exits
-0 once the record is delivered, 1 with the error (an authentication error
-ends the attempt at once)."""
+"""Produces with confluent-kafka (librdkafka) logging in with
+SASL/OAUTHBEARER, its tokens made here by `oauth_cb`: unsecured JWSs for
+--sub that expire --expires-in seconds after they are made (negative:
+already expired), or --token as given. librdkafka is told a token's real
+expiry, so that it makes a new one in time and re-authenticates with it
+(KIP-368), or an hour for one already expired or not a JWS, so that it
+sends it and the broker must judge it.
+
+One record, or one every 0.2 s for --for-seconds. Exits 0 once all are
+delivered without a client error, printing how many tokens were made; 1
+with the errors (an authentication error ends the attempt at once)."""
 import argparse
 import base64
 import json
@@ -27,30 +31,47 @@ def main():
     parser.add_argument("--sub")
     parser.add_argument("--expires-in", type=int, default=3600)
     parser.add_argument("--token")
+    parser.add_argument("--for-seconds", type=float, default=0)
     args = parser.parse_args()
-    now = int(time.time())
-    token = args.token or unsecured_jws({"sub": args.sub, "iat": now - 1, "exp": now + args.expires_in})
+
+    tokens = []
+
+    def make_token(_config):
+        now = time.time()
+        if args.token:
+            tokens.append(args.token)
+            return args.token, now + 3600
+        # NumericDates may be fractional: a token lasts its whole lifetime.
+        exp = now + args.expires_in
+        tokens.append(unsecured_jws({"sub": args.sub, "iat": now, "exp": exp}))
+        return tokens[-1], exp if exp > now else now + 3600
 
     errors = []
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
         "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanism": "OAUTHBEARER",
-        "oauth_cb": lambda _config: (token, time.time() + 3600),
+        "oauth_cb": make_token,
         "message.timeout.ms": 15000,
         "error_cb": errors.append,
     })
     delivered = []
-    producer.produce(args.topic, b"oauthbearer", on_delivery=lambda e, m: delivered.append(e or m))
-    deadline = time.time() + 20
-    while not delivered and time.time() < deadline:
-        producer.poll(0.2)
-        if any(e.code() == KafkaError._AUTHENTICATION for e in errors):
+    started = time.time()
+    sent = 0
+    while not errors:
+        if sent == 0 or time.time() - started < args.for_seconds:
+            producer.produce(args.topic, b"oauthbearer", on_delivery=lambda e, m: delivered.append(e or m))
+            sent += 1
+        elif len(delivered) >= sent or time.time() - started > args.for_seconds + 20:
             break
-    if delivered and not isinstance(delivered[0], KafkaError):
-        print(f"delivered to {args.topic}")
+        pause = time.time() + 0.2
+        while time.time() < pause and not errors:
+            producer.poll(0.05)
+    failed = [d for d in delivered if isinstance(d, KafkaError)]
+    if len(delivered) == sent and not failed and not errors:
+        print(f"{sent} records delivered to {args.topic}, tokens made: {len(tokens)}")
         return
-    print(f"not delivered: {delivered} {[str(e) for e in errors]}", file=sys.stderr)
+    print(f"{len(delivered)} of {sent} delivered: {failed} {[str(e) for e in errors]}", file=sys.stderr)
     sys.exit(1)
 
 
