@@ -502,6 +502,26 @@ mod tests {
     }
 
     #[test]
+    fn brokers_do_not_log_in_to_each_other_with_oauthbearer() {
+        let config = BrokerConfig {
+            sasl_enabled_mechanisms: Mechanism::ALL.to_vec(),
+            sasl_mechanism_inter_broker_protocol: Mechanism::OAuthBearer,
+            ..BrokerConfig::default()
+        };
+        let listeners = config.listeners().unwrap();
+        let Err(error) = config.peer_security(&listeners) else {
+            panic!("OAUTHBEARER accepted between brokers");
+        };
+        assert!(
+            error.contains("sasl_mechanism_inter_broker_protocol"),
+            "{error}"
+        );
+        assert!(!BrokerConfig::default()
+            .sasl_enabled_mechanisms
+            .contains(&Mechanism::OAuthBearer));
+    }
+
+    #[test]
     fn advertised_defaults_to_listen() {
         let advertised = |config: &BrokerConfig| {
             let listener = config.listeners().unwrap().remove(0);
