@@ -1,13 +1,15 @@
 //! Listeners with TLS and SASL, driven by real clients (confluent-kafka,
-//! kafka-python, kcat) and by raw sockets where the test needs to see the
-//! bytes: SCRAM-SHA-512 over SASL_SSL, client certificates over SSL, PLAIN
-//! over SASL_PLAINTEXT, and what a wrong password, a plaintext client, TLS
-//! garbage or an oversized token get. Certificates are made at test time.
+//! kafka-python, kafkajs, kcat) and by raw sockets where the test needs to
+//! see the bytes: SCRAM-SHA-512 over SASL_SSL, client certificates over SSL
+//! (their subject held to ACLs), PLAIN over SASL_PLAINTEXT, OAUTHBEARER with
+//! unsecured tokens, and what a wrong password, a refused token, a plaintext
+//! client, TLS garbage or an oversized token get. Certificates are made at
+//! test time.
 
 mod broker_process;
 mod certificates;
 
-use broker_process::{actorlog, free_port, run, source, BrokerProcess};
+use broker_process::{actorlog, free_port, run, run_for, source, BrokerProcess};
 use bytes::{Bytes, BytesMut};
 use certificates::Certificates;
 use kafka_protocol::messages::{
@@ -22,8 +24,8 @@ use std::process::Command;
 use std::time::Duration;
 
 /// A broker with a PLAINTEXT, a SASL_PLAINTEXT, a SASL_SSL and an SSL
-/// listener (client certificates required), PLAIN user alice, and SCRAM
-/// user bob added through `actorlog users add`.
+/// listener (client certificates required), PLAIN users alice and admin,
+/// and SCRAM user bob added through `actorlog users add`.
 struct Secured {
     broker: BrokerProcess,
     certs: Certificates,
@@ -34,6 +36,12 @@ struct Secured {
 
 const BOB_PASSWORD: &str = "bob-secret";
 
+/// ACLs enforced, with PLAIN user admin a super user.
+const ADMINISTERED: &str = "authorizer: acl\nsuper_users: [\"User:admin\"]\n";
+
+/// OAUTHBEARER offered beside PLAIN and SCRAM.
+const OAUTHBEARER: &str = "sasl_enabled_mechanisms: [PLAIN, SCRAM-SHA-512, OAUTHBEARER]\n";
+
 impl Secured {
     fn start() -> Secured {
         Secured::start_with("")
@@ -41,23 +49,11 @@ impl Secured {
 
     /// Starts with more config lines.
     fn start_with(extra_yaml: &str) -> Secured {
-        let certs = Certificates::make();
-        let [plain, sasl_plaintext, sasl_ssl, ssl] = [(); 4].map(|()| free_port());
-        let yaml = format!(
-            "listeners: \"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl_plaintext},\
-             SASL_SSL://127.0.0.1:{sasl_ssl},SSL://127.0.0.1:{ssl}\"\n\
-             sasl_plain_users: {{alice: alice-secret}}\n\
-             ssl_cert_file: {}\nssl_key_file: {}\nssl_ca_file: {}\nssl_client_auth: required\n\
-             group_initial_rebalance_delay_ms: 0\n{extra_yaml}",
-            certs.path("broker.pem"),
-            certs.path("broker-key.pem"),
-            certs.path("ca.pem"),
-        );
-        let broker = BrokerProcess::start_with_listeners(&yaml, plain);
+        let secured = Secured::without_scram_users(extra_yaml);
         let (ok, _, stderr) = actorlog(
             &[
                 "-b",
-                &broker.bootstrap(),
+                &secured.broker.bootstrap(),
                 "users",
                 "add",
                 "bob",
@@ -67,6 +63,25 @@ impl Secured {
             &format!("{BOB_PASSWORD}\n"),
         );
         assert!(ok, "users add: {stderr}");
+        secured
+    }
+
+    /// As [`Secured::start_with`], without bob (whom `actorlog users`,
+    /// a PLAINTEXT client, could not add once ACLs are enforced).
+    fn without_scram_users(extra_yaml: &str) -> Secured {
+        let certs = Certificates::make();
+        let [plain, sasl_plaintext, sasl_ssl, ssl] = [(); 4].map(|()| free_port());
+        let yaml = format!(
+            "listeners: \"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl_plaintext},\
+             SASL_SSL://127.0.0.1:{sasl_ssl},SSL://127.0.0.1:{ssl}\"\n\
+             sasl_plain_users: {{alice: alice-secret, admin: admin-secret}}\n\
+             ssl_cert_file: {}\nssl_key_file: {}\nssl_ca_file: {}\nssl_client_auth: required\n\
+             group_initial_rebalance_delay_ms: 0\n{extra_yaml}",
+            certs.path("broker.pem"),
+            certs.path("broker-key.pem"),
+            certs.path("ca.pem"),
+        );
+        let broker = BrokerProcess::start_with_listeners(&yaml, plain);
         Secured {
             broker,
             certs,
@@ -177,6 +192,64 @@ fn a_client_certificate_over_ssl_produces_and_consumes_in_a_group() {
     assert!(!ok, "a client without a certificate got in");
 }
 
+/// Runs `tests/scripts/kafkajs_{name}.js` against a listener with the
+/// security flags of `kafkajs_support.js`; its success and output.
+fn kafkajs(name: &str, port: u16, flags: &[String]) -> (bool, String, String) {
+    run_for(
+        Command::new("node")
+            .arg(source(&format!("tests/scripts/kafkajs_{name}.js")))
+            .args(["--bootstrap", &address(port)])
+            .args(flags),
+        "",
+        // Each group waits for its first rebalance, and the transactional
+        // consumer reads its batch twice.
+        Duration::from_secs(180),
+    )
+}
+
+#[test]
+fn kafkajs_over_sasl_ssl_with_scram_sha_512_produces_consumes_and_commits_transactions() {
+    let secured = Secured::start();
+    let flags = [
+        "--ssl-ca".to_string(),
+        secured.certs.path("ca.pem"),
+        "--sasl".into(),
+        format!("scram-sha-512:bob:{BOB_PASSWORD}"),
+    ];
+    let (ok, stdout, stderr) = kafkajs("secure", secured.sasl_ssl, &flags);
+    assert!(ok, "kafkajs over SASL_SSL:\n{stdout}\n{stderr}");
+    let wrong = ["--sasl".to_string(), "scram-sha-512:bob:not-his".into()];
+    let flags = [&flags[..2], &wrong].concat();
+    let (ok, stdout, stderr) = kafkajs("secure", secured.sasl_ssl, &flags);
+    assert!(!ok, "a wrong password got in: {stdout}");
+    assert!(
+        stderr.contains("SASL SCRAM SHA512 authentication failed"),
+        "{stderr}"
+    );
+}
+
+/// The client certificate's subject is the principal the ACLs see: with
+/// ACLs for `User:CN=client,OU=demo` only, kafkajs does everything over
+/// SSL, and the same script over PLAINTEXT (`User:ANONYMOUS`) is refused.
+#[test]
+fn kafkajs_with_a_client_certificate_is_held_to_the_acls_of_its_subject() {
+    let secured = Secured::without_scram_users(ADMINISTERED);
+    secured.grant("User:CN=client,OU=demo");
+    let certificate = ["ssl-ca", "ssl-cert", "ssl-key"]
+        .into_iter()
+        .zip(["ca.pem", "client.pem", "client-key.pem"])
+        .flat_map(|(flag, file)| [format!("--{flag}"), secured.certs.path(file)])
+        .collect::<Vec<_>>();
+    let (ok, stdout, stderr) = kafkajs("secure", secured.ssl, &certificate);
+    assert!(ok, "kafkajs with a client certificate:\n{stdout}\n{stderr}");
+    let (ok, stdout, stderr) = kafkajs("secure", secured.broker_port(), &[]);
+    assert!(
+        !ok,
+        "User:ANONYMOUS passed the certificate's ACLs: {stdout}"
+    );
+    assert!(stderr.contains("TOPIC_AUTHORIZATION_FAILED"), "{stderr}");
+}
+
 #[test]
 fn plain_over_sasl_plaintext_and_metadata_names_the_listener_asked() {
     let secured = Secured::start();
@@ -283,10 +356,10 @@ fn handshake(port: u16, mechanism: &'static str) -> TcpStream {
     stream
 }
 
-/// SaslAuthenticate v2 with a PLAIN token on a connection after its
-/// handshake; the answer.
-fn authenticate(stream: &mut TcpStream, token: &'static [u8]) -> SaslAuthenticateResponse {
-    let body = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(token));
+/// SaslAuthenticate v2 with a token on a connection after its handshake;
+/// the answer.
+fn authenticate(stream: &mut TcpStream, token: &[u8]) -> SaslAuthenticateResponse {
+    let body = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
     stream
         .write_all(&request(ApiKey::SaslAuthenticate, 2, 2, &body))
         .expect("authenticate sent");
@@ -425,6 +498,19 @@ fn an_oversized_sasl_token_is_refused() {
 }
 
 impl Secured {
+    /// As admin, lets `principal` do everything on topics, groups and
+    /// transactional ids (`tests/scripts/kafkajs_grant.js`).
+    fn grant(&self, principal: &str) {
+        let flags = [
+            "--sasl".to_string(),
+            "plain:admin:admin-secret".into(),
+            "--principal".into(),
+            principal.into(),
+        ];
+        let (ok, stdout, stderr) = kafkajs("grant", self.sasl_plaintext, &flags);
+        assert!(ok, "granting {principal}:\n{stdout}\n{stderr}");
+    }
+
     fn broker_port(&self) -> u16 {
         self.broker
             .bootstrap()
@@ -503,4 +589,147 @@ fn the_example_certificate_script_makes_working_certificates() {
     let (ok, metadata, stderr) = kcat_metadata(ssl, &settings);
     assert!(ok, "{stderr}");
     assert!(metadata.contains(&format!("127.0.0.1:{ssl}")), "{metadata}");
+}
+
+/// librdkafka's own unsecured tokens for `principal`.
+fn unsecured_jwt_settings(principal: &str) -> Vec<String> {
+    vec![
+        "security.protocol=SASL_PLAINTEXT".into(),
+        "sasl.mechanisms=OAUTHBEARER".into(),
+        "enable.sasl.oauthbearer.unsecure.jwt=true".into(),
+        format!("sasl.oauthbearer.config=principal={principal}"),
+    ]
+}
+
+/// Produces one record with a token of `tests/scripts/confluent_oauthbearer.py`.
+fn produce_with_token(port: u16, topic: &str, token: &[&str]) -> (bool, String, String) {
+    run(
+        Command::new("python3")
+            .arg(source("tests/scripts/confluent_oauthbearer.py"))
+            .args(["--bootstrap", &address(port), "--topic", topic])
+            .args(token),
+        "",
+    )
+}
+
+/// An unsecured JWS with these claims, in an OAUTHBEARER client message.
+fn bearer_message(claims: &str) -> Vec<u8> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let token = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+#[test]
+fn oauthbearer_unsecured_tokens_produce_and_consume_and_bad_ones_are_refused() {
+    let secured = Secured::without_scram_users(OAUTHBEARER);
+    let port = secured.sasl_plaintext;
+    roundtrip("confluent", port, "oauth", &unsecured_jwt_settings("alice"));
+    let (ok, stdout, stderr) = produce_with_token(port, "oauth", &["--sub", "alice"]);
+    assert!(ok, "a token made by the application:\n{stdout}\n{stderr}");
+    let expired = produce_with_token(port, "oauth", &["--sub", "alice", "--expires-in", "-60"]);
+    assert!(!expired.0, "an expired token got in: {}", expired.1);
+    assert!(expired.2.contains("the token expired"), "{}", expired.2);
+    let garbage = produce_with_token(port, "oauth", &["--token", "not-a-jws"]);
+    assert!(!garbage.0, "a garbage token got in: {}", garbage.1);
+    assert!(garbage.2.contains("three dot-separated"), "{}", garbage.2);
+}
+
+/// RFC 7628 on the wire: an accepted token's expiry bounds the session
+/// (KIP-368), a refused one gets the error JSON, and the client's
+/// acknowledgement then gets SASL_AUTHENTICATION_FAILED and a closed
+/// connection. Without OAUTHBEARER enabled, the handshake refuses it.
+#[test]
+fn oauthbearer_sessions_end_with_their_token_and_refusals_follow_rfc_7628() {
+    let secured = Secured::without_scram_users(OAUTHBEARER);
+    let exp = unix_seconds() + 60;
+    let mut stream = handshake(secured.sasl_plaintext, "OAUTHBEARER");
+    let claims = format!(r#"{{"sub":"alice","exp":{exp}}}"#);
+    let answer = authenticate(&mut stream, &bearer_message(&claims));
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    let lifetime = answer.session_lifetime_ms;
+    assert!((55_000..=60_000).contains(&lifetime), "{lifetime}");
+
+    let mut stream = handshake(secured.sasl_plaintext, "OAUTHBEARER");
+    let answer = authenticate(&mut stream, &bearer_message(r#"{"sub":"alice"}"#));
+    assert_eq!(answer.error_code, 0, "the error JSON is a challenge");
+    assert_eq!(&answer.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+    let answer = authenticate(&mut stream, b"\x01");
+    assert_eq!(
+        answer.error_code,
+        kafka_protocol::ResponseError::SaslAuthenticationFailed.code()
+    );
+    let message = answer.error_message.expect("a message").to_string();
+    assert!(message.contains("no `exp` claim"), "{message}");
+    assert!(response(&mut stream).is_none(), "the connection stays open");
+
+    let default = Secured::without_scram_users("");
+    let mut stream = connect(default.sasl_plaintext);
+    let body =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("OAUTHBEARER"));
+    stream
+        .write_all(&request(ApiKey::SaslHandshake, 1, 1, &body))
+        .expect("handshake sent");
+    let frame = response(&mut stream).expect("handshake answered");
+    let answer: SaslHandshakeResponse = decode(ApiKey::SaslHandshake, 1, frame);
+    assert_eq!(
+        answer.error_code,
+        kafka_protocol::ResponseError::UnsupportedSaslMechanism.code()
+    );
+}
+
+/// A session ends with its token, and librdkafka, which makes a new token
+/// at 80% of the old one's life, re-authenticates with it (KIP-368)
+/// without a client error while it produces.
+#[test]
+fn oauthbearer_sessions_are_renewed_with_new_tokens() {
+    let secured = Secured::without_scram_users(OAUTHBEARER);
+    let renewing = [
+        "--sub",
+        "alice",
+        "--expires-in",
+        "20",
+        "--for-seconds",
+        "22",
+    ];
+    let (ok, stdout, stderr) = produce_with_token(secured.sasl_plaintext, "oauth", &renewing);
+    assert!(ok, "producing across token renewals:\n{stdout}\n{stderr}");
+    let tokens: u32 = stdout
+        .rsplit_once("tokens made: ")
+        .and_then(|(_, n)| n.trim().parse().ok())
+        .expect("a count of tokens");
+    assert!(tokens >= 2, "{stdout}");
+}
+
+/// The token's subject is the principal: with ACLs for `User:alice` only,
+/// librdkafka's tokens for alice produce and consume, kafkajs's do all of
+/// `kafkajs_secure.js`, and a token for bob is refused the topic.
+#[test]
+fn oauthbearer_principals_are_held_to_their_acls() {
+    let secured = Secured::without_scram_users(&format!("{OAUTHBEARER}{ADMINISTERED}"));
+    secured.grant("User:alice");
+    let port = secured.sasl_plaintext;
+    roundtrip(
+        "confluent",
+        port,
+        "oauth-acl",
+        &unsecured_jwt_settings("alice"),
+    );
+    let flags = ["--sasl".to_string(), "oauthbearer:alice".into()];
+    let (ok, stdout, stderr) = kafkajs("secure", port, &flags);
+    assert!(ok, "kafkajs with a token for alice:\n{stdout}\n{stderr}");
+    let (ok, stdout, stderr) = produce_with_token(port, "oauth-acl", &["--sub", "bob"]);
+    assert!(!ok, "bob wrote without an ACL: {stdout}");
+    assert!(stderr.contains("TOPIC_AUTHORIZATION_FAILED"), "{stderr}");
 }

@@ -164,7 +164,7 @@ impl Default for BrokerConfig {
             listeners: None,
             advertised_listeners: None,
             listener_security_protocol_map: None,
-            sasl_enabled_mechanisms: Mechanism::ALL.to_vec(),
+            sasl_enabled_mechanisms: Mechanism::DEFAULT.to_vec(),
             sasl_plain_users: BTreeMap::new(),
             connections_max_reauth_ms: 0,
             failed_authentication_delay_ms: 100,
@@ -364,6 +364,13 @@ impl BrokerConfig {
             }),
             _ => None,
         };
+        if self.sasl_mechanism_inter_broker_protocol == Mechanism::OAuthBearer {
+            return Err(
+                "config key `sasl_mechanism_inter_broker_protocol`: brokers log in to each \
+                 other with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not OAUTHBEARER"
+                    .to_owned(),
+            );
+        }
         if listener.protocol.sasl()
             && !self
                 .sasl_enabled_mechanisms
@@ -492,6 +499,26 @@ mod tests {
             ..BrokerConfig::default()
         };
         assert!(config.validate().unwrap_err().contains("super_users"));
+    }
+
+    #[test]
+    fn brokers_do_not_log_in_to_each_other_with_oauthbearer() {
+        let config = BrokerConfig {
+            sasl_enabled_mechanisms: Mechanism::ALL.to_vec(),
+            sasl_mechanism_inter_broker_protocol: Mechanism::OAuthBearer,
+            ..BrokerConfig::default()
+        };
+        let listeners = config.listeners().unwrap();
+        let Err(error) = config.peer_security(&listeners) else {
+            panic!("OAUTHBEARER accepted between brokers");
+        };
+        assert!(
+            error.contains("sasl_mechanism_inter_broker_protocol"),
+            "{error}"
+        );
+        assert!(!BrokerConfig::default()
+            .sasl_enabled_mechanisms
+            .contains(&Mechanism::OAuthBearer));
     }
 
     #[test]

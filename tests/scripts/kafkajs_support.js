@@ -1,16 +1,48 @@
-// What every kafkajs script shares: the client pointed at `--bootstrap`,
-// waiting for a condition, checks that name what was expected, and the exit
-// status (non-zero with the reason on the first mismatch).
+// What every kafkajs script shares: the client pointed at `--bootstrap`
+// (over TLS with `--ssl-ca`, a client certificate with `--ssl-cert` and
+// `--ssl-key`, logging in with `--sasl MECHANISM:USER:PASSWORD`, or with an
+// unsecured token for USER with `--sasl oauthbearer:USER`), waiting
+// for a condition, checks that name what was expected, and the exit status
+// (non-zero with the reason on the first mismatch).
+const fs = require('fs')
 const path = require('path')
 const kafkajs = require(path.join(__dirname, '..', 'node', 'node_modules', 'kafkajs'))
 
 const { Kafka, logLevel } = kafkajs
-const flag = process.argv.indexOf('--bootstrap')
-if (flag < 0 || !process.argv[flag + 1]) {
-  console.error(`usage: node ${path.basename(process.argv[1])} --bootstrap HOST:PORT`)
+
+// The value after `--name`, or undefined.
+function option (name) {
+  const flag = process.argv.indexOf(`--${name}`)
+  return flag < 0 ? undefined : process.argv[flag + 1]
+}
+
+const bootstrap = option('bootstrap')
+if (!bootstrap) {
+  console.error(`usage: node ${path.basename(process.argv[1])} --bootstrap HOST:PORT [--ssl-ca PEM [--ssl-cert PEM --ssl-key PEM]] [--sasl MECHANISM:USER:PASSWORD | --sasl oauthbearer:USER]`)
   process.exit(2)
 }
-const bootstrap = process.argv[flag + 1]
+
+// kafkajs hands `ssl` to node's tls.connect; the test CA signs for
+// 127.0.0.1, so the broker's name is checked as usual.
+function security () {
+  const settings = {}
+  const read = (name) => option(name) && fs.readFileSync(option(name))
+  if (option('ssl-ca')) settings.ssl = { ca: [read('ssl-ca')], cert: read('ssl-cert'), key: read('ssl-key') }
+  if (option('sasl')) {
+    const [mechanism, username, ...password] = option('sasl').split(':')
+    settings.sasl = mechanism === 'oauthbearer'
+      ? { mechanism, oauthBearerProvider: async () => ({ value: unsecuredJws(username) }) }
+      : { mechanism, username, password: password.join(':') }
+  }
+  return settings
+}
+
+// An unsecured JWS (`alg: none`, no signature) naming `sub` for an hour.
+function unsecuredJws (sub) {
+  const segment = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const now = Math.floor(Date.now() / 1000)
+  return `${segment({ alg: 'none' })}.${segment({ sub, iat: now, exp: now + 3600 })}.`
+}
 
 // Errors only: kafkajs logs expected retries (a rebalance, a coordinator
 // moving) as errors too, so this is the context shown when a script fails.
@@ -18,7 +50,8 @@ const kafka = new Kafka({
   clientId: 'kafkajs-test',
   brokers: [bootstrap],
   logLevel: logLevel.ERROR,
-  retry: { retries: 5 }
+  retry: { retries: 5 },
+  ...security()
 })
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -103,4 +136,4 @@ function run (name, main) {
   )
 }
 
-module.exports = { kafkajs, kafka, bootstrap, sleep, waitFor, check, equal, rejects, collect, run }
+module.exports = { kafkajs, kafka, bootstrap, option, sleep, waitFor, check, equal, rejects, collect, run }

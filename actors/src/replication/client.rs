@@ -85,7 +85,7 @@ impl Client {
             let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(refused(format!("the peer offers only {offered:?}")));
         }
-        let (mut exchange, mut token) = ClientExchange::start(login);
+        let (mut exchange, mut token) = ClientExchange::start(login).map_err(refused)?;
         loop {
             let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
             let answer = self.request(1, &request).await?;

@@ -181,10 +181,11 @@ impl ServerExchange {
                     nonce: &nonce,
                 };
                 let server_final = self.client_final(message, &auth)?;
-                Ok(Step::Authenticated(
-                    Principal::user(user),
-                    server_final.into_bytes(),
-                ))
+                Ok(Step::Authenticated {
+                    principal: Principal::user(user),
+                    token: server_final.into_bytes(),
+                    valid_for: None,
+                })
             }
             State::Over => Err("Authentication failed: the SCRAM exchange is over".to_owned()),
         }
@@ -390,8 +391,11 @@ mod tests {
             .map(|(k, s)| k ^ s)
             .collect();
         let final_message = format!("{without_proof},p={}", BASE64.encode(&proof));
-        let Ok(Step::Authenticated(principal, server_final)) =
-            exchange.step(final_message.as_bytes(), &users)
+        let Ok(Step::Authenticated {
+            principal,
+            token: server_final,
+            ..
+        }) = exchange.step(final_message.as_bytes(), &users)
         else {
             panic!("authenticated expected");
         };

@@ -25,20 +25,24 @@ pub enum ClientStep {
 }
 
 impl ClientExchange {
-    /// Starts a login; `first` is the token to send first.
-    pub fn start(login: &SaslLogin) -> (ClientExchange, Vec<u8>) {
+    /// Starts a login; `first` is the token to send first. A broker has
+    /// no OAUTHBEARER token to log in with (the config refuses it).
+    pub fn start(login: &SaslLogin) -> Result<(ClientExchange, Vec<u8>), Failure> {
         let scram = match login.mechanism {
             Mechanism::Plain => {
                 let token = format!("\0{}\0{}", login.username, login.password.0).into_bytes();
-                return (
+                return Ok((
                     ClientExchange::Plain {
                         token: token.clone(),
                     },
                     token,
-                );
+                ));
             }
             Mechanism::ScramSha256 => ScramMechanism::Sha256,
             Mechanism::ScramSha512 => ScramMechanism::Sha512,
+            Mechanism::OAuthBearer => {
+                return Err("a broker logs in to others with PLAIN or SCRAM only".to_owned())
+            }
         };
         let nonce = BASE64.encode(scram::random_bytes(24));
         let bare = format!("n={},r={nonce}", escape(&login.username));
@@ -50,7 +54,7 @@ impl ClientExchange {
             nonce,
             server_signature: None,
         };
-        (ClientExchange::Scram(Box::new(client)), first)
+        Ok((ClientExchange::Scram(Box::new(client)), first))
     }
 
     /// Takes the server's answer to the last token sent.
@@ -168,7 +172,7 @@ mod tests {
             username: "broker,1".into(),
             password: Secret(password.into()),
         };
-        let (mut client, mut token) = ClientExchange::start(&login);
+        let (mut client, mut token) = ClientExchange::start(&login)?;
         let mut server = Exchange::new(mechanism);
         loop {
             match server.step(&token, &Users)? {
@@ -176,8 +180,10 @@ mod tests {
                     ClientStep::Send(next) => token = next,
                     ClientStep::Done => return Err("client done too early".into()),
                 },
-                Step::Authenticated(principal, last) => {
-                    return match client.step(&last)? {
+                Step::Authenticated {
+                    principal, token, ..
+                } => {
+                    return match client.step(&token)? {
                         ClientStep::Done => Ok(principal),
                         ClientStep::Send(_) => Err("client wants to go on".into()),
                     };
@@ -201,7 +207,7 @@ mod tests {
             username: "u".into(),
             password: Secret("right".into()),
         };
-        let (mut client, first) = ClientExchange::start(&login);
+        let (mut client, first) = ClientExchange::start(&login).unwrap();
         let first = String::from_utf8(first).unwrap();
         let nonce = first.rsplit_once("r=").unwrap().1;
         let server_first = format!("r={nonce}xyz,s={},i=4096", BASE64.encode(b"salt"));

@@ -1,8 +1,9 @@
-//! SASL authentication (KIP-43, KIP-152): the mechanisms and one exchange
+//! SASL authentication (KIP-43, KIP-152, KIP-255): the mechanisms and one exchange
 //! of tokens between a client and the broker, free of sockets so that the
 //! connection only moves tokens.
 
 pub mod client;
+mod oauthbearer;
 mod plain;
 mod session;
 
@@ -12,6 +13,7 @@ use super::scram::{self, ScramCredential, ScramMechanism};
 use super::{Principal, Secret};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 /// A SASL mechanism, as `sasl_enabled_mechanisms` and SaslHandshake name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,12 +24,24 @@ pub enum Mechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// With unsecured JWS tokens only: for tests and development.
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
 }
 
 impl Mechanism {
-    /// Every mechanism the broker knows, the default of
-    /// `sasl_enabled_mechanisms`.
-    pub const ALL: [Mechanism; 3] = [
+    /// Every mechanism the broker knows.
+    pub const ALL: [Mechanism; 4] = [
+        Mechanism::Plain,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
+    ];
+
+    /// The default of `sasl_enabled_mechanisms`: those that check a
+    /// secret. OAUTHBEARER with unsecured tokens lets anyone in as anyone,
+    /// so it is enabled only by naming it.
+    pub const DEFAULT: [Mechanism; 3] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
@@ -38,6 +52,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => ScramMechanism::Sha256.name(),
             Mechanism::ScramSha512 => ScramMechanism::Sha512.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -66,7 +81,13 @@ pub enum Step {
     /// Send this token back and wait for the client's next.
     Continue(Vec<u8>),
     /// The client proved who it is; send this (possibly empty) token.
-    Authenticated(Principal, Vec<u8>),
+    Authenticated {
+        principal: Principal,
+        token: Vec<u8>,
+        /// How much longer the credential is valid, if it expires (an
+        /// OAUTHBEARER token): the session may not outlast it.
+        valid_for: Option<Duration>,
+    },
 }
 
 /// Why an authentication failed: said to the client, and logged. Never
@@ -79,6 +100,7 @@ pub type Failure = String;
 pub enum Exchange {
     Plain,
     Scram(Box<scram::ServerExchange>),
+    OAuthBearer(oauthbearer::ServerExchange),
 }
 
 impl Exchange {
@@ -91,15 +113,22 @@ impl Exchange {
             Mechanism::ScramSha512 => {
                 Exchange::Scram(Box::new(scram::ServerExchange::new(ScramMechanism::Sha512)))
             }
+            Mechanism::OAuthBearer => Exchange::OAuthBearer(oauthbearer::ServerExchange::Initial),
         }
     }
 
     /// Takes the client's next token.
     pub fn step(&mut self, token: &[u8], credentials: &dyn Credentials) -> Result<Step, Failure> {
         match self {
-            Exchange::Plain => plain::authenticate(token, credentials)
-                .map(|principal| Step::Authenticated(principal, Vec::new())),
+            Exchange::Plain => {
+                plain::authenticate(token, credentials).map(|principal| Step::Authenticated {
+                    principal,
+                    token: Vec::new(),
+                    valid_for: None,
+                })
+            }
             Exchange::Scram(exchange) => exchange.step(token, credentials),
+            Exchange::OAuthBearer(exchange) => exchange.step(token, SystemTime::now()),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The SASL state of one connection on a SASL listener (KIP-152, KIP-368):
 //! which requests it may send, the handshake, the exchange of tokens, and
-//! the session the exchange opens, which may expire and be renewed by
-//! authenticating again as the same principal.
+//! the session the exchange opens, which may expire (after
+//! `connections_max_reauth_ms`, or when an OAUTHBEARER token does) and be
+//! renewed by authenticating again as the same principal.
 
 use super::{Credentials, Exchange, Failure, Mechanism, Step};
 use crate::security::Principal;
@@ -117,7 +118,7 @@ impl SaslSession {
             .as_mut()
             .ok_or_else(|| "SaslAuthenticate without a SaslHandshake".to_owned())?;
         let step = exchange.step(token, credentials);
-        let (principal, token) = match step {
+        let (principal, token, valid_for) = match step {
             Ok(Step::Continue(token)) => {
                 return Ok(Accepted {
                     token,
@@ -125,7 +126,11 @@ impl SaslSession {
                     session_lifetime_ms: 0,
                 })
             }
-            Ok(Step::Authenticated(principal, token)) => (principal, token),
+            Ok(Step::Authenticated {
+                principal,
+                token,
+                valid_for,
+            }) => (principal, token, valid_for),
             Err(why) => {
                 self.exchange = None;
                 return Err(why);
@@ -139,13 +144,19 @@ impl SaslSession {
                 ));
             }
         }
-        let expiry = self.max_lifetime.map(|lifetime| now + lifetime);
+        // The session ends with the credential, as Kafka bounds it by a
+        // token's expiry, if that comes before the configured maximum.
+        let lifetime = match (self.max_lifetime, valid_for) {
+            (Some(max), Some(credential)) => Some(max.min(credential)),
+            (max, credential) => max.or(credential),
+        };
+        // A lifetime past what an Instant can hold is no limit.
+        let expiry = lifetime.and_then(|l| now.checked_add(l));
         self.authenticated = Some((principal.clone(), expiry));
         Ok(Accepted {
             token,
             principal: Some(principal),
-            session_lifetime_ms: self
-                .max_lifetime
+            session_lifetime_ms: lifetime
                 .map_or(0, |l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX)),
         })
     }
@@ -201,6 +212,48 @@ mod tests {
             .authenticate(b"\0alice\0a", &users(), Instant::now())
             .unwrap();
         assert!(!session.expects_raw_token());
+    }
+
+    /// An unsecured OAUTHBEARER message for `sub`, valid for `seconds`.
+    fn bearer(sub: &str, seconds: u64) -> Vec<u8> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + seconds;
+        let claims = format!(r#"{{"sub":"{sub}","exp":{exp}}}"#);
+        let token = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+    }
+
+    #[test]
+    fn a_token_ends_the_session_when_it_expires_if_that_comes_first() {
+        let now = Instant::now();
+        for (max_ms, token_s, lifetime_ms) in [(0, 100, 100_000), (5000, 100, 5000)] {
+            let mut session = SaslSession::new(vec![Mechanism::OAuthBearer], max_ms);
+            session.handshake("OAUTHBEARER", 1).unwrap();
+            let accepted = session
+                .authenticate(&bearer("alice", token_s), &users(), now)
+                .unwrap();
+            assert_eq!(accepted.principal, Some(Principal::user("alice")));
+            // Whole seconds of `exp`, less the part of this one gone.
+            let lifetime = accepted.session_lifetime_ms;
+            assert!(
+                lifetime <= lifetime_ms && lifetime > lifetime_ms - 2000,
+                "{lifetime}"
+            );
+            let end = now + Duration::from_millis(lifetime as u64);
+            assert!(session.admits(ApiKey::Metadata, end).is_err());
+        }
+        let mut session = SaslSession::new(Mechanism::DEFAULT.to_vec(), 0);
+        let refused = session.handshake("OAUTHBEARER", 1).unwrap_err();
+        assert_eq!(refused.0, ResponseError::UnsupportedSaslMechanism);
     }
 
     #[test]
