@@ -75,6 +75,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Removes `key` from store `name` (a partitioned table's tombstone:
+    /// its topic is its changelog, so nothing is written).
+    pub fn delete(&mut self, name: &str, key: &[u8]) -> Result<(), StreamsError> {
+        self.store(name)?.tree.remove(key)?;
+        Ok(())
+    }
+
     pub fn emit(&mut self, topic: &str, key: Vec<u8>, value: Vec<u8>) {
         self.out.push(OutRecord {
             topic: topic.to_string(),

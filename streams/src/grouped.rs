@@ -26,10 +26,14 @@ pub struct WindowedKStream<K, V> {
     windows: TimeWindows,
 }
 
-/// The table an aggregation keeps: one value per key, in a store.
+/// A table: one value per key, in a store. An aggregation keeps one, and
+/// [`StreamsBuilder::table`](crate::StreamsBuilder::table) reads one from
+/// a topic (only those can be joined with a stream).
 pub struct KTable<K, V> {
-    updates: KStream<K, V>,
-    store: StoreRef<K, V>,
+    pub(crate) updates: KStream<K, V>,
+    pub(crate) store: StoreRef<K, V>,
+    /// The topic of a table read from one.
+    pub(crate) source_topic: Option<String>,
 }
 
 /// The table a windowed aggregation keeps: one value per key and window.
@@ -143,6 +147,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 key_changed: false,
             },
             store: StoreRef::new(store, key_serde, serde),
+            source_topic: None,
         }
     }
 
