@@ -75,10 +75,23 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Removes `key` from store `name` (a partitioned table's tombstone:
-    /// its topic is its changelog, so nothing is written).
+    /// Removes `key` from store `name` and queues a tombstone for its
+    /// changelog, if it has one (a partitioned table's topic is its
+    /// changelog already).
     pub fn delete(&mut self, name: &str, key: &[u8]) -> Result<(), StreamsError> {
-        self.store(name)?.tree.remove(key)?;
+        let partition = self.partition;
+        let timestamp = self.timestamp;
+        let store = self.store(name)?;
+        store.tree.remove(key)?;
+        if let Some(changelog) = store.changelog.clone() {
+            self.out.push(OutRecord {
+                topic: changelog,
+                partition: Some(partition),
+                key: Some(key.to_vec()),
+                value: None,
+                timestamp,
+            });
+        }
         Ok(())
     }
 
