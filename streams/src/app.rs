@@ -2,9 +2,11 @@
 //! stores while it runs, and closing it.
 
 use crate::builder::Topology;
-use crate::clients::{create_internal_topics, group_consumer, producer, reader, Assignment};
+use crate::clients::{
+    check_copartitioned, create_internal_topics, group_consumer, producer, reader, Assignment,
+};
 use crate::config::StreamsConfig;
-use crate::driver::Driver;
+use crate::driver::{Driver, Open};
 use crate::error::StreamsError;
 use crate::graph::Data;
 use crate::restore::{follow_tables, TableSource};
@@ -56,12 +58,14 @@ fn start_actors(
 }
 
 impl Topology {
-    /// Starts an instance: creates the internal topics, loads the global
+    /// Starts an instance: creates the internal topics, checks that joined
+    /// tables are co-partitioned with their streams, loads the global
     /// tables, then joins the application's consumer group, whose
     /// assignment decides which tasks run here.
     pub async fn run(self, config: &StreamsConfig) -> Result<KafkaStreams, StreamsError> {
         let graph = Arc::new(self.graph);
         create_internal_topics(config, &graph).await?;
+        check_copartitioned(config, &graph)?;
         let db = sled::open(&config.state_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
 
@@ -102,12 +106,14 @@ impl Topology {
             consumer: group_consumer(config, &graph.app_id, &assigned)?,
             producer: producer(config, &transactional_id)?,
             restorer: reader(config)?,
+            follower: reader(config)?,
             graph,
             db: db.clone(),
             config: config.clone(),
             arbiters,
             stop: Arc::clone(&stop),
             tasks: HashMap::new(),
+            open: Open::default(),
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .map_err(|e| StreamsError::Stopped(format!("starting the driver: {e}")))?,

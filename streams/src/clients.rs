@@ -227,3 +227,27 @@ pub(crate) async fn create_internal_topics(
     }
     Ok(())
 }
+
+/// Refuses to start when a partitioned table's topic and the topic of the
+/// stream joining it differ in partition count: partition p of one would
+/// not hold the keys of partition p of the other.
+pub(crate) fn check_copartitioned(
+    config: &StreamsConfig,
+    graph: &Graph,
+) -> Result<(), StreamsError> {
+    let probe = reader(config)?;
+    for table in &graph.partitioned_tables {
+        let Some(stream) = &table.joined_by else {
+            continue;
+        };
+        let ours = partition_count(&probe, stream)?;
+        let theirs = partition_count(&probe, &table.topic)?;
+        if ours != theirs {
+            return Err(StreamsError::Topology(format!(
+                "table {} (topic {}, {theirs} partitions) is joined by a stream of {stream} ({ours} partitions): the topics must be co-partitioned, with as many partitions and keys partitioned alike",
+                table.store, table.topic
+            )));
+        }
+    }
+    Ok(())
+}

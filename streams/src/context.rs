@@ -75,6 +75,26 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Removes `key` from store `name` and queues a tombstone for its
+    /// changelog, if it has one (a partitioned table's topic is its
+    /// changelog already).
+    pub fn delete(&mut self, name: &str, key: &[u8]) -> Result<(), StreamsError> {
+        let partition = self.partition;
+        let timestamp = self.timestamp;
+        let store = self.store(name)?;
+        store.tree.remove(key)?;
+        if let Some(changelog) = store.changelog.clone() {
+            self.out.push(OutRecord {
+                topic: changelog,
+                partition: Some(partition),
+                key: Some(key.to_vec()),
+                value: None,
+                timestamp,
+            });
+        }
+        Ok(())
+    }
+
     pub fn emit(&mut self, topic: &str, key: Vec<u8>, value: Vec<u8>) {
         self.out.push(OutRecord {
             topic: topic.to_string(),

@@ -1,6 +1,7 @@
 //! The processor graph a builder wires and tasks run: typed nodes that push
 //! each record to their children, and the untyped parts a runtime needs
-//! (sources by topic, stores, internal topics, global tables).
+//! (sources by topic, stores, internal topics, global and partitioned
+//! tables).
 
 use crate::context::Ctx;
 use crate::error::StreamsError;
@@ -86,6 +87,17 @@ pub(crate) struct TableSpec {
     pub store: String,
 }
 
+/// A table materialised per task from a (compacted) topic, which serves
+/// as its changelog: partition p of `topic` fills tree `<store>/<p>` of
+/// the task of partition p of `joined_by`, the one source topic of the
+/// streams joined with it (which must have as many partitions).
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionedTable {
+    pub topic: String,
+    pub store: String,
+    pub joined_by: Option<String>,
+}
+
 /// Everything a built topology holds.
 #[derive(Default)]
 pub(crate) struct Graph {
@@ -94,6 +106,9 @@ pub(crate) struct Graph {
     pub stores: Vec<StoreSpec>,
     pub internal_topics: Vec<InternalTopic>,
     pub tables: Vec<TableSpec>,
+    pub partitioned_tables: Vec<PartitionedTable>,
+    /// The processors reading the records of each partitioned table's topic.
+    pub table_sources: HashMap<String, Vec<SourceFn>>,
     /// Problems found while wiring, reported by `build`.
     pub errors: Vec<String>,
 }
@@ -108,3 +123,15 @@ pub(crate) fn with_graph<R>(graph: &SharedGraph, f: impl FnOnce(&mut Graph) -> R
 
 /// The source topics a stream's records come from.
 pub(crate) type Origins = BTreeSet<String>;
+
+impl Graph {
+    /// The partitioned tables the tasks of `topic` hold.
+    pub fn tables_joined_by<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> impl Iterator<Item = &'a PartitionedTable> + 'a {
+        self.partitioned_tables
+            .iter()
+            .filter(move |t| t.joined_by.as_deref() == Some(topic))
+    }
+}

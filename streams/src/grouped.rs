@@ -7,9 +7,9 @@ use crate::context::Ctx;
 use crate::error::StreamsError;
 use crate::graph::{with_graph, Data, InternalTopic, Node, StoreSpec};
 use crate::serdes::{Serde, SharedSerde, I64};
-use crate::store::{window_key, StoreRef, WindowStoreRef};
+use crate::store::{split_window_key, window_key, StoreRef, WindowStoreRef};
 use crate::stream::KStream;
-use crate::window::{TimeWindows, Windowed};
+use crate::window::{TimeWindows, Window, Windowed};
 use std::sync::Arc;
 
 /// A stream grouped by key, ready to aggregate.
@@ -26,16 +26,21 @@ pub struct WindowedKStream<K, V> {
     windows: TimeWindows,
 }
 
-/// The table an aggregation keeps: one value per key, in a store.
+/// A table: one value per key, in a store. An aggregation keeps one, and
+/// [`StreamsBuilder::table`](crate::StreamsBuilder::table) reads one from
+/// a topic (only those can be joined with a stream).
 pub struct KTable<K, V> {
-    updates: KStream<K, V>,
-    store: StoreRef<K, V>,
+    pub(crate) updates: KStream<K, V>,
+    pub(crate) store: StoreRef<K, V>,
+    /// The topic of a table read from one.
+    pub(crate) source_topic: Option<String>,
 }
 
 /// The table a windowed aggregation keeps: one value per key and window.
 pub struct WindowedKTable<K, V> {
     updates: KStream<Windowed<K>, V>,
     store: WindowStoreRef<K, V>,
+    windows: TimeWindows,
 }
 
 /// An aggregation step: the aggregate so far (none for a new key or
@@ -143,6 +148,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 key_changed: false,
             },
             store: StoreRef::new(store, key_serde, serde),
+            source_topic: None,
         }
     }
 
@@ -173,9 +179,17 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         } else {
             self.upstream
         };
-        let changelog = format!("{app}-{store}-changelog");
-        with_graph(&graph, |g| {
-            match input.origins.iter().next() {
+        register_store(&input, store);
+        (input, store.to_string())
+    }
+}
+
+/// Registers store `store`, fed by the records of `input`, and its
+/// changelog `<app>-<store>-changelog`.
+fn register_store<K, V>(input: &KStream<K, V>, store: &str) {
+    with_graph(&input.graph, |g| {
+        let changelog = format!("{}-{store}-changelog", g.app_id);
+        match input.origins.iter().next() {
             Some(source) if input.origins.len() == 1 => {
                 g.stores.push(StoreSpec {
                     name: store.to_string(),
@@ -193,9 +207,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 input.origins
             )),
         }
-        });
-        (input, store.to_string())
-    }
+    });
 }
 
 /// A shared serde passed where a serde value is expected.
@@ -297,6 +309,7 @@ impl<K: Data, V: Data> WindowedKStream<K, V> {
                 inner: StoreRef::new(store, key_serde, serde),
                 size: windows.size(),
             },
+            windows,
         }
     }
 }
@@ -322,5 +335,61 @@ impl<K: Data, V: Data> WindowedKTable<K, V> {
     /// A handle to read the windows of a key while the application runs.
     pub fn queryable(&self) -> WindowStoreRef<K, V> {
         self.store.clone()
+    }
+
+    /// Only the final value of each window, once, when the window closes
+    /// (stream time reached its end plus grace), as Kafka Streams'
+    /// `suppress(untilWindowCloses)`. The values still waiting are kept in
+    /// store `store`, with a changelog, so they survive a restart; a
+    /// window closes when a record of the task's partition advances its
+    /// stream time past it.
+    pub fn suppress_until_window_closes(&self, store: &str) -> KStream<Windowed<K>, V> {
+        register_store(&self.updates, store);
+        let (windows, size) = (self.windows, self.store.size);
+        let keys = Arc::clone(&self.store.inner.key_serde);
+        let values = Arc::clone(&self.store.inner.value_serde);
+        let name = store.to_string();
+        let finals = Node::new();
+        let out = finals.clone();
+        self.updates
+            .node
+            .add(Arc::new(move |ctx: &mut Ctx<'_>, k: Windowed<K>, v: V| {
+                let key = window_key(&keys.serialize(&k.key)?, k.window.start);
+                ctx.put(&name, key, values.serialize(&v)?)?;
+                let timestamp = ctx.timestamp;
+                let local = ctx.store(&name)?;
+                local.stream_time = local.stream_time.max(timestamp);
+                let stream_time = local.stream_time;
+                let mut closed = Vec::new();
+                for entry in local.tree.iter() {
+                    let (tree_key, value) = entry?;
+                    let Some((key, start)) = split_window_key(&tree_key) else {
+                        log::warn!("store {name} holds a key without a window");
+                        continue;
+                    };
+                    let window = Window {
+                        start,
+                        end: start + size,
+                    };
+                    if windows.is_closed(window, stream_time) {
+                        closed.push((tree_key.to_vec(), key.to_vec(), window, value));
+                    }
+                }
+                for (tree_key, key, window, value) in closed {
+                    ctx.delete(&name, &tree_key)?;
+                    let windowed = Windowed {
+                        key: keys.deserialize(&key)?,
+                        window,
+                    };
+                    out.forward(ctx, windowed, values.deserialize(&value)?)?;
+                }
+                Ok(())
+            }));
+        KStream {
+            node: finals,
+            graph: Arc::clone(&self.updates.graph),
+            origins: self.updates.origins.clone(),
+            key_changed: false,
+        }
     }
 }

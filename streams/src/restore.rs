@@ -25,25 +25,36 @@ fn apply(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), Stre
     Ok(())
 }
 
+/// What a restore read.
+pub(crate) struct Restored {
+    pub records: u64,
+    /// Where to go on reading the changelog from.
+    pub next: Offset,
+}
+
 /// Replaces the contents of `tree` with partition `partition` of
 /// `changelog`, read from its start to its end (its last stable offset
-/// when reading committed records). Returns how many records it applied.
+/// when reading committed records).
 pub(crate) fn restore(
     reader: &BaseConsumer,
     changelog: &str,
     partition: i32,
     tree: &sled::Tree,
-) -> Result<u64, StreamsError> {
+) -> Result<Restored, StreamsError> {
     tree.clear()?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(changelog, partition, Offset::Beginning)?;
     reader.assign(&assignment)?;
-    let mut applied = 0;
+    let mut restored = Restored {
+        records: 0,
+        next: Offset::Beginning,
+    };
     loop {
         match reader.poll(POLL) {
             Some(Ok(record)) => {
                 apply(tree, record.key().unwrap_or_default(), record.payload())?;
-                applied += 1;
+                restored.records += 1;
+                restored.next = Offset::Offset(record.offset() + 1);
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => return Err(e.into()),
@@ -51,7 +62,7 @@ pub(crate) fn restore(
         }
     }
     reader.unassign()?;
-    Ok(applied)
+    Ok(restored)
 }
 
 /// A global table's source: which topic fills which tree.

@@ -45,13 +45,11 @@ pub(crate) fn window_key(key: &[u8], start: i64) -> Vec<u8> {
     bytes
 }
 
-/// The window start a tree key of a windowed store ends with.
-fn window_start(tree_key: &[u8]) -> Option<i64> {
-    let tail: [u8; 8] = tree_key
-        .get(tree_key.len().checked_sub(8)?..)?
-        .try_into()
-        .ok()?;
-    Some((u64::from_be_bytes(tail) ^ (1 << 63)) as i64)
+/// The key bytes and the window start a tree key of a windowed store holds.
+pub(crate) fn split_window_key(tree_key: &[u8]) -> Option<(&[u8], i64)> {
+    let (key, tail) = tree_key.split_at_checked(tree_key.len().checked_sub(8)?)?;
+    let tail: [u8; 8] = tail.try_into().ok()?;
+    Some((key, (u64::from_be_bytes(tail) ^ (1 << 63)) as i64))
 }
 
 /// A typed handle on a key-value store, for
@@ -168,7 +166,7 @@ impl<K: Data, V: Data> WindowStoreRef<K, V> {
                 if k.len() != key.len() + 8 {
                     continue;
                 }
-                if let Some(start) = window_start(&k) {
+                if let Some((_, start)) = split_window_key(&k) {
                     let window = Window {
                         start,
                         end: start + self.size,
@@ -191,7 +189,7 @@ mod tests {
         let early = window_key(b"k", -5);
         let late = window_key(b"k", 7);
         assert!(early < late);
-        assert_eq!(window_start(&early), Some(-5));
-        assert_eq!(window_start(&late), Some(7));
+        assert_eq!(split_window_key(&early), Some((&b"k"[..], -5)));
+        assert_eq!(split_window_key(&late), Some((&b"k"[..], 7)));
     }
 }

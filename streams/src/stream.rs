@@ -1,9 +1,10 @@
 //! `KStream`: a typed stream of records and its stateless operators.
 
 use crate::builder::source_stream;
-use crate::graph::{Data, Node, Origins, SharedGraph};
-use crate::grouped::KGroupedStream;
+use crate::graph::{with_graph, Data, Node, Origins, SharedGraph};
+use crate::grouped::{KGroupedStream, KTable};
 use crate::serdes::Serde;
+use crate::store::StoreRef;
 use crate::table::GlobalKTable;
 use std::sync::Arc;
 
@@ -210,16 +211,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &GlobalKTable<K, T>,
         join: impl Fn(&V, &T) -> R + Send + Sync + 'static,
     ) -> KStream<K, R> {
-        let join = Arc::new(join);
-        let store = table.store.clone();
-        self.derive(self.key_changed, move |next| {
-            let join = Arc::clone(&join);
-            let store = store.clone();
-            Arc::new(move |ctx, k, v| match store.lookup(ctx, &k)? {
-                Some(t) => next.forward(ctx, k, join(&v, &t)),
-                None => Ok(()),
-            })
-        })
+        self.looked_up(table.store.clone(), move |v, t| t.map(|t| join(v, t)))
     }
 
     /// Like [`join`](Self::join), but records whose key the table lacks
@@ -229,16 +221,95 @@ impl<K: Data, V: Data> KStream<K, V> {
         table: &GlobalKTable<K, T>,
         join: impl Fn(&V, Option<&T>) -> R + Send + Sync + 'static,
     ) -> KStream<K, R> {
+        self.looked_up(table.store.clone(), move |v, t| Some(join(v, t)))
+    }
+
+    /// Records with the value `join(value, table_value)` for keys the
+    /// table read from a topic ([`StreamsBuilder::table`]) holds when the
+    /// record is processed; records whose key it lacks are dropped. The
+    /// stream must come straight (no key change) from one topic
+    /// co-partitioned with the table's, whose tasks then hold the table.
+    ///
+    /// [`StreamsBuilder::table`]: crate::StreamsBuilder::table
+    pub fn join_table<T: Data, R: Data>(
+        &self,
+        table: &KTable<K, T>,
+        join: impl Fn(&V, &T) -> R + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        self.holds(table);
+        self.looked_up(table.store.clone(), move |v, t| t.map(|t| join(v, t)))
+    }
+
+    /// Like [`join_table`](Self::join_table), but records whose key the
+    /// table lacks are kept, joined with `None`.
+    pub fn left_join_table<T: Data, R: Data>(
+        &self,
+        table: &KTable<K, T>,
+        join: impl Fn(&V, Option<&T>) -> R + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        self.holds(table);
+        self.looked_up(table.store.clone(), move |v, t| Some(join(v, t)))
+    }
+
+    /// Records whose key `store` is looked up in, passed on with the value
+    /// `join` makes of theirs and the table's, if it makes one.
+    fn looked_up<T: Data, R: Data>(
+        &self,
+        store: StoreRef<K, T>,
+        join: impl Fn(&V, Option<&T>) -> Option<R> + Send + Sync + 'static,
+    ) -> KStream<K, R> {
         let join = Arc::new(join);
-        let store = table.store.clone();
         self.derive(self.key_changed, move |next| {
             let join = Arc::clone(&join);
             let store = store.clone();
             Arc::new(move |ctx, k, v| {
                 let t = store.lookup(ctx, &k)?;
-                next.forward(ctx, k, join(&v, t.as_ref()))
+                match join(&v, t.as_ref()) {
+                    Some(r) => next.forward(ctx, k, r),
+                    None => Ok(()),
+                }
             })
         })
+    }
+
+    /// Makes the tasks of this stream's topic hold `table`, or records why
+    /// they cannot.
+    fn holds<T: Data>(&self, table: &KTable<K, T>) {
+        let store = table.store.name().to_string();
+        with_graph(&self.graph, |g| {
+            let problem = match (&table.source_topic, self.origins.iter().next()) {
+                (None, _) => Some(format!(
+                    "table {store} is an aggregation's: only a table read with StreamsBuilder::table can be joined"
+                )),
+                _ if self.key_changed => Some(format!(
+                    "a stream whose keys may have changed joins table {store}: repartition it first (through)"
+                )),
+                (Some(_), Some(origin)) if self.origins.len() == 1 => {
+                    let spec = g
+                        .partitioned_tables
+                        .iter_mut()
+                        .find(|t| t.store == store);
+                    match spec {
+                        Some(spec) if spec.joined_by.as_ref().is_some_and(|o| o != origin) => {
+                            Some(format!(
+                                "table {store} is joined by streams of {} and {origin}: its partitions can live in the tasks of one topic only",
+                                spec.joined_by.clone().unwrap_or_default()
+                            ))
+                        }
+                        Some(spec) => {
+                            spec.joined_by = Some(origin.clone());
+                            None
+                        }
+                        None => Some(format!("table {store} is not part of this topology")),
+                    }
+                }
+                _ => Some(format!(
+                    "a stream of records of {:?} joins table {store}: it must come from one topic",
+                    self.origins
+                )),
+            };
+            g.errors.extend(problem);
+        });
     }
 
     /// Groups records by their key for an aggregation, repartitioning

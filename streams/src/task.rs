@@ -11,9 +11,11 @@ use std::collections::HashMap;
 /// The task of one input partition.
 pub(crate) struct StreamTask {
     pub partition: i32,
-    /// The processors reading the task's topic.
-    pub sources: Vec<SourceFn>,
-    /// Its stores (restored before the task starts) and the global tables.
+    /// The processors reading each topic the task reads: its own, and the
+    /// topics of the partitioned tables it holds.
+    pub sources: HashMap<String, Vec<SourceFn>>,
+    /// Its stores (restored before the task starts), its partitioned
+    /// tables and the global tables.
     pub stores: HashMap<String, LocalStore>,
 }
 
@@ -21,7 +23,8 @@ impl Actor for StreamTask {
     type Context = Context<Self>;
 }
 
-/// Records of the task's partition, in offset order, to process.
+/// Records of the task's partition, of its topic and of its tables'
+/// topics, each topic's in offset order, to process in the order given.
 pub(crate) struct Process(pub Vec<InRecord>);
 
 impl Message for Process {
@@ -40,7 +43,7 @@ impl Handler<Process> for StreamTask {
                 stores: &mut self.stores,
                 out: &mut out,
             };
-            for source in &self.sources {
+            for source in self.sources.get(&record.topic).into_iter().flatten() {
                 source(&mut ctx, record.key.as_deref(), record.value.as_deref())?;
             }
         }

@@ -1,5 +1,6 @@
-//! Hopping windows against a reference, and a left join with a global
-//! table (whose store is also queried).
+//! Hopping windows against a reference, a left join with a global table
+//! (whose store is also queried), and tumbling windows suppressed until
+//! they close.
 
 mod common;
 
@@ -134,6 +135,71 @@ async fn hopping_windows_and_a_left_join_with_a_global_table() {
             .expect("a query"),
         Some("name-2".to_string())
     );
+    app.close().await.expect("a clean close");
+    broker.shutdown().await.expect("the broker stops");
+}
+
+/// Taps on one partition, every 500 ms for three users from `T0`, with one late tap
+/// (inside the grace period) and one too late: each closed window's count
+/// comes out once, the still open last window not at all.
+/// The first tap's time (a timestamp of 0 means "now" to the producer).
+const T0: i64 = 1_000_000_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suppressed_windows_emit_each_final_count_once() {
+    let (broker, bootstrap) = broker().await;
+    broker.create_topic("taps", 1).await.expect("a topic");
+    broker.create_topic("final-taps", 1).await.expect("a topic");
+    let mut taps: Vec<Record> = (0..90)
+        .map(|i| Record::text(&format!("u{}", i % 3), "tap", T0 + i * 500))
+        .collect();
+    // After 41 s: window [30 s, 40 s) closes at 42 s, so this one counts...
+    taps.insert(83, Record::text("u0", "late", T0 + 39_000));
+    // ...and after 43 s this one is dropped.
+    taps.insert(88, Record::text("u1", "too late", T0 + 35_000));
+    produce(&bootstrap, "taps", &taps).await;
+
+    let mut b = StreamsBuilder::new("taps");
+    b.stream::<String, String>("taps", Str, Str)
+        .group_by_key(Str, Str)
+        .window(TimeWindows::tumbling(Duration::from_secs(10)).grace(Duration::from_secs(2)))
+        .count("taps-per-window")
+        .suppress_until_window_closes("taps-suppressed")
+        .to("final-taps", WindowedSerde(Str), I64);
+    let state = tempfile::tempdir().expect("a temp dir");
+    let app = b
+        .build()
+        .expect("a valid topology")
+        .run(&StreamsConfig::new(&bootstrap, state.path()))
+        .await
+        .expect("the app starts");
+    wait_for_commits(&bootstrap, "taps", "taps");
+
+    let mut expected = BTreeMap::new();
+    for r in taps.iter().filter(|r| r.value != b"too late") {
+        let start = r.timestamp - r.timestamp % 10_000;
+        if start + 10_000 + 2_000 <= T0 + 44_500 {
+            let user = String::from_utf8(r.key.clone()).unwrap();
+            *expected.entry((user, start)).or_insert(0) += 1;
+        }
+    }
+    let finals: Vec<((String, i64), i64)> = read_to_end(&bootstrap, "final-taps")
+        .into_iter()
+        .map(|r| {
+            let split = r.key.len() - 16;
+            let user = String::from_utf8(r.key[..split].to_vec()).expect("utf-8");
+            let start = i64::from_be_bytes(r.key[split..split + 8].try_into().expect("8 bytes"));
+            let count = i64::from_be_bytes(r.value.as_slice().try_into().expect("8 bytes"));
+            ((user, start), count)
+        })
+        .collect();
+    let once: BTreeMap<(String, i64), i64> = finals.iter().cloned().collect();
+    assert_eq!(
+        finals.len(),
+        once.len(),
+        "a window came out twice: {finals:?}"
+    );
+    assert_eq!(once, expected);
     app.close().await.expect("a clean close");
     broker.shutdown().await.expect("the broker stops");
 }

@@ -46,14 +46,23 @@ impl Record {
     }
 }
 
-/// Writes `records` to `topic` in order (idempotent, acks=all).
-pub async fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
-    let producer: FutureProducer = ClientConfig::new()
+/// An idempotent producer partitioning keys as the Java client does.
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("partitioner", "murmur2_random")
         .create()
-        .expect("a producer");
+        .expect("a producer")
+}
+
+/// Writes `records` to `topic` in order (idempotent, acks=all).
+pub async fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
+    send(&producer(bootstrap), topic, records).await;
+}
+
+/// Writes `records` to `topic` with `producer`, waiting for each.
+pub async fn send(producer: &FutureProducer, topic: &str, records: &[Record]) {
     let sends = records.iter().map(|r| {
         producer.send(
             FutureRecord::to(topic)
