@@ -541,6 +541,48 @@ async fn max_compaction_lag_cleans_a_log_below_its_dirty_ratio() {
     assert_eq!(values["key-19"], "round-1");
 }
 
+/// The cleaner checkpoint survives a restart: a few updates after it are a
+/// small share of the log, below `min.cleanable.dirty.ratio`, and stay
+/// uncompacted while a twin topic, written later, is compacted. A restart
+/// that forgot the checkpoint would find the whole log dirty.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cleaner_checkpoint_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (broker, bootstrap) = start_in(dir.path(), prompt_cleaner).await;
+    create_topic(&bootstrap, "checkpointed", 1, &PROMPT).await;
+    produce_each(&bootstrap, "checkpointed", &rounds(20, 0, 2)).await;
+    eventually(LIMIT, "the first cleaning", || {
+        read_records(&bootstrap, "checkpointed").len() == 20
+    });
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let half = AlterConfig::new(ResourceSpecifier::Topic("checkpointed"))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "1000")
+        .set("min.compaction.lag.ms", "0")
+        .set("min.cleanable.dirty.ratio", "0.5");
+    for result in admin
+        .alter_configs([&half], &AdminOptions::new())
+        .await
+        .expect("alter configs")
+    {
+        result.expect("altered");
+    }
+    drop(admin);
+    broker.shutdown().await.expect("shutdown");
+    let (_broker, bootstrap) = start_in(dir.path(), prompt_cleaner).await;
+    create_topic(&bootstrap, "twin", 1, &PROMPT).await;
+    produce_each(&bootstrap, "checkpointed", &rounds(2, 2, 1)).await;
+    produce_each(&bootstrap, "twin", &rounds(2, 0, 2)).await;
+    eventually(LIMIT, "compaction of the twin", || {
+        read_records(&bootstrap, "twin").len() == 2
+    });
+    assert_eq!(
+        read_records(&bootstrap, "checkpointed").len(),
+        22,
+        "two updates over twenty clean records are not enough to clean"
+    );
+}
+
 /// The cleaner's keys under Kafka's names and defaults, and their values
 /// checked at CreateTopics.
 #[tokio::test(flavor = "multi_thread")]
