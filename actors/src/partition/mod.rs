@@ -201,7 +201,8 @@ impl Partition {
     /// `log_cleaner_backoff_ms`): an active segment past `segment.ms` rolls
     /// even without an append, then the log is cleaned if eligible.
     fn cleaner_check(&mut self, ctx: &mut Context<Self>) {
-        if !self.cleanup.compact {
+        // An offline log directory would fail the roll on every look.
+        if !self.cleanup.compact || self.check_online().is_err() {
             return;
         }
         if let Err(e) = self.log.roll_if_aged(now_ms()) {
