@@ -1,7 +1,8 @@
 //! Retention, DeleteRecords, compaction and topic configs, through Kafka
 //! clients: old segments go and offsets of what stays do not move, compacted
-//! topics keep the latest value of each key, configs change at run time and
-//! survive a restart.
+//! topics keep the latest value of each key, the cleaner takes a log as
+//! soon as its configs ask (dirty ratio, compaction lags, segment.ms),
+//! configs change at run time and survive a restart.
 
 mod embedded_broker;
 
@@ -9,7 +10,9 @@ use embedded_broker::{
     assert_latest_balances, config, create_topic, eventually, produce_balances, read_records,
     start, start_in,
 };
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -104,6 +107,7 @@ async fn retention_by_size_deletes_old_segments_and_keeps_offsets() {
 async fn a_segment_roll_applies_retention_and_compaction_at_once() {
     let (_broker, bootstrap) = start(|c| c.segment_bytes = 2048).await;
     create_topic(&bootstrap, "sized-now", 1, &[("retention.bytes", "4000")]).await;
+    create_topic(&bootstrap, "timed-now", 1, &[("retention.ms", "60000")]).await;
     create_topic(
         &bootstrap,
         "compacted-now",
@@ -112,6 +116,8 @@ async fn a_segment_roll_applies_retention_and_compaction_at_once() {
     )
     .await;
     produce_each(&bootstrap, "sized-now", &numbered(100, now_ms())).await;
+    produce_each(&bootstrap, "timed-now", &numbered(60, now_ms() - 3_600_000)).await;
+    produce_each(&bootstrap, "timed-now", &numbered(1, now_ms())).await;
     let updates: Vec<(String, Option<String>, i64)> = (0..400)
         .map(|i| {
             (
@@ -122,8 +128,11 @@ async fn a_segment_roll_applies_retention_and_compaction_at_once() {
         })
         .collect();
     produce_each(&bootstrap, "compacted-now", &updates).await;
-    eventually(LIMIT, "retention after a roll", || {
+    eventually(LIMIT, "retention by size after a roll", || {
         watermarks(&bootstrap, "sized-now").0 > 0
+    });
+    eventually(LIMIT, "retention by time after a roll", || {
+        watermarks(&bootstrap, "timed-now").0 > 0
     });
     eventually(LIMIT, "compaction after a roll", || {
         read_records(&bootstrap, "compacted-now").len() < 200
@@ -414,4 +423,212 @@ async fn describe(admin: &AdminClient<DefaultClientContext>, key: &str) -> Strin
         .get(key)
         .and_then(|entry| entry.value.clone())
         .unwrap_or_default()
+}
+
+/// The cleaner looks every few hundred milliseconds; the retention check
+/// keeps its five-minute default, so it never cleans anything in these
+/// tests.
+fn prompt_cleaner(config: &mut actorlog::BrokerConfig) {
+    config.log_cleaner_backoff_ms = 200;
+}
+
+/// A compacted topic asking for prompt cleaning: its active segment rolls
+/// after a second, any dirt is enough, records are cleanable at once.
+const PROMPT: [(&str, &str); 4] = [
+    ("cleanup.policy", "compact"),
+    ("segment.ms", "1000"),
+    ("min.cleanable.dirty.ratio", "0.01"),
+    ("min.compaction.lag.ms", "0"),
+];
+
+/// `rounds` updates of each of `keys` keys, `key-K` = `round-R`, from round
+/// `first` on.
+fn rounds(keys: usize, first: usize, rounds: usize) -> Vec<(String, Option<String>, i64)> {
+    (first..first + rounds)
+        .flat_map(|round| {
+            (0..keys).map(move |key| {
+                (
+                    format!("key-{key}"),
+                    Some(format!("round-{round}")),
+                    now_ms(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The value of each key, checking that none appears twice.
+fn one_value_per_key(records: &[(i64, String, Option<String>)]) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    for (offset, key, value) in records {
+        let previous = values.insert(key.clone(), value.clone().unwrap_or_default());
+        assert!(previous.is_none(), "{key} twice, again at offset {offset}");
+    }
+    values
+}
+
+/// A compacted topic whose configs ask for prompt cleaning is compacted
+/// within seconds: its idle active segment rolls once past segment.ms and
+/// the cleaner, checking every log_cleaner_backoff_ms, finds it dirty.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_asking_for_prompt_cleaning_is_compacted_within_seconds() {
+    let (_broker, bootstrap) = start(prompt_cleaner).await;
+    create_topic(&bootstrap, "prompt", 1, &PROMPT).await;
+    produce_each(&bootstrap, "prompt", &rounds(10, 0, 10)).await;
+    eventually(LIMIT, "only the latest value of each key", || {
+        read_records(&bootstrap, "prompt").len() == 10
+    });
+    let records = read_records(&bootstrap, "prompt");
+    let values = one_value_per_key(&records);
+    assert!(values.values().all(|v| v == "round-9"), "{values:?}");
+    assert_eq!(watermarks(&bootstrap, "prompt"), (0, 100), "offsets stay");
+}
+
+/// Records younger than min.compaction.lag.ms stay as they are, however
+/// dirty their log: a topic without the lag, written just after, is
+/// compacted meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_younger_than_the_compaction_lag_are_not_compacted() {
+    let (_broker, bootstrap) = start(prompt_cleaner).await;
+    let mut lagged = PROMPT;
+    lagged[3] = ("min.compaction.lag.ms", "3600000");
+    create_topic(&bootstrap, "young", 1, &lagged).await;
+    create_topic(&bootstrap, "control", 1, &PROMPT).await;
+    produce_each(&bootstrap, "young", &rounds(10, 0, 10)).await;
+    produce_each(&bootstrap, "control", &rounds(10, 0, 10)).await;
+    eventually(LIMIT, "compaction of the topic without a lag", || {
+        read_records(&bootstrap, "control").len() == 10
+    });
+    assert_eq!(
+        read_records(&bootstrap, "young").len(),
+        100,
+        "nothing compacted within min.compaction.lag.ms"
+    );
+}
+
+/// max.compaction.lag.ms cleans a log whose dirty ratio stays below
+/// min.cleanable.dirty.ratio: a few updates after a cleaning make it only
+/// a few percent dirty, yet they are compacted once they are that old.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_compaction_lag_cleans_a_log_below_its_dirty_ratio() {
+    let (_broker, bootstrap) = start(prompt_cleaner).await;
+    create_topic(&bootstrap, "overdue", 1, &PROMPT).await;
+    produce_each(&bootstrap, "overdue", &rounds(20, 0, 2)).await;
+    eventually(LIMIT, "the first cleaning", || {
+        read_records(&bootstrap, "overdue").len() == 20
+    });
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let strict = AlterConfig::new(ResourceSpecifier::Topic("overdue"))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "1000")
+        .set("min.compaction.lag.ms", "0")
+        .set("min.cleanable.dirty.ratio", "0.9")
+        .set("max.compaction.lag.ms", "2000");
+    for result in admin
+        .alter_configs([&strict], &AdminOptions::new())
+        .await
+        .expect("alter configs")
+    {
+        result.expect("altered");
+    }
+    // Two updates over twenty cleaned records: a dirty ratio near 0.1.
+    produce_each(&bootstrap, "overdue", &rounds(2, 2, 1)).await;
+    eventually(LIMIT, "compaction of the overdue updates", || {
+        read_records(&bootstrap, "overdue").len() == 20
+    });
+    let values = one_value_per_key(&read_records(&bootstrap, "overdue"));
+    assert_eq!(values["key-0"], "round-2");
+    assert_eq!(values["key-19"], "round-1");
+}
+
+/// The cleaner checkpoint survives a restart: a few updates after it are a
+/// small share of the log, below `min.cleanable.dirty.ratio`, and stay
+/// uncompacted while a twin topic, written later, is compacted. A restart
+/// that forgot the checkpoint would find the whole log dirty.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cleaner_checkpoint_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (broker, bootstrap) = start_in(dir.path(), prompt_cleaner).await;
+    create_topic(&bootstrap, "checkpointed", 1, &PROMPT).await;
+    produce_each(&bootstrap, "checkpointed", &rounds(20, 0, 2)).await;
+    eventually(LIMIT, "the first cleaning", || {
+        read_records(&bootstrap, "checkpointed").len() == 20
+    });
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    let half = AlterConfig::new(ResourceSpecifier::Topic("checkpointed"))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "1000")
+        .set("min.compaction.lag.ms", "0")
+        .set("min.cleanable.dirty.ratio", "0.5");
+    for result in admin
+        .alter_configs([&half], &AdminOptions::new())
+        .await
+        .expect("alter configs")
+    {
+        result.expect("altered");
+    }
+    drop(admin);
+    broker.shutdown().await.expect("shutdown");
+    let (_broker, bootstrap) = start_in(dir.path(), prompt_cleaner).await;
+    create_topic(&bootstrap, "twin", 1, &PROMPT).await;
+    produce_each(&bootstrap, "checkpointed", &rounds(2, 2, 1)).await;
+    produce_each(&bootstrap, "twin", &rounds(2, 0, 2)).await;
+    eventually(LIMIT, "compaction of the twin", || {
+        read_records(&bootstrap, "twin").len() == 2
+    });
+    assert_eq!(
+        read_records(&bootstrap, "checkpointed").len(),
+        22,
+        "two updates over twenty clean records are not enough to clean"
+    );
+}
+
+/// The cleaner's keys under Kafka's names and defaults, and their values
+/// checked at CreateTopics.
+#[tokio::test(flavor = "multi_thread")]
+async fn cleaner_configs_are_described_and_validated() {
+    let (_broker, bootstrap) = start(prompt_cleaner).await;
+    create_topic(&bootstrap, "configured", 1, &[]).await;
+    let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().expect("admin");
+    for (key, default) in [
+        ("min.cleanable.dirty.ratio", "0.5"),
+        ("min.compaction.lag.ms", "0"),
+        ("max.compaction.lag.ms", "9223372036854775807"),
+        ("delete.retention.ms", "86400000"),
+        ("segment.ms", "604800000"),
+    ] {
+        assert_eq!(describe(&admin, key).await, default, "{key}");
+    }
+    let brokers = admin
+        .describe_configs([&ResourceSpecifier::Broker(1)], &AdminOptions::new())
+        .await
+        .expect("describe configs");
+    let broker = brokers
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("described");
+    assert_eq!(
+        broker
+            .get("log.cleaner.backoff.ms")
+            .and_then(|e| e.value.clone())
+            .as_deref(),
+        Some("200")
+    );
+    for (key, value) in [
+        ("min.cleanable.dirty.ratio", "1.5"),
+        ("min.compaction.lag.ms", "-1"),
+        ("max.compaction.lag.ms", "0"),
+    ] {
+        let topic = NewTopic::new("refused", 1, TopicReplication::Fixed(1)).set(key, value);
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .expect("create topics request");
+        let refused = results.into_iter().next().expect("one result");
+        assert!(
+            matches!(refused, Err((_, RDKafkaErrorCode::InvalidConfig))),
+            "{key}={value}: {refused:?}"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use crate::partition::cleaner::Cleaner;
 use crate::partition::local_log::Log;
 use crate::partition::reader::Readers;
 use crate::partition::PartitionHandle;
-use crate::partition::{self, Partition};
+use crate::partition::{self, CleanupSchedule, Partition};
 use crate::replication::txn_offsets::PendingOffsets;
 use crate::security::listeners::Listener;
 use crate::security::peer::PeerSecurity;
@@ -661,7 +661,10 @@ impl Broker {
         configs: &BTreeMap<String, String>,
     ) -> io::Result<PartitionHandle> {
         let cleanup = topic::config::cleanup(&self.settings(), configs);
-        let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        let schedule = CleanupSchedule {
+            retention_check: Duration::from_millis(self.config.retention_check_interval_ms),
+            cleaner_backoff: Duration::from_millis(self.config.log_cleaner_backoff_ms),
+        };
         let (flusher, cleaner, readers) = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => (
                 threads.flusher.clone(),
@@ -679,7 +682,7 @@ impl Broker {
             format!("{topic}-{index}"),
             log,
             cleanup,
-            interval,
+            schedule,
             flusher,
             cleaner,
             readers,

@@ -95,6 +95,9 @@ pub struct BrokerConfig {
     pub retention_bytes: i64,
     /// How often each partition applies retention and compaction.
     pub retention_check_interval_ms: u64,
+    /// How often each compacted partition checks whether its log is dirty
+    /// enough to clean (Kafka's `log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: u64,
     /// Most bytes per second the compaction thread reads.
     pub compaction_bytes_per_sec: u64,
     /// Threads running partition and connection actors; 0 means one per core.
@@ -187,6 +190,7 @@ impl Default for BrokerConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             retention_check_interval_ms: 5 * 60 * 1000,
+            log_cleaner_backoff_ms: 15_000,
             compaction_bytes_per_sec: 64 * 1024 * 1024,
             worker_threads: 0,
             io_threads: 4,
@@ -243,6 +247,9 @@ impl BrokerConfig {
         }
         if self.retention_check_interval_ms == 0 {
             return bad("retention_check_interval_ms", "must be at least 1");
+        }
+        if self.log_cleaner_backoff_ms == 0 {
+            return bad("log_cleaner_backoff_ms", "must be at least 1");
         }
         if self.offsets_retention_ms < 1 {
             return bad("offsets_retention_ms", "must be at least 1");

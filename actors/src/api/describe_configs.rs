@@ -215,6 +215,11 @@ pub(super) fn broker_configs(
             Long,
         ),
         (
+            "log.cleaner.backoff.ms",
+            config.log_cleaner_backoff_ms.to_string(),
+            Long,
+        ),
+        (
             "log.cleaner.io.max.bytes.per.second",
             config.compaction_bytes_per_sec.to_string(),
             Double,

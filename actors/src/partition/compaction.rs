@@ -26,13 +26,12 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The topic settings compaction follows.
+/// The topic settings compaction follows (which segments it may touch is
+/// [`super::cleanable`]'s).
 #[derive(Debug, Clone, Copy)]
 pub struct CompactionPolicy {
     /// `delete.retention.ms`: how long a tombstone outlives its key.
     pub delete_retention_ms: i64,
-    /// `min.compaction.lag.ms`: segments with newer records are left alone.
-    pub min_compaction_lag_ms: i64,
 }
 
 /// Key → offset of its latest record.
@@ -135,7 +134,6 @@ pub struct FileRange {
 pub struct SealedFile {
     pub base: i64,
     pub range: FileRange,
-    pub max_timestamp: Option<i64>,
 }
 
 /// What a compaction job reads: the partition's files at one moment, and
@@ -147,6 +145,9 @@ pub struct Snapshot {
     pub sealed: Vec<SealedFile>,
     pub active: FileRange,
     pub aborted: Vec<Aborted>,
+    /// The job cleans the sealed segments below this offset; it reads the
+    /// keys of all the others too, since later values win.
+    pub clean_below: i64,
 }
 
 /// Whether a transactional batch belongs to an aborted transaction.
@@ -214,9 +215,8 @@ pub struct Compaction {
     pub tombstones_expire_ms: Option<i64>,
 }
 
-/// Compacts every sealed segment of the snapshot whose records are all
-/// older than the compaction lag, writing `.cleaned` files for those that
-/// lose records.
+/// Compacts the sealed segments of the snapshot below its `clean_below`,
+/// writing `.cleaned` files for those that lose records.
 pub fn clean(
     snapshot: &Snapshot,
     now_ms: i64,
@@ -232,13 +232,13 @@ pub fn clean(
     {
         for_each_batch(range, pace, |b| note_keys(b, &mut latest))?;
     }
-    let horizon = now_ms.saturating_sub(policy.min_compaction_lag_ms);
     let mut cleaned = Vec::new();
     let mut tombstones_expire_ms = None;
-    for sealed in &snapshot.sealed {
-        if sealed.max_timestamp.is_some_and(|t| t > horizon) {
-            continue;
-        }
+    let cleanable = snapshot
+        .sealed
+        .iter()
+        .take_while(|s| s.base < snapshot.clean_below);
+    for sealed in cleanable {
         let (mut kept, mut removed, mut changed) = (Vec::new(), 0u64, false);
         for_each_batch(&sealed.range, pace, |one| {
             let header = batch::parse_header(one)?;
@@ -291,7 +291,6 @@ mod tests {
 
     const POLICY: CompactionPolicy = CompactionPolicy {
         delete_retention_ms: 100,
-        min_compaction_lag_ms: 0,
     };
 
     fn record(offset: i64, key: &str, value: Option<&str>, timestamp: i64) -> Record {

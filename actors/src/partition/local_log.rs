@@ -8,6 +8,7 @@
 //! as they are.
 
 use super::batch::BatchHeader;
+use super::cleanable::{self, Cleanable, CleaningLimits, SegmentSummary};
 use super::compaction::{self, Cleaned, CompactionPolicy, FileRange, SealedFile, Snapshot};
 use super::epoch_cache::EpochCache;
 use super::read_plan::ReadPlan;
@@ -93,6 +94,18 @@ fn write_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
     durable::replace(&dir.join(START_OFFSET_FILE), offset.to_string().as_bytes())
 }
 
+/// File holding the cleaner checkpoint: the log below it is compacted, so a
+/// restart neither compacts it all again nor takes what came after as clean.
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+/// Reads an offset stored by [`durable::replace`]; 0 when there is none.
+fn read_offset(dir: &Path, file: &str) -> i64 {
+    fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub struct Log {
     /// `None` for a log kept in memory.
     dir: Option<PathBuf>,
@@ -110,6 +123,11 @@ pub struct Log {
     /// Where rolled segments are sealed (fsynced, indexes saved) off the
     /// appending thread; `None` seals them in the append itself.
     sealer: Option<Flusher>,
+    /// Compaction has cleaned the log below this offset.
+    cleaner_checkpoint: i64,
+    /// How many times the log was truncated: a compaction job that read
+    /// the log before a truncation must not move the checkpoint after it.
+    truncations: u64,
 }
 
 impl Log {
@@ -179,6 +197,8 @@ impl Log {
             epochs: EpochCache::in_memory(),
             leader_epoch: LEADER_EPOCH,
             sealer: None,
+            cleaner_checkpoint: 0,
+            truncations: 0,
         })
     }
 
@@ -188,10 +208,10 @@ impl Log {
         sealed: BTreeMap<i64, Segment>,
         active: Segment,
     ) -> io::Result<Log> {
-        let start_floor = fs::read_to_string(dir.join(START_OFFSET_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        let start_floor = read_offset(dir, START_OFFSET_FILE);
+        // A checkpoint past the end covers records recovery cut off.
+        let cleaner_checkpoint =
+            read_offset(dir, CLEANER_CHECKPOINT_FILE).min(active.next_offset());
         let mut epochs = EpochCache::load(dir)?;
         // Entries past the end describe records recovery cut off.
         epochs.truncate_from(active.next_offset())?;
@@ -205,6 +225,8 @@ impl Log {
             epochs,
             leader_epoch,
             sealer: None,
+            cleaner_checkpoint,
+            truncations: 0,
         })
     }
 
@@ -266,21 +288,29 @@ impl Log {
         Ok(deleted)
     }
 
-    /// Compacts the sealed segments whose records are all older than the
-    /// compaction lag, here and now (the broker runs the same job on its
-    /// cleaner thread instead). Returns how many records went.
-    pub fn compact(&mut self, now_ms: i64, policy: &CompactionPolicy) -> io::Result<u64> {
-        let snapshot = self.compaction_snapshot(Vec::new());
+    /// Compacts the cleanable part of the log ([`cleanable`]) here and
+    /// now, and moves the cleaner checkpoint past it (the broker runs the
+    /// same job on its cleaner thread instead). Returns how many records went.
+    pub fn compact(
+        &mut self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+        limits: &CleaningLimits,
+    ) -> io::Result<u64> {
+        let cleanable = self.cleanable(self.log_end_offset(), now_ms, limits)?;
+        let snapshot = self.compaction_snapshot(Vec::new(), cleanable.clean_below);
         let done = compaction::clean(&snapshot, now_ms, policy, &mut |_| {})?;
         for cleaned in &done.cleaned {
             self.install_cleaned(cleaned)?;
         }
+        self.advance_cleaner_checkpoint(cleanable.clean_below)?;
         Ok(done.cleaned.iter().map(|c| c.removed).sum())
     }
 
     /// The files a compaction job reads, with the aborted transactions
-    /// whose records it drops.
-    pub fn compaction_snapshot(&self, aborted: Vec<Aborted>) -> Snapshot {
+    /// whose records it drops; it cleans the sealed segments below
+    /// `clean_below`.
+    pub fn compaction_snapshot(&self, aborted: Vec<Aborted>, clean_below: i64) -> Snapshot {
         let range = |s: &Segment| FileRange {
             file: s.file(),
             size: s.size(),
@@ -293,30 +323,105 @@ impl Log {
                 .map(|s| SealedFile {
                     base: s.base_offset(),
                     range: range(s),
-                    max_timestamp: s.max_timestamp(),
                 })
                 .collect(),
             active: range(&self.active),
             aborted,
+            clean_below,
         }
     }
 
-    /// The share of the closed segments' bytes at or after `offset`: what
-    /// compaction has not seen since it last ran up to there.
-    pub fn dirty_ratio(&self, offset: i64) -> f64 {
-        let total: u64 = self.sealed.values().map(Segment::size).sum();
-        let dirty: u64 = self.sealed.range(offset..).map(|(_, s)| s.size()).sum();
-        if total == 0 {
-            0.0
-        } else {
-            dirty as f64 / total as f64
-        }
+    /// The cleanable part of the log and how dirty it is, given where open
+    /// transactions start (`first_unstable`). Reads the first batch of each
+    /// dirty segment when `max.compaction.lag.ms` is finite.
+    pub fn cleanable(
+        &self,
+        first_unstable: i64,
+        now_ms: i64,
+        limits: &CleaningLimits,
+    ) -> io::Result<Cleanable> {
+        let bounded = limits.max_compaction_lag_ms < i64::MAX;
+        let summaries = self
+            .sealed
+            .values()
+            .map(|s| {
+                let dirty = s.next_offset() > self.cleaner_checkpoint;
+                Ok(SegmentSummary {
+                    base: s.base_offset(),
+                    next_offset: s.next_offset(),
+                    size: s.size(),
+                    max_timestamp: s.max_timestamp(),
+                    first_timestamp: if bounded && dirty {
+                        s.first_batch_timestamp()?
+                    } else {
+                        None
+                    },
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(cleanable::measure(
+            &summaries,
+            self.cleaner_checkpoint,
+            first_unstable,
+            now_ms,
+            limits,
+        ))
     }
 
-    /// The base offset of the active segment: compaction covers the log
-    /// below it.
-    pub fn active_base_offset(&self) -> i64 {
-        self.active.base_offset()
+    /// Compaction has cleaned the log below this offset.
+    pub fn cleaner_checkpoint(&self) -> i64 {
+        self.cleaner_checkpoint
+    }
+
+    /// Notes, durably, that compaction cleaned the log below `offset`; the
+    /// checkpoint never moves back this way.
+    pub fn advance_cleaner_checkpoint(&mut self, offset: i64) -> io::Result<()> {
+        if offset > self.cleaner_checkpoint {
+            self.store_cleaner_checkpoint(offset)?;
+        }
+        Ok(())
+    }
+
+    /// How many times the log was truncated so far.
+    pub fn truncations(&self) -> u64 {
+        self.truncations
+    }
+
+    /// Records written again from `offset` on (truncation) are dirty: the
+    /// checkpoint goes back there, before anything is cut.
+    fn lower_cleaner_checkpoint(&mut self, offset: i64) -> io::Result<()> {
+        self.truncations += 1;
+        self.cap_cleaner_checkpoint(offset)
+    }
+
+    fn cap_cleaner_checkpoint(&mut self, offset: i64) -> io::Result<()> {
+        if offset < self.cleaner_checkpoint {
+            self.store_cleaner_checkpoint(offset.max(0))?;
+        }
+        Ok(())
+    }
+
+    fn store_cleaner_checkpoint(&mut self, offset: i64) -> io::Result<()> {
+        if let Some(dir) = &self.dir {
+            durable::replace(
+                &dir.join(CLEANER_CHECKPOINT_FILE),
+                offset.to_string().as_bytes(),
+            )?;
+        }
+        self.cleaner_checkpoint = offset;
+        Ok(())
+    }
+
+    /// Seals the active segment if it holds records and its first one came
+    /// longer than `segment.ms` ago: an idle log rolls too, so the records
+    /// it holds become cleanable without waiting for the next append.
+    /// Returns whether it rolled.
+    pub fn roll_if_aged(&mut self, now_ms: i64) -> io::Result<bool> {
+        if self.active.size() == 0 || !self.too_old(now_ms) {
+            return Ok(false);
+        }
+        self.roll(now_ms)?;
+        Ok(true)
     }
 
     /// Swaps a cleaned file in, if its segment is still the one that was
@@ -397,6 +502,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.lower_cleaner_checkpoint(offset)?;
         if offset <= self.log_start_offset() {
             return self.truncate_fully_and_start_at(offset);
         }
@@ -408,6 +514,8 @@ impl Log {
             self.delete_segment_files(dropped.base_offset())?;
         }
         self.active.truncate_to(offset)?;
+        // The cut falls at the start of the batch holding `offset`.
+        self.cap_cleaner_checkpoint(self.log_end_offset())?;
         self.epochs.truncate_from(self.log_end_offset())
     }
 
@@ -415,6 +523,7 @@ impl Log {
     /// log ends below its leader's log start, or that must drop everything
     /// it has.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> io::Result<()> {
+        self.lower_cleaner_checkpoint(offset)?;
         let now_ms = crate::clock::now_ms();
         let interval = self.config.index_interval_bytes;
         let fresh = match &self.dir {
@@ -586,11 +695,15 @@ impl Log {
             return false;
         }
         let max_size = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
-        let max_age = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
-        let age = now_ms.saturating_sub(self.active.created_ms());
         // Index entries hold offsets relative to the segment base as u32.
         let offset_span = batch.header().last_offset() - self.active.base_offset();
-        size + batch.size() > max_size || age > max_age || offset_span > i64::from(u32::MAX)
+        size + batch.size() > max_size || self.too_old(now_ms) || offset_span > i64::from(u32::MAX)
+    }
+
+    /// Whether the active segment is older than `segment.ms`.
+    fn too_old(&self, now_ms: i64) -> bool {
+        let max_age = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.active.created_ms()) > max_age
     }
 
     fn write_run(
@@ -827,7 +940,7 @@ mod tests {
 
     fn values(log: &Log) -> Vec<(i64, String, Option<String>)> {
         let mut out = Vec::new();
-        let snapshot = log.compaction_snapshot(Vec::new());
+        let snapshot = log.compaction_snapshot(Vec::new(), 0);
         let ranges = snapshot
             .sealed
             .iter()
@@ -847,6 +960,13 @@ mod tests {
         }
         out
     }
+
+    /// Compaction of every sealed segment, however young.
+    const NO_LAG: CleaningLimits = CleaningLimits {
+        min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: i64::MAX,
+        min_cleanable_dirty_ratio: 0.0,
+    };
 
     /// Updates of three keys, one deleted, for the compaction tests.
     const KEYED_WRITES: [(&str, Option<&str>); 7] = [
@@ -869,9 +989,8 @@ mod tests {
         }
         let policy = CompactionPolicy {
             delete_retention_ms: 1_000,
-            min_compaction_lag_ms: 0,
         };
-        log.compact(500, &policy).unwrap();
+        log.compact(500, &policy, &NO_LAG).unwrap();
         let expected = vec![
             (4, "b".to_string(), None),
             (5, "a".to_string(), Some("3".to_string())),
@@ -885,12 +1004,60 @@ mod tests {
         let mut log = Log::open(dir.path(), config(3 * small)).unwrap();
         assert_eq!(values(&log), expected);
         // Past delete.retention.ms the tombstone goes too.
-        log.compact(5_000, &policy).unwrap();
+        log.compact(5_000, &policy, &NO_LAG).unwrap();
         assert_eq!(values(&log)[0].0, 5);
         assert_eq!(
             log.append(&keyed("d", Some("1")), 0).unwrap().base_offset,
             7
         );
+    }
+
+    #[test]
+    fn the_cleaner_checkpoint_survives_a_restart_and_truncation_lowers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = keyed("a", Some("0")).len() as u64;
+        let mut log = Log::open(dir.path(), config(3 * small)).unwrap();
+        for (key, value) in KEYED_WRITES {
+            log.append(&keyed(key, value), 0).unwrap();
+        }
+        let policy = CompactionPolicy {
+            delete_retention_ms: 1_000,
+        };
+        let dirty = |log: &Log| log.cleanable(i64::MAX, 500, &NO_LAG).unwrap();
+        assert_eq!(dirty(&log).dirty_ratio(), 1.0);
+        log.compact(500, &policy, &NO_LAG).unwrap();
+        assert_eq!(log.cleaner_checkpoint(), 6);
+        drop(log);
+        let mut log = Log::open(dir.path(), config(3 * small)).unwrap();
+        assert_eq!(log.cleaner_checkpoint(), 6, "kept across a restart");
+        assert!(!dirty(&log).eligible(&NO_LAG));
+        // Records written again below the checkpoint are dirty.
+        let truncations = log.truncations();
+        log.truncate_to(4).unwrap();
+        assert_eq!(log.truncations(), truncations + 1);
+        // Offset 3 went to compaction: the log now ends there.
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.cleaner_checkpoint(), 3);
+        drop(log);
+        let log = Log::open(dir.path(), config(3 * small)).unwrap();
+        assert_eq!(log.cleaner_checkpoint(), 3);
+    }
+
+    #[test]
+    fn an_idle_active_segment_rolls_once_past_segment_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+        let start = log.active.created_ms();
+        assert!(
+            !log.roll_if_aged(start + 120_000).unwrap(),
+            "nothing to roll"
+        );
+        log.append(&test_batch(0), start).unwrap();
+        assert!(!log.roll_if_aged(start + 60_000).unwrap());
+        assert!(log.roll_if_aged(start + 60_001).unwrap());
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(log.active_file().metadata().unwrap().len(), 0);
+        assert!(!log.roll_if_aged(start + 200_000).unwrap(), "empty again");
     }
 
     #[test]
@@ -912,9 +1079,8 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(10).unwrap(), Some((0, 10)));
         let policy = CompactionPolicy {
             delete_retention_ms: 1_000,
-            min_compaction_lag_ms: 0,
         };
-        assert_eq!(log.compact(500, &policy).unwrap(), 4);
+        assert_eq!(log.compact(500, &policy, &NO_LAG).unwrap(), 4);
         let expected = vec![
             (4, "b".to_string(), None),
             (5, "a".to_string(), Some("3".to_string())),

@@ -7,6 +7,7 @@
 //! channel so long-polling fetches wake up without asking.
 
 pub mod batch;
+pub mod cleanable;
 pub mod cleaner;
 pub mod compaction;
 pub mod epoch_cache;
@@ -40,6 +41,7 @@ use tokio::sync::watch;
 
 pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 
+use self::cleanable::CleaningLimits;
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
 use self::local_log::{Log, LogConfig, ReadError};
@@ -71,8 +73,8 @@ pub struct Partition {
     log: Log,
     /// Retention and compaction settings, replaced by [`SetConfigs`].
     cleanup: Cleanup,
-    /// How often retention and compaction run.
-    cleanup_interval: Duration,
+    /// How often retention and compaction are checked.
+    schedule: CleanupSchedule,
     /// Idempotent producers' last sequences, to refuse duplicates and gaps.
     producers: Producers,
     /// Open transactions and the aborted ones `read_committed` skips.
@@ -84,10 +86,7 @@ pub struct Partition {
     /// The threads that carry out this partition's reads.
     readers: Readers,
     /// A compaction job of this partition is on the cleaner thread.
-    compacting: bool,
-    /// Compaction has run over the log below this offset (in this run of
-    /// the broker); what lies after it is "dirty".
-    compacted_below: i64,
+    compacting: Option<CompactionJob>,
     /// When tombstones kept by the last compaction may go: compaction runs
     /// again then even without new records, or they would stay forever.
     tombstones_expire_ms: Option<i64>,
@@ -104,7 +103,7 @@ impl Partition {
         name: String,
         mut log: Log,
         cleanup: Cleanup,
-        cleanup_interval: Duration,
+        schedule: CleanupSchedule,
         flusher: Flusher,
         cleaner: Cleaner,
         readers: Readers,
@@ -134,14 +133,13 @@ impl Partition {
             name,
             log,
             cleanup,
-            cleanup_interval,
+            schedule,
             producers,
             transactions,
             flusher,
             cleaner,
             readers,
-            compacting: false,
-            compacted_below: 0,
+            compacting: None,
             tombstones_expire_ms: None,
             offsets,
             role: Role::Standalone,
@@ -185,49 +183,95 @@ impl Partition {
     }
 
     /// Applies the topic's cleanup policy: a compaction job for the cleaner
-    /// thread (one at a time), then deletion of the closed segments that
-    /// retention no longer keeps. Files change only here, on the actor
+    /// thread if the log is eligible, then deletion of the closed segments
+    /// that retention no longer keeps. Files change only here, on the actor
     /// between messages; a read in flight on a reader thread holds open the
     /// files it planned (a deleted or replaced segment keeps its inode), so
     /// it reads them as they were.
     fn clean(&mut self, ctx: &mut Context<Self>) {
-        let Cleanup {
-            delete, compact, ..
-        } = self.cleanup;
-        let dirty = self.log.dirty_ratio(self.compacted_below);
-        let tombstones_due = self.tombstones_expire_ms.is_some_and(|t| t <= now_ms());
-        if compact
-            && !self.compacting
-            && (dirty >= self.cleanup.min_cleanable_dirty_ratio || tombstones_due)
-        {
-            self.tombstones_expire_ms = None;
-            let policy = CompactionPolicy {
-                delete_retention_ms: self.cleanup.delete_retention_ms,
-                min_compaction_lag_ms: self.cleanup.min_compaction_lag_ms,
-            };
-            self.compacting = true;
-            self.compacted_below = self.log.active_base_offset();
-            let snapshot = self
-                .log
-                .compaction_snapshot(self.transactions.aborted().to_vec());
-            self.cleaner
-                .compact(snapshot, now_ms(), policy, ctx.address().recipient());
+        if self.cleanup.compact {
+            self.compact_if_due(ctx);
         }
-        if delete {
-            let (ms, bytes) = (self.cleanup.retention_ms, self.cleanup.retention_bytes);
-            match self.log.enforce_retention(now_ms(), ms, bytes) {
-                Ok(0) => {}
-                Ok(deleted) => log::info!(
-                    "{}: retention deleted {deleted} segments; log starts at {}",
-                    self.name,
-                    self.log.log_start_offset()
-                ),
-                Err(e) => {
-                    self.storage_error("retention failed", &e);
-                }
-            }
+        if self.cleanup.delete {
+            self.enforce_retention();
         }
         self.publish();
+    }
+
+    /// The cleaner's periodic look at a compacted log (every
+    /// `log_cleaner_backoff_ms`): an active segment past `segment.ms` rolls
+    /// even without an append, then the log is cleaned if eligible.
+    fn cleaner_check(&mut self, ctx: &mut Context<Self>) {
+        // An offline log directory would fail the roll on every look.
+        if !self.cleanup.compact || self.check_online().is_err() {
+            return;
+        }
+        if let Err(e) = self.log.roll_if_aged(now_ms()) {
+            self.storage_error("rolling an aged segment failed", &e);
+            return;
+        }
+        self.clean(ctx);
+    }
+
+    /// Sends a compaction job to the cleaner thread (one at a time) when
+    /// the log's dirty ratio reaches `min.cleanable.dirty.ratio`, a dirty
+    /// record is older than `max.compaction.lag.ms`, or tombstones kept by
+    /// the last cleaning are due to go.
+    fn compact_if_due(&mut self, ctx: &mut Context<Self>) {
+        if self.compacting.is_some() {
+            return;
+        }
+        let now = now_ms();
+        let limits = self.cleanup.limits();
+        let first_unstable = self
+            .transactions
+            .last_stable_offset(self.log.log_end_offset());
+        let cleanable = match self.log.cleanable(first_unstable, now, &limits) {
+            Ok(cleanable) => cleanable,
+            Err(e) => {
+                self.storage_error("measuring the dirty log failed", &e);
+                return;
+            }
+        };
+        let tombstones_due = self.tombstones_expire_ms.is_some_and(|t| t <= now);
+        if !cleanable.eligible(&limits) && !tombstones_due {
+            return;
+        }
+        self.tombstones_expire_ms = None;
+        let policy = CompactionPolicy {
+            delete_retention_ms: self.cleanup.delete_retention_ms,
+        };
+        self.compacting = Some(CompactionJob {
+            clean_below: cleanable.clean_below,
+            truncations: self.log.truncations(),
+        });
+        let snapshot = self
+            .log
+            .compaction_snapshot(self.transactions.aborted().to_vec(), cleanable.clean_below);
+        self.cleaner.compact(
+            cleanable.dirty_ratio(),
+            snapshot,
+            now,
+            policy,
+            ctx.address().recipient(),
+        );
+    }
+
+    /// Deletes the closed segments past `retention.ms` or beyond
+    /// `retention.bytes`.
+    fn enforce_retention(&mut self) {
+        let (ms, bytes) = (self.cleanup.retention_ms, self.cleanup.retention_bytes);
+        match self.log.enforce_retention(now_ms(), ms, bytes) {
+            Ok(0) => {}
+            Ok(deleted) => log::info!(
+                "{}: retention deleted {deleted} segments; log starts at {}",
+                self.name,
+                self.log.log_start_offset()
+            ),
+            Err(e) => {
+                self.storage_error("retention failed", &e);
+            }
+        }
     }
 }
 
@@ -236,7 +280,10 @@ impl Actor for Partition {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.cleanup_interval, |act, ctx| act.clean(ctx));
+        ctx.run_interval(self.schedule.retention_check, |act, ctx| act.clean(ctx));
+        ctx.run_interval(self.schedule.cleaner_backoff, |act, ctx| {
+            act.cleaner_check(ctx)
+        });
     }
 }
 
@@ -666,9 +713,41 @@ pub struct Cleanup {
     pub retention_bytes: i64,
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
-    /// `min.cleanable.dirty.ratio`: compact once this share of the closed
-    /// segments has not been compacted yet.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact once this share of the
+    /// cleanable log has not been compacted yet.
     pub min_cleanable_dirty_ratio: f64,
+}
+
+impl Cleanup {
+    /// What decides when the log is worth a cleaning.
+    pub fn limits(&self) -> CleaningLimits {
+        CleaningLimits {
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
+            max_compaction_lag_ms: self.max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+        }
+    }
+}
+
+/// A compaction job on the cleaner thread.
+#[derive(Debug, Clone, Copy)]
+struct CompactionJob {
+    /// It cleans the log below this offset.
+    clean_below: i64,
+    /// [`Log::truncations`] when it read the log.
+    truncations: u64,
+}
+
+/// How often a partition looks at its log for cleanup work.
+#[derive(Debug, Clone, Copy)]
+pub struct CleanupSchedule {
+    /// Retention and compaction (`log.retention.check.interval.ms`).
+    pub retention_check: Duration,
+    /// Compaction alone, and `segment.ms` rolls of compacted logs
+    /// (`log.cleaner.backoff.ms`): cheap, from memory but for one read per
+    /// dirty segment under a finite `max.compaction.lag.ms`.
+    pub cleaner_backoff: Duration,
 }
 
 /// New topic settings (AlterConfigs), applied at once.
@@ -694,12 +773,11 @@ impl Handler<CompactionDone> for Partition {
     type Result = ();
 
     fn handle(&mut self, CompactionDone(result): CompactionDone, _: &mut Self::Context) {
-        self.compacting = false;
+        let job = self.compacting.take();
         let done = match result {
             Ok(done) => done,
             Err(e) => {
-                // Try the whole log again next round.
-                self.compacted_below = 0;
+                // The checkpoint stays: the next check finds the log as dirty.
                 self.storage_error("compaction failed", &e);
                 return;
             }
@@ -715,6 +793,15 @@ impl Handler<CompactionDone> for Partition {
                     return;
                 }
             }
+        }
+        // A log truncated meanwhile has new records below where the job
+        // read: the checkpoint stays, and the next check cleans them.
+        let cleaned_below = job
+            .filter(|j| j.truncations == self.log.truncations())
+            .map_or(0, |j| j.clean_below);
+        if let Err(e) = self.log.advance_cleaner_checkpoint(cleaned_below) {
+            self.storage_error("storing the cleaner checkpoint", &e);
+            return;
         }
         if removed > 0 {
             log::info!("{}: compaction removed {removed} records", self.name);

@@ -619,6 +619,15 @@ impl Segment {
         Hops::new(self, position)
     }
 
+    /// The first batch's maxTimestamp (Kafka's "first batch timestamp"),
+    /// one `pread`; `None` when empty.
+    pub fn first_batch_timestamp(&self) -> io::Result<Option<i64>> {
+        self.batches_from(0)
+            .next()
+            .transpose()
+            .map(|first| first.map(|b| b.header.max_timestamp))
+    }
+
     /// Headers of the batches in about the last `tail_bytes` of the file,
     /// oldest first, starting at the index entry just before that point.
     pub fn tail_headers(&self, tail_bytes: u64) -> io::Result<Vec<BatchHeader>> {

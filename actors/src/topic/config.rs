@@ -32,6 +32,7 @@ pub struct ConfigKey {
 // DescribeConfigs and for the cleanup settings alike.
 const DELETE_RETENTION_MS: i64 = 86_400_000;
 const MIN_COMPACTION_LAG_MS: i64 = 0;
+const MAX_COMPACTION_LAG_MS: i64 = i64::MAX;
 const MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 
 /// Every topic config key Kafka 4.0 has, with its current default. Those
@@ -64,6 +65,12 @@ pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
             "message.max.bytes",
             Int,
             config.message_max_bytes,
+        ),
+        key(
+            "max.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
+            Long,
+            MAX_COMPACTION_LAG_MS,
         ),
         key(
             "message.timestamp.type",
@@ -139,12 +146,6 @@ pub fn keys(config: &BrokerConfig) -> Vec<ConfigKey> {
             -2,
         ),
         key("local.retention.ms", "log.local.retention.ms", Long, -2),
-        key(
-            "max.compaction.lag.ms",
-            "log.cleaner.max.compaction.lag.ms",
-            Long,
-            i64::MAX,
-        ),
         key(
             "message.timestamp.after.max.ms",
             "log.message.timestamp.after.max.ms",
@@ -233,7 +234,9 @@ pub fn effective(
 }
 
 /// Segment settings of a topic's partitions (`segment.bytes`, `segment.ms`,
-/// `index.interval.bytes`).
+/// `index.interval.bytes`). A compacted topic's active segment also rolls
+/// once its first record reaches `max.compaction.lag.ms`, as in Kafka, since
+/// the cleaner never touches the active segment.
 pub fn log_config(settings: &Settings, overrides: &BTreeMap<String, String>) -> LogConfig {
     let config = settings.config;
     let number = |name, default| {
@@ -242,9 +245,16 @@ pub fn log_config(settings: &Settings, overrides: &BTreeMap<String, String>) -> 
             .filter(|v| *v > 0)
             .unwrap_or(default)
     };
+    let segment_ms = number("segment.ms", config.segment_ms);
+    let compacted = effective(settings, overrides, "cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|p| p == "compact"));
     LogConfig {
         segment_bytes: number("segment.bytes", config.segment_bytes),
-        segment_ms: number("segment.ms", config.segment_ms),
+        segment_ms: if compacted {
+            segment_ms.min(number("max.compaction.lag.ms", u64::MAX))
+        } else {
+            segment_ms
+        },
         index_interval_bytes: u32::try_from(number(
             "index.interval.bytes",
             u64::from(config.index_interval_bytes),
@@ -265,6 +275,7 @@ pub fn cleanup(settings: &Settings, overrides: &BTreeMap<String, String>) -> Cle
         retention_bytes: number("retention.bytes", config.retention_bytes),
         delete_retention_ms: number("delete.retention.ms", DELETE_RETENTION_MS),
         min_compaction_lag_ms: number("min.compaction.lag.ms", MIN_COMPACTION_LAG_MS),
+        max_compaction_lag_ms: number("max.compaction.lag.ms", MAX_COMPACTION_LAG_MS),
         min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
             .parse()
             .unwrap_or(MIN_CLEANABLE_DIRTY_RATIO),
@@ -340,10 +351,33 @@ pub fn validate(config: &BrokerConfig, name: &str, value: &str) -> Result<(), St
         ConfigType::String => !value.is_empty(),
         ConfigType::List => true,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("invalid value '{value}' for topic config '{name}'"))
+    if !ok {
+        return Err(format!("invalid value '{value}' for topic config '{name}'"));
+    }
+    match range(name) {
+        Some((low, high, allowed)) => {
+            let number: f64 = value.parse().unwrap_or(f64::NAN);
+            if (low..=high).contains(&number) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "invalid value '{value}' for topic config '{name}'; allowed: {allowed}"
+                ))
+            }
+        }
+        None => Ok(()),
+    }
+}
+
+/// The values Kafka accepts for the cleaner's numeric keys, and how its
+/// error message names them.
+fn range(name: &str) -> Option<(f64, f64, &'static str)> {
+    let whole = i64::MAX as f64;
+    match name {
+        "min.cleanable.dirty.ratio" => Some((0.0, 1.0, "between 0 and 1")),
+        "min.compaction.lag.ms" | "delete.retention.ms" => Some((0.0, whole, "0 or more")),
+        "max.compaction.lag.ms" | "segment.ms" => Some((1.0, whole, "1 or more")),
+        _ => None,
     }
 }
 
@@ -362,6 +396,30 @@ mod tests {
         assert!(validate(&config, "retention.ms", "soon").is_err());
         assert!(validate(&config, "no.such.key", "1").is_err());
         assert!(validate(&config, "min.cleanable.dirty.ratio", "0.1").is_ok());
+        for (name, good, bad) in [
+            ("min.cleanable.dirty.ratio", ["0", "1"], ["1.5", "-0.1"]),
+            (
+                "min.compaction.lag.ms",
+                ["0", "9223372036854775807"],
+                ["-1", "1.5"],
+            ),
+            (
+                "max.compaction.lag.ms",
+                ["1", "9223372036854775807"],
+                ["0", "-5"],
+            ),
+            ("delete.retention.ms", ["0", "1000"], ["-1", "x"]),
+            ("segment.ms", ["1", "1000"], ["0", "-1"]),
+        ] {
+            for value in good {
+                assert!(validate(&config, name, value).is_ok(), "{name}={value}");
+            }
+            for value in bad {
+                let error = validate(&config, name, value).unwrap_err();
+                assert!(error.contains(name), "{name}={value}: {error}");
+            }
+        }
+        assert!(validate(&config, "min.cleanable.dirty.ratio", "NaN").is_err());
         assert!(validate(&config, "file.delete.delay.ms", "12345").is_ok());
         assert!(validate(&config, "preallocate", "yes").is_err());
         assert!(validate(&config, "leader.replication.throttled.replicas", "").is_ok());
@@ -460,6 +518,23 @@ mod tests {
         let set = cleanup(&fixed(&config), &overrides);
         assert_eq!((set.retention_ms, set.retention_bytes), (1000, -1));
         assert!(set.compact && !set.delete);
+        assert_eq!(set.max_compaction_lag_ms, i64::MAX);
+        // A compacted topic's segments roll by max.compaction.lag.ms too.
+        let lagged = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.ms".to_string(), "60000".to_string()),
+            ("max.compaction.lag.ms".to_string(), "5000".to_string()),
+        ]);
+        assert_eq!(log_config(&fixed(&config), &lagged).segment_ms, 5000);
+        assert_eq!(
+            cleanup(&fixed(&config), &lagged).max_compaction_lag_ms,
+            5000
+        );
+        let deleting = BTreeMap::from([
+            ("segment.ms".to_string(), "60000".to_string()),
+            ("max.compaction.lag.ms".to_string(), "5000".to_string()),
+        ]);
+        assert_eq!(log_config(&fixed(&config), &deleting).segment_ms, 60000);
         let segments = BTreeMap::from([("segment.bytes".to_string(), "4096".to_string())]);
         assert_eq!(log_config(&fixed(&config), &segments).segment_bytes, 4096);
         assert_eq!(
