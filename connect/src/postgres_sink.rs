@@ -9,6 +9,7 @@ use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::data::Data;
 use crate::dead_letter::{self, DeadLetters};
 use crate::pipeline::{Pipeline, Stage, StageError};
+use crate::postgres::{quoted, reason};
 use crate::status::Statuses;
 use crate::task::{Control, Poll};
 use actix::prelude::*;
@@ -241,11 +242,6 @@ fn row_of(target: &Target, topic: String, value: Data) -> Result<Row, StageError
     })
 }
 
-/// An SQL identifier, quoted: any name is safe in the statement.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The statement writing `row`: its columns are read from the JSON
 /// parameter `$1` with the table's own column types
 /// (`jsonb_populate_record`), so PostgreSQL converts each field.
@@ -292,15 +288,6 @@ async fn write(
         transaction.execute(&sql, &[&json]).await?;
     }
     transaction.commit().await
-}
-
-/// The server's message when it refused, which the error's own Display
-/// leaves out ("db error").
-fn reason(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
 }
 
 impl Actor for PostgresSinkTask {
