@@ -882,7 +882,9 @@ fn cdc_source(postgres: &Postgres, name: &str, slot: &str, prefix: &str, tables:
 
 /// A change event as the test compares it: the key, then `op` and
 /// `before`/`after` of the value, or `tombstone` for a null value.
-fn change(record: &Received) -> (Value, String, Value, Value) {
+type Change = (Value, String, Value, Value);
+
+fn change(record: &Received) -> Change {
     let key = record.key.as_deref().map_or(Value::Null, |k| {
         serde_json::from_str(k).expect("a JSON key")
     });
@@ -1028,9 +1030,7 @@ fn postgres_cdc_source_snapshot_then_changes_in_commit_order() {
 /// The rows a writer commits after the snapshot, as the change events they
 /// make: transaction `i` inserts row `i`, odd ones update row `i - 1`, and
 /// every third deletes row `i - 2` (a delete event and its tombstone).
-fn writer_changes(
-    transactions: std::ops::Range<usize>,
-) -> (Vec<String>, Vec<(Value, String, Value, Value)>) {
+fn writer_changes(transactions: std::ops::Range<usize>) -> (Vec<String>, Vec<Change>) {
     use serde_json::json;
     let mut sql = Vec::new();
     let mut changes = Vec::new();
@@ -1120,7 +1120,7 @@ fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
         connect.spawn();
     }
     writer.join().expect("writer");
-    let stream = |expected: &[(Value, String, Value, Value)]| {
+    let stream = |expected: &[Change]| {
         let records = read_topic(
             &bootstrap,
             "db.public.items",

@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn names_are_quoted_and_lsns_written_as_postgres_does() {
         assert_eq!(qualified("public", "my \"t\""), r#""public"."my ""t""""#);
-        assert_eq!(lsn_text(0x1_6B37_48), "0/16B3748");
+        assert_eq!(lsn_text(0x016B_3748), "0/16B3748");
         assert_eq!(lsn_text((3 << 32) | 0x10), "3/10");
     }
 }

@@ -113,7 +113,7 @@ impl PostgresCdcTask {
             return None;
         };
         Some(Self {
-            source: source.clone(),
+            source: CdcSource::clone(source),
             config,
             connector,
             statuses,

@@ -57,7 +57,7 @@ pub enum ConnectorKind {
         pk_fields: Vec<String>,
         upsert: bool,
     },
-    PostgresCdcSource(CdcSource),
+    PostgresCdcSource(Box<CdcSource>),
 }
 
 /// A PostgreSQL change-data-capture source: the tables' rows, then their
@@ -456,7 +456,7 @@ impl RawConnector {
             Type::PostgresCdcSource => {
                 self.refuse(at, "postgres-cdc-source", &["topic", "topics", "file"])?;
                 self.refuse(at, "postgres-cdc-source", &postgres_keys)?;
-                ConnectorKind::PostgresCdcSource(self.cdc_source(at)?)
+                ConnectorKind::PostgresCdcSource(Box::new(self.cdc_source(at)?))
             }
         };
         let tolerate = self.tolerance == Some(Tolerance::All);
