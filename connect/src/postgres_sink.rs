@@ -13,14 +13,16 @@ use crate::postgres::{quoted, reason};
 use crate::status::Statuses;
 use crate::task::{Control, Poll};
 use actix::prelude::*;
+use futures_util::future::try_join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::Statement;
 
 /// Records taken in one round at most.
 const MAX_BATCH: usize = 1000;
@@ -274,19 +276,36 @@ pub(crate) fn statement(
     sql
 }
 
-/// Writes the rows in one transaction.
+/// Writes the rows in one transaction: each distinct statement is
+/// prepared once, and the rows are pipelined (sent without waiting for each
+/// answer; PostgreSQL runs them in the order sent).
 async fn write(
     client: &mut tokio_postgres::Client,
     target: &Target,
     rows: &[Row],
 ) -> Result<(), tokio_postgres::Error> {
     let transaction = client.transaction().await?;
+    let mut prepared: HashMap<String, Statement> = HashMap::new();
+    let mut writes = Vec::with_capacity(rows.len());
     for row in rows {
         let columns: Vec<&String> = row.columns.keys().collect();
         let sql = statement(&row.table, &columns, &target.pk_fields, target.upsert);
-        let json = Value::Object(row.columns.clone()).to_string();
-        transaction.execute(&sql, &[&json]).await?;
+        let prepared = match prepared.get(&sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = transaction.prepare(&sql).await?;
+                prepared.insert(sql, s.clone());
+                s
+            }
+        };
+        writes.push((prepared, Value::Object(row.columns.clone()).to_string()));
     }
+    try_join_all(
+        writes
+            .iter()
+            .map(|(statement, json)| transaction.execute_raw(statement, [json])),
+    )
+    .await?;
     transaction.commit().await
 }
 
