@@ -1149,3 +1149,85 @@ fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
     expected.append(&mut more);
     stream(&expected);
 }
+
+/// Throughput of the CDC source and of the PostgreSQL sink, for
+/// docs/benchmarks.md (no assertion on time): 100,000 rows inserted in
+/// transactions of 1,000, timed from the first insert until the source has
+/// committed the last change to the topic; then a sink writes the topic's
+/// `after` rows into another table, timed until the last row is there.
+/// `cargo test --test connect postgres_cdc_and_sink_throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn postgres_cdc_and_sink_throughput() {
+    const ROWS: u64 = 100_000;
+    const PER_TRANSACTION: u64 = 1000;
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    postgres.query("CREATE TABLE src (id int PRIMARY KEY, name text, qty int)");
+    postgres.query("CREATE TABLE dst (id int PRIMARY KEY, name text, qty int)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = cdc_source(&postgres, "bench", "bench", "bench", "src")
+        .replace("batch.size: 100", "batch.size: 5000");
+    let connect = Connect::start(dir.path(), &bootstrap, &source);
+    connect.wait_for_task_state("bench", "RUNNING");
+    let started = Instant::now();
+    let script: String = (0..ROWS / PER_TRANSACTION)
+        .map(|t| {
+            let first = t * PER_TRANSACTION;
+            format!(
+                "BEGIN; INSERT INTO src SELECT g, 'name ' || g, g % 100 FROM generate_series({first}, {}) g; COMMIT;\n",
+                first + PER_TRANSACTION - 1
+            )
+        })
+        .collect();
+    postgres.query(&script);
+    let inserted = started.elapsed();
+    let wait_for_long = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "waited too long for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for_long("the changes in the topic", &|| {
+        metric(&connect, "actorlog_connect_records_out_total", "bench") >= ROWS
+    });
+    let captured = started.elapsed();
+    println!(
+        "CDC source: {ROWS} rows inserted in {:.2} s, in the topic after {:.2} s: {:.0} rows/s",
+        inserted.as_secs_f64(),
+        captured.as_secs_f64(),
+        ROWS as f64 / captured.as_secs_f64()
+    );
+
+    let sink_dir = tempfile::tempdir().expect("temp dir");
+    let sink = format!(
+        r#"  - name: bench-sink
+    type: postgres-sink
+    topics: [bench.public.src]
+    connection.url: "{}"
+    table.name.format: dst
+    insert.mode: upsert
+    pk.fields: [id]
+    key.converter: json
+    value.converter: json
+    transforms:
+      - {{type: extract-field, field: after, from: value}}
+"#,
+        postgres.url()
+    );
+    let started = Instant::now();
+    let _sink = Connect::start(sink_dir.path(), &bootstrap, &sink);
+    wait_for_long("the rows in the sink's table", &|| {
+        postgres.query("SELECT count(*) FROM dst") == ROWS.to_string()
+    });
+    let written = started.elapsed();
+    println!(
+        "PostgreSQL sink: {ROWS} rows written in {:.2} s (from the worker's start): {:.0} rows/s",
+        written.as_secs_f64(),
+        ROWS as f64 / written.as_secs_f64()
+    );
+}
