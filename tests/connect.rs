@@ -4,7 +4,8 @@
 //! file), rotation and truncation, a missing file failing only its
 //! connector, dead letters, the REST API with `actorlog connect status`,
 //! two workers sharing a sink and taking over a dead one's partitions, and
-//! the PostgreSQL sink against a PostgreSQL server of the test's own.
+//! the PostgreSQL sink and CDC source against a PostgreSQL server of the
+//! test's own (with logical decoding on).
 
 mod broker_process;
 
