@@ -20,6 +20,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a test waits for something before it fails.
@@ -1086,10 +1088,15 @@ fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
         metric(&connect, "actorlog_connect_records_out_total", "items") >= SNAPSHOT_ROWS as u64
     });
     // Faster than the source reads: it keeps a backlog, so each round is a
-    // full batch and the kills land anywhere in a round's life.
-    let (sql, expected) = writer_changes(0..3000);
+    // full batch and the kills land anywhere in a round's life. It writes
+    // until told to stop (at most `MOST` transactions), and says how many
+    // it committed.
+    const MOST: usize = 20_000;
+    let (sql, _) = writer_changes(0..MOST);
+    let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let port = postgres.port;
+        let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let mut psql = Command::new(pg_program("psql"))
                 .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
@@ -1099,20 +1106,25 @@ fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
                 .spawn()
                 .expect("psql runs");
             let mut stdin = psql.stdin.take().expect("stdin");
-            for transaction in sql {
+            let mut written = 0;
+            for transaction in sql.iter().take_while(|_| !stop.load(Ordering::SeqCst)) {
                 writeln!(stdin, "{transaction}").expect("psql reads");
                 stdin.flush().expect("flushed");
+                written += 1;
                 std::thread::sleep(Duration::from_millis(2));
             }
             drop(stdin);
             assert!(psql.wait().expect("psql ends").success());
+            written
         })
     };
-    for _ in 0..3 {
-        wait_for("changes to be produced before the kill", || {
-            metric(&connect, "actorlog_connect_records_out_total", "items") > 150
+    let produced = |connect: &Connect| {
+        wait_for("changes to be produced", || {
+            metric(connect, "actorlog_connect_records_out_total", "items") > 150
         });
-        assert!(!writer.is_finished(), "the kill came after the writer");
+    };
+    for _ in 0..3 {
+        produced(&connect);
         connect.kill9();
         postgres.query(
             "SELECT 1 FROM pg_copy_logical_replication_slot('items', 'items_behind') \
@@ -1120,7 +1132,11 @@ fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
         );
         connect.spawn();
     }
-    writer.join().expect("writer");
+    produced(&connect);
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().expect("writer");
+    assert!(written < MOST, "the writer ended before the kills");
+    let (_, expected) = writer_changes(0..written);
     let stream = |expected: &[Change]| {
         let records = read_topic(
             &bootstrap,
@@ -1144,7 +1160,7 @@ fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
         &cdc_source(&postgres, "items", "items_behind", "db", "items"),
     );
     connect.spawn();
-    let (sql, mut more) = writer_changes(3000..3001);
+    let (sql, mut more) = writer_changes(written..written + 1);
     postgres.query(&sql[0]);
     let mut expected = expected;
     expected.append(&mut more);
