@@ -911,7 +911,8 @@ fn sources(records: &[Received]) -> Vec<Value> {
 /// The rows already there arrive as snapshot reads; then the inserts,
 /// updates and deletes of multi-statement transactions over two tables,
 /// in commit order, with the whole old row under `REPLICA IDENTITY FULL`
-/// and only the key otherwise, and a tombstone after each delete.
+/// and only the key otherwise, and a tombstone after each delete. A
+/// publication that leaves out a table fails its connector.
 #[test]
 fn postgres_cdc_source_snapshot_then_changes_in_commit_order() {
     use serde_json::json;
@@ -926,17 +927,31 @@ fn postgres_cdc_source_snapshot_then_changes_in_commit_order() {
     postgres.query("CREATE TABLE ignored (id int PRIMARY KEY)");
     postgres.query("INSERT INTO customers VALUES (1, 'ann', true), (2, 'bob', false)");
     postgres.query("INSERT INTO orders VALUES (10, 1, 9.50, 'first')");
+    // A publication of another's making that leaves a table out.
+    postgres.query("CREATE PUBLICATION partial FOR TABLE customers");
+    let partial = cdc_source(
+        &postgres,
+        "partial",
+        "partial",
+        "partial",
+        "customers, orders",
+    )
+    .replace("partial_publication", "partial");
+    let shop = cdc_source(
+        &postgres,
+        "shop",
+        "shop",
+        "shop",
+        "customers, public.orders",
+    );
     let dir = tempfile::tempdir().expect("temp dir");
-    let connect = Connect::start(
-        dir.path(),
-        &bootstrap,
-        &cdc_source(
-            &postgres,
-            "shop",
-            "shop",
-            "shop",
-            "customers, public.orders",
-        ),
+    let connect = Connect::start(dir.path(), &bootstrap, &(shop + &partial));
+    let failed = connect.wait_for_task_state("partial", "FAILED");
+    assert!(
+        failed["tasks"][0]["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("publication partial does not publish public.orders")),
+        "{failed}"
     );
     wait_for("the snapshot", || {
         metric(&connect, "actorlog_connect_records_out_total", "shop") >= 3

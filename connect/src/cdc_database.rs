@@ -27,7 +27,8 @@ pub fn slot_busy(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Creates the publication of `tables` (inserts, updates and deletes)
-/// unless it exists; without `create`, a missing one is an error.
+/// unless it exists; without `create`, a missing one is an error, and so is
+/// one that does not publish every table (their changes would never come).
 pub async fn ensure_publication(
     client: &Client,
     name: &str,
@@ -40,7 +41,7 @@ pub async fn ensure_publication(
         .map_err(|e| format!("cannot look up publication {name}: {}", reason(&e)))?
         .is_some();
     if exists {
-        return Ok(());
+        return check_publication(client, name, tables).await;
     }
     if !create {
         return Err(format!(
@@ -57,6 +58,29 @@ pub async fn ensure_publication(
         .batch_execute(&sql)
         .await
         .map_err(|e| format!("cannot create publication {name}: {}", reason(&e)))
+}
+
+async fn check_publication(
+    client: &Client,
+    name: &str,
+    tables: &[(String, String)],
+) -> Result<(), String> {
+    let published: Vec<(String, String)> = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| format!("cannot look up publication {name}: {}", reason(&e)))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    match tables.iter().find(|t| !published.contains(t)) {
+        Some((schema, table)) => Err(format!(
+            "publication {name} does not publish {schema}.{table}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The slot's confirmed position (the end of the last transaction it was
