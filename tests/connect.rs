@@ -4,7 +4,8 @@
 //! file), rotation and truncation, a missing file failing only its
 //! connector, dead letters, the REST API with `actorlog connect status`,
 //! two workers sharing a sink and taking over a dead one's partitions, and
-//! the PostgreSQL sink against a PostgreSQL server of the test's own.
+//! the PostgreSQL sink and CDC source against a PostgreSQL server of the
+//! test's own (with logical decoding on).
 
 mod broker_process;
 
@@ -19,6 +20,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a test waits for something before it fails.
@@ -37,20 +40,24 @@ impl Connect {
     /// broker and a free REST port, starts the worker and waits for its
     /// REST API.
     fn start(dir: &Path, bootstrap: &str, connectors: &str) -> Connect {
-        let rest = free_port();
-        let config = dir.join("connect.yaml");
-        // A short session: a killed worker's sink leaves the group soon.
-        let yaml = format!(
-            "bootstrap.servers: {bootstrap}\nrest.listen: 127.0.0.1:{rest}\nclient:\n  session.timeout.ms: \"6000\"\nconnectors:\n{connectors}"
-        );
-        std::fs::write(&config, yaml).expect("config written");
         let mut connect = Connect {
             child: None,
-            config,
-            rest,
+            config: dir.join("connect.yaml"),
+            rest: free_port(),
         };
+        connect.configure(bootstrap, connectors);
         connect.spawn();
         connect
+    }
+
+    /// Writes the config the next spawn reads.
+    fn configure(&self, bootstrap: &str, connectors: &str) {
+        // A short session: a killed worker's sink leaves the group soon.
+        let yaml = format!(
+            "bootstrap.servers: {bootstrap}\nrest.listen: 127.0.0.1:{}\nclient:\n  session.timeout.ms: \"6000\"\nconnectors:\n{connectors}",
+            self.rest
+        );
+        std::fs::write(&self.config, yaml).expect("config written");
     }
 
     fn spawn(&mut self) {
@@ -147,15 +154,18 @@ fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
     file.write_all(text.as_bytes()).expect("lines appended");
 }
 
-/// Every record of partition 0 of `topic` a read_committed reader sees, as
-/// (value, headers): read until at least `expected` came and nothing more
-/// for a while (so duplicates past `expected` are seen too), or until
-/// patience runs out.
-fn read_topic(
-    bootstrap: &str,
-    topic: &str,
-    expected: usize,
-) -> Vec<(String, Vec<(String, String)>)> {
+/// A record as a test reads it: a missing key or value (a tombstone) is
+/// `None`.
+struct Received {
+    key: Option<String>,
+    value: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+/// Every record of partition 0 of `topic` a read_committed reader sees:
+/// read until at least `expected` came and nothing more for a while (so
+/// duplicates past `expected` are seen too), or until patience runs out.
+fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "connect-test-reader")
@@ -190,8 +200,12 @@ fn read_topic(
                         .collect()
                 })
                 .unwrap_or_default();
-            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
-            records.push((value, headers));
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            records.push(Received {
+                key: m.key().map(text),
+                value: m.payload().map(text),
+                headers,
+            });
             last_new = Instant::now();
         }
     }
@@ -201,7 +215,7 @@ fn read_topic(
 fn values(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
     read_topic(bootstrap, topic, expected)
         .into_iter()
-        .map(|(v, _)| v)
+        .map(|r| r.value.unwrap_or_default())
         .collect()
 }
 
@@ -497,10 +511,10 @@ async fn records_that_cannot_be_converted_are_dead_lettered_or_fail_the_task() {
     );
     let dead = read_topic(&bootstrap, "events-dlq", 1);
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0, "not json");
+    assert_eq!(dead[0].value.as_deref(), Some("not json"));
     let header = |key: &str| {
         dead[0]
-            .1
+            .headers
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
@@ -564,7 +578,10 @@ impl Postgres {
             &["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
         );
         let log = dir.path().join("postgres.log");
-        let options = format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1");
+        // Logical decoding for the CDC source's slots.
+        let options = format!(
+            "-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10"
+        );
         run_pg(
             "pg_ctl",
             &[
@@ -840,5 +857,409 @@ async fn workers_share_a_sink_and_take_over_a_dead_ones_partitions() {
     assert!(
         !lines_of(&out_a).iter().any(|l| l.starts_with("after-")),
         "the killed worker wrote on"
+    );
+}
+
+/// A CDC source of `tables` through `slot` into topics
+/// `<prefix>.public.<table>`, keys and values as plain JSON.
+fn cdc_source(postgres: &Postgres, name: &str, slot: &str, prefix: &str, tables: &str) -> String {
+    format!(
+        r#"  - name: {name}
+    type: postgres-cdc-source
+    database.hostname: 127.0.0.1
+    database.port: {port}
+    database.user: postgres
+    database.dbname: postgres
+    table.include.list: [{tables}]
+    slot.name: {slot}
+    publication.name: {name}_publication
+    topic.prefix: {prefix}
+    batch.size: 100
+    poll.interval.ms: 20
+    key.converter: json
+    value.converter: json
+"#,
+        port = postgres.port
+    )
+}
+
+/// A change event as the test compares it: the key, then `op` and
+/// `before`/`after` of the value, or `tombstone` for a null value.
+type Change = (Value, String, Value, Value);
+
+fn change(record: &Received) -> Change {
+    let key = record.key.as_deref().map_or(Value::Null, |k| {
+        serde_json::from_str(k).expect("a JSON key")
+    });
+    let Some(value) = &record.value else {
+        return (key, "tombstone".into(), Value::Null, Value::Null);
+    };
+    let value: Value = serde_json::from_str(value).expect("a JSON value");
+    let op = value["op"].as_str().expect("an op").to_string();
+    (key, op, value["before"].clone(), value["after"].clone())
+}
+
+/// The `source` of each event (tombstones have none).
+fn sources(records: &[Received]) -> Vec<Value> {
+    records
+        .iter()
+        .filter_map(|r| r.value.as_deref())
+        .map(|v| serde_json::from_str::<Value>(v).expect("JSON")["source"].clone())
+        .collect()
+}
+
+/// The rows already there arrive as snapshot reads; then the inserts,
+/// updates and deletes of multi-statement transactions over two tables,
+/// in commit order, with the whole old row under `REPLICA IDENTITY FULL`
+/// and only the key otherwise, and a tombstone after each delete. A
+/// publication that leaves out a table fails its connector.
+#[test]
+fn postgres_cdc_source_snapshot_then_changes_in_commit_order() {
+    use serde_json::json;
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    postgres.query("CREATE TABLE customers (id int PRIMARY KEY, name text, vip boolean)");
+    postgres.query(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric(10,2), note text)",
+    );
+    postgres.query("ALTER TABLE orders REPLICA IDENTITY FULL");
+    postgres.query("CREATE TABLE ignored (id int PRIMARY KEY)");
+    postgres.query("INSERT INTO customers VALUES (1, 'ann', true), (2, 'bob', false)");
+    postgres.query("INSERT INTO orders VALUES (10, 1, 9.50, 'first')");
+    // A publication of another's making that leaves a table out.
+    postgres.query("CREATE PUBLICATION partial FOR TABLE customers");
+    let partial = cdc_source(
+        &postgres,
+        "partial",
+        "partial",
+        "partial",
+        "customers, orders",
+    )
+    .replace("partial_publication", "partial");
+    let shop = cdc_source(
+        &postgres,
+        "shop",
+        "shop",
+        "shop",
+        "customers, public.orders",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let connect = Connect::start(dir.path(), &bootstrap, &(shop + &partial));
+    let failed = connect.wait_for_task_state("partial", "FAILED");
+    assert!(
+        failed["tasks"][0]["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("publication partial does not publish public.orders")),
+        "{failed}"
+    );
+    wait_for("the snapshot", || {
+        metric(&connect, "actorlog_connect_records_out_total", "shop") >= 3
+    });
+    postgres.query(
+        "BEGIN; INSERT INTO customers VALUES (3, 'cat', false); INSERT INTO ignored VALUES (1); \
+         INSERT INTO orders VALUES (11, 3, 20, NULL); COMMIT",
+    );
+    postgres.query(
+        "BEGIN; UPDATE customers SET name = 'bobby' WHERE id = 2; \
+         UPDATE orders SET note = 'paid' WHERE id = 10; DELETE FROM customers WHERE id = 1; COMMIT",
+    );
+    postgres.query("DELETE FROM orders WHERE id = 11");
+
+    let customers = read_topic(&bootstrap, "shop.public.customers", 6);
+    let changes: Vec<_> = customers.iter().map(change).collect();
+    let ann = json!({"id": 1, "name": "ann", "vip": true});
+    assert_eq!(
+        changes,
+        [
+            (json!({"id": 1}), "r".into(), Value::Null, ann),
+            (
+                json!({"id": 2}),
+                "r".into(),
+                Value::Null,
+                json!({"id": 2, "name": "bob", "vip": false})
+            ),
+            (
+                json!({"id": 3}),
+                "c".into(),
+                Value::Null,
+                json!({"id": 3, "name": "cat", "vip": false})
+            ),
+            (
+                json!({"id": 2}),
+                "u".into(),
+                Value::Null,
+                json!({"id": 2, "name": "bobby", "vip": false})
+            ),
+            (json!({"id": 1}), "d".into(), json!({"id": 1}), Value::Null),
+            (
+                json!({"id": 1}),
+                "tombstone".into(),
+                Value::Null,
+                Value::Null
+            ),
+        ]
+    );
+    let orders = read_topic(&bootstrap, "shop.public.orders", 5);
+    let changes: Vec<_> = orders.iter().map(change).collect();
+    let first = json!({"id": 10, "customer": 1, "total": "9.50", "note": "first"});
+    let second = json!({"id": 11, "customer": 3, "total": "20.00", "note": null});
+    assert_eq!(
+        changes,
+        [
+            (json!({"id": 10}), "r".into(), Value::Null, first.clone()),
+            (json!({"id": 11}), "c".into(), Value::Null, second.clone()),
+            (
+                json!({"id": 10}),
+                "u".into(),
+                first,
+                json!({"id": 10, "customer": 1, "total": "9.50", "note": "paid"})
+            ),
+            (json!({"id": 11}), "d".into(), second, Value::Null),
+            (
+                json!({"id": 11}),
+                "tombstone".into(),
+                Value::Null,
+                Value::Null
+            ),
+        ]
+    );
+
+    // One transaction, one LSN and transaction id across the tables; the
+    // later transaction after the earlier one.
+    let (customers, orders) = (sources(&customers), sources(&orders));
+    assert_eq!(customers[0]["table"], "customers");
+    assert_eq!(customers[0]["txId"], Value::Null, "a snapshot read");
+    assert_eq!(customers[2]["lsn"], orders[1]["lsn"]);
+    assert_eq!(customers[2]["txId"], orders[1]["txId"]);
+    assert_eq!(customers[3]["lsn"], orders[2]["lsn"]);
+    let lsn = |s: &Value| s["lsn"].as_u64().expect("an LSN");
+    assert!(lsn(&customers[2]) < lsn(&customers[3]));
+    assert!(lsn(&orders[2]) < lsn(&orders[3]));
+    assert!(customers[2]["ts_ms"].as_i64().is_some_and(|t| t > 0));
+    assert_eq!(connect.status("shop")["tasks"][0]["state"], "RUNNING");
+    // The slot was advanced past what was delivered.
+    let behind = postgres.query(
+        "SELECT pg_current_wal_lsn() - confirmed_flush_lsn < 1000000 FROM pg_replication_slots WHERE slot_name = 'shop'",
+    );
+    assert_eq!(behind, "t");
+}
+
+/// The rows a writer commits after the snapshot, as the change events they
+/// make: transaction `i` inserts row `i`, odd ones update row `i - 1`, and
+/// every third deletes row `i - 2` (a delete event and its tombstone).
+fn writer_changes(transactions: std::ops::Range<usize>) -> (Vec<String>, Vec<Change>) {
+    use serde_json::json;
+    let mut sql = Vec::new();
+    let mut changes = Vec::new();
+    for i in transactions {
+        let mut statements = vec![format!("INSERT INTO items VALUES ({i}, 0)")];
+        changes.push((
+            json!({"id": i}),
+            "c".into(),
+            Value::Null,
+            json!({"id": i, "v": 0}),
+        ));
+        if i % 2 == 1 {
+            statements.push(format!("UPDATE items SET v = {i} WHERE id = {}", i - 1));
+            let key = json!({"id": i - 1});
+            changes.push((key, "u".into(), Value::Null, json!({"id": i - 1, "v": i})));
+        }
+        if i % 3 == 2 {
+            statements.push(format!("DELETE FROM items WHERE id = {}", i - 2));
+            let key = json!({"id": i - 2});
+            changes.push((key.clone(), "d".into(), key.clone(), Value::Null));
+            changes.push((key, "tombstone".into(), Value::Null, Value::Null));
+        }
+        sql.push(format!("BEGIN; {}; COMMIT;", statements.join("; ")));
+    }
+    (sql, changes)
+}
+
+/// Kills the worker three times while a writer keeps committing: every
+/// change is in the topic exactly once, in commit order (each round's
+/// records and its offset commit together, and the slot is advanced only
+/// after). Then a slot behind the committed offset, as a kill between the
+/// Kafka commit and the slot's advance leaves it (a copy of the slot taken
+/// at the first kill): read from it, nothing delivered comes again.
+#[test]
+fn postgres_cdc_source_sigkill_mid_stream_delivers_every_change_once() {
+    const SNAPSHOT_ROWS: usize = 50;
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    postgres.query("CREATE TABLE items (id int PRIMARY KEY, v int)");
+    postgres.query(&format!(
+        "INSERT INTO items SELECT g, -1 FROM generate_series(100000, {}) g",
+        100000 + SNAPSHOT_ROWS - 1
+    ));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut connect = Connect::start(
+        dir.path(),
+        &bootstrap,
+        &cdc_source(&postgres, "items", "items", "db", "items"),
+    );
+    wait_for("the snapshot", || {
+        metric(&connect, "actorlog_connect_records_out_total", "items") >= SNAPSHOT_ROWS as u64
+    });
+    // Faster than the source reads: it keeps a backlog, so each round is a
+    // full batch and the kills land anywhere in a round's life. It writes
+    // until told to stop (at most `MOST` transactions), and says how many
+    // it committed.
+    const MOST: usize = 20_000;
+    let (sql, _) = writer_changes(0..MOST);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let port = postgres.port;
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut psql = Command::new(pg_program("psql"))
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("psql runs");
+            let mut stdin = psql.stdin.take().expect("stdin");
+            let mut written = 0;
+            for transaction in sql.iter().take_while(|_| !stop.load(Ordering::SeqCst)) {
+                writeln!(stdin, "{transaction}").expect("psql reads");
+                stdin.flush().expect("flushed");
+                written += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            drop(stdin);
+            assert!(psql.wait().expect("psql ends").success());
+            written
+        })
+    };
+    let produced = |connect: &Connect| {
+        wait_for("changes to be produced", || {
+            metric(connect, "actorlog_connect_records_out_total", "items") > 150
+        });
+    };
+    for _ in 0..3 {
+        produced(&connect);
+        connect.kill9();
+        postgres.query(
+            "SELECT 1 FROM pg_copy_logical_replication_slot('items', 'items_behind') \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'items_behind')",
+        );
+        connect.spawn();
+    }
+    produced(&connect);
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().expect("writer");
+    assert!(written < MOST, "the writer ended before the kills");
+    let (_, expected) = writer_changes(0..written);
+    let stream = |expected: &[Change]| {
+        let records = read_topic(
+            &bootstrap,
+            "db.public.items",
+            SNAPSHOT_ROWS + expected.len(),
+        );
+        let changes: Vec<_> = records.iter().map(change).collect();
+        let (snapshot, stream) = changes.split_at(SNAPSHOT_ROWS.min(changes.len()));
+        assert!(
+            snapshot.iter().all(|(_, op, _, _)| op == "r"),
+            "{snapshot:?}"
+        );
+        assert_eq!(stream.len(), expected.len(), "changes lost or repeated");
+        assert_eq!(stream, expected);
+    };
+    stream(&expected);
+
+    connect.kill9();
+    connect.configure(
+        &bootstrap,
+        &cdc_source(&postgres, "items", "items_behind", "db", "items"),
+    );
+    connect.spawn();
+    let (sql, mut more) = writer_changes(written..written + 1);
+    postgres.query(&sql[0]);
+    let mut expected = expected;
+    expected.append(&mut more);
+    stream(&expected);
+}
+
+/// Throughput of the CDC source and of the PostgreSQL sink, for
+/// docs/benchmarks.md (no assertion on time): 100,000 rows inserted in
+/// transactions of 1,000, timed from the first insert until the source has
+/// committed the last change to the topic; then a sink writes the topic's
+/// `after` rows into another table, timed until the last row is there.
+/// `cargo test --test connect postgres_cdc_and_sink_throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn postgres_cdc_and_sink_throughput() {
+    const ROWS: u64 = 100_000;
+    const PER_TRANSACTION: u64 = 1000;
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    postgres.query("CREATE TABLE src (id int PRIMARY KEY, name text, qty int)");
+    postgres.query("CREATE TABLE dst (id int PRIMARY KEY, name text, qty int)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = cdc_source(&postgres, "bench", "bench", "bench", "src")
+        .replace("batch.size: 100", "batch.size: 5000");
+    let connect = Connect::start(dir.path(), &bootstrap, &source);
+    connect.wait_for_task_state("bench", "RUNNING");
+    let started = Instant::now();
+    let script: String = (0..ROWS / PER_TRANSACTION)
+        .map(|t| {
+            let first = t * PER_TRANSACTION;
+            format!(
+                "BEGIN; INSERT INTO src SELECT g, 'name ' || g, g % 100 FROM generate_series({first}, {}) g; COMMIT;\n",
+                first + PER_TRANSACTION - 1
+            )
+        })
+        .collect();
+    postgres.query(&script);
+    let inserted = started.elapsed();
+    let wait_for_long = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "waited too long for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for_long("the changes in the topic", &|| {
+        metric(&connect, "actorlog_connect_records_out_total", "bench") >= ROWS
+    });
+    let captured = started.elapsed();
+    println!(
+        "CDC source: {ROWS} rows inserted in {:.2} s, in the topic after {:.2} s: {:.0} rows/s",
+        inserted.as_secs_f64(),
+        captured.as_secs_f64(),
+        ROWS as f64 / captured.as_secs_f64()
+    );
+
+    let sink_dir = tempfile::tempdir().expect("temp dir");
+    let sink = format!(
+        r#"  - name: bench-sink
+    type: postgres-sink
+    topics: [bench.public.src]
+    connection.url: "{}"
+    table.name.format: dst
+    insert.mode: upsert
+    pk.fields: [id]
+    key.converter: json
+    value.converter: json
+    transforms:
+      - {{type: extract-field, field: after, from: value}}
+"#,
+        postgres.url()
+    );
+    let started = Instant::now();
+    let _sink = Connect::start(sink_dir.path(), &bootstrap, &sink);
+    wait_for_long("the rows in the sink's table", &|| {
+        postgres.query("SELECT count(*) FROM dst") == ROWS.to_string()
+    });
+    let written = started.elapsed();
+    println!(
+        "PostgreSQL sink: {ROWS} rows written in {:.2} s (from the worker's start): {:.0} rows/s",
+        written.as_secs_f64(),
+        ROWS as f64 / written.as_secs_f64()
     );
 }

@@ -57,13 +57,32 @@ pub enum ConnectorKind {
         pk_fields: Vec<String>,
         upsert: bool,
     },
+    PostgresCdcSource(Box<CdcSource>),
+}
+
+/// A PostgreSQL change-data-capture source: the tables' rows, then their
+/// changes through a logical replication slot.
+#[derive(Debug, Clone)]
+pub struct CdcSource {
+    pub database: tokio_postgres::Config,
+    /// `(schema, table)`, in the order given.
+    pub tables: Vec<(String, String)>,
+    pub slot: String,
+    pub publication: String,
+    /// Create the publication for the tables if it does not exist.
+    pub publication_autocreate: bool,
+    pub topic_prefix: String,
+    /// Changes read from the slot per round at most (whole transactions
+    /// are kept together).
+    pub batch_size: usize,
+    pub poll_interval: Duration,
 }
 
 impl ConnectorKind {
     /// Kafka Connect's `type` in the status answer.
     pub fn role(&self) -> &'static str {
         match self {
-            ConnectorKind::FileSource { .. } => "source",
+            ConnectorKind::FileSource { .. } | ConnectorKind::PostgresCdcSource(_) => "source",
             ConnectorKind::FileSink { .. } | ConnectorKind::PostgresSink { .. } => "sink",
         }
     }
@@ -150,6 +169,7 @@ enum Type {
     FileSource,
     FileSink,
     PostgresSink,
+    PostgresCdcSource,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +231,41 @@ struct RawConnector {
     insert_mode: Option<InsertMode>,
     #[serde(rename = "pk.fields")]
     pk_fields: Option<Vec<String>>,
+    #[serde(rename = "database.hostname")]
+    database_hostname: Option<String>,
+    #[serde(rename = "database.port")]
+    database_port: Option<u16>,
+    #[serde(rename = "database.user")]
+    database_user: Option<String>,
+    #[serde(rename = "database.password")]
+    database_password: Option<String>,
+    #[serde(rename = "database.dbname")]
+    database_dbname: Option<String>,
+    #[serde(rename = "table.include.list")]
+    table_include_list: Option<Vec<String>>,
+    #[serde(rename = "slot.name")]
+    slot_name: Option<String>,
+    #[serde(rename = "publication.name")]
+    publication_name: Option<String>,
+    #[serde(rename = "publication.autocreate")]
+    publication_autocreate: Option<bool>,
+    #[serde(rename = "topic.prefix")]
+    topic_prefix: Option<String>,
 }
+
+/// The keys only a postgres-cdc-source takes.
+const CDC_KEYS: [&str; 10] = [
+    "database.hostname",
+    "database.port",
+    "database.user",
+    "database.password",
+    "database.dbname",
+    "table.include.list",
+    "slot.name",
+    "publication.name",
+    "publication.autocreate",
+    "topic.prefix",
+];
 
 impl RawConnector {
     /// Refuses the keys that belong to other connector types.
@@ -226,6 +280,19 @@ impl RawConnector {
             ("table.name.format", self.table_format.is_some()),
             ("insert.mode", self.insert_mode.is_some()),
             ("pk.fields", self.pk_fields.is_some()),
+            ("database.hostname", self.database_hostname.is_some()),
+            ("database.port", self.database_port.is_some()),
+            ("database.user", self.database_user.is_some()),
+            ("database.password", self.database_password.is_some()),
+            ("database.dbname", self.database_dbname.is_some()),
+            ("table.include.list", self.table_include_list.is_some()),
+            ("slot.name", self.slot_name.is_some()),
+            ("publication.name", self.publication_name.is_some()),
+            (
+                "publication.autocreate",
+                self.publication_autocreate.is_some(),
+            ),
+            ("topic.prefix", self.topic_prefix.is_some()),
         ];
         match set.iter().find(|(key, on)| *on && keys.contains(key)) {
             Some((key, _)) => Err(format!("{at}.{key}: not a {kind} setting")),
@@ -239,6 +306,73 @@ impl RawConnector {
             return Err(format!("{at}.topics: a list of topic names is required"));
         }
         Ok(topics)
+    }
+
+    fn cdc_source(&self, at: &str) -> Result<CdcSource, String> {
+        let required = |value: &Option<String>, key: &str| {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{at}.{key}: required"))
+        };
+        let mut database = tokio_postgres::Config::new();
+        database
+            .host(self.database_hostname.as_deref().unwrap_or("127.0.0.1"))
+            .port(self.database_port.unwrap_or(5432))
+            .user(&required(&self.database_user, "database.user")?)
+            .dbname(&required(&self.database_dbname, "database.dbname")?);
+        if let Some(password) = &self.database_password {
+            database.password(password);
+        }
+        let list = self.table_include_list.clone().unwrap_or_default();
+        if list.is_empty() {
+            return Err(format!(
+                "{at}.table.include.list: a list of tables (schema.table) is required"
+            ));
+        }
+        let tables = list
+            .iter()
+            .map(|name| match name.split_once('.') {
+                None if !name.is_empty() => Ok(("public".to_string(), name.clone())),
+                Some((schema, table))
+                    if !schema.is_empty() && !table.is_empty() && !table.contains('.') =>
+                {
+                    Ok((schema.to_string(), table.to_string()))
+                }
+                _ => Err(format!(
+                    "{at}.table.include.list: {name:?} is not a table name (schema.table)"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let slot = self.slot_name.clone().unwrap_or_else(|| "actorlog".into());
+        // PostgreSQL's own rule for slot names.
+        if slot.is_empty()
+            || !slot
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!(
+                "{at}.slot.name: {slot:?}: lower-case letters, digits and underscores only"
+            ));
+        }
+        let batch_size = self.batch_size.unwrap_or(2000);
+        if batch_size == 0 {
+            return Err(format!("{at}.batch.size: must be at least 1"));
+        }
+        Ok(CdcSource {
+            database,
+            tables,
+            slot,
+            publication: self
+                .publication_name
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "actorlog_publication".into()),
+            publication_autocreate: self.publication_autocreate.unwrap_or(true),
+            topic_prefix: required(&self.topic_prefix, "topic.prefix")?,
+            batch_size,
+            poll_interval: Duration::from_millis(self.poll_interval_ms.unwrap_or(500)),
+        })
     }
 
     fn check(self, at: &str) -> Result<ConnectorConfig, String> {
@@ -256,6 +390,7 @@ impl RawConnector {
         let kind = match self.kind {
             Type::FileSource => {
                 self.refuse(at, "file-source", &postgres_keys)?;
+                self.refuse(at, "file-source", &CDC_KEYS)?;
                 let file = file()?;
                 if self.topics.is_some() {
                     return Err(format!("{at}.topics: a file-source writes one `topic`"));
@@ -283,6 +418,7 @@ impl RawConnector {
                     &["topic", "batch.size", "poll.interval.ms"],
                 )?;
                 self.refuse(at, "file-sink", &postgres_keys)?;
+                self.refuse(at, "file-sink", &CDC_KEYS)?;
                 ConnectorKind::FileSink {
                     file: file()?,
                     topics: self.topics(at)?,
@@ -294,6 +430,7 @@ impl RawConnector {
                     "postgres-sink",
                     &["topic", "file", "batch.size", "poll.interval.ms"],
                 )?;
+                self.refuse(at, "postgres-sink", &CDC_KEYS)?;
                 let url = self
                     .connection_url
                     .clone()
@@ -315,6 +452,11 @@ impl RawConnector {
                     pk_fields,
                     upsert,
                 }
+            }
+            Type::PostgresCdcSource => {
+                self.refuse(at, "postgres-cdc-source", &["topic", "topics", "file"])?;
+                self.refuse(at, "postgres-cdc-source", &postgres_keys)?;
+                ConnectorKind::PostgresCdcSource(Box::new(self.cdc_source(at)?))
             }
         };
         let tolerate = self.tolerance == Some(Tolerance::All);
@@ -411,6 +553,31 @@ connectors:
         assert_eq!(sink.errors.dead_letter_topic.as_deref(), Some("dlq"));
     }
 
+    #[test]
+    fn a_cdc_source_defaults_to_the_public_schema_and_its_own_slot() {
+        let c = ConnectConfig::parse(
+            "connectors:\n  - {name: cdc, type: postgres-cdc-source, database.user: u, database.dbname: shop, topic.prefix: shop, table.include.list: [orders, sales.items]}\n",
+        )
+        .unwrap();
+        let ConnectorKind::PostgresCdcSource(cdc) = &c.connectors[0].kind else {
+            panic!("not a CDC source");
+        };
+        assert_eq!(
+            cdc.tables,
+            [
+                ("public".to_string(), "orders".to_string()),
+                ("sales".to_string(), "items".to_string())
+            ]
+        );
+        assert_eq!(
+            (cdc.slot.as_str(), cdc.publication.as_str()),
+            ("actorlog", "actorlog_publication")
+        );
+        assert!(cdc.publication_autocreate);
+        assert_eq!(cdc.database.get_ports(), [5432]);
+        assert_eq!(c.connectors[0].kind.role(), "source");
+    }
+
     fn error(yaml: &str) -> String {
         ConnectConfig::parse(yaml).unwrap_err()
     }
@@ -455,6 +622,30 @@ connectors:
             "    type: file-sink\n    file: f\n    topics: [t]\n    pk.fields: [id]\n",
         ));
         assert!(e.contains("pk.fields: not a file-sink setting"), "{e}");
+        let cdc = "    type: postgres-cdc-source\n    database.user: u\n    database.dbname: d\n    topic.prefix: db\n";
+        let e = error(&one(cdc));
+        assert!(e.contains("table.include.list"), "{e}");
+        let e = error(&one(&format!("{cdc}    table.include.list: [a.b.c]\n")));
+        assert!(e.contains("\"a.b.c\" is not a table name"), "{e}");
+        let e = error(&one(&format!(
+            "{cdc}    table.include.list: [t]\n    slot.name: Bad-Slot\n"
+        )));
+        assert!(e.contains("slot.name"), "{e}");
+        let e = error(&one(&format!(
+            "{cdc}    table.include.list: [t]\n    topics: [x]\n"
+        )));
+        assert!(
+            e.contains("topics: not a postgres-cdc-source setting"),
+            "{e}"
+        );
+        let e = error(&one(
+            "    type: file-source\n    file: f\n    topic: t\n    slot.name: s\n",
+        ));
+        assert!(e.contains("slot.name: not a file-source setting"), "{e}");
+        let e = error(&one(
+            "    type: postgres-cdc-source\n    database.dbname: d\n    topic.prefix: db\n    table.include.list: [t]\n",
+        ));
+        assert!(e.contains("database.user: required"), "{e}");
         assert!(error("connectors: []").contains("no connector"));
         let twice = "connectors:\n  - {name: a, type: file-sink, file: f, topics: [t]}\n  - {name: a, type: file-sink, file: g, topics: [t]}\n";
         assert!(error(twice).contains("names two connectors"));

@@ -86,7 +86,7 @@ impl FileSourceTask {
             .init_transactions(REQUEST_TIMEOUT)
             .map_err(|e| format!("cannot start transactions: {e}"))?;
         let offsets_key = offsets::key(self.name(), &self.file);
-        let stored = offsets::read(&self.config, &offsets_key)?;
+        let stored = offsets::read(&self.config, &offsets_key, offsets::file_position)?;
         let tail = Tail::open(&self.file, stored).map_err(|e| e.to_string())?;
         log::info!(
             "connector {}: {} from byte {}",

@@ -5,7 +5,9 @@
 //! the records of its topics to a file as a member of the consumer group
 //! `connect-<name>`, committing after the fsync; a PostgreSQL sink inserts
 //! or upserts struct values as rows, committing after the database
-//! transaction. Records pass Kafka
+//! transaction; a PostgreSQL CDC source captures the inserts, updates and
+//! deletes of tables through a logical replication slot (after a snapshot
+//! of their rows), exactly once. Records pass Kafka
 //! Connect's converters (bytes, string, JSON with or without its
 //! `schema`/`payload` envelope) and single message transforms; failures are
 //! fatal to the task or, with `errors.tolerance: all`, skipped and sent to a
@@ -18,6 +20,9 @@
 //! # Ok::<(), actorlog_connect::ConnectError>(())
 //! ```
 
+mod cdc_database;
+mod cdc_source;
+mod change_event;
 mod clients;
 mod config;
 mod converter;
@@ -27,7 +32,9 @@ mod error;
 mod file_sink;
 mod file_source;
 mod offsets;
+mod pgoutput;
 mod pipeline;
+mod postgres;
 mod postgres_sink;
 mod rest;
 mod status;
@@ -38,7 +45,7 @@ mod transform;
 mod worker;
 
 pub use config::{
-    ConnectConfig, ConnectorConfig, ConnectorKind, ErrorPolicy, DEFAULT_OFFSETS_TOPIC,
+    CdcSource, ConnectConfig, ConnectorConfig, ConnectorKind, ErrorPolicy, DEFAULT_OFFSETS_TOPIC,
 };
 pub use converter::Converter;
 pub use data::{ConnectRecord, Data};

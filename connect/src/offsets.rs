@@ -1,6 +1,9 @@
-//! Source positions in the offsets topic, in Kafka Connect's shapes: key
-//! `["<connector>",{"filename":"<file>"}]`, value `{"position":N}` (with
-//! the file's inode, so a restart can tell a rotated file). Written in the
+//! Source positions in the offsets topic, in Kafka Connect's shapes. A
+//! file source's: key `["<connector>",{"filename":"<file>"}]`, value
+//! `{"position":N}` (with the file's inode, so a restart can tell a rotated
+//! file). A CDC source's, as Debezium's: key
+//! `["<connector>",{"server":"<topic.prefix>"}]`, value `{"lsn":N}`, the
+//! end of the last delivered transaction's commit record. Written in the
 //! transaction of the records they cover; read back `read_committed`.
 
 use crate::clients::{offsets_reader, REQUEST_TIMEOUT};
@@ -32,7 +35,7 @@ pub fn value(position: FilePosition) -> Vec<u8> {
         .into_bytes()
 }
 
-fn parse(bytes: &[u8]) -> Option<FilePosition> {
+pub fn file_position(bytes: &[u8]) -> Option<FilePosition> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
     Some(FilePosition {
         offset: v.get("position")?.as_u64()?,
@@ -40,11 +43,30 @@ fn parse(bytes: &[u8]) -> Option<FilePosition> {
     })
 }
 
+pub fn cdc_key(connector: &str, topic_prefix: &str) -> Vec<u8> {
+    json!([connector, { "server": topic_prefix }])
+        .to_string()
+        .into_bytes()
+}
+
+pub fn cdc_value(lsn: u64) -> Vec<u8> {
+    json!({ "lsn": lsn }).to_string().into_bytes()
+}
+
+pub fn cdc_lsn(bytes: &[u8]) -> Option<u64> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    v.get("lsn")?.as_u64()
+}
+
 /// The last committed position under `key`, reading the whole offsets
 /// topic. Called after the task's producer fenced its predecessor, so no
 /// transaction of an earlier incarnation is still open: every position it
 /// wrote is either committed (and read here) or aborted.
-pub fn read(config: &ConnectConfig, key: &[u8]) -> Result<Option<FilePosition>, String> {
+pub fn read<T>(
+    config: &ConnectConfig,
+    key: &[u8],
+    parse: fn(&[u8]) -> Option<T>,
+) -> Result<Option<T>, String> {
     let topic = &config.offsets_topic;
     // The log end now is past every position written before the fence; a
     // read_committed reader gets there once other connectors' open
@@ -101,7 +123,9 @@ mod tests {
             offset: 345,
         };
         assert_eq!(value(p), br#"{"inode":12,"position":345}"#);
-        assert_eq!(parse(&value(p)), Some(p));
-        assert_eq!(parse(b"{\"position\":1}"), None);
+        assert_eq!(file_position(&value(p)), Some(p));
+        assert_eq!(file_position(b"{\"position\":1}"), None);
+        assert_eq!(cdc_key("cdc", "shop"), br#"["cdc",{"server":"shop"}]"#);
+        assert_eq!(cdc_lsn(&cdc_value(23_803_792)), Some(23_803_792));
     }
 }

@@ -9,17 +9,20 @@ use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::data::Data;
 use crate::dead_letter::{self, DeadLetters};
 use crate::pipeline::{Pipeline, Stage, StageError};
+use crate::postgres::{quoted, reason};
 use crate::status::Statuses;
 use crate::task::{Control, Poll};
 use actix::prelude::*;
+use futures_util::future::try_join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::Statement;
 
 /// Records taken in one round at most.
 const MAX_BATCH: usize = 1000;
@@ -241,11 +244,6 @@ fn row_of(target: &Target, topic: String, value: Data) -> Result<Row, StageError
     })
 }
 
-/// An SQL identifier, quoted: any name is safe in the statement.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The statement writing `row`: its columns are read from the JSON
 /// parameter `$1` with the table's own column types
 /// (`jsonb_populate_record`), so PostgreSQL converts each field.
@@ -278,29 +276,37 @@ pub(crate) fn statement(
     sql
 }
 
-/// Writes the rows in one transaction.
+/// Writes the rows in one transaction: each distinct statement is
+/// prepared once, and the rows are pipelined (sent without waiting for each
+/// answer; PostgreSQL runs them in the order sent).
 async fn write(
     client: &mut tokio_postgres::Client,
     target: &Target,
     rows: &[Row],
 ) -> Result<(), tokio_postgres::Error> {
     let transaction = client.transaction().await?;
+    let mut prepared: HashMap<String, Statement> = HashMap::new();
+    let mut writes = Vec::with_capacity(rows.len());
     for row in rows {
         let columns: Vec<&String> = row.columns.keys().collect();
         let sql = statement(&row.table, &columns, &target.pk_fields, target.upsert);
-        let json = Value::Object(row.columns.clone()).to_string();
-        transaction.execute(&sql, &[&json]).await?;
+        let prepared = match prepared.get(&sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = transaction.prepare(&sql).await?;
+                prepared.insert(sql, s.clone());
+                s
+            }
+        };
+        writes.push((prepared, Value::Object(row.columns.clone()).to_string()));
     }
+    try_join_all(
+        writes
+            .iter()
+            .map(|(statement, json)| transaction.execute_raw(statement, [json])),
+    )
+    .await?;
     transaction.commit().await
-}
-
-/// The server's message when it refused, which the error's own Display
-/// leaves out ("db error").
-fn reason(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
 }
 
 impl Actor for PostgresSinkTask {

@@ -1,6 +1,7 @@
 //! The worker actor: starts each connector's task on an arbiter of its
 //! own and carries out the REST API's pause, resume and restart.
 
+use crate::cdc_source::PostgresCdcTask;
 use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::file_sink::FileSinkTask;
 use crate::file_source::FileSourceTask;
@@ -84,6 +85,12 @@ impl Worker {
                 let task = PostgresSinkTask::new(config, connector, statuses, paused);
                 task.map(|t| {
                     PostgresSinkTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient()
+                })
+            }
+            ConnectorKind::PostgresCdcSource(_) => {
+                let task = PostgresCdcTask::new(config, connector, statuses, paused);
+                task.map(|t| {
+                    PostgresCdcTask::start_in_arbiter(&arbiter.handle(), |_| t).recipient()
                 })
             }
         };
