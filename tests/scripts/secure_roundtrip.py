@@ -1,5 +1,6 @@
-"""Produces records and consumes them back in a consumer group over a
-secured listener, with confluent-kafka (librdkafka) or kafka-python.
+"""Produces records in transactions (one aborted, one committed) and
+consumes them back read_committed in a consumer group over a secured
+listener, with confluent-kafka (librdkafka) or kafka-python.
 Security settings are given in librdkafka's names (--set key=value) and
 translated for kafka-python. Exits non-zero on any mismatch or error."""
 import argparse
@@ -18,18 +19,29 @@ KAFKA_PYTHON_NAMES = {
 }
 
 
+def aborted(values):
+    """What the aborted transaction writes first: never to be read."""
+    return [f"aborted-{value}" for value in values[:10]]
+
+
 def with_confluent(bootstrap, settings, topic, values):
     from confluent_kafka import Consumer, Producer
 
     common = dict(settings, **{"bootstrap.servers": bootstrap})
-    producer = Producer(dict(common, **{"acks": "all"}))
-    for value in values:
-        producer.produce(topic, value.encode())
-    if producer.flush(30) != 0:
-        raise RuntimeError("records left unsent")
+    producer = Producer(dict(common, **{"transactional.id": f"txn-{uuid.uuid4()}"}))
+    producer.init_transactions(30)
+    for batch, commit in [(aborted(values), False), (values, True)]:
+        producer.begin_transaction()
+        for value in batch:
+            producer.produce(topic, value.encode())
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(30)
+            producer.abort_transaction(30)
     consumer = Consumer(dict(common, **{
         "group.id": f"group-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False}))
+        "enable.auto.commit": False, "isolation.level": "read_committed"}))
     consumer.subscribe([topic])
     seen = []
     idle_polls = 0
@@ -53,14 +65,23 @@ def with_kafka_python(bootstrap, settings, topic, values):
     if "ssl_cafile" in common:
         # The test CA signs for 127.0.0.1 by IP address only.
         common["ssl_check_hostname"] = False
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **common)
-    for value in values:
-        producer.send(topic, value.encode())
-    producer.flush(30)
+    producer = KafkaProducer(bootstrap_servers=bootstrap,
+                             transactional_id=f"txn-{uuid.uuid4()}", **common)
+    producer.init_transactions()
+    for batch, commit in [(aborted(values), False), (values, True)]:
+        producer.begin_transaction()
+        for value in batch:
+            producer.send(topic, value.encode())
+        producer.flush(30)
+        if commit:
+            producer.commit_transaction()
+        else:
+            producer.abort_transaction()
     producer.close()
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"group-{uuid.uuid4()}",
                              auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=5000, **common)
+                             isolation_level="read_committed", consumer_timeout_ms=5000,
+                             **common)
     seen = [m.value.decode() for m in consumer]
     consumer.commit()
     consumer.close()
@@ -82,7 +103,8 @@ def main():
         print(f"consumed {len(seen)} records, expected {len(values)}: {seen[:5]}...",
               file=sys.stderr)
         sys.exit(1)
-    print(f"{args.client}: {len(values)} records produced and consumed in a group")
+    print(f"{args.client}: {len(values)} records produced in a transaction after an aborted one, "
+          "and consumed read_committed in a group")
 
 
 if __name__ == "__main__":
