@@ -136,7 +136,8 @@ pub async fn handle(
                     .map(|p| Wanted {
                         partition: p.partition,
                         offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                        // No partition gets more than the whole response.
+                        max_bytes: p.partition_max_bytes.clamp(0, req.max_bytes.max(0)) as usize,
                         committed,
                         current_leader_epoch: p.current_leader_epoch,
                         replica: (replica_id >= 0).then_some(ReplicaRead {

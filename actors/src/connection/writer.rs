@@ -230,3 +230,77 @@ async fn send_file(socket: &TcpStream, region: &FileRegion) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::limits::Connections;
+    use std::io::Write;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    /// Responses of bytes and of parts whose file regions are far larger
+    /// than the socket buffers (so `sendfile` stops at EAGAIN and partial
+    /// counts) arrive in order, each under its length prefix, with exactly
+    /// the planned ranges of the file.
+    #[actix_rt::test]
+    async fn responses_arrive_in_order_with_the_planned_ranges() {
+        let mut file = tempfile::tempfile().unwrap();
+        let content: Vec<u8> = (0..6 << 20).map(|i: u32| (i % 253) as u8).collect();
+        file.write_all(&content).unwrap();
+        let file = Arc::new(file);
+        let region = |offset: u64, len: u64| {
+            Part::File(FileRegion {
+                file: file.clone(),
+                offset,
+                len,
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        let (ended, outcome) = tokio::sync::oneshot::channel();
+        let writer = ResponseWriter::start(WriteHalf::Tcp(write), move |result| {
+            let _ = ended.send(result);
+        });
+        let connections = Connections::new(&BrokerConfig::default());
+        let budget = connections.admit([127, 0, 0, 1].into()).unwrap().budget();
+        let header = Bytes::from_static(b"header");
+        let responses = vec![
+            Outgoing::Frame(Bytes::from_static(b"first")),
+            Outgoing::Parts(ResponseParts {
+                parts: vec![
+                    Part::Bytes(header.clone()),
+                    region(3, 5 << 20),
+                    Part::Bytes(Bytes::from_static(b"between")),
+                    region(1, 10),
+                    region(0, 1 << 20),
+                ],
+            }),
+            Outgoing::Frame(Bytes::from_static(b"last")),
+        ];
+        for response in responses {
+            writer.write(response, budget.admit(0).await);
+        }
+        drop(writer);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        outcome.await.unwrap().unwrap();
+        let body = [
+            &header[..],
+            &content[3..3 + (5 << 20)],
+            b"between",
+            &content[1..11],
+            &content[..1 << 20],
+        ]
+        .concat();
+        let frame = |bytes: &[u8]| [&(bytes.len() as u32).to_be_bytes()[..], bytes].concat();
+        let expected = [frame(b"first"), frame(&body), frame(b"last")].concat();
+        assert_eq!(received.len(), expected.len());
+        assert!(received == expected, "the bytes differ from the planned ranges");
+    }
+}

@@ -127,3 +127,89 @@ impl Window {
 fn invalid_data(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::partition::batch::testing::batch_sized;
+    use crate::partition::file_records::FileRecords;
+    use crate::partition::local_log::{Log, LogConfig};
+
+    /// Batch `i`: 4 records with 100-byte values.
+    fn test_batch(i: i64) -> Vec<u8> {
+        batch_sized(&[i, i, i, i], 100)
+    }
+
+    /// A log of 7 batches (offsets 0..28), two batches per segment, and
+    /// the bytes of each batch as stored.
+    fn filled(dir: &std::path::Path) -> (Log, Vec<Vec<u8>>) {
+        let len = test_batch(0).len() as u64;
+        let config = LogConfig {
+            segment_bytes: 2 * len,
+            segment_ms: 60_000,
+            index_interval_bytes: 256,
+        };
+        let mut log = Log::open(dir, config).unwrap();
+        for i in 0..7 {
+            log.append(&test_batch(i), 0).unwrap();
+        }
+        let stored = (0..7).map(|i| log.read(4 * i, 1).unwrap().to_vec()).collect();
+        (log, stored)
+    }
+
+    fn located(log: &Log, offset: i64, max_bytes: usize, below: i64) -> FileRecords {
+        log.read_plan(offset)
+            .unwrap()
+            .locate(max_bytes, below)
+            .unwrap()
+    }
+
+    #[test]
+    fn locates_whole_batches_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, stored) = filled(dir.path());
+        let len = stored[0].len();
+        // From the middle of batch 1, two and a half batches of budget.
+        let records = located(&log, 5, 2 * len + len / 2, i64::MAX);
+        assert_eq!(records.read().unwrap(), [&stored[1][..], &stored[2]].concat());
+        assert_eq!(records.last_offset(), Some(11));
+        // The first batch goes whole, even over the budget.
+        assert_eq!(located(&log, 0, 1, i64::MAX).read().unwrap(), stored[0]);
+        // Across every segment, one region per segment.
+        let all = located(&log, 0, usize::MAX, i64::MAX);
+        assert_eq!(all.read().unwrap(), stored.concat());
+        assert_eq!(all.regions().len(), 4);
+        assert_eq!(all.len(), 7 * len as u64);
+    }
+
+    #[test]
+    fn leaves_out_batches_from_the_visible_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, stored) = filled(dir.path());
+        let records = located(&log, 0, usize::MAX, 12);
+        assert_eq!(records.read().unwrap(), stored[..3].concat());
+        assert!(located(&log, 12, usize::MAX, 12).is_empty());
+    }
+
+    #[test]
+    fn trims_to_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, stored) = filled(dir.path());
+        let mut records = located(&log, 0, usize::MAX, i64::MAX);
+        records.truncate(3 * stored[0].len() as u64 - 1);
+        assert_eq!(records.read().unwrap(), stored[..2].concat());
+        records.truncate(0);
+        assert!(records.is_empty());
+    }
+
+    /// Retention deletes segments between locating and sending: the
+    /// located records hold the files open and still read as planned.
+    #[test]
+    fn located_records_outlive_deleted_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, stored) = filled(dir.path());
+        let records = located(&log, 0, usize::MAX, i64::MAX);
+        assert_eq!(log.enforce_retention(i64::MAX, 0, -1).unwrap(), 3);
+        assert_eq!(log.log_start_offset(), 24);
+        assert_eq!(records.read().unwrap(), stored.concat());
+    }
+}
