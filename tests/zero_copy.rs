@@ -98,20 +98,20 @@ async fn large_compressed_records_of_several_partitions_arrive_byte_for_byte() {
             // Mostly small records, every tenth one of 150 KB: batches
             // from a few hundred bytes to larger than the fetch budgets.
             let len = if i % 10 == 0 { 150_000 } else { 100 + i * 37 };
-            let key = format!("key-{i}");
+            let (key, payload) = (format!("key-{i}"), value(i as u64, len));
             let record = FutureRecord::to("big")
                 .key(&key)
-                .payload(&value(i as u64, len))
+                .payload(&payload)
                 .partition((i % 3) as i32);
             producer.send_result(record).expect("queued")
         })
         .collect();
     let mut produced: BTreeMap<i32, Vec<(i64, Vec<u8>, Vec<u8>)>> = BTreeMap::new();
     for (i, send) in sends.into_iter().enumerate() {
-        let (partition, offset) = send.await.expect("sent").expect("acknowledged");
+        let delivered = send.await.expect("sent").expect("acknowledged");
         let len = if i % 10 == 0 { 150_000 } else { 100 + i * 37 };
-        produced.entry(partition).or_default().push((
-            offset,
+        produced.entry(delivered.partition).or_default().push((
+            delivered.offset,
             format!("key-{i}").into_bytes(),
             value(i as u64, len),
         ));
