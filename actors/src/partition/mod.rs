@@ -2,9 +2,11 @@
 //!
 //! Producers' connections send it [`Append`] with validated batches; it assigns
 //! offsets and writes them, and for durable appends waits (without blocking its
-//! mailbox) for the flusher thread's fsync before answering. Fetches send
-//! [`Read`]. After every append it publishes the new [`LogOffsets`] on a watch
-//! channel so long-polling fetches wake up without asking.
+//! mailbox) for the flusher thread's fsync before answering. A consumer's
+//! fetch sends [`Locate`] (the file ranges of the batches to send, see
+//! [`file_records`]); a follower's, and the embedded consumer, [`Read`]. After
+//! every append it publishes the new [`LogOffsets`] on a watch channel so
+//! long-polling fetches wake up without asking.
 
 pub mod batch;
 pub mod cleaner;
