@@ -188,7 +188,12 @@ pub async fn handle(
                     Err(_) => (bytes, true),
                 });
         let satisfied = bytes >= min_bytes.max(1) || errors || watches.iter().all(Option::is_none);
-        let waiting = watches.iter_mut().flatten().map(|rx| rx.changed().boxed());
+        // Waits on clones, so that each partition's own receiver still says
+        // whether it changed when the wait ends.
+        let waiting = watches.iter().flatten().map(|rx| {
+            let mut rx = rx.clone();
+            async move { rx.changed().await }.boxed()
+        });
         if satisfied
             || Instant::now() >= deadline
             || timeout_at(deadline, select_all(waiting)).await.is_err()
