@@ -139,7 +139,10 @@ async fn large_compressed_records_of_several_partitions_arrive_byte_for_byte() {
     }
     // And with the clients' default budgets, in one go per partition.
     let received = consume(&bootstrap, "big", 3, count, &[]);
-    assert!(received == produced, "the records differ from those produced");
+    assert!(
+        received == produced,
+        "the records differ from those produced"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -195,7 +198,10 @@ async fn read_committed_reads_committed_transactions_byte_for_byte() {
         60,
         &[&budgets[..], &[("isolation.level", "read_committed")]].concat(),
     );
-    assert!(values(read) == committed, "read_committed: not the committed records");
+    assert!(
+        values(read) == committed,
+        "read_committed: not the committed records"
+    );
     let read = consume(
         &bootstrap,
         "txn",

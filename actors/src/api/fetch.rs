@@ -21,8 +21,8 @@ use crate::broker::Broker;
 use crate::partition::file_records::FileRecords;
 use crate::partition::replication::ReplicaRead;
 use crate::partition::transactions::Aborted;
-use crate::partition::{LogOffsets, PartitionHandle};
 use crate::partition::{Locate, Located, Read, ReadFailure};
+use crate::partition::{LogOffsets, PartitionHandle};
 use crate::protocol::{message_set, READ_COMMITTED};
 use crate::security::listeners::Listener;
 use crate::security::{Access, Operation};
@@ -358,13 +358,12 @@ async fn respond(
             broker.metrics().fetched(&topic.label, bytes);
         }
     }
-    if plain && version >= fetch_response::MIN_VERSION && version <= fetch_response::MAX_VERSION
-    {
+    if plain && (fetch_response::MIN_VERSION..=fetch_response::MAX_VERSION).contains(&version) {
         let (response, records) = split_records(version, topics);
         return Response::Parts(fetch_response::encode(&response, records, version));
     }
     load(broker, &mut topics).await;
-    Response::Message(ResponseKind::Fetch(in_memory(version, topics)))
+    Response::Message(Box::new(ResponseKind::Fetch(in_memory(version, topics))))
 }
 
 /// The response without records, and each partition's located records
@@ -388,7 +387,10 @@ fn split_records(
                         Ok(Data::Located(records)) => records,
                         _ => FileRecords::default(),
                     };
-                    (partition_data(wanted.partition, wanted.committed, result), records)
+                    (
+                        partition_data(wanted.partition, wanted.committed, result),
+                        records,
+                    )
                 })
                 .unzip();
             (topic_response(version, topic, partitions), records)
@@ -403,7 +405,15 @@ async fn load(broker: &Broker, topics: &mut [(WantedTopic, Vec<ReadResult>)]) {
     let located: Vec<&mut ReadResult> = topics
         .iter_mut()
         .flat_map(|(_, results)| results.iter_mut())
-        .filter(|r| matches!(r, Ok(Answer { records: Data::Located(_), .. })))
+        .filter(|r| {
+            matches!(
+                r,
+                Ok(Answer {
+                    records: Data::Located(_),
+                    ..
+                })
+            )
+        })
         .collect();
     let records = located
         .iter()

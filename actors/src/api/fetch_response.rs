@@ -143,9 +143,7 @@ fn encode_partition(
         if *diverging == Default::default() {
             unsigned_varint(&mut out.buf, 0);
         } else {
-            let size = diverging
-                .compute_size(version)
-                .map_err(|e| e.to_string())?;
+            let size = diverging.compute_size(version).map_err(|e| e.to_string())?;
             unsigned_varint(&mut out.buf, 1);
             unsigned_varint(&mut out.buf, 0);
             unsigned_varint(&mut out.buf, size as u64);
@@ -268,7 +266,11 @@ mod tests {
                 }
             }
             if version >= 5 {
-                for partition in expected.responses.iter_mut().flat_map(|t| &mut t.partitions) {
+                for partition in expected
+                    .responses
+                    .iter_mut()
+                    .flat_map(|t| &mut t.partitions)
+                {
                     partition.log_start_offset = partition.partition_index as i64 + 1;
                 }
             }

@@ -99,7 +99,7 @@ pub type Reply = LocalBoxFuture<'static, Option<Response>>;
 /// A handler's answer.
 pub enum Response {
     /// For kafka-protocol to encode.
-    Message(ResponseKind),
+    Message(Box<ResponseKind>),
     /// A Fetch body with its records in files, for a plaintext connection
     /// to send as it is (`Err`: it could not be encoded).
     Parts(Result<ResponseParts, String>),
@@ -153,13 +153,15 @@ macro_rules! apis {
     };
     (@now $api:ident, $given:ident, $call:ident, $handler:expr) => {{
         let $call = $given;
-        let body = Response::Message(ResponseKind::$api($handler));
+        let body = Response::Message(Box::new(ResponseKind::$api($handler)));
         async move { Some(body) }.boxed_local()
     }};
     (@later $api:ident, $given:ident, $call:ident, $handler:expr) => {
         async move {
             let $call = $given;
-            Some(Response::Message(ResponseKind::$api($handler.await)))
+            Some(Response::Message(Box::new(ResponseKind::$api(
+                $handler.await,
+            ))))
         }
         .boxed_local()
     };
@@ -173,7 +175,7 @@ macro_rules! apis {
     (@started $api:ident, $given:ident, $call:ident, $handler:expr) => {{
         let $call = $given;
         $handler
-            .map(|r| r.map(|r| Response::Message(ResponseKind::$api(r))))
+            .map(|r| r.map(|r| Response::Message(Box::new(ResponseKind::$api(r)))))
             .boxed_local()
     }};
 }

@@ -30,7 +30,9 @@
 //! library's.
 
 use super::old_versions;
+use super::writer::Outgoing;
 use crate::api;
+use crate::protocol::response_parts::{Part, ResponseParts};
 use crate::protocol::Request;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -39,8 +41,6 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio_util::codec::{Decoder, LengthDelimitedCodec};
-use super::writer::Outgoing;
-use crate::protocol::response_parts::{Part, ResponseParts};
 
 /// What to do with a frame that is not a request we can serve.
 #[derive(Debug)]

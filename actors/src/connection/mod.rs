@@ -321,7 +321,7 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                 )
             }
             Err(Rejection::ApiVersionsTooNew { correlation_id }) => {
-                let body = api::Response::Message(api::api_versions_too_new());
+                let body = api::Response::Message(Box::new(api::api_versions_too_new()));
                 let reply = async move { Some(body) }.boxed_local();
                 (ApiKey::ApiVersions, 0, correlation_id, reply)
             }
@@ -335,9 +335,8 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                 api::Response::Message(body) => {
                     frame::encode(api_key, version, correlation_id, &body).map(Outgoing::Frame)
                 }
-                api::Response::Parts(body) => {
-                    body.and_then(|body| frame::encode_parts(api_key, version, correlation_id, body))
-                }
+                api::Response::Parts(body) => body
+                    .and_then(|body| frame::encode_parts(api_key, version, correlation_id, body)),
             });
             addr.do_send(Completed {
                 seq,

@@ -100,7 +100,9 @@ async fn run(mut half: WriteHalf, mut rx: mpsc::UnboundedReceiver<Queued>) -> io
     while rx.recv_many(&mut ready, MAX_IOVECS).await > 0 {
         let mut pieces = Pieces::default();
         for (response, _) in &ready {
-            let len = u32::try_from(response.len()).ok().filter(|&l| l <= i32::MAX as u32);
+            let len = u32::try_from(response.len())
+                .ok()
+                .filter(|&l| l <= i32::MAX as u32);
             let len = len.ok_or_else(|| {
                 io::Error::other(format!("a response of {} bytes", response.len()))
             })?;
@@ -301,6 +303,9 @@ mod tests {
         let frame = |bytes: &[u8]| [&(bytes.len() as u32).to_be_bytes()[..], bytes].concat();
         let expected = [frame(b"first"), frame(&body), frame(b"last")].concat();
         assert_eq!(received.len(), expected.len());
-        assert!(received == expected, "the bytes differ from the planned ranges");
+        assert!(
+            received == expected,
+            "the bytes differ from the planned ranges"
+        );
     }
 }

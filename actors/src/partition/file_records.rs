@@ -87,7 +87,9 @@ impl FileRecords {
         let mut regions: Vec<FileRegion> = Vec::new();
         for FileRegion { file, offset, len } in self.batches.iter().map(|b| &b.region) {
             match regions.last_mut() {
-                Some(last) if Arc::ptr_eq(&last.file, file) && last.offset + last.len == *offset => {
+                Some(last)
+                    if Arc::ptr_eq(&last.file, file) && last.offset + last.len == *offset =>
+                {
                     last.len += len
                 }
                 _ => regions.push(FileRegion {
@@ -106,7 +108,9 @@ impl FileRecords {
         let mut at = 0;
         for region in self.regions() {
             let end = at + region.len as usize;
-            region.file.read_exact_at(&mut buf[at..end], region.offset)?;
+            region
+                .file
+                .read_exact_at(&mut buf[at..end], region.offset)?;
             at = end;
         }
         Ok(Bytes::from(buf))

@@ -45,9 +45,9 @@ pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
+use self::file_records::FileRecords;
 use self::local_log::{Log, LogConfig, ReadError};
 use self::producers::{ActiveProducer, Producers, Verdict};
-use self::file_records::FileRecords;
 use self::reader::Readers;
 use self::replication::{ReplicaRead, Role};
 use self::transactions::{Aborted, Transactions};

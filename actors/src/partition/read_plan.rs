@@ -152,7 +152,9 @@ mod tests {
         for i in 0..7 {
             log.append(&test_batch(i), 0).unwrap();
         }
-        let stored = (0..7).map(|i| log.read(4 * i, 1).unwrap().to_vec()).collect();
+        let stored = (0..7)
+            .map(|i| log.read(4 * i, 1).unwrap().to_vec())
+            .collect();
         (log, stored)
     }
 
@@ -170,7 +172,10 @@ mod tests {
         let len = stored[0].len();
         // From the middle of batch 1, two and a half batches of budget.
         let records = located(&log, 5, 2 * len + len / 2, i64::MAX);
-        assert_eq!(records.read().unwrap(), [&stored[1][..], &stored[2]].concat());
+        assert_eq!(
+            records.read().unwrap(),
+            [&stored[1][..], &stored[2]].concat()
+        );
         assert_eq!(records.last_offset(), Some(11));
         // The first batch goes whole, even over the budget.
         assert_eq!(located(&log, 0, 1, i64::MAX).read().unwrap(), stored[0]);
