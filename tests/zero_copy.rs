@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Per partition, `(offset, key, value)` of each record, in offset order.
+type ByPartition = BTreeMap<i32, Vec<(i64, Vec<u8>, Vec<u8>)>>;
+
 /// A value of `len` bytes, different for each `seed`, compressing poorly
 /// so that batches stay large.
 fn value(seed: u64, len: usize) -> Vec<u8> {
@@ -38,7 +41,7 @@ fn consume(
     partitions: i32,
     count: usize,
     settings: &[(&str, &str)],
-) -> BTreeMap<i32, Vec<(i64, Vec<u8>, Vec<u8>)>> {
+) -> ByPartition {
     let mut consumer_config = config(bootstrap);
     consumer_config
         .set("group.id", "zero-copy")
@@ -54,7 +57,7 @@ fn consume(
             .expect("partition");
     }
     consumer.assign(&assignment).expect("assign");
-    let mut received: BTreeMap<i32, Vec<(i64, Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    let mut received: ByPartition = BTreeMap::new();
     let mut total = 0;
     let start = Instant::now();
     while total < count {
@@ -106,7 +109,7 @@ async fn large_compressed_records_of_several_partitions_arrive_byte_for_byte() {
             producer.send_result(record).expect("queued")
         })
         .collect();
-    let mut produced: BTreeMap<i32, Vec<(i64, Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    let mut produced: ByPartition = BTreeMap::new();
     for (i, send) in sends.into_iter().enumerate() {
         let delivered = send.await.expect("sent").expect("acknowledged");
         let len = if i % 10 == 0 { 150_000 } else { 100 + i * 37 };
@@ -181,7 +184,7 @@ async fn read_committed_reads_committed_transactions_byte_for_byte() {
             producer.abort_transaction(TIMEOUT).expect("abort");
         }
     }
-    let values = |read: BTreeMap<i32, Vec<(i64, Vec<u8>, Vec<u8>)>>| {
+    let values = |read: ByPartition| {
         read.into_iter()
             .map(|(p, records)| (p, records.into_iter().map(|r| r.2).collect::<Vec<_>>()))
             .collect::<BTreeMap<_, _>>()
