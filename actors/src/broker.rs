@@ -600,6 +600,15 @@ impl Broker {
         &self.peer_security
     }
 
+    /// The reader threads, for a fetch that reads located batches into
+    /// memory; `None` once the broker has stopped.
+    pub(crate) fn readers(&self) -> Option<Readers> {
+        match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => Some(threads.readers.clone()),
+            _ => None,
+        }
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -6,7 +6,8 @@
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::connection::{client_log, Connection, Reader, Writer};
+use crate::connection::writer::WriteHalf;
+use crate::connection::{client_log, Connection, Reader};
 use crate::limits::Slot;
 use crate::security::listeners::{Listener, SecurityProtocol};
 use crate::security::tls::{self, ClientAuth};
@@ -138,7 +139,7 @@ async fn open(
 ) {
     let Some(acceptor) = tls else {
         let (read, write) = stream.into_split();
-        let io: (Reader, Writer) = (Box::new(read), Box::new(write));
+        let io: (Reader, WriteHalf) = (Box::new(read), WriteHalf::Tcp(write));
         return Connection::start(broker, io, peer, slot, listener, None);
     };
     match tls::handshake(&acceptor, stream).await {
@@ -147,7 +148,7 @@ async fn open(
                 log::debug!("{peer} presented a certificate of {principal}");
             }
             let (read, write) = tokio::io::split(stream);
-            let io: (Reader, Writer) = (Box::new(read), Box::new(write));
+            let io: (Reader, WriteHalf) = (Box::new(read), WriteHalf::Stream(Box::new(write)));
             Connection::start(broker, io, peer, slot, listener, principal);
         }
         Err(why) => {

@@ -37,6 +37,7 @@ mod describe_topic_partitions;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
+mod fetch_response;
 mod find_coordinator;
 mod heartbeat;
 mod init_producer_id;
@@ -59,6 +60,7 @@ mod write_txn_markers;
 
 use crate::broker::Broker;
 use crate::partition::{Partition, PartitionHandle};
+use crate::protocol::response_parts::ResponseParts;
 use crate::protocol::Request;
 use crate::security::listeners::Listener;
 use crate::security::{Access, Operation, Principal};
@@ -92,7 +94,16 @@ macro_rules! with_placement {
 pub(crate) use with_placement;
 
 /// A request's handler at work. `None`: send nothing (Produce with acks=0).
-pub type Reply = LocalBoxFuture<'static, Option<ResponseKind>>;
+pub type Reply = LocalBoxFuture<'static, Option<Response>>;
+
+/// A handler's answer.
+pub enum Response {
+    /// For kafka-protocol to encode.
+    Message(Box<ResponseKind>),
+    /// A Fetch body with its records in files, for a plaintext connection
+    /// to send as it is (`Err`: it could not be encoded).
+    Parts(Result<ResponseParts, String>),
+}
 
 /// What a handler may know about the request besides its body.
 struct Call {
@@ -108,7 +119,8 @@ struct Call {
 
 /// States each API once: `Name min..=max, how |call, request| handler;`.
 /// `how` says what the handler expression is: `now`, the response, computed
-/// before `dispatch` returns; `later`, a future of the response; `started`,
+/// before `dispatch` returns; `later`, a future of the response; `answers`,
+/// a future of a [`Response`] (Fetch, whose body may be parts); `started`,
 /// a `'static` future of an optional response whose work starts before
 /// `dispatch` returns (Produce sends its appends in request order).
 macro_rules! apis {
@@ -141,25 +153,36 @@ macro_rules! apis {
     };
     (@now $api:ident, $given:ident, $call:ident, $handler:expr) => {{
         let $call = $given;
-        let body = ResponseKind::$api($handler);
+        let body = Response::Message(Box::new(ResponseKind::$api($handler)));
         async move { Some(body) }.boxed_local()
     }};
     (@later $api:ident, $given:ident, $call:ident, $handler:expr) => {
         async move {
             let $call = $given;
-            Some(ResponseKind::$api($handler.await))
+            Some(Response::Message(Box::new(ResponseKind::$api(
+                $handler.await,
+            ))))
+        }
+        .boxed_local()
+    };
+    (@answers $api:ident, $given:ident, $call:ident, $handler:expr) => {
+        async move {
+            let $call = $given;
+            Some($handler.await)
         }
         .boxed_local()
     };
     (@started $api:ident, $given:ident, $call:ident, $handler:expr) => {{
         let $call = $given;
-        $handler.map(|r| r.map(ResponseKind::$api)).boxed_local()
+        $handler
+            .map(|r| r.map(|r| Response::Message(Box::new(ResponseKind::$api(r)))))
+            .boxed_local()
     }};
 }
 
 apis! {
     Produce 0..=11, started |c, req| produce::handle(&c.broker, &c.access, req);
-    Fetch 0..=17, later |c, req| fetch::handle(&c.broker, &c.access, c.version, req);
+    Fetch 0..=17, answers |c, req| fetch::handle(&c.broker, &c.access, &c.listener, c.version, req);
     ListOffsets 0..=10, later |c, req| list_offsets::handle(&c.broker, &c.access, c.version, req);
     Metadata 0..=12, later |c, req| metadata::handle(&c.broker, &c.access, &c.listener, c.version, req);
     ApiVersions 0..=4, now |_c, _| api_versions::handle(None);

@@ -3,6 +3,7 @@
 //! changes who the connection is. A failed authentication is answered
 //! after `failed_authentication_delay_ms` and the connection then closes.
 
+use super::writer::Outgoing;
 use super::{client_log, frame, Connection, Finished};
 use crate::broker::Broker;
 use crate::limits::Admitted;
@@ -65,8 +66,8 @@ impl Connection {
             }
         };
         let finished = Finished {
-            response: Some(response),
-            _admitted: admitted,
+            response: Some(Outgoing::Frame(response)),
+            admitted,
         };
         match failure {
             None => self.complete(seq, finished),
@@ -137,8 +138,8 @@ impl Connection {
             Ok(accepted) => {
                 let token = self.accepted(accepted);
                 let finished = Finished {
-                    response: Some(token),
-                    _admitted: admitted,
+                    response: Some(Outgoing::Frame(token)),
+                    admitted,
                 };
                 self.complete(seq, finished);
             }

@@ -30,7 +30,9 @@
 //! library's.
 
 use super::old_versions;
+use super::writer::Outgoing;
 use crate::api;
+use crate::protocol::response_parts::{Part, ResponseParts};
 use crate::protocol::Request;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -80,18 +82,6 @@ impl Decoder for Frames {
             .set_max_frame_length(self.max_frame.load(Ordering::Acquire));
         self.codec.decode(src)
     }
-}
-
-/// The codec that writes responses: a length prefix and the response. A
-/// response is as large as the client's fetch budget makes it
-/// (`fetch.max.bytes`, 50 MiB by default in librdkafka and the Java
-/// client), so the only bound is the protocol's: an i32 length. Tokio's
-/// default of 8 MiB would fail the write and drop the connection of any
-/// consumer catching up on several partitions at once.
-pub fn response_codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(i32::MAX as usize)
-        .new_codec()
 }
 
 /// Decodes one frame (without its length prefix).
@@ -170,4 +160,21 @@ pub fn encode(
         body.encode(&mut buf, version).map_err(|e| e.to_string())?;
     }
     Ok(buf.freeze())
+}
+
+/// Puts the response header before a body in parts (see
+/// [`crate::protocol::response_parts`]).
+pub fn encode_parts(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    mut body: ResponseParts,
+) -> Result<Outgoing, String> {
+    let mut header = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut header, api_key.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    body.parts.insert(0, Part::Bytes(header.freeze()));
+    Ok(Outgoing::Parts(body))
 }

@@ -23,14 +23,14 @@ mod authentication;
 pub mod client_log;
 pub mod frame;
 mod old_versions;
+pub mod writer;
 
 use crate::api;
 use crate::broker::Broker;
 use crate::security::listeners::Listener;
 use crate::security::sasl::SaslSession;
-use actix::io::{FramedWrite, WriteHandler};
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Running, StreamHandler};
-use bytes::{Bytes, BytesMut};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, StreamHandler};
+use bytes::BytesMut;
 use futures_util::{FutureExt, Stream, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use std::collections::BTreeMap;
@@ -39,11 +39,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use self::frame::{Frames, Rejection};
+use self::writer::{Outgoing, ResponseWriter, WriteHalf};
 use crate::limits::{Admitted, Budget, Slot};
 use crate::security::Principal;
 
@@ -54,8 +55,6 @@ pub const SASL_MAX_RECEIVE_BYTES: usize = 512 * 1024;
 
 /// The read half of a connection's stream, TCP or TLS.
 pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
-/// The write half of a connection's stream, TCP or TLS.
-pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 pub struct Connection {
     /// What the API handlers serve from.
@@ -72,8 +71,8 @@ pub struct Connection {
     sasl: Option<SaslSession>,
     /// The largest frame the reader accepts now.
     max_frame: Arc<AtomicUsize>,
-    /// The socket's write half, writing length-prefixed response frames.
-    writer: FramedWrite<Bytes, Writer, LengthDelimitedCodec>,
+    /// Writes the length-prefixed responses; `None` once closing.
+    writer: Option<ResponseWriter>,
     /// Sequence number of the next request read.
     next_request: u64,
     /// Sequence number of the next response to write.
@@ -92,9 +91,9 @@ pub struct Connection {
 /// A request whose handler finished.
 struct Finished {
     /// `None`: nothing to send (acks=0).
-    response: Option<Bytes>,
+    response: Option<Outgoing>,
     /// Given back to the budgets once the response is written.
-    _admitted: Admitted,
+    admitted: Admitted,
 }
 
 impl Connection {
@@ -102,7 +101,7 @@ impl Connection {
     /// `principal` is the client's if its TLS certificate named it.
     pub fn start(
         broker: Arc<Broker>,
-        (read, write): (Reader, Writer),
+        (read, write): (Reader, WriteHalf),
         peer: SocketAddr,
         slot: Slot,
         listener: Arc<Listener>,
@@ -122,6 +121,10 @@ impl Connection {
         let idle = Duration::from_millis(config.connections_max_idle_ms);
         let shutdown = broker.connections().shutdown_signal();
         Connection::create(move |ctx| {
+            let addr = ctx.address();
+            let writer = ResponseWriter::start(write, move |outcome| {
+                addr.do_send(WriterEnded(outcome));
+            });
             ctx.add_stream(admitted_frames(
                 FramedRead::new(read, Frames::new(max_frame.clone())),
                 slot.budget(),
@@ -138,7 +141,7 @@ impl Connection {
                 listener,
                 sasl,
                 max_frame,
-                writer: FramedWrite::new(write, frame::response_codec(), ctx),
+                writer: Some(writer),
                 next_request: 0,
                 next_response: 0,
                 done: BTreeMap::new(),
@@ -152,14 +155,14 @@ impl Connection {
     fn complete(&mut self, seq: u64, finished: Finished) {
         self.done.insert(seq, finished);
         while let Some(finished) = self.done.remove(&self.next_response) {
-            if let Some(bytes) = finished.response {
-                self.writer.write(bytes);
+            if let (Some(response), Some(writer)) = (finished.response, &self.writer) {
+                writer.write(response, finished.admitted);
             }
             self.next_response += 1;
             self.last_active = Instant::now();
         }
         if !self.reading && self.idle() {
-            self.writer.close();
+            self.writer = None;
         }
     }
 
@@ -226,16 +229,26 @@ impl Actor for Connection {
     }
 }
 
-impl WriteHandler<io::Error> for Connection {
-    /// The socket failed under a response (the client went away): the
-    /// connection ends, and says why.
-    fn error(&mut self, error: io::Error, _: &mut Self::Context) -> Running {
-        client_log::warn(
-            self.peer,
-            "write_failed",
-            format_args!("closing the connection: writing a response: {error}"),
-        );
-        Running::Stop
+/// The writer task ended: every response written after the connection
+/// closed its writer, or the socket failed under a response (the client
+/// went away). Either way the connection ends, in the second case saying
+/// why.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterEnded(io::Result<()>);
+
+impl Handler<WriterEnded> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, WriterEnded(outcome): WriterEnded, ctx: &mut Context<Self>) {
+        if let Err(error) = outcome {
+            client_log::warn(
+                self.peer,
+                "write_failed",
+                format_args!("closing the connection: writing a response: {error}"),
+            );
+        }
+        ctx.stop();
     }
 }
 
@@ -308,7 +321,7 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
                 )
             }
             Err(Rejection::ApiVersionsTooNew { correlation_id }) => {
-                let body = api::api_versions_too_new();
+                let body = api::Response::Message(Box::new(api::api_versions_too_new()));
                 let reply = async move { Some(body) }.boxed_local();
                 (ApiKey::ApiVersions, 0, correlation_id, reply)
             }
@@ -318,9 +331,13 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
         // appends already sent must finish even if the client disconnects.
         let addr = ctx.address();
         actix_rt::spawn(async move {
-            let response = reply
-                .await
-                .map(|body| frame::encode(api_key, version, correlation_id, &body));
+            let response = reply.await.map(|body| match body {
+                api::Response::Message(body) => {
+                    frame::encode(api_key, version, correlation_id, &body).map(Outgoing::Frame)
+                }
+                api::Response::Parts(body) => body
+                    .and_then(|body| frame::encode_parts(api_key, version, correlation_id, body)),
+            });
             addr.do_send(Completed {
                 seq,
                 api_key,
@@ -335,7 +352,7 @@ impl StreamHandler<(io::Result<BytesMut>, Admitted)> for Connection {
     fn finished(&mut self, _: &mut Context<Self>) {
         self.reading = false;
         if self.idle() {
-            self.writer.close();
+            self.writer = None;
         }
     }
 }
@@ -349,7 +366,7 @@ struct Completed {
     /// When its frame was read.
     started: Instant,
     /// `None`: nothing to send (acks=0).
-    response: Option<Result<Bytes, String>>,
+    response: Option<Result<Outgoing, String>>,
     admitted: Admitted,
 }
 
@@ -365,12 +382,12 @@ impl Handler<Completed> for Connection {
                 let why = format!("cannot encode {:?} response: {why}", done.api_key);
                 return self.close("unencodable_response", &why, ctx);
             }
-            Some(Ok(bytes)) => Some(bytes),
+            Some(Ok(response)) => Some(response),
             None => None,
         };
         let finished = Finished {
             response,
-            _admitted: done.admitted,
+            admitted: done.admitted,
         };
         self.complete(done.seq, finished);
     }

@@ -237,20 +237,6 @@ pub fn with_log_append_time(batch: &[u8], now_ms: i64) -> Bytes {
     Bytes::from(out)
 }
 
-/// The whole batches of `records` (as a read returns them) that start
-/// before `offset`.
-pub fn truncate_at_offset(mut records: Bytes, offset: i64) -> Bytes {
-    let mut position = 0;
-    while let Ok(header) = parse_header(&records[position..]) {
-        if header.base_offset >= offset || position + header.total_len() > records.len() {
-            break;
-        }
-        position += header.total_len();
-    }
-    records.truncate(position);
-    records
-}
-
 /// The last offset of the last whole batch in `records`.
 pub fn last_offset_of(records: &[u8]) -> Option<i64> {
     let mut position = 0;

@@ -2,15 +2,18 @@
 //!
 //! Producers' connections send it [`Append`] with validated batches; it assigns
 //! offsets and writes them, and for durable appends waits (without blocking its
-//! mailbox) for the flusher thread's fsync before answering. Fetches send
-//! [`Read`]. After every append it publishes the new [`LogOffsets`] on a watch
-//! channel so long-polling fetches wake up without asking.
+//! mailbox) for the flusher thread's fsync before answering. A consumer's
+//! fetch sends [`Locate`] (the file ranges of the batches to send, see
+//! [`file_records`]); a follower's, and the embedded consumer, [`Read`]. After
+//! every append it publishes the new [`LogOffsets`] on a watch channel so
+//! long-polling fetches wake up without asking.
 
 pub mod batch;
 pub mod cleanable;
 pub mod cleaner;
 pub mod compaction;
 pub mod epoch_cache;
+pub mod file_records;
 mod handle;
 pub mod index;
 pub mod local_log;
@@ -44,6 +47,7 @@ pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 use self::cleanable::CleaningLimits;
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
+use self::file_records::FileRecords;
 use self::local_log::{Log, LogConfig, ReadError};
 use self::producers::{ActiveProducer, Producers, Verdict};
 use self::reader::Readers;
@@ -424,16 +428,32 @@ pub struct ReadFailure {
     pub offsets: LogOffsets,
 }
 
-impl Handler<Read> for Partition {
-    type Result = ResponseActFuture<Self, Result<Records, ReadFailure>>;
+/// Locates whole batches from `offset`, up to about `max_bytes`, below the
+/// high watermark, or with `committed` (read_committed isolation) below the
+/// last stable offset, without reading them: a consumer's fetch.
+#[derive(Message)]
+#[rtype(result = "Result<Located, ReadFailure>")]
+pub struct Locate {
+    pub offset: i64,
+    pub max_bytes: usize,
+    pub committed: bool,
+    /// The leader epoch the client knows (Fetch v9+), -1 for none.
+    pub current_leader_epoch: i32,
+}
 
-    /// Checks and plans the read here; the disk reads run on a reader
-    /// thread, and the answer is cut to what consumers may see when it
-    /// comes back.
-    fn handle(&mut self, msg: Read, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(replica) = msg.replica {
-            return self.read_for_replica(replica, &msg, ctx);
-        }
+pub struct Located {
+    pub records: FileRecords,
+    pub offsets: LogOffsets,
+    /// For read_committed: aborted transactions among the records.
+    pub aborted: Vec<Aborted>,
+}
+
+impl Handler<Locate> for Partition {
+    type Result = ResponseActFuture<Self, Result<Located, ReadFailure>>;
+
+    /// Checks and plans the read here; the batch headers are read on a
+    /// reader thread, which cuts the answer to what consumers may see.
+    fn handle(&mut self, msg: Locate, _: &mut Self::Context) -> Self::Result {
         let offsets = self.current_offsets();
         if let Err(error) = self
             .check_online()
@@ -445,39 +465,67 @@ impl Handler<Read> for Partition {
             Ok(plan) => plan,
             Err(e) => return Box::pin(fut::ready(Err(self.read_failed(e, msg.offset)))),
         };
-        // Nothing stable to give yet to a read_committed consumer.
-        let max_bytes = if msg.committed && msg.offset >= offsets.last_stable {
-            None
+        let below = if msg.committed {
+            offsets.last_stable
         } else {
-            Some(msg.max_bytes)
+            offsets.high_watermark
         };
         let readers = self.readers.clone();
-        let read = async move {
-            match max_bytes {
-                Some(max_bytes) => readers.read(plan, max_bytes).await,
-                None => Ok(Bytes::new()),
-            }
-        };
+        let max_bytes = msg.max_bytes;
+        let located = async move { readers.locate(plan, max_bytes, below).await };
         let (offset, committed) = (msg.offset, msg.committed);
-        Box::pin(read.into_actor(self).map(move |read, act, _| {
-            let records = read.map_err(|e| act.read_failed(ReadError::Io(e), offset))?;
-            Ok(if committed {
-                let records = batch::truncate_at_offset(records, offsets.last_stable);
-                let last = batch::last_offset_of(&records).unwrap_or(offset);
-                let aborted = act.transactions.aborted_between(offset, last);
-                Records {
+        Box::pin(located.into_actor(self).map(move |located, act, _| {
+            let records = located.map_err(|e| act.read_failed(ReadError::Io(e), offset))?;
+            let aborted = match (committed, records.last_offset()) {
+                (true, Some(last)) => act.transactions.aborted_between(offset, last),
+                _ => Vec::new(),
+            };
+            Ok(Located {
+                records,
+                offsets,
+                aborted,
+            })
+        }))
+    }
+}
+
+impl Handler<Read> for Partition {
+    type Result = ResponseActFuture<Self, Result<Records, ReadFailure>>;
+
+    /// A follower's read, or a consumer's: its batches located, then read
+    /// into memory on a reader thread.
+    fn handle(&mut self, msg: Read, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(replica) = msg.replica {
+            return self.read_for_replica(replica, &msg, ctx);
+        }
+        let locate = Locate {
+            offset: msg.offset,
+            max_bytes: msg.max_bytes,
+            committed: msg.committed,
+            current_leader_epoch: msg.current_leader_epoch,
+        };
+        let located = Handler::<Locate>::handle(self, locate, ctx);
+        let readers = self.readers.clone();
+        Box::pin(located.then(move |located, act, _| {
+            let offset = msg.offset;
+            async move {
+                let located = located?;
+                let records = readers.load(vec![located.records]).await;
+                Ok((records, located.offsets, located.aborted))
+            }
+            .into_actor(act)
+            .map(move |read, act, _| {
+                let (records, offsets, aborted) = read?;
+                let records = records
+                    .map_err(|e| act.read_failed(ReadError::Io(e), offset))?
+                    .pop()
+                    .unwrap_or_default();
+                Ok(Records {
                     records,
                     offsets,
                     aborted,
                     diverging: None,
-                }
-            } else {
-                Records {
-                    records: batch::truncate_at_offset(records, offsets.high_watermark),
-                    offsets,
-                    aborted: Vec::new(),
-                    diverging: None,
-                }
+                })
             })
         }))
     }

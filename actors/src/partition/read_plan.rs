@@ -4,26 +4,31 @@
 //! Planning touches only memory: which segment files hold the offset and
 //! later ones, where each one's offset index puts the last batch boundary
 //! at or before it, and how many bytes each file held when the read was
-//! asked. Carrying it out does every `pread`: finding the batch that holds
-//! the offset, then reading whole batches up to the byte budget in one
-//! request per segment. The plan holds the files open (`Arc<File>`), so a
-//! segment deleted by retention or swapped by compaction in the meantime
-//! is still read as it was; a sealed segment never changes, and the active
-//! one only grows past the size the plan recorded. The actor stays the only
-//! owner of the log's state; reads just no longer wait on the disk there.
+//! asked. Carrying it out reads only batch headers: it locates the batch
+//! that holds the offset and the whole batches after it that fit the byte
+//! budget and lie below the visible end (the high watermark or the last
+//! stable offset), as [`FileRecords`]; the record bytes are read later, or
+//! never, when the connection sends them straight from the file. The plan
+//! holds the files open (`Arc<File>`), so a segment deleted by retention or
+//! swapped by compaction in the meantime is still read as it was; a sealed
+//! segment never changes, and the active one only grows past the size the
+//! plan recorded. The actor stays the only owner of the log's state; reads
+//! just no longer wait on the disk there.
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
-use bytes::{Bytes, BytesMut};
+use super::file_records::FileRecords;
+use bytes::Bytes;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Bytes read at once while looking for the batch that holds the offset:
-/// the offset index points at most `index.interval.bytes` (4 KiB by
-/// default) plus one batch before it, so one read usually covers the walk.
-const SEEK_WINDOW: u64 = 64 * 1024;
+/// Bytes read at once while walking batch headers: the offset index points
+/// at most `index.interval.bytes` (4 KiB by default) plus one batch before
+/// the offset, so one read usually finds the first batch, and small batches
+/// after it cost one read for many headers.
+const HEADER_WINDOW: u64 = 4 * 1024;
 
 /// What a read needs of one segment.
 pub struct SegmentSlice {
@@ -43,102 +48,40 @@ pub struct ReadPlan {
     pub slices: Vec<SegmentSlice>,
 }
 
-/// A batch found in a segment.
-struct Found {
-    position: u64,
-    header: BatchHeader,
-}
-
 impl ReadPlan {
     /// Whole batches starting with the one that holds the offset, as long
     /// as they fit in `max_bytes`, but at least one batch, however large,
     /// if there is any: Kafka's fetch rule, so a consumer never stalls on a
-    /// batch larger than its budget.
-    pub fn execute(&self, max_bytes: usize) -> io::Result<Bytes> {
-        let mut parts: Vec<Bytes> = Vec::new();
-        let mut budget = max_bytes as u64;
+    /// batch larger than its budget. Batches from offset `below` on are left
+    /// out. Reads batch headers only.
+    pub fn locate(&self, max_bytes: usize, below: i64) -> io::Result<FileRecords> {
+        let mut records = FileRecords::default();
         for slice in &self.slices {
             let mut window = Window::default();
-            let Some(first) = slice.find_first(&mut window, budget)? else {
-                continue;
-            };
-            let first_len = first.header.total_len() as u64;
-            if !parts.is_empty() && first_len > budget {
-                break;
-            }
-            let (bytes, to_the_end) = slice.read_batches(&first, budget, window)?;
-            budget = budget.saturating_sub(bytes.len() as u64);
-            parts.push(bytes);
-            if !to_the_end {
-                break;
+            let mut position = slice.from;
+            while position + HEADER_LEN as u64 <= slice.size {
+                let header = window.header(slice, position)?;
+                let len = header.total_len() as u64;
+                if header.last_offset() >= slice.offset {
+                    let over = !records.is_empty() && records.len() + len > max_bytes as u64;
+                    if header.base_offset >= below || over {
+                        return Ok(records);
+                    }
+                    records.push(&slice.file, position, len, header.last_offset());
+                }
+                position += len;
             }
         }
-        Ok(match parts.len() {
-            0 => Bytes::new(),
-            1 => parts.pop().unwrap_or_default(),
-            _ => {
-                let mut all = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
-                parts.iter().for_each(|p| all.extend_from_slice(p));
-                all.freeze()
-            }
-        })
+        Ok(records)
+    }
+
+    /// [`ReadPlan::locate`] up to the log end, read into memory.
+    pub fn execute(&self, max_bytes: usize) -> io::Result<Bytes> {
+        self.locate(max_bytes, i64::MAX)?.read()
     }
 }
 
 impl SegmentSlice {
-    /// The first batch whose last offset reaches `self.offset`, walking
-    /// batch headers from `self.from` through `window`, whose first read
-    /// also covers `budget` bytes past the start: the offset index puts the
-    /// batch close to `from`, so that read usually holds the whole answer.
-    fn find_first(&self, window: &mut Window, budget: u64) -> io::Result<Option<Found>> {
-        let mut position = self.from;
-        let want = budget.saturating_add(SEEK_WINDOW);
-        while position + HEADER_LEN as u64 <= self.size {
-            let header = window.header(self, position, want)?;
-            let found = Found { position, header };
-            if found.header.last_offset() >= self.offset {
-                return Ok(Some(found));
-            }
-            position += found.header.total_len() as u64;
-        }
-        Ok(None)
-    }
-
-    /// The batches from `first` that fit in `budget` (at least `first`),
-    /// taken from `window` when it holds them, else read at once; and
-    /// whether they reach the end of the segment.
-    fn read_batches(
-        &self,
-        first: &Found,
-        budget: u64,
-        window: Window,
-    ) -> io::Result<(Bytes, bool)> {
-        let start = first.position;
-        let limit = start.saturating_add(budget).min(self.size);
-        let first_end = start + first.header.total_len() as u64;
-        let wanted = limit.max(first_end);
-        let buf = match window.take(start, wanted) {
-            Some(bytes) => bytes,
-            None => {
-                let mut buf = vec![0; (wanted - start) as usize];
-                self.file.read_exact_at(&mut buf, start)?;
-                Bytes::from(buf)
-            }
-        };
-        let mut end = 0usize;
-        while end + HEADER_LEN <= buf.len() {
-            let header = self.parse(&buf[end..end + HEADER_LEN], start + end as u64)?;
-            let next = end + header.total_len();
-            if next > buf.len() {
-                break;
-            }
-            end = next;
-        }
-        // The first batch always goes whole, however large.
-        let end = end.max((first_end - start) as usize);
-        Ok((buf.slice(..end), start + end as u64 >= self.size))
-    }
-
     /// The header at `position`, checked to lie within the segment.
     fn parse(&self, bytes: &[u8], position: u64) -> io::Result<BatchHeader> {
         let header = batch::parse_header(bytes).map_err(|e| {
@@ -157,9 +100,8 @@ impl SegmentSlice {
     }
 }
 
-/// The bytes of the last read of a segment, so that walking batch headers
-/// costs one `pread` per window rather than one per header, and the records
-/// after them need no read of their own when the window holds them.
+/// The bytes of the last read of a segment, so that walking the headers of
+/// small batches costs one `pread` per window rather than one per header.
 #[derive(Default)]
 struct Window {
     start: u64,
@@ -167,17 +109,12 @@ struct Window {
 }
 
 impl Window {
-    /// The header at `position`; a new read, of up to `want` bytes, if the
-    /// window does not hold it.
-    fn header(
-        &mut self,
-        slice: &SegmentSlice,
-        position: u64,
-        want: u64,
-    ) -> io::Result<BatchHeader> {
+    /// The header at `position`; a new read if the window does not hold
+    /// it.
+    fn header(&mut self, slice: &SegmentSlice, position: u64) -> io::Result<BatchHeader> {
         let end = position + HEADER_LEN as u64;
         if position < self.start || end > self.start + self.bytes.len() as u64 {
-            let len = want.min(slice.size - position).max(HEADER_LEN as u64);
+            let len = HEADER_WINDOW.min(slice.size - position);
             self.bytes.resize(len as usize, 0);
             slice.file.read_exact_at(&mut self.bytes, position)?;
             self.start = position;
@@ -185,18 +122,99 @@ impl Window {
         let at = (position - self.start) as usize;
         slice.parse(&self.bytes[at..at + HEADER_LEN], position)
     }
-
-    /// The bytes from `start` to `end`, if the window holds them all.
-    fn take(self, start: u64, end: u64) -> Option<Bytes> {
-        let held = self.start..=self.start + self.bytes.len() as u64;
-        if !(held.contains(&start) && held.contains(&end)) {
-            return None;
-        }
-        let from = (start - self.start) as usize;
-        Some(Bytes::from(self.bytes).slice(from..from + (end - start) as usize))
-    }
 }
 
 fn invalid_data(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::partition::batch::testing::batch_sized;
+    use crate::partition::file_records::FileRecords;
+    use crate::partition::local_log::{Log, LogConfig};
+
+    /// Batch `i`: 4 records with 100-byte values.
+    fn test_batch(i: i64) -> Vec<u8> {
+        batch_sized(&[i, i, i, i], 100)
+    }
+
+    /// A log of 7 batches (offsets 0..28), two batches per segment, and
+    /// the bytes of each batch as stored.
+    fn filled(dir: &std::path::Path) -> (Log, Vec<Vec<u8>>) {
+        let len = test_batch(0).len() as u64;
+        let config = LogConfig {
+            segment_bytes: 2 * len,
+            segment_ms: 60_000,
+            index_interval_bytes: 256,
+        };
+        let mut log = Log::open(dir, config).unwrap();
+        for i in 0..7 {
+            log.append(&test_batch(i), 0).unwrap();
+        }
+        let stored = (0..7)
+            .map(|i| log.read(4 * i, 1).unwrap().to_vec())
+            .collect();
+        (log, stored)
+    }
+
+    fn located(log: &Log, offset: i64, max_bytes: usize, below: i64) -> FileRecords {
+        log.read_plan(offset)
+            .unwrap()
+            .locate(max_bytes, below)
+            .unwrap()
+    }
+
+    #[test]
+    fn locates_whole_batches_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, stored) = filled(dir.path());
+        let len = stored[0].len();
+        // From the middle of batch 1, two and a half batches of budget.
+        let records = located(&log, 5, 2 * len + len / 2, i64::MAX);
+        assert_eq!(
+            records.read().unwrap(),
+            [&stored[1][..], &stored[2]].concat()
+        );
+        assert_eq!(records.last_offset(), Some(11));
+        // The first batch goes whole, even over the budget.
+        assert_eq!(located(&log, 0, 1, i64::MAX).read().unwrap(), stored[0]);
+        // Across every segment, one region per segment.
+        let all = located(&log, 0, usize::MAX, i64::MAX);
+        assert_eq!(all.read().unwrap(), stored.concat());
+        assert_eq!(all.regions().len(), 4);
+        assert_eq!(all.len(), 7 * len as u64);
+    }
+
+    #[test]
+    fn leaves_out_batches_from_the_visible_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, stored) = filled(dir.path());
+        let records = located(&log, 0, usize::MAX, 12);
+        assert_eq!(records.read().unwrap(), stored[..3].concat());
+        assert!(located(&log, 12, usize::MAX, 12).is_empty());
+    }
+
+    #[test]
+    fn trims_to_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, stored) = filled(dir.path());
+        let mut records = located(&log, 0, usize::MAX, i64::MAX);
+        records.truncate(3 * stored[0].len() as u64 - 1);
+        assert_eq!(records.read().unwrap(), stored[..2].concat());
+        records.truncate(0);
+        assert!(records.is_empty());
+    }
+
+    /// Retention deletes segments between locating and sending: the
+    /// located records hold the files open and still read as planned.
+    #[test]
+    fn located_records_outlive_deleted_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, stored) = filled(dir.path());
+        let records = located(&log, 0, usize::MAX, i64::MAX);
+        assert_eq!(log.enforce_retention(i64::MAX, 0, -1).unwrap(), 3);
+        assert_eq!(log.log_start_offset(), 24);
+        assert_eq!(records.read().unwrap(), stored.concat());
+    }
 }

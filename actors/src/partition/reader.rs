@@ -11,6 +11,7 @@
 //! take jobs from one queue in order, so a burst of cold reads delays other
 //! reads by at most a queue's worth, never an append.
 
+use super::file_records::FileRecords;
 use super::read_plan::ReadPlan;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -18,11 +19,8 @@ use std::io;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-struct Job {
-    plan: ReadPlan,
-    max_bytes: usize,
-    done: oneshot::Sender<io::Result<Bytes>>,
-}
+/// A read to carry out; it sends its own answer.
+type Job = Box<dyn FnOnce() + Send>;
 
 /// Handle to the reader threads; they end when the last handle goes.
 #[derive(Clone)]
@@ -39,13 +37,7 @@ impl Readers {
                 let rx: Receiver<Job> = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("actorlog-reader-{i}"))
-                    .spawn(move || {
-                        for job in rx {
-                            // The asker may have gone (its fetch timed out):
-                            // nothing to do with the bytes then.
-                            let _ = job.done.send(job.plan.execute(job.max_bytes));
-                        }
-                    })
+                    .spawn(move || rx.into_iter().for_each(|job| job()))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok((Readers { tx }, handles))
@@ -53,12 +45,36 @@ impl Readers {
 
     /// Carries out `plan` on a reader thread.
     pub async fn read(&self, plan: ReadPlan, max_bytes: usize) -> io::Result<Bytes> {
+        self.run(move || plan.execute(max_bytes)).await
+    }
+
+    /// Locates the batches of `plan` (see [`ReadPlan::locate`]) on a reader
+    /// thread.
+    pub async fn locate(
+        &self,
+        plan: ReadPlan,
+        max_bytes: usize,
+        below: i64,
+    ) -> io::Result<FileRecords> {
+        self.run(move || plan.locate(max_bytes, below)).await
+    }
+
+    /// Reads located batches into memory on a reader thread.
+    pub async fn load(&self, records: Vec<FileRecords>) -> io::Result<Vec<Bytes>> {
+        self.run(move || records.iter().map(FileRecords::read).collect())
+            .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        read: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
         let (done, answer) = oneshot::channel();
-        let job = Job {
-            plan,
-            max_bytes,
-            done,
-        };
+        // The asker may have gone (its fetch timed out): nothing to do with
+        // the answer then.
+        let job: Job = Box::new(move || {
+            let _ = done.send(read());
+        });
         self.tx
             .send(job)
             .map_err(|_| io::Error::other("the reader threads have stopped"))?;

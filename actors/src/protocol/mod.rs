@@ -1,9 +1,11 @@
 //! What the transport ([`crate::connection`]) and the API handlers
 //! ([`crate::api`]) both speak, kept below both so that neither imports the
 //! other for it: the decoded [`Request`], wire constants shared by several
-//! APIs, and the conversion of the old message-set record format.
+//! APIs, the conversion of the old message-set record format, and responses
+//! whose records are sent from the segment files ([`response_parts`]).
 
 pub mod message_set;
+pub mod response_parts;
 
 use kafka_protocol::messages::{ApiKey, RequestKind};
 
