@@ -358,7 +358,17 @@ async fn respond(
             broker.metrics().fetched(&topic.label, bytes);
         }
     }
-    if plain && (fetch_response::MIN_VERSION..=fetch_response::MAX_VERSION).contains(&version) {
+    // Only recently written records go out with sendfile: older ones may
+    // have left the page cache, and are read on the reader threads.
+    let recent = topics
+        .iter()
+        .flat_map(|(_, results)| results.iter().flatten())
+        .all(|answer| match &answer.records {
+            Data::Located(records) => records.recent,
+            Data::Read(_) => true,
+        });
+    let zero_copy = (fetch_response::MIN_VERSION..=fetch_response::MAX_VERSION).contains(&version);
+    if plain && recent && zero_copy {
         let (response, records) = split_records(version, topics);
         return Response::Parts(fetch_response::encode(&response, records, version));
     }

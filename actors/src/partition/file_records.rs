@@ -36,7 +36,18 @@ struct Span {
 pub struct FileRecords {
     batches: Vec<Span>,
     len: u64,
+    /// The batches were among the last [`RECENT_BYTES`] of their log when
+    /// located: written lately, so very likely still in the page cache.
+    pub recent: bool,
 }
+
+/// How far behind its log's end a read may start and still be sent with
+/// `sendfile` from the connection's thread. A `sendfile` of pages no longer
+/// cached waits on the disk there, stalling every connection and actor on
+/// that thread; older data (a consumer catching up on a backlog) is read
+/// on the reader threads instead. Consumers at the tail, the common case,
+/// read what was just written.
+pub const RECENT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl FileRecords {
     pub fn push(&mut self, file: &Arc<File>, offset: u64, len: u64, last_offset: i64) {
