@@ -83,6 +83,15 @@ impl Connect {
         }
     }
 
+    /// SIGTERM and wait for the clean exit.
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let status = child.wait().expect("connect exit");
+            assert!(status.success(), "clean shutdown on SIGTERM: {status}");
+        }
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.rest)
     }
@@ -865,7 +874,8 @@ async fn workers_share_a_sink_and_take_over_a_dead_ones_partitions() {
 /// runs on one of them (the other reports it elsewhere) and the lines come
 /// once; when its worker is killed, the other takes the task over after
 /// the session timeout, and the topic holds every line of the file, those
-/// appended after the kill too, exactly once and in order.
+/// appended after the kill too, exactly once and in order. A worker
+/// stopped by SIGTERM hands its task over the same way.
 #[test]
 fn workers_share_a_source_and_take_it_over_from_a_dead_one() {
     let broker = BrokerProcess::start();
@@ -891,7 +901,7 @@ fn workers_share_a_source_and_take_it_over_from_a_dead_one() {
             states.contains(&"RUNNING".into()) && states.contains(&"ELSEWHERE".into())
         },
     );
-    let (mut runner, other) = if state(&a) == "RUNNING" {
+    let (mut runner, mut other) = if state(&a) == "RUNNING" {
         (a, b)
     } else {
         (b, a)
@@ -909,6 +919,15 @@ fn workers_share_a_source_and_take_it_over_from_a_dead_one() {
     let topic = values(&bootstrap, "lines", 1200);
     assert_eq!(topic.len(), 1200, "lines lost or repeated in the topic");
     assert_eq!(topic, numbered(0..1200));
+
+    // The killed worker comes back and leaves the task where it runs; the
+    // one running it stops cleanly, leaving the group, and hands it back.
+    runner.spawn();
+    runner.wait_for_task_state("shared-src", "ELSEWHERE");
+    other.terminate();
+    runner.wait_for_task_state("shared-src", "RUNNING");
+    append(&input, numbered(1200..1400));
+    assert_eq!(values(&bootstrap, "lines", 1400), numbered(0..1400));
 }
 
 /// A CDC source of `tables` through `slot` into topics
