@@ -3,7 +3,8 @@
 //! restart (every line exactly once in the topic, at least once in the
 //! file), rotation and truncation, a missing file failing only its
 //! connector, dead letters, the REST API with `actorlog connect status`,
-//! two workers sharing a sink and taking over a dead one's partitions, and
+//! two workers sharing a sink and taking over a dead one's partitions, two
+//! workers sharing a source and taking it over from a dead one, and
 //! the PostgreSQL sink and CDC source against a PostgreSQL server of the
 //! test's own (with logical decoding on).
 
@@ -79,6 +80,15 @@ impl Connect {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the clean exit.
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let status = child.wait().expect("connect exit");
+            assert!(status.success(), "clean shutdown on SIGTERM: {status}");
         }
     }
 
@@ -858,6 +868,66 @@ async fn workers_share_a_sink_and_take_over_a_dead_ones_partitions() {
         !lines_of(&out_a).iter().any(|l| l.starts_with("after-")),
         "the killed worker wrote on"
     );
+}
+
+/// Two workers of one group with the same file source: the source task
+/// runs on one of them (the other reports it elsewhere) and the lines come
+/// once; when its worker is killed, the other takes the task over after
+/// the session timeout, and the topic holds every line of the file, those
+/// appended after the kill too, exactly once and in order. A worker
+/// stopped by SIGTERM hands its task over the same way.
+#[test]
+fn workers_share_a_source_and_take_it_over_from_a_dead_one() {
+    let broker = BrokerProcess::start();
+    let bootstrap = broker.bootstrap();
+    let (dir_a, dir_b, data) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let input = data.path().join("in.txt");
+    append(&input, numbered(0..500));
+    let source = format!(
+        "  - {{name: shared-src, type: file-source, file: {}, topic: lines, batch.size: 50}}\n",
+        input.display()
+    );
+    let a = Connect::start(dir_a.path(), &bootstrap, &source);
+    let b = Connect::start(dir_b.path(), &bootstrap, &source);
+    let state = |c: &Connect| c.status("shared-src")["tasks"][0]["state"].clone();
+    wait_for(
+        "one worker to run the source, the other to leave it",
+        || {
+            let states = [state(&a), state(&b)];
+            states.contains(&"RUNNING".into()) && states.contains(&"ELSEWHERE".into())
+        },
+    );
+    let (mut runner, mut other) = if state(&a) == "RUNNING" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let (ok, report, err) = actorlog(&["connect", "status", "--url", &other.url()], "");
+    assert!(ok, "{err}");
+    assert!(report.contains("ELSEWHERE"), "{report}");
+    assert_eq!(values(&bootstrap, "lines", 500), numbered(0..500));
+    assert_eq!(state(&other), "ELSEWHERE", "both workers ran the source");
+
+    runner.kill9();
+    append(&input, numbered(500..1000));
+    other.wait_for_task_state("shared-src", "RUNNING");
+    append(&input, numbered(1000..1200));
+    let topic = values(&bootstrap, "lines", 1200);
+    assert_eq!(topic.len(), 1200, "lines lost or repeated in the topic");
+    assert_eq!(topic, numbered(0..1200));
+
+    // The killed worker comes back and leaves the task where it runs; the
+    // one running it stops cleanly, leaving the group, and hands it back.
+    runner.spawn();
+    runner.wait_for_task_state("shared-src", "ELSEWHERE");
+    other.terminate();
+    runner.wait_for_task_state("shared-src", "RUNNING");
+    append(&input, numbered(1200..1400));
+    assert_eq!(values(&bootstrap, "lines", 1400), numbered(0..1400));
 }
 
 /// A CDC source of `tables` through `slot` into topics

@@ -1,12 +1,13 @@
 //! The librdkafka clients of the runtime: how each is configured, and the
-//! compacted offsets topic created at start.
+//! internal topics created at start (the compacted offsets topic, the
+//! source tasks topic the workers of a group share).
 
 use crate::config::{ConnectConfig, ConnectorConfig};
 use crate::error::ConnectError;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use std::time::Duration;
@@ -88,6 +89,62 @@ pub fn offsets_reader(config: &ConnectConfig, isolation: &str) -> Result<BaseCon
         ],
     )
     .create()
+}
+
+/// A worker's member of the group sharing the source tasks
+/// (`<group.id>-sources`): cooperative-sticky, so a rebalance moves only
+/// the tasks that must move; named by the worker's id for the group's
+/// member list. It never reads a record, so it commits nothing.
+pub fn source_group_consumer<C: ConsumerContext>(
+    config: &ConnectConfig,
+    context: C,
+) -> Result<BaseConsumer<C>, KafkaError> {
+    let group = format!("{}-sources", config.group);
+    client(
+        config,
+        &[
+            ("group.id", &group),
+            ("client.id", &config.rest_listen.to_string()),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("enable.auto.commit", "false"),
+        ],
+    )
+    .create_with_context(context)
+}
+
+/// Creates `topic` with `partitions` partitions at least: creates it if
+/// missing, adds partitions if it has fewer (a config that grew).
+pub async fn create_source_tasks_topic(
+    config: &ConnectConfig,
+    topic: &str,
+    partitions: usize,
+) -> Result<(), ConnectError> {
+    let admin: AdminClient<DefaultClientContext> = client(config, &[]).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let fail = |code| ConnectError::Config(format!("cannot create {topic}: {code}"));
+    let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(-1));
+    for result in admin.create_topics([&new], &options).await? {
+        match result {
+            Ok(_) => return Ok(()),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(fail(code)),
+        }
+    }
+    let metadata = admin.inner().fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
+    let existing = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len());
+    if existing >= partitions {
+        return Ok(());
+    }
+    let more = NewPartitions::new(topic, partitions);
+    for result in admin.create_partitions([&more], &options).await? {
+        if let Err((_, code)) = result {
+            return Err(fail(code));
+        }
+    }
+    Ok(())
 }
 
 /// Creates the compacted offsets topic unless it exists. One partition:

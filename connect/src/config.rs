@@ -14,10 +14,16 @@ use std::time::Duration;
 /// The default compacted topic of source positions.
 pub const DEFAULT_OFFSETS_TOPIC: &str = "__actorlog_connect_offsets";
 
+/// The default group of workers sharing the source tasks.
+pub const DEFAULT_GROUP: &str = "connect-cluster";
+
 #[derive(Debug, Clone)]
 pub struct ConnectConfig {
     pub bootstrap_servers: String,
     pub offsets_topic: String,
+    /// Kafka Connect's `group.id`: the workers of one group share the
+    /// source tasks of the same config.
+    pub group: String,
     pub rest_listen: SocketAddr,
     /// librdkafka settings for every client (security, timeouts), applied
     /// last.
@@ -126,9 +132,13 @@ impl ConnectConfig {
         if raw.offsets_topic.is_empty() {
             return Err("offset.storage.topic: empty".into());
         }
+        if raw.group.is_empty() {
+            return Err("group.id: empty".into());
+        }
         Ok(ConnectConfig {
             bootstrap_servers: raw.bootstrap_servers,
             offsets_topic: raw.offsets_topic,
+            group: raw.group,
             rest_listen: raw.rest_listen,
             client: raw.client,
             connectors,
@@ -143,6 +153,8 @@ struct RawConfig {
     bootstrap_servers: String,
     #[serde(rename = "offset.storage.topic", default = "default_offsets_topic")]
     offsets_topic: String,
+    #[serde(rename = "group.id", default = "default_group")]
+    group: String,
     #[serde(rename = "rest.listen", default = "default_rest")]
     rest_listen: SocketAddr,
     #[serde(default)]
@@ -157,6 +169,10 @@ fn default_bootstrap() -> String {
 
 fn default_offsets_topic() -> String {
     DEFAULT_OFFSETS_TOPIC.into()
+}
+
+fn default_group() -> String {
+    DEFAULT_GROUP.into()
 }
 
 fn default_rest() -> SocketAddr {

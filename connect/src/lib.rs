@@ -11,8 +11,10 @@
 //! Connect's converters (bytes, string, JSON with or without its
 //! `schema`/`payload` envelope) and single message transforms; failures are
 //! fatal to the task or, with `errors.tolerance: all`, skipped and sent to a
-//! dead-letter topic with the reason in `__connect.errors.*` headers. A
-//! small REST API answers Kafka Connect's status, pause, resume and restart.
+//! dead-letter topic with the reason in `__connect.errors.*` headers.
+//! Workers of one `group.id` share the source tasks through a consumer
+//! group and take over a dead worker's. A small REST API answers Kafka
+//! Connect's status, pause, resume and restart.
 //!
 //! ```no_run
 //! let config = actorlog_connect::ConnectConfig::load("connect.yaml".as_ref())?;
@@ -37,6 +39,7 @@ mod pipeline;
 mod postgres;
 mod postgres_sink;
 mod rest;
+mod source_group;
 mod status;
 mod status_client;
 mod tail;
@@ -54,6 +57,7 @@ pub use status_client::report as status_report;
 pub use transform::Transform;
 
 use actix::Actor;
+use source_group::Membership;
 use status::Statuses;
 use std::sync::Arc;
 use worker::{Shutdown, Worker};
@@ -73,6 +77,7 @@ pub fn run(config: ConnectConfig) -> Result<(), ConnectError> {
         let statuses = Statuses::new(config.rest_listen.to_string());
         let worker = Worker::new(Arc::clone(&config), statuses.clone()).start();
         actix_rt::spawn(rest::serve(listener, statuses, worker.clone()));
+        let membership = Membership::join(&config, worker.clone()).await?;
         log::info!(
             "connect: {} connector(s), REST API on http://{}",
             config.connectors.len(),
@@ -81,6 +86,9 @@ pub fn run(config: ConnectConfig) -> Result<(), ConnectError> {
         stopped().await?;
         log::info!("connect: stopping");
         let _ = worker.send(Shutdown).await;
+        if let Some(membership) = membership {
+            membership.leave().await;
+        }
         Ok(())
     })
 }

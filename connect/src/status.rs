@@ -14,6 +14,8 @@ pub enum State {
     Running,
     Paused,
     Failed,
+    /// A source task another worker of the group runs.
+    Elsewhere,
 }
 
 /// One connector (with its one task) as this worker sees it.
@@ -112,6 +114,14 @@ impl Statuses {
         });
     }
 
+    /// Another worker runs the task: a failure seen here is history.
+    pub fn task_elsewhere(&self, name: &str) {
+        self.update(name, |e| {
+            e.task = State::Elsewhere;
+            e.trace = None;
+        });
+    }
+
     pub fn get(&self, name: &str) -> Option<Entry> {
         self.lock().get(name).cloned()
     }
@@ -137,7 +147,10 @@ impl Statuses {
         } else {
             State::Running
         };
-        let mut task = json!({ "id": 0, "state": e.task, "worker_id": self.worker_id });
+        let mut task = json!({ "id": 0, "state": e.task });
+        if e.task != State::Elsewhere {
+            task["worker_id"] = Value::String(self.worker_id.clone());
+        }
         if let Some(trace) = &e.trace {
             task["trace"] = Value::String(trace.clone());
         }
@@ -223,6 +236,12 @@ mod tests {
         assert_eq!(failed["connector"]["state"], "PAUSED");
         assert_eq!(failed["tasks"][0]["state"], "FAILED");
         assert_eq!(failed["tasks"][0]["trace"], "cannot open /x");
+        s.task_elsewhere("a");
+        assert_eq!(
+            s.status_json("a").unwrap()["tasks"][0],
+            json!({"id": 0, "state": "ELSEWHERE"}),
+            "another worker runs it: no worker id of this one"
+        );
         assert!(s.status_json("b").is_none());
         assert!(!s.update("b", |_| {}));
     }

@@ -1,21 +1,31 @@
 //! The worker actor: starts each connector's task on an arbiter of its
-//! own and carries out the REST API's pause, resume and restart.
+//! own and carries out the REST API's pause, resume and restart. Sink
+//! tasks start at once (their consumer group shares the partitions); a
+//! source task runs only while the group of workers assigns this worker
+//! its connector (see `source_group`).
 
 use crate::cdc_source::PostgresCdcTask;
 use crate::config::{ConnectConfig, ConnectorConfig, ConnectorKind};
 use crate::file_sink::FileSinkTask;
 use crate::file_source::FileSourceTask;
 use crate::postgres_sink::PostgresSinkTask;
+use crate::source_group::{source_connectors, Assigned, Revoked};
 use crate::status::{State, Statuses};
 use crate::task::Control;
 use actix::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub struct Worker {
     config: Arc<ConnectConfig>,
     statuses: Statuses,
     tasks: BTreeMap<String, TaskHandle>,
+    /// The source connectors in the order of their partitions.
+    sources: Vec<String>,
+    /// The source connectors the group assigned to this worker.
+    owned: BTreeSet<String>,
+    /// Shutting down: an assignment starts nothing.
+    stopping: bool,
 }
 
 struct TaskHandle {
@@ -49,9 +59,35 @@ impl Worker {
             statuses.add(&c.name, c.kind.role());
         }
         Self {
+            sources: source_connectors(&config),
             config,
             statuses,
             tasks: BTreeMap::new(),
+            owned: BTreeSet::new(),
+            stopping: false,
+        }
+    }
+
+    /// A sink always runs here; a source while this worker owns it.
+    fn runs_here(&self, connector: &ConnectorConfig) -> bool {
+        connector.kind.role() == "sink" || self.owned.contains(&connector.name)
+    }
+
+    /// The source connectors of `partitions` (a partition past the config's
+    /// sources, from a longer config, stands for none).
+    fn sources_of(&self, partitions: &[i32]) -> Vec<String> {
+        partitions
+            .iter()
+            .filter_map(|p| self.sources.get(usize::try_from(*p).ok()?).cloned())
+            .collect()
+    }
+
+    /// Every source connector not running here runs on another worker.
+    fn mark_elsewhere(&self) {
+        for name in &self.sources {
+            if !self.owned.contains(name) {
+                self.statuses.task_elsewhere(name);
+            }
         }
     }
 
@@ -112,7 +148,9 @@ impl Actor for Worker {
 
     fn started(&mut self, _: &mut Self::Context) {
         for connector in self.config.connectors.clone() {
-            self.start_task(connector);
+            if self.runs_here(&connector) {
+                self.start_task(connector);
+            }
         }
     }
 }
@@ -150,7 +188,12 @@ impl Handler<Command> for Worker {
                 };
                 Box::pin(
                     actix::fut::wrap_future(stopped).map(move |(), worker: &mut Self, _| {
-                        worker.start_task(connector);
+                        // A source another worker owns stays there: starting
+                        // it here would fence that worker's task. One the
+                        // group assigned meanwhile has started already.
+                        if worker.runs_here(&connector) && !worker.tasks.contains_key(&name) {
+                            worker.start_task(connector);
+                        }
                         true
                     }),
                 )
@@ -159,10 +202,54 @@ impl Handler<Command> for Worker {
     }
 }
 
+impl Handler<Assigned> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, Assigned(partitions): Assigned, _: &mut Self::Context) {
+        if self.stopping {
+            return;
+        }
+        for name in self.sources_of(&partitions) {
+            self.owned.insert(name.clone());
+            if !self.tasks.contains_key(&name) {
+                if let Some(connector) = self.connector(&name) {
+                    log::info!("connector {name}: assigned to this worker");
+                    self.start_task(connector);
+                }
+            }
+        }
+        self.mark_elsewhere();
+    }
+}
+
+impl Handler<Revoked> for Worker {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, revoked: Revoked, _: &mut Self::Context) -> Self::Result {
+        let mut stopping = Vec::new();
+        for name in self.sources_of(&revoked.partitions) {
+            log::info!("connector {name}: moves to another worker");
+            self.owned.remove(&name);
+            stopping.extend(self.tasks.remove(&name));
+        }
+        let done = revoked.done;
+        let stopped = futures_join(stopping.into_iter().map(stop));
+        Box::pin(
+            actix::fut::wrap_future(stopped).map(move |(), worker: &mut Self, _| {
+                worker.mark_elsewhere();
+                // Lets the group hand the partitions on.
+                drop(done);
+            }),
+        )
+    }
+}
+
 impl Handler<Shutdown> for Worker {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        self.owned.clear();
         let tasks = std::mem::take(&mut self.tasks);
         Box::pin(async move {
             futures_join(tasks.into_values().map(stop)).await;
