@@ -358,17 +358,17 @@ async fn respond(
             broker.metrics().fetched(&topic.label, bytes);
         }
     }
-    // Only recently written records go out with sendfile: older ones may
-    // have left the page cache, and are read on the reader threads.
-    let recent = topics
+    // Only records in the page cache go out with sendfile; the reader
+    // threads read the others (they would wait on the disk here).
+    let cached = topics
         .iter()
         .flat_map(|(_, results)| results.iter().flatten())
         .all(|answer| match &answer.records {
-            Data::Located(records) => records.recent,
+            Data::Located(records) => records.cached,
             Data::Read(_) => true,
         });
     let zero_copy = (fetch_response::MIN_VERSION..=fetch_response::MAX_VERSION).contains(&version);
-    if plain && recent && zero_copy {
+    if plain && cached && zero_copy {
         let (response, records) = split_records(version, topics);
         return Response::Parts(fetch_response::encode(&response, records, version));
     }

@@ -11,8 +11,9 @@
 //! change and the active one only grows past the planned size.
 
 use bytes::Bytes;
+use rustix::io::ReadWriteFlags;
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -36,18 +37,14 @@ struct Span {
 pub struct FileRecords {
     batches: Vec<Span>,
     len: u64,
-    /// The batches were among the last [`RECENT_BYTES`] of their log when
-    /// located: written lately, so very likely still in the page cache.
-    pub recent: bool,
+    /// Their pages were in the page cache when they were located (see
+    /// [`FileRecords::in_page_cache`]), so `sendfile` from the connection's
+    /// thread will not wait on the disk.
+    pub cached: bool,
 }
 
-/// How far behind its log's end a read may start and still be sent with
-/// `sendfile` from the connection's thread. A `sendfile` of pages no longer
-/// cached waits on the disk there, stalling every connection and actor on
-/// that thread; older data (a consumer catching up on a backlog) is read
-/// on the reader threads instead. Consumers at the tail, the common case,
-/// read what was just written.
-pub const RECENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes between two probes of [`FileRecords::in_page_cache`].
+const PROBE_STRIDE: u64 = 1024 * 1024;
 
 impl FileRecords {
     pub fn push(&mut self, file: &Arc<File>, offset: u64, len: u64, last_offset: i64) {
@@ -92,6 +89,22 @@ impl FileRecords {
         self.len = self.batches.iter().map(|b| b.region.len).sum();
     }
 
+    /// Whether the batches' pages are in the page cache, as far as reading
+    /// one byte every [`PROBE_STRIDE`] (and the last) without waiting for
+    /// the disk (`RWF_NOWAIT`) tells. A `sendfile` of pages that left the
+    /// cache would wait on the disk on the connection's thread, stalling
+    /// every connection and actor there; such records (a consumer catching
+    /// up on an old backlog) are read on the reader threads instead.
+    pub fn in_page_cache(&self) -> bool {
+        self.regions().iter().all(|region| {
+            let last = region.offset + region.len.saturating_sub(1);
+            (region.offset..=last)
+                .step_by(PROBE_STRIDE as usize)
+                .chain([last])
+                .all(|at| resident(&region.file, at))
+        })
+    }
+
     /// The batches as file regions, adjacent batches of one file joined:
     /// usually one region per segment.
     pub fn regions(&self) -> Vec<FileRegion> {
@@ -125,5 +138,50 @@ impl FileRecords {
             at = end;
         }
         Ok(Bytes::from(buf))
+    }
+}
+/// Whether the byte at `at` of `file` is in the page cache: a read of it
+/// that may not wait for the disk succeeds. A file that cannot tell (a
+/// memfd of the in-memory storage, a filesystem without `RWF_NOWAIT`)
+/// counts as cached, so it is sent as Kafka sends every fetch.
+fn resident(file: &File, at: u64) -> bool {
+    let mut byte = [0u8; 1];
+    let read = rustix::io::preadv2(
+        file,
+        &mut [IoSliceMut::new(&mut byte)],
+        at,
+        ReadWriteFlags::NOWAIT,
+    );
+    matches!(read, Ok(1) | Err(rustix::io::Errno::OPNOTSUPP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Pages just written are cached; once written back and dropped from
+    /// the cache (as a long-idle backlog is), the probe says so.
+    #[test]
+    fn the_probe_tells_cached_pages_from_dropped_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("segment"))
+            .unwrap();
+        file.write_all(&vec![7u8; 3 * PROBE_STRIDE as usize])
+            .unwrap();
+        let file = Arc::new(file);
+        let mut records = FileRecords::default();
+        records.push(&file, 0, 2 * PROBE_STRIDE, 0);
+        records.push(&file, 2 * PROBE_STRIDE, PROBE_STRIDE, 1);
+        assert!(records.in_page_cache());
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        assert!(!records.in_page_cache());
+        assert_eq!(records.read().unwrap().len(), 3 * PROBE_STRIDE as usize);
     }
 }

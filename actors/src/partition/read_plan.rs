@@ -16,7 +16,7 @@
 //! just no longer wait on the disk there.
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
-use super::file_records::{FileRecords, RECENT_BYTES};
+use super::file_records::FileRecords;
 use bytes::Bytes;
 use std::fs::File;
 use std::io;
@@ -55,9 +55,7 @@ impl ReadPlan {
     /// batch larger than its budget. Batches from offset `below` on are left
     /// out. Reads batch headers only.
     pub fn locate(&self, max_bytes: usize, below: i64) -> io::Result<FileRecords> {
-        let to_end: u64 = self.slices.iter().map(|s| s.size - s.from).sum();
         let mut records = FileRecords::default();
-        records.recent = to_end <= RECENT_BYTES;
         for slice in &self.slices {
             let mut window = Window::default();
             let mut position = slice.from;
@@ -186,21 +184,6 @@ mod tests {
         assert_eq!(all.read().unwrap(), stored.concat());
         assert_eq!(all.regions().len(), 4);
         assert_eq!(all.len(), 7 * len as u64);
-    }
-
-    /// Reads that start more than `RECENT_BYTES` before the log's end are
-    /// not sent with sendfile (their pages may have left the cache).
-    #[test]
-    fn reads_far_behind_the_end_are_not_recent() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, _) = filled(dir.path());
-        assert!(located(&log, 0, usize::MAX, i64::MAX).recent);
-        let mut plan = log.read_plan(0).unwrap();
-        let mut far = plan.slices.pop().unwrap();
-        far.size += super::RECENT_BYTES;
-        plan.slices.push(far);
-        // One batch of budget: the grown slice is never read.
-        assert!(!plan.locate(1, i64::MAX).unwrap().recent);
     }
 
     #[test]

@@ -49,14 +49,19 @@ impl Readers {
     }
 
     /// Locates the batches of `plan` (see [`ReadPlan::locate`]) on a reader
-    /// thread.
+    /// thread, and notes whether they are in the page cache.
     pub async fn locate(
         &self,
         plan: ReadPlan,
         max_bytes: usize,
         below: i64,
     ) -> io::Result<FileRecords> {
-        self.run(move || plan.locate(max_bytes, below)).await
+        self.run(move || {
+            let mut records = plan.locate(max_bytes, below)?;
+            records.cached = records.in_page_cache();
+            Ok(records)
+        })
+        .await
     }
 
     /// Reads located batches into memory on a reader thread.
