@@ -1080,3 +1080,57 @@ fn a_broker_whose_log_directory_fails_hands_over_its_leadership() {
     assert!(records.contains(&(before, 0)), "{records:?}");
     assert!(records.contains(&(after, 1)), "{records:?}");
 }
+
+/// kafka-python's describe_metadata_quorum (DescribeQuorum v2), sent to
+/// whichever broker it picks: the raft leader and epoch, the three voters
+/// with their controller listeners, and the observer.
+#[test]
+fn describe_quorum_shows_the_controller_quorum() {
+    let mut cluster = Cluster::configure_with_voters(4, 3, "");
+    for i in 0..4 {
+        cluster.launch(i);
+    }
+    for i in 0..4 {
+        cluster.wait_listening(i);
+    }
+    wait_until(FAILOVER_WAIT, "brokers 1 to 4 are registered", || {
+        metadata(&cluster.bootstrap_of(0)).is_some_and(|m| broker_ids(&m) == [1, 2, 3, 4])
+    });
+    let quorum = |i: usize| -> serde_json::Value {
+        let output = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/scripts/kafka_python_quorum.py"
+            ))
+            .arg(cluster.bootstrap_of(i))
+            .output()
+            .expect("python3 runs (scripts/test installs kafka-python)");
+        assert!(
+            output.status.success(),
+            "kafka_python_quorum.py: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    };
+    let mut seen = serde_json::Value::Null;
+    wait_until(FAILOVER_WAIT, "every broker sees the observer join", || {
+        (0..4).all(|i| {
+            seen = quorum(i);
+            seen["observers"] == serde_json::json!([4])
+        })
+    });
+    for i in 0..4 {
+        let view = quorum(i);
+        assert_eq!(view["error"], serde_json::Value::Null, "{view}");
+        assert_eq!(view["voters"], serde_json::json!([1, 2, 3]), "{view}");
+        assert_eq!(view["nodes"], serde_json::json!([1, 2, 3]), "{view}");
+        let leader = view["leader"].as_i64().expect("a leader");
+        assert!((1..=3).contains(&leader), "{view}");
+        assert!(view["epoch"].as_i64() >= Some(1), "{view}");
+        assert!(view["high_watermark"].as_i64() >= Some(1), "{view}");
+        // The broker that answered knows its own log end at least (the
+        // leader knows every voter's).
+        let ends = view["voter_ends"].as_array().expect("ends");
+        assert!(ends.iter().any(|e| e.as_i64() >= Some(1)), "{view}");
+    }
+}

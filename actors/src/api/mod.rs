@@ -33,6 +33,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
 mod end_txn;
@@ -191,6 +192,7 @@ apis! {
     DescribeConfigs 0..=4, now |c, req| describe_configs::handle(&c.broker, &c.access, req);
     CreatePartitions 0..=3, later |c, req| create_partitions::handle(&c.broker, &c.access, req);
     DescribeCluster 0..=1, now |c, _| describe_cluster::handle(&c.broker, &c.access, &c.listener);
+    DescribeQuorum 0..=2, now |c, req| describe_quorum::handle(&c.broker, &c.access, req);
     FindCoordinator 0..=6, later |c, req| find_coordinator::handle(&c.broker, &c.access, &c.listener, c.version, req);
     JoinGroup 0..=9, later |c, req| join_group::handle(&c.broker, &c.access, c.version, c.client_id, c.peer, req);
     SyncGroup 0..=5, later |c, req| sync_group::handle(&c.broker, &c.access, req);

@@ -13,7 +13,7 @@ pub use image::{
     assign_replicas, Applied, BrokerInfo, ClusterImage, Command, CommandResult, Endpoint,
     MetadataError, PartitionImage, TopicImage,
 };
-pub use node::{ClusterError, ClusterNode};
+pub use node::{ClusterError, ClusterNode, Quorum};
 
 #[cfg(test)]
 mod tests;

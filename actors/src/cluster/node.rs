@@ -110,6 +110,21 @@ struct Inner {
     owner: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
+/// The controller quorum as one node sees it (DescribeQuorum): Kafka's
+/// leader epoch is the raft term, its high watermark the applied log end.
+pub struct Quorum {
+    pub leader: Option<i32>,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    /// Each voter and its log end offset, where known: this node's own, and
+    /// on the leader every replica's matched end.
+    pub voters: Vec<(i32, Option<i64>)>,
+    /// Observers (raft learners), the same way.
+    pub observers: Vec<(i32, Option<i64>)>,
+    /// Each voter's controller address, from the configured voters.
+    pub addresses: BTreeMap<i32, SocketAddr>,
+}
+
 /// The handle the broker holds; cheap to clone.
 #[derive(Clone)]
 pub struct ClusterNode {
@@ -279,6 +294,35 @@ impl ClusterNode {
     /// log write is already fsynced; this waits for the log writer to
     /// finish and the listener to close, so the same directory and port can
     /// be reused at once.
+    /// The quorum as this node sees it now.
+    pub fn quorum(&self) -> Quorum {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let me = self.inner.node_id as u64;
+        let end = |id: u64| -> Option<i64> {
+            let index = if id == me {
+                metrics.last_log_index
+            } else {
+                metrics.replication.as_ref()?.get(&id)?.map(|log| log.index)
+            };
+            Some(index.map_or(0, |i| i as i64 + 1))
+        };
+        let membership = metrics.membership_config.membership();
+        let with_end = |ids: Vec<u64>| ids.into_iter().map(|id| (id as i32, end(id))).collect();
+        Quorum {
+            leader: metrics.current_leader.map(|id| id as i32),
+            epoch: i32::try_from(metrics.current_term).unwrap_or(i32::MAX),
+            high_watermark: metrics.last_applied.map_or(0, |log| log.index as i64 + 1),
+            voters: with_end(membership.voter_ids().collect()),
+            observers: with_end(membership.learner_ids().collect()),
+            addresses: self
+                .inner
+                .voters
+                .iter()
+                .map(|(&id, &addr)| (id as i32, addr))
+                .collect(),
+        }
+    }
+
     pub fn shutdown(&self) {
         self.inner.stop.send_replace(true);
         let owner = lock(&self.inner.owner).take();
