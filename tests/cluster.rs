@@ -496,54 +496,71 @@ fn transactions_survive_a_coordinator_kill() {
     wait_until(FAILOVER_WAIT, "init_transactions succeeds", || {
         producer.init_transactions(TIMEOUT).is_ok()
     });
-    let group: BaseConsumer = cluster_process::clients::client_config(&bootstrap)
-        .set("group.id", GROUP)
-        .create()
-        .expect("consumer for the group metadata");
-    let group_metadata = group.group_metadata().expect("group metadata");
+    // Each round commits its input offsets for a group of its own: round 0
+    // for GROUP, on the broker about to be killed, later rounds for groups
+    // librdkafka has never looked up, since it keeps a killed coordinator
+    // cached (see above).
+    let groups: Vec<BaseConsumer> = (0..=KILLS)
+        .map(|round| {
+            let id = match round {
+                0 => GROUP.to_string(),
+                n => format!("{GROUP}-{n}"),
+            };
+            cluster_process::clients::client_config(&bootstrap)
+                .set("group.id", id)
+                .create()
+                .expect("consumer for the group metadata")
+        })
+        .collect();
 
     // One transaction: its records, and the input position it consumed to.
     // Ok(true) committed, Ok(false) aborted as asked; Err: it failed and
     // was aborted, so none of it counts.
-    let transaction =
-        |values: &[u64], input_offset: i64, commit: bool| -> Result<bool, KafkaError> {
-            producer.begin_transaction()?;
-            for value in values {
-                let payload = value.to_string();
-                producer
-                    .send(
-                        BaseRecord::<(), str>::to("txn-out")
-                            .partition(0)
-                            .payload(&payload),
-                    )
-                    .map_err(|(e, _)| e)?;
-            }
-            let mut offsets = TopicPartitionList::new();
-            offsets
-                .add_partition_offset("txn-in", 0, Offset::Offset(input_offset))
-                .expect("offset");
-            let ended = producer
-                .send_offsets_to_transaction(&offsets, &group_metadata, TIMEOUT)
-                .and_then(|()| {
-                    if commit {
-                        producer.commit_transaction(TIMEOUT)
-                    } else {
-                        producer.abort_transaction(TIMEOUT)
-                    }
-                });
-            match ended {
-                Ok(()) => Ok(commit),
-                Err(e) => {
-                    let _ = producer.abort_transaction(TIMEOUT);
-                    Err(e)
+    let transaction = |group: &BaseConsumer,
+                       values: &[u64],
+                       input_offset: i64,
+                       commit: bool|
+     -> Result<bool, KafkaError> {
+        let group_metadata = group.group_metadata().expect("group metadata");
+        producer.begin_transaction()?;
+        for value in values {
+            let payload = value.to_string();
+            producer
+                .send(
+                    BaseRecord::<(), str>::to("txn-out")
+                        .partition(0)
+                        .payload(&payload),
+                )
+                .map_err(|(e, _)| e)?;
+        }
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("txn-in", 0, Offset::Offset(input_offset))
+            .expect("offset");
+        let ended = producer
+            .send_offsets_to_transaction(&offsets, &group_metadata, TIMEOUT)
+            .and_then(|()| {
+                if commit {
+                    producer.commit_transaction(TIMEOUT)
+                } else {
+                    producer.abort_transaction(TIMEOUT)
                 }
+            });
+        match ended {
+            Ok(()) => Ok(commit),
+            Err(e) => {
+                let _ = producer.abort_transaction(TIMEOUT);
+                Err(e)
             }
-        };
+        }
+    };
 
     let mut expected: Vec<u64> = Vec::new();
     let mut input_offset = 0;
+    // The input offset each round's group committed last.
+    let mut round_ends: Vec<i64> = Vec::new();
     let partition = offsets_partition(TXN_ID);
-    for round in 0..=KILLS {
+    for (round, group) in groups.iter().enumerate() {
         // Committed transactions, and one aborted among them.
         let mut committed_here = 0;
         let mut attempt = 0;
@@ -552,7 +569,7 @@ fn transactions_survive_a_coordinator_kill() {
             let first = (round * 1_000 + attempt * 10) as u64;
             let values: Vec<u64> = (first..first + 5).collect();
             let commit = attempt != 2;
-            match transaction(&values, input_offset + 1, commit) {
+            match transaction(group, &values, input_offset + 1, commit) {
                 Ok(true) => {
                     expected.extend(&values);
                     input_offset += 1;
@@ -569,6 +586,7 @@ fn transactions_survive_a_coordinator_kill() {
                 }
             }
         }
+        round_ends.push(input_offset);
         if round == KILLS {
             break;
         }
@@ -632,24 +650,27 @@ fn transactions_survive_a_coordinator_kill() {
     });
     assert_eq!(read, expected, "what read_committed consumers see");
 
+    // Round 0's offsets, committed at the killed coordinator, survived it.
     let mut wanted = TopicPartitionList::new();
     wanted.add_partition("txn-in", 0);
-    let mut committed = None;
-    wait_until(FAILOVER_WAIT, "the group's offset is readable", || {
-        committed = group
-            .committed_offsets(wanted.clone(), Duration::from_secs(5))
-            .ok()
-            .and_then(|found| match found.find_partition("txn-in", 0)?.offset() {
-                Offset::Offset(offset) => Some(offset),
-                _ => None,
-            });
-        committed.is_some()
-    });
-    assert_eq!(
-        committed,
-        Some(input_offset),
-        "the group's committed input offset"
-    );
+    for (round, (group, end)) in groups.iter().zip(&round_ends).enumerate() {
+        let mut committed = None;
+        wait_until(FAILOVER_WAIT, "the group's offset is readable", || {
+            committed = group
+                .committed_offsets(wanted.clone(), Duration::from_secs(5))
+                .ok()
+                .and_then(|found| match found.find_partition("txn-in", 0)?.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                });
+            committed.is_some()
+        });
+        assert_eq!(
+            committed,
+            Some(*end),
+            "the committed input offset of round {round}'s group"
+        );
+    }
 }
 
 /// A partition whose preferred leader (its first replica) died and came
