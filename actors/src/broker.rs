@@ -14,10 +14,11 @@ use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
 use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
+use crate::partition::disk::DiskThreads;
 use crate::partition::local_log::Log;
 use crate::partition::reader::Readers;
 use crate::partition::PartitionHandle;
-use crate::partition::{self, CleanupSchedule, Partition};
+use crate::partition::{self, CleanupSchedule, LogThreads, Partition};
 use crate::replication::txn_offsets::PendingOffsets;
 use crate::security::listeners::Listener;
 use crate::security::peer::PeerSecurity;
@@ -206,13 +207,11 @@ pub struct BrokerAddress {
     pub port: i32,
 }
 
-/// The broker's threads and the handles that keep the flusher, cleaner and
-/// reader threads alive (the partitions hold clones).
+/// The broker's threads and the handles that keep the flusher, cleaner,
+/// reader and disk threads alive (the partitions hold clones).
 struct Threads {
     arbiters: Vec<Arbiter>,
-    flusher: Flusher,
-    cleaner: Cleaner,
-    readers: Readers,
+    log: LogThreads,
     services: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -242,6 +241,7 @@ impl Broker {
         let (flusher, flusher_thread) = Flusher::start(metrics.clone())?;
         let (cleaner, cleaner_thread) = Cleaner::start(config.compaction_bytes_per_sec)?;
         let (readers, reader_threads) = Readers::start(config.io_threads)?;
+        let (disk, disk_threads) = DiskThreads::start(config.io_threads)?;
         let state_db = crate::store::state_db::open(state_db.as_deref())?;
         let offsets = OffsetStore::open(&state_db)?;
         let acls = AclStore::open(&state_db)?;
@@ -339,12 +339,16 @@ impl Broker {
             next_arbiter: AtomicUsize::new(0),
             threads: std::sync::Mutex::new(Some(Threads {
                 arbiters,
-                flusher,
-                cleaner,
-                readers,
+                log: LogThreads {
+                    flusher,
+                    cleaner,
+                    readers,
+                    disk,
+                },
                 services: [flusher_thread, cleaner_thread]
                     .into_iter()
                     .chain(reader_threads)
+                    .chain(disk_threads)
                     .collect(),
             })),
             metrics,
@@ -480,7 +484,7 @@ impl Broker {
 
     /// Stops the broker's threads after [`Broker::sync_all`], and waits
     /// until they have ended: the workers (so every actor and its files are
-    /// closed), then the flusher and the cleaner.
+    /// closed), then the flusher, the cleaner, the reader and disk threads.
     pub fn stop(&self) {
         let threads = match self.threads.lock() {
             Ok(mut threads) => threads.take(),
@@ -499,10 +503,10 @@ impl Broker {
         }
         // The partitions are gone with their workers: these were the last
         // handles, so the threads end once their queues are empty.
-        drop((threads.flusher, threads.cleaner, threads.readers));
+        drop(threads.log);
         for thread in threads.services {
             if thread.join().is_err() {
-                log::error!("the flusher, cleaner or a reader thread panicked");
+                log::error!("the flusher, the cleaner, a reader or a disk thread panicked");
             }
         }
     }
@@ -604,7 +608,7 @@ impl Broker {
     /// memory; `None` once the broker has stopped.
     pub(crate) fn readers(&self) -> Option<Readers> {
         match self.threads.lock().as_deref() {
-            Ok(Some(threads)) => Some(threads.readers.clone()),
+            Ok(Some(threads)) => Some(threads.log.readers.clone()),
             _ => None,
         }
     }
@@ -674,12 +678,8 @@ impl Broker {
             retention_check: Duration::from_millis(self.config.retention_check_interval_ms),
             cleaner_backoff: Duration::from_millis(self.config.log_cleaner_backoff_ms),
         };
-        let (flusher, cleaner, readers) = match self.threads.lock().as_deref() {
-            Ok(Some(threads)) => (
-                threads.flusher.clone(),
-                threads.cleaner.clone(),
-                threads.readers.clone(),
-            ),
+        let threads = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => threads.log.clone(),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
         let log_config = topic::config::log_config(&self.settings(), configs);
@@ -687,15 +687,8 @@ impl Broker {
             Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
             Storage::Memory => Log::in_memory(log_config)?,
         };
-        let (mut partition, offsets) = Partition::new(
-            format!("{topic}-{index}"),
-            log,
-            cleanup,
-            schedule,
-            flusher,
-            cleaner,
-            readers,
-        )?;
+        let (mut partition, offsets) =
+            Partition::new(format!("{topic}-{index}"), log, cleanup, schedule, threads)?;
         if self.cluster.is_some() {
             partition.awaiting_role();
         }

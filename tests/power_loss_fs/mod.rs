@@ -72,6 +72,18 @@ struct Faults {
     cut: bool,
     /// Whether the power was cut by `cut_after_sync_of`.
     cut_happened: bool,
+    /// Writes to files whose live path contains this wait, unanswered,
+    /// until released: a disk that stalls for one file.
+    stall_writes_under: Option<String>,
+}
+
+/// A write the disk holds back, answered when released.
+#[derive(Debug)]
+struct StalledWrite {
+    file: Arc<File>,
+    offset: u64,
+    data: Vec<u8>,
+    reply: ReplyWrite,
 }
 
 #[derive(Debug)]
@@ -85,6 +97,7 @@ struct State {
     next_handle: u64,
     durable: Durable,
     faults: Faults,
+    stalled: Vec<StalledWrite>,
 }
 
 struct PowerLossFs {
@@ -127,6 +140,7 @@ impl PowerLossDisk {
             next_handle: 1,
             durable,
             faults: Faults::default(),
+            stalled: Vec::new(),
         }));
         let fs = PowerLossFs {
             state: Arc::clone(&state),
@@ -164,6 +178,30 @@ impl PowerLossDisk {
         lock(&self.state).faults.cut_after_rename_of = Some(suffix.to_string());
     }
 
+    /// From now on, writes to files whose path contains `needle` wait,
+    /// unanswered, until [`PowerLossDisk::release_writes`]; other files
+    /// are served meanwhile.
+    pub fn stall_writes_under(&self, needle: &str) {
+        lock(&self.state).faults.stall_writes_under = Some(needle.to_string());
+    }
+
+    /// How many writes are held back.
+    pub fn stalled_writes(&self) -> usize {
+        lock(&self.state).stalled.len()
+    }
+
+    /// Ends the stall: the held writes are carried out and answered.
+    pub fn release_writes(&self) {
+        let stalled = {
+            let mut state = lock(&self.state);
+            state.faults.stall_writes_under = None;
+            std::mem::take(&mut state.stalled)
+        };
+        for write in stalled {
+            write_now(&write.file, write.offset, &write.data, write.reply);
+        }
+    }
+
     /// Whether the power was cut by one of the `cut_power_after_` faults.
     pub fn power_was_cut(&self) -> bool {
         lock(&self.state).faults.cut_happened
@@ -199,6 +237,14 @@ impl Drop for PowerLossDisk {
         if let Some(session) = self.session.take() {
             let _ = session.umount_and_join();
         }
+    }
+}
+
+/// Writes `data` at `offset` of `file` and answers the kernel.
+fn write_now(file: &File, offset: u64, data: &[u8], reply: ReplyWrite) {
+    match file.write_all_at(data, offset) {
+        Ok(()) => reply.written(data.len() as u32),
+        Err(e) => reply.error(errno(&e)),
     }
 }
 
@@ -660,7 +706,7 @@ impl Filesystem for PowerLossFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -669,14 +715,31 @@ impl Filesystem for PowerLossFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let file = match self.state().handle(fh) {
+        let mut state = self.state();
+        let file = match state.handle(fh) {
             Ok(file) => file,
             Err(e) => return reply.error(e),
         };
-        match file.write_all_at(data, offset) {
-            Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(errno(&e)),
+        let stalls = state
+            .faults
+            .stall_writes_under
+            .as_deref()
+            .is_some_and(|needle| {
+                state
+                    .path(ino)
+                    .is_ok_and(|path| path.to_string_lossy().contains(needle))
+            });
+        if stalls {
+            state.stalled.push(StalledWrite {
+                file,
+                offset,
+                data: data.to_vec(),
+                reply,
+            });
+            return;
         }
+        drop(state);
+        write_now(&file, offset, data, reply);
     }
 
     fn flush(

@@ -124,7 +124,7 @@ impl Broker {
     /// Whether this broker's log directory is offline.
     fn log_dir_offline(&self) -> bool {
         match self.threads.lock().as_deref() {
-            Ok(Some(threads)) => threads.flusher.log_dir().is_offline(),
+            Ok(Some(threads)) => threads.log.flusher.log_dir().is_offline(),
             _ => false,
         }
     }

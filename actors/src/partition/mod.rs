@@ -12,11 +12,13 @@ pub mod batch;
 pub mod cleanable;
 pub mod cleaner;
 pub mod compaction;
+pub mod disk;
 pub mod epoch_cache;
 pub mod file_records;
 mod handle;
 pub mod index;
 pub mod local_log;
+mod pool;
 pub mod producers;
 mod read_plan;
 pub mod reader;
@@ -35,6 +37,7 @@ use actix::{
     ResponseFuture,
 };
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use std::fs::File;
 use std::io;
@@ -44,11 +47,13 @@ use tokio::sync::watch;
 
 pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 
-use self::cleanable::CleaningLimits;
+use self::batch::BatchHeader;
+use self::cleanable::{Cleanable, CleaningLimits};
 use self::cleaner::{Cleaner, CompactionDone};
 use self::compaction::CompactionPolicy;
+use self::disk::{answered, DiskThreads, Lent};
 use self::file_records::FileRecords;
-use self::local_log::{Log, LogConfig, ReadError};
+use self::local_log::{AppendInfo, Log, LogConfig, ReadError};
 use self::producers::{ActiveProducer, Producers, Verdict};
 use self::reader::Readers;
 use self::replication::{ReplicaRead, Role};
@@ -73,24 +78,29 @@ pub struct Partition {
     /// `topic-index`, for log lines.
     name: String,
     /// The segments, indexes and offsets: the partition's data, which only
-    /// this actor touches.
-    log: Log,
+    /// this actor touches (or a disk thread it lends them to).
+    log: Lent<Log>,
     /// Retention and compaction settings, replaced by [`SetConfigs`].
     cleanup: Cleanup,
     /// How often retention and compaction are checked.
     schedule: CleanupSchedule,
     /// Idempotent producers' last sequences, to refuse duplicates and gaps.
     producers: Producers,
-    /// Open transactions and the aborted ones `read_committed` skips.
-    transactions: Transactions,
+    /// Open transactions and the aborted ones `read_committed` skips; lent
+    /// with the log, since markers write its index.
+    transactions: Lent<Transactions>,
     /// Where durable appends go to be fsynced (group commit).
     flusher: Flusher,
     /// The thread that compacts, off this actor's arbiter.
     cleaner: Cleaner,
     /// The threads that carry out this partition's reads.
     readers: Readers,
+    /// The threads that carry out its other disk work.
+    disk: DiskThreads,
     /// A compaction job of this partition is on the cleaner thread.
     compacting: Option<CompactionJob>,
+    /// A [`Clean`] is on its way to this actor.
+    clean_queued: bool,
     /// When tombstones kept by the last compaction may go: compaction runs
     /// again then even without new records, or they would stay forever.
     tombstones_expire_ms: Option<i64>,
@@ -101,6 +111,15 @@ pub struct Partition {
     role: Role,
 }
 
+/// The threads every partition hands its disk work to.
+#[derive(Clone)]
+pub struct LogThreads {
+    pub flusher: Flusher,
+    pub cleaner: Cleaner,
+    pub readers: Readers,
+    pub disk: DiskThreads,
+}
+
 impl Partition {
     /// Wraps an opened log. The receiver follows the log's offsets.
     pub fn new(
@@ -108,10 +127,14 @@ impl Partition {
         mut log: Log,
         cleanup: Cleanup,
         schedule: CleanupSchedule,
-        flusher: Flusher,
-        cleaner: Cleaner,
-        readers: Readers,
+        threads: LogThreads,
     ) -> io::Result<(Self, watch::Receiver<LogOffsets>)> {
+        let LogThreads {
+            flusher,
+            cleaner,
+            readers,
+            disk,
+        } = threads;
         log.seal_in_background(flusher.clone());
         let mut producers = Producers::default();
         let mut transactions = match log.dir() {
@@ -135,15 +158,17 @@ impl Partition {
         });
         let partition = Partition {
             name,
-            log,
+            log: Lent::new(log),
             cleanup,
             schedule,
             producers,
-            transactions,
+            transactions: Lent::new(transactions),
             flusher,
             cleaner,
             readers,
+            disk,
             compacting: None,
+            clean_queued: false,
             tombstones_expire_ms: None,
             offsets,
             role: Role::Standalone,
@@ -186,20 +211,53 @@ impl Partition {
         }
     }
 
-    /// Applies the topic's cleanup policy: a compaction job for the cleaner
-    /// thread if the log is eligible, then deletion of the closed segments
-    /// that retention no longer keeps. Files change only here, on the actor
-    /// between messages; a read in flight on a reader thread holds open the
-    /// files it planned (a deleted or replaced segment keeps its inode), so
-    /// it reads them as they were.
+    /// Applies the topic's cleanup policy once the operation in hand is
+    /// done (see [`Clean`]); asked again before that, it still runs once.
     fn clean(&mut self, ctx: &mut Context<Self>) {
-        if self.cleanup.compact {
-            self.compact_if_due(ctx);
+        if !self.clean_queued {
+            self.clean_queued = true;
+            ctx.notify(Clean);
         }
-        if self.cleanup.delete {
-            self.enforce_retention();
+    }
+
+    /// Measures on a disk thread how dirty the log is and deletes the
+    /// closed segments that retention no longer keeps; back here, sends
+    /// the cleaner thread a compaction job if the log is eligible. A read
+    /// in flight on a reader thread holds open the files it planned (a
+    /// deleted or replaced segment keeps its inode), so it reads them as
+    /// they were.
+    fn clean_now(&mut self, ctx: &mut Context<Self>) {
+        let compact = self.cleanup.compact && self.compacting.is_none();
+        let delete = self.cleanup.delete;
+        if !compact && !delete {
+            self.publish();
+            return;
         }
-        self.publish();
+        let (retention_ms, retention_bytes) =
+            (self.cleanup.retention_ms, self.cleanup.retention_bytes);
+        let limits = self.cleanup.limits();
+        let now = now_ms();
+        self.on_disk(
+            ctx,
+            move |log, transactions| {
+                let cleanable = compact.then(|| {
+                    let first_unstable = transactions.last_stable_offset(log.log_end_offset());
+                    log.cleanable(first_unstable, now, &limits)
+                });
+                let deleted =
+                    delete.then(|| log.enforce_retention(now, retention_ms, retention_bytes));
+                (cleanable, deleted)
+            },
+            move |act, (cleanable, deleted), ctx| {
+                if let Some(cleanable) = cleanable {
+                    act.compact_if_due(cleanable, now, ctx);
+                }
+                if let Some(deleted) = deleted {
+                    act.retention_done(deleted);
+                }
+                act.publish();
+            },
+        );
     }
 
     /// The cleaner's periodic look at a compacted log (every
@@ -210,27 +268,30 @@ impl Partition {
         if !self.cleanup.compact || self.check_online().is_err() {
             return;
         }
-        if let Err(e) = self.log.roll_if_aged(now_ms()) {
-            self.storage_error("rolling an aged segment failed", &e);
-            return;
-        }
-        self.clean(ctx);
+        let now = now_ms();
+        self.on_disk(
+            ctx,
+            move |log, _| log.roll_if_aged(now),
+            |act, rolled, ctx| match rolled {
+                Ok(_) => act.clean(ctx),
+                Err(e) => {
+                    act.storage_error("rolling an aged segment failed", &e);
+                }
+            },
+        );
     }
 
     /// Sends a compaction job to the cleaner thread (one at a time) when
     /// the log's dirty ratio reaches `min.cleanable.dirty.ratio`, a dirty
     /// record is older than `max.compaction.lag.ms`, or tombstones kept by
     /// the last cleaning are due to go.
-    fn compact_if_due(&mut self, ctx: &mut Context<Self>) {
-        if self.compacting.is_some() {
-            return;
-        }
-        let now = now_ms();
-        let limits = self.cleanup.limits();
-        let first_unstable = self
-            .transactions
-            .last_stable_offset(self.log.log_end_offset());
-        let cleanable = match self.log.cleanable(first_unstable, now, &limits) {
+    fn compact_if_due(
+        &mut self,
+        cleanable: io::Result<Cleanable>,
+        now: i64,
+        ctx: &mut Context<Self>,
+    ) {
+        let cleanable = match cleanable {
             Ok(cleanable) => cleanable,
             Err(e) => {
                 self.storage_error("measuring the dirty log failed", &e);
@@ -238,7 +299,7 @@ impl Partition {
             }
         };
         let tombstones_due = self.tombstones_expire_ms.is_some_and(|t| t <= now);
-        if !cleanable.eligible(&limits) && !tombstones_due {
+        if !cleanable.eligible(&self.cleanup.limits()) && !tombstones_due {
             return;
         }
         self.tombstones_expire_ms = None;
@@ -261,11 +322,9 @@ impl Partition {
         );
     }
 
-    /// Deletes the closed segments past `retention.ms` or beyond
-    /// `retention.bytes`.
-    fn enforce_retention(&mut self) {
-        let (ms, bytes) = (self.cleanup.retention_ms, self.cleanup.retention_bytes);
-        match self.log.enforce_retention(now_ms(), ms, bytes) {
+    /// Logs what retention deleted.
+    fn retention_done(&mut self, deleted: io::Result<usize>) {
+        match deleted {
             Ok(0) => {}
             Ok(deleted) => log::info!(
                 "{}: retention deleted {deleted} segments; log starts at {}",
@@ -279,14 +338,45 @@ impl Partition {
     }
 }
 
+/// Applies the topic's cleanup policy: posted to the partition itself, so
+/// that it runs after the operation that asked for it, with the log home
+/// (a handler never lends the log twice).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Clean;
+
+impl Handler<Clean> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: Clean, ctx: &mut Self::Context) {
+        self.clean_queued = false;
+        self.clean_now(ctx);
+    }
+}
+
+/// The cleaner's periodic look (see [`Partition::cleaner_check`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CleanerCheck;
+
+impl Handler<CleanerCheck> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: CleanerCheck, ctx: &mut Self::Context) {
+        self.cleaner_check(ctx);
+    }
+}
+
 impl Actor for Partition {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        // As messages to itself: a late timer calls its function once per
+        // missed tick in a row, and a handler must lend the log only once.
         ctx.run_interval(self.schedule.retention_check, |act, ctx| act.clean(ctx));
-        ctx.run_interval(self.schedule.cleaner_backoff, |act, ctx| {
-            act.cleaner_check(ctx)
+        ctx.run_interval(self.schedule.cleaner_backoff, |_, ctx| {
+            ctx.notify(CleanerCheck)
         });
     }
 }
@@ -334,9 +424,47 @@ impl Handler<Append> for Partition {
                 Verdict::Reject(error) => return Box::pin(async move { Err(error) }),
             }
         }
-        let batches: Vec<&[u8]> = fresh.iter().map(|(_, b)| b.as_ref()).collect();
-        let segments = self.log.segment_count();
-        let infos = match self.log.append_many(&batches, now_ms()) {
+        let durable = msg.durable;
+        if fresh.is_empty() {
+            return self.appended(fresh, duplicate_offset, Ok(Vec::new()), false, durable, ctx);
+        }
+        let batches: Vec<Bytes> = fresh.iter().map(|(_, b)| b.clone()).collect();
+        let now = now_ms();
+        let reply = self.on_disk(
+            ctx,
+            move |log, _| {
+                let segments = log.segment_count();
+                let infos = log.append_many(&batches, now);
+                (infos, log.segment_count() > segments)
+            },
+            move |act, (infos, rolled), ctx| {
+                act.appended(fresh, duplicate_offset, infos, rolled, durable, ctx)
+            },
+        );
+        Box::pin(async move {
+            match reply.await {
+                Ok(reply) => reply.await,
+                // The write died with its disk thread.
+                Err(_) => Err(ResponseError::KafkaStorageError),
+            }
+        })
+    }
+}
+
+impl Partition {
+    /// After the disk thread wrote `fresh` (or failed to): the producers'
+    /// and transactions' state, the new offsets published, and the answer,
+    /// which for a durable append waits for the fsync and the replicas.
+    fn appended(
+        &mut self,
+        fresh: Vec<(BatchHeader, Bytes)>,
+        duplicate_offset: Option<i64>,
+        infos: io::Result<Vec<AppendInfo>>,
+        rolled: bool,
+        durable: bool,
+        ctx: &mut Context<Self>,
+    ) -> BoxFuture<'static, Result<Appended, ResponseError>> {
+        let infos = match infos {
             Ok(infos) => infos,
             Err(e) => {
                 let error = self.storage_error("append failed", &e);
@@ -359,7 +487,7 @@ impl Handler<Append> for Partition {
         }
         self.leader_appended();
         self.publish();
-        if self.log.segment_count() > segments {
+        if rolled {
             // A segment was closed: it may take the partition past its
             // retention limits or compaction's dirty ratio, which apply now,
             // as Kafka's do, not at the next periodic check.
@@ -369,7 +497,7 @@ impl Handler<Append> for Partition {
             base_offset: base_offset.unwrap_or_else(|| self.log.log_end_offset()),
             log_start_offset: self.log.log_start_offset(),
         };
-        if !msg.durable {
+        if !durable {
             return Box::pin(async move { Ok(appended) });
         }
         // acks=all: fsynced here, and on every ISR member (the high
@@ -609,36 +737,46 @@ pub struct ListOffset {
 }
 
 impl Handler<ListOffset> for Partition {
-    type Result = Result<(i64, i64), ResponseError>;
+    type Result = ResponseFuture<Result<(i64, i64), ResponseError>>;
 
-    fn handle(&mut self, msg: ListOffset, _: &mut Self::Context) -> Self::Result {
-        self.check_online()?;
-        self.check_leader(msg.current_leader_epoch)?;
-        let found = match msg.timestamp {
-            LATEST_TIMESTAMP => {
+    /// Answered from memory but for a timestamp, which is looked up in the
+    /// segments on a disk thread.
+    fn handle(&mut self, msg: ListOffset, ctx: &mut Self::Context) -> Self::Result {
+        let checked = self
+            .check_online()
+            .and_then(|()| self.check_leader(msg.current_leader_epoch));
+        let ts = match (checked, msg.timestamp) {
+            (Err(e), _) => return Box::pin(async move { Err(e) }),
+            (Ok(()), LATEST_TIMESTAMP) => {
                 let offsets = self.current_offsets();
                 let latest = if msg.committed {
                     offsets.last_stable
                 } else {
                     offsets.high_watermark
                 };
-                return Ok((latest, -1));
+                return Box::pin(async move { Ok((latest, -1)) });
             }
-            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-                return Ok((self.log.log_start_offset(), -1))
+            (Ok(()), EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP) => {
+                let start = self.log.log_start_offset();
+                return Box::pin(async move { Ok((start, -1)) });
             }
-            MAX_TIMESTAMP => self.log.max_timestamp(),
-            ts if ts >= 0 => self.log.offset_for_timestamp(ts),
-            _ => return Err(ResponseError::InvalidRequest),
+            (Ok(()), ts) if ts >= 0 || ts == MAX_TIMESTAMP => ts,
+            (Ok(()), _) => return Box::pin(async { Err(ResponseError::InvalidRequest) }),
         };
-        match found {
-            Ok(Some(found)) => Ok(found),
-            Ok(None) => Ok((-1, -1)),
-            Err(e) => {
-                log::error!("{}: offset lookup failed: {e}", self.name);
-                Err(ResponseError::KafkaStorageError)
-            }
-        }
+        let found = self.on_disk(
+            ctx,
+            move |log, _| match ts {
+                MAX_TIMESTAMP => log.max_timestamp(),
+                ts => log.offset_for_timestamp(ts),
+            },
+            |act, found, _| {
+                found.map_err(|e| {
+                    log::error!("{}: offset lookup failed: {e}", act.name);
+                    ResponseError::KafkaStorageError
+                })
+            },
+        );
+        Box::pin(async move { Ok(answered(found).await?.unwrap_or((-1, -1))) })
     }
 }
 
@@ -662,7 +800,7 @@ impl Handler<WriteMarker> for Partition {
     /// `min.insync.replicas` in the ISR (else NOT_ENOUGH_REPLICAS, which the
     /// coordinator retries), answered once fsynced here and replicated to
     /// the ISR, as Kafka's coordinator writes markers with acks=all.
-    fn handle(&mut self, msg: WriteMarker, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: WriteMarker, ctx: &mut Self::Context) -> Self::Result {
         if let Err(e) = self
             .check_online()
             .and_then(|()| self.check_leader(-1))
@@ -677,49 +815,55 @@ impl Handler<WriteMarker> for Partition {
         {
             return Box::pin(async { Err(ResponseError::InvalidProducerEpoch) });
         }
-        let marker_offset = self.log.log_end_offset();
-        let written = batch::control_batch(
-            msg.producer_id,
-            msg.producer_epoch,
-            msg.commit,
-            msg.coordinator_epoch,
-            now_ms(),
-        )
-        .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|marker| {
-            // The abort is listed before its marker exists, never after.
-            if !msg.commit {
-                self.transactions.abort(msg.producer_id, marker_offset)?;
+        let now = now_ms();
+        let written = self.on_disk(
+            ctx,
+            move |log, transactions| {
+                let marker = batch::control_batch(
+                    msg.producer_id,
+                    msg.producer_epoch,
+                    msg.commit,
+                    msg.coordinator_epoch,
+                    now,
+                )
+                .map_err(|e| io::Error::other(e.to_string()))?;
+                let header =
+                    batch::parse_header(&marker).map_err(|e| io::Error::other(e.to_string()))?;
+                // The abort is listed before its marker exists, never after.
+                if !msg.commit {
+                    transactions.abort(msg.producer_id, log.log_end_offset())?;
+                }
+                let info = log.append(&marker, now)?;
+                transactions.on_batch(&header, info.base_offset);
+                Ok((header, info))
+            },
+            |act, written: io::Result<(BatchHeader, AppendInfo)>, _| {
+                let written = written.map(|(header, info)| {
+                    act.producers.record(&header, info.base_offset);
+                    info.file
+                });
+                act.leader_appended();
+                act.publish();
+                match written {
+                    Ok(file) => Ok((
+                        act.flusher.flush(vec![file]),
+                        act.wait_for_high_watermark(act.log.log_end_offset()),
+                    )),
+                    Err(e) => Err(act.storage_error("writing a transaction marker failed", &e)),
+                }
+            },
+        );
+        Box::pin(async move {
+            let (synced, replicated) = answered(written).await?;
+            match synced.await {
+                Ok(Ok(())) => {}
+                _ => return Err(ResponseError::KafkaStorageError),
             }
-            let info = self.log.append(&marker, now_ms())?;
-            let header =
-                batch::parse_header(&marker).map_err(|e| io::Error::other(e.to_string()))?;
-            self.producers.record(&header, info.base_offset);
-            self.transactions.on_batch(&header, info.base_offset);
-            Ok(info.file)
-        });
-        self.leader_appended();
-        self.publish();
-        match written {
-            Ok(file) => {
-                let synced = self.flusher.flush(vec![file]);
-                let replicated = self.wait_for_high_watermark(self.log.log_end_offset());
-                Box::pin(async move {
-                    match synced.await {
-                        Ok(Ok(())) => {}
-                        _ => return Err(ResponseError::KafkaStorageError),
-                    }
-                    match replicated {
-                        None => Ok(()),
-                        Some(rx) => rx.await.unwrap_or(Err(ResponseError::NotLeaderOrFollower)),
-                    }
-                })
+            match replicated {
+                None => Ok(()),
+                Some(rx) => rx.await.unwrap_or(Err(ResponseError::NotLeaderOrFollower)),
             }
-            Err(e) => {
-                let error = self.storage_error("writing a transaction marker failed", &e);
-                Box::pin(async move { Err(error) })
-            }
-        }
+        })
     }
 }
 
@@ -732,21 +876,35 @@ pub struct DeleteRecords {
 }
 
 impl Handler<DeleteRecords> for Partition {
-    type Result = Result<i64, ResponseError>;
+    type Result = ResponseFuture<Result<i64, ResponseError>>;
 
-    fn handle(&mut self, msg: DeleteRecords, _: &mut Self::Context) -> Self::Result {
-        self.check_online()?;
-        self.check_leader(-1)?;
+    fn handle(&mut self, msg: DeleteRecords, ctx: &mut Self::Context) -> Self::Result {
         let end = self.log.log_end_offset();
         let offset = if msg.offset == -1 { end } else { msg.offset };
-        if offset < 0 || offset > end {
-            return Err(ResponseError::OffsetOutOfRange);
+        let in_range = if offset < 0 || offset > end {
+            Err(ResponseError::OffsetOutOfRange)
+        } else {
+            Ok(())
+        };
+        let checked = self
+            .check_online()
+            .and_then(|()| self.check_leader(-1))
+            .and(in_range);
+        if let Err(e) = checked {
+            return Box::pin(async move { Err(e) });
         }
-        if let Err(e) = self.log.delete_records(offset) {
-            return Err(self.storage_error("delete records failed", &e));
-        }
-        self.publish();
-        Ok(self.log.log_start_offset())
+        let done = self.on_disk(
+            ctx,
+            move |log, _| log.delete_records(offset),
+            |act, done, _| match done {
+                Ok(()) => {
+                    act.publish();
+                    Ok(act.log.log_start_offset())
+                }
+                Err(e) => Err(act.storage_error("delete records failed", &e)),
+            },
+        );
+        Box::pin(answered(done))
     }
 }
 
@@ -820,7 +978,9 @@ impl Handler<SetConfigs> for Partition {
 impl Handler<CompactionDone> for Partition {
     type Result = ();
 
-    fn handle(&mut self, CompactionDone(result): CompactionDone, _: &mut Self::Context) {
+    /// Swaps the cleaned segments in and moves the checkpoint, on a disk
+    /// thread.
+    fn handle(&mut self, CompactionDone(result): CompactionDone, ctx: &mut Self::Context) {
         let job = self.compacting.take();
         let done = match result {
             Ok(done) => done,
@@ -831,30 +991,39 @@ impl Handler<CompactionDone> for Partition {
             }
         };
         self.tombstones_expire_ms = done.tombstones_expire_ms;
-        let mut removed = 0;
-        for cleaned in &done.cleaned {
-            match self.log.install_cleaned(cleaned) {
-                Ok(true) => removed += cleaned.removed,
-                Ok(false) => {}
-                Err(e) => {
-                    self.storage_error("installing a compacted segment", &e);
-                    return;
+        self.on_disk(
+            ctx,
+            move |log, _| {
+                let mut removed = 0;
+                for cleaned in &done.cleaned {
+                    match log.install_cleaned(cleaned) {
+                        Ok(true) => removed += cleaned.removed,
+                        Ok(false) => {}
+                        Err(e) => return Err(("installing a compacted segment", e)),
+                    }
                 }
-            }
-        }
-        // A log truncated meanwhile has new records below where the job
-        // read: the checkpoint stays, and the next check cleans them.
-        let cleaned_below = job
-            .filter(|j| j.truncations == self.log.truncations())
-            .map_or(0, |j| j.clean_below);
-        if let Err(e) = self.log.advance_cleaner_checkpoint(cleaned_below) {
-            self.storage_error("storing the cleaner checkpoint", &e);
-            return;
-        }
-        if removed > 0 {
-            log::info!("{}: compaction removed {removed} records", self.name);
-        }
-        self.publish();
+                // A log truncated meanwhile has new records below where the
+                // job read: the checkpoint stays, and the next check cleans
+                // them.
+                let cleaned_below = job
+                    .filter(|j| j.truncations == log.truncations())
+                    .map_or(0, |j| j.clean_below);
+                log.advance_cleaner_checkpoint(cleaned_below)
+                    .map_err(|e| ("storing the cleaner checkpoint", e))?;
+                Ok(removed)
+            },
+            |act, installed, _| match installed {
+                Ok(removed) => {
+                    if removed > 0 {
+                        log::info!("{}: compaction removed {removed} records", act.name);
+                    }
+                    act.publish();
+                }
+                Err((what, e)) => {
+                    act.storage_error(what, &e);
+                }
+            },
+        );
     }
 }
 
@@ -902,10 +1071,15 @@ impl Handler<Describe> for Partition {
 pub struct SyncToDisk;
 
 impl Handler<SyncToDisk> for Partition {
-    type Result = io::Result<()>;
+    type Result = ResponseFuture<io::Result<()>>;
 
-    fn handle(&mut self, _: SyncToDisk, _: &mut Self::Context) -> Self::Result {
-        self.log.sync()
+    fn handle(&mut self, _: SyncToDisk, ctx: &mut Self::Context) -> Self::Result {
+        let synced = self.on_disk(ctx, |log, _| log.sync(), |_, synced, _| synced);
+        Box::pin(async move {
+            synced
+                .await
+                .unwrap_or_else(|_| Err(io::Error::other("the partition stopped")))
+        })
     }
 }
 
@@ -915,15 +1089,20 @@ impl Handler<SyncToDisk> for Partition {
 pub struct Delete;
 
 impl Handler<Delete> for Partition {
-    type Result = io::Result<()>;
+    type Result = ResponseFuture<io::Result<()>>;
 
+    /// The files go on a disk thread; the open ones when the actor (and
+    /// its log) is dropped.
     fn handle(&mut self, _: Delete, ctx: &mut Self::Context) -> Self::Result {
         use actix::ActorContext;
         ctx.stop();
-        // The open files go when the actor (and its log) is dropped.
-        match self.log.dir() {
-            Some(dir) => local_log::remove_dir(dir),
-            None => Ok(()),
-        }
+        let dir = self.log.dir().map(std::path::Path::to_path_buf);
+        let disk = self.disk.clone();
+        Box::pin(async move {
+            match dir {
+                Some(dir) => disk.run(move || local_log::remove_dir(&dir)).await,
+                None => Ok(()),
+            }
+        })
     }
 }

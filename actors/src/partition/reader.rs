@@ -12,37 +12,24 @@
 //! reads by at most a queue's worth, never an append.
 
 use super::file_records::FileRecords;
+use super::pool::Pool;
 use super::read_plan::ReadPlan;
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::thread::JoinHandle;
-use tokio::sync::oneshot;
-
-/// A read to carry out; it sends its own answer.
-type Job = Box<dyn FnOnce() + Send>;
 
 /// Handle to the reader threads; they end when the last handle goes.
 #[derive(Clone)]
 pub struct Readers {
-    tx: Sender<Job>,
+    pool: Pool,
 }
 
 impl Readers {
     /// Starts `threads` reader threads (at least one).
     pub fn start(threads: usize) -> io::Result<(Readers, Vec<JoinHandle<()>>)> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let handles = (0..threads.max(1))
-            .map(|i| {
-                let rx: Receiver<Job> = rx.clone();
-                std::thread::Builder::new()
-                    .name(format!("actorlog-reader-{i}"))
-                    .spawn(move || rx.into_iter().for_each(|job| job()))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok((Readers { tx }, handles))
+        let (pool, handles) = Pool::start("actorlog-reader", threads)?;
+        Ok((Readers { pool }, handles))
     }
-
     /// Carries out `plan` on a reader thread.
     pub async fn read(&self, plan: ReadPlan, max_bytes: usize) -> io::Result<Bytes> {
         self.run(move || plan.execute(max_bytes)).await
@@ -74,17 +61,6 @@ impl Readers {
         &self,
         read: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
-        let (done, answer) = oneshot::channel();
-        // The asker may have gone (its fetch timed out): nothing to do with
-        // the answer then.
-        let job: Job = Box::new(move || {
-            let _ = done.send(read());
-        });
-        self.tx
-            .send(job)
-            .map_err(|_| io::Error::other("the reader threads have stopped"))?;
-        answer
-            .await
-            .map_err(|_| io::Error::other("a reader thread dropped a read"))?
+        self.pool.run(read).await?
     }
 }

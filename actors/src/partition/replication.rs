@@ -9,6 +9,9 @@
 //! with [`ReplicaAppend`], answering only once they are fsynced, so the
 //! offset it fetches next is what it holds on disk.
 
+use super::batch::BatchHeader;
+use super::disk::answered;
+use super::local_log::ReadError;
 use super::replicas::LeaderState;
 use super::Partition;
 use crate::clock::now_ms;
@@ -20,6 +23,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -301,10 +306,10 @@ impl Partition {
     }
 
     /// Rebuilds the idempotent-producer state and the open transactions
-    /// from the log's tail, after the log was cut back.
-    fn replay_tail(&mut self) {
+    /// from the headers of the log's tail, after the log was cut back.
+    fn replay_tail(&mut self, tail: io::Result<Vec<BatchHeader>>) {
         self.producers = super::producers::Producers::default();
-        match self.log.tail_headers(super::PRODUCER_REPLAY_BYTES) {
+        match tail {
             Ok(headers) => headers.iter().for_each(|h| {
                 self.producers.record(h, h.base_offset);
                 self.transactions.on_batch(h, h.base_offset);
@@ -475,7 +480,8 @@ pub struct ReplicaAppend {
 impl Handler<ReplicaAppend> for Partition {
     type Result = ResponseFuture<Result<FollowerPosition, ResponseError>>;
 
-    fn handle(&mut self, msg: ReplicaAppend, _: &mut Self::Context) -> Self::Result {
+    /// Written on a disk thread, then answered once fsynced.
+    fn handle(&mut self, msg: ReplicaAppend, ctx: &mut Self::Context) -> Self::Result {
         if let Err(e) = self.check_follower(msg.leader_epoch) {
             return Box::pin(async move { Err(e) });
         }
@@ -486,11 +492,15 @@ impl Handler<ReplicaAppend> for Partition {
                 return Box::pin(async { Err(ResponseError::CorruptMessage) });
             }
         };
-        let mut files = Vec::new();
-        if !batches.is_empty() {
-            match self.log.append_replicated(&batches, now_ms()) {
-                Ok(infos) => {
-                    for (bytes, info) in batches.iter().zip(&infos) {
+        let (now, log_start, name) = (now_ms(), msg.log_start, self.name.clone());
+        let appended = self.on_disk(
+            ctx,
+            move |log, transactions| {
+                let mut files: Vec<Arc<File>> = Vec::new();
+                let mut written = Vec::new();
+                if !batches.is_empty() {
+                    let infos = log.append_replicated(&batches, now)?;
+                    for (bytes, info) in batches.iter().zip(infos) {
                         if let Ok(header) = super::batch::parse_header(bytes) {
                             // A follower keeps the aborted transactions
                             // too: read_committed reads need them once it
@@ -498,44 +508,50 @@ impl Handler<ReplicaAppend> for Partition {
                             if header.is_control()
                                 && super::batch::marker_commits(bytes) == Some(false)
                             {
-                                if let Err(e) = self
-                                    .transactions
-                                    .abort(header.producer_id, info.base_offset)
+                                if let Err(e) =
+                                    transactions.abort(header.producer_id, info.base_offset)
                                 {
-                                    log::error!("{}: recording an abort failed: {e}", self.name);
+                                    log::error!("{name}: recording an abort failed: {e}");
                                 }
                             }
-                            self.producers.record(&header, info.base_offset);
-                            self.transactions.on_batch(&header, info.base_offset);
+                            transactions.on_batch(&header, info.base_offset);
+                            written.push((header, info.base_offset));
                         }
                         if !files.iter().any(|f| Arc::ptr_eq(f, &info.file)) {
-                            files.push(info.file.clone());
+                            files.push(info.file);
                         }
                     }
                 }
-                Err(e) => {
-                    log::error!("{}: appending the leader's batches failed: {e}", self.name);
-                    return Box::pin(async { Err(ResponseError::KafkaStorageError) });
+                if log_start > log.log_start_offset() {
+                    if let Err(e) = log.delete_records(log_start) {
+                        log::error!("{name}: moving the log start failed: {e}");
+                    }
                 }
-            }
-        }
-        if msg.log_start > self.log.log_start_offset() {
-            if let Err(e) = self.log.delete_records(msg.log_start) {
-                log::error!("{}: moving the log start failed: {e}", self.name);
-            }
-        }
-        let end = self.log.log_end_offset();
-        if let Role::Follower { high_watermark, .. } = &mut self.role {
-            *high_watermark = (*high_watermark).max(msg.high_watermark.min(end));
-        }
-        self.publish();
-        let position = self.position();
-        if files.is_empty() {
-            return Box::pin(async move { Ok(position) });
-        }
-        let synced = self.flusher.flush(files);
+                Ok((files, written))
+            },
+            move |act, appended: io::Result<_>, _| {
+                let (files, written) = appended.map_err(|e| {
+                    log::error!("{}: appending the leader's batches failed: {e}", act.name);
+                    ResponseError::KafkaStorageError
+                })?;
+                for (header, base_offset) in &written {
+                    act.producers.record(header, *base_offset);
+                }
+                let end = act.log.log_end_offset();
+                if let Role::Follower { high_watermark, .. } = &mut act.role {
+                    *high_watermark = (*high_watermark).max(msg.high_watermark.min(end));
+                }
+                act.publish();
+                let synced = (!files.is_empty()).then(|| act.flusher.flush(files));
+                Ok((act.position(), synced))
+            },
+        );
         let name = self.name.clone();
         Box::pin(async move {
+            let (position, synced) = answered(appended).await?;
+            let Some(synced) = synced else {
+                return Ok(position);
+            };
             match synced.await {
                 Ok(Ok(())) => Ok(position),
                 Ok(Err(e)) => {
@@ -564,38 +580,49 @@ pub struct Truncate {
 }
 
 impl Handler<Truncate> for Partition {
-    type Result = Result<FollowerPosition, ResponseError>;
+    type Result = ResponseFuture<Result<FollowerPosition, ResponseError>>;
 
-    fn handle(&mut self, msg: Truncate, _: &mut Self::Context) -> Self::Result {
-        self.check_follower(msg.leader_epoch)?;
+    /// Cut on a disk thread, with the aborted-transaction index, whose
+    /// tail is then replayed here.
+    fn handle(&mut self, msg: Truncate, ctx: &mut Self::Context) -> Self::Result {
+        if let Err(e) = self.check_follower(msg.leader_epoch) {
+            return Box::pin(async move { Err(e) });
+        }
         let end = self.log.log_end_offset();
         let offset = match msg.epoch {
             Some(epoch) if !msg.fully => self.divergence_point(epoch, msg.offset),
             _ => msg.offset,
         };
-        let cut = if msg.fully {
-            self.log.truncate_fully_and_start_at(offset)
-        } else {
-            self.log.truncate_to(offset)
-        };
-        if let Err(e) = cut {
-            log::error!("{}: truncation to {offset} failed: {e}", self.name);
-            return Err(ResponseError::KafkaStorageError);
-        }
-        log::info!(
-            "{}: truncated from {end} to {} to follow the leader",
-            self.name,
-            self.log.log_end_offset()
+        let cut = self.on_disk(
+            ctx,
+            move |log, transactions| {
+                let cut = if msg.fully {
+                    log.truncate_fully_and_start_at(offset)
+                } else {
+                    log.truncate_to(offset)
+                };
+                cut.map_err(|e| ("truncation failed", e))?;
+                transactions
+                    .truncate(log.log_end_offset())
+                    .map_err(|e| ("cutting the aborted-transaction index", e))?;
+                Ok(log.tail_headers(super::PRODUCER_REPLAY_BYTES))
+            },
+            move |act, cut, _| {
+                let tail = cut.map_err(|(what, e)| act.storage_error(what, &e))?;
+                let new_end = act.log.log_end_offset();
+                log::info!(
+                    "{}: truncated from {end} to {new_end} to follow the leader",
+                    act.name
+                );
+                act.replay_tail(tail);
+                if let Role::Follower { high_watermark, .. } = &mut act.role {
+                    *high_watermark = (*high_watermark).min(new_end);
+                }
+                act.publish();
+                Ok(act.position())
+            },
         );
-        if let Err(e) = self.transactions.truncate(self.log.log_end_offset()) {
-            return Err(self.storage_error("cutting the aborted-transaction index", &e));
-        }
-        self.replay_tail();
-        if let Role::Follower { high_watermark, .. } = &mut self.role {
-            *high_watermark = (*high_watermark).min(self.log.log_end_offset());
-        }
-        self.publish();
-        Ok(self.position())
+        Box::pin(answered(cut))
     }
 }
 
@@ -655,13 +682,27 @@ pub struct ReadLocal {
 }
 
 impl Handler<ReadLocal> for Partition {
-    type Result = Result<Bytes, ResponseError>;
+    type Result = ResponseFuture<Result<Bytes, ResponseError>>;
 
+    /// Read on a reader thread.
     fn handle(&mut self, msg: ReadLocal, _: &mut Self::Context) -> Self::Result {
-        self.check_leader(msg.leader_epoch)?;
-        self.log.read(msg.offset, msg.max_bytes).map_err(|e| {
-            log::error!("{}: local read at {} failed: {e}", self.name, msg.offset);
-            ResponseError::KafkaStorageError
+        if let Err(e) = self.check_leader(msg.leader_epoch) {
+            return Box::pin(async move { Err(e) });
+        }
+        let plan = self.log.read_plan(msg.offset);
+        let (readers, name) = (self.readers.clone(), self.name.clone());
+        Box::pin(async move {
+            let read = match plan {
+                Ok(plan) => readers
+                    .read(plan, msg.max_bytes)
+                    .await
+                    .map_err(ReadError::Io),
+                Err(e) => Err(e),
+            };
+            read.map_err(|e| {
+                log::error!("{name}: local read at {} failed: {e}", msg.offset);
+                ResponseError::KafkaStorageError
+            })
         })
     }
 }
