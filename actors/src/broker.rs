@@ -250,7 +250,7 @@ impl Broker {
             &config.super_users,
             config.allow_everyone_if_no_acl_found,
         ));
-        authorizer.set_acls(&acls.all()?);
+        authorizer.set_acls(&acls.load()?);
         let scram = ScramStore::open(&state_db)?;
         let dynamic_store = DynamicConfigStore::open(&state_db)?;
         let dynamic = match config.cluster {
