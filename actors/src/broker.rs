@@ -533,7 +533,7 @@ impl Broker {
                     Err(e) => return Err(io::Error::other(e)),
                 }
             }
-            None => catalog.reserve_producer_ids(PRODUCER_ID_BLOCK)?,
+            None => catalog.reserve_producer_ids(PRODUCER_ID_BLOCK).await?,
         };
         let id = block.start;
         *self

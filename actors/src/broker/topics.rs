@@ -92,6 +92,7 @@ impl Broker {
         };
         catalog
             .upsert(record_of(&topic))
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let topic = Arc::new(topic);
         self.register(topic.clone());
@@ -120,6 +121,7 @@ impl Broker {
         self.ids.remove(&topic.id);
         catalog
             .remove(name)
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let deletions = topic
             .local_partitions()
@@ -186,6 +188,7 @@ impl Broker {
         };
         catalog
             .upsert(record_of(&grown))
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         self.register(Arc::new(grown));
         log::info!("topic {name} now has {count} partitions");
@@ -236,6 +239,7 @@ impl Broker {
         };
         catalog
             .upsert(record_of(&changed))
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let settings = partition::SetConfigs {
             cleanup: topic::config::cleanup(&self.settings(), &changed.configs),
