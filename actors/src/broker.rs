@@ -11,6 +11,7 @@ use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
 use crate::group::kip848::ConsumerGroupConfig;
 use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
+use crate::io_pool::IoPool;
 use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
@@ -26,6 +27,7 @@ use crate::store::acls::{AclBinding, AclFilter, AclStore};
 use crate::store::dynamic_configs::DynamicConfigStore;
 use crate::store::offsets::OffsetStore;
 use crate::store::scram::ScramStore;
+use crate::store::state_db::StoreThreads;
 use crate::topic::broker_settings::{self, Settings};
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
@@ -213,6 +215,10 @@ struct Threads {
     flusher: Flusher,
     cleaner: Cleaner,
     readers: Readers,
+    /// The state database's threads.
+    store: StoreThreads,
+    /// Writes the catalog; `None` in memory.
+    catalog_writer: Option<IoPool>,
     services: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -226,13 +232,15 @@ impl Broker {
     /// Starts a broker keeping its data as `storage` says; with
     /// [`Storage::Disk`] this is [`Broker::start`].
     pub fn start_with(config: BrokerConfig, storage: Storage) -> io::Result<Arc<Broker>> {
-        let (catalog, state_db) = match storage {
+        let (catalog, catalog_writer, state_db) = match storage {
             Storage::Disk => {
                 check_data_dir(&config.data_dir)?;
-                let catalog = Catalog::open(&config.data_dir)?;
-                (catalog, Some(config.data_dir.join(STATE_DB_DIR)))
+                let (writer, threads) = IoPool::start("actorlog-catalog", 1)?;
+                let catalog = Catalog::open(&config.data_dir, writer.clone())?;
+                let dir = config.data_dir.join(STATE_DB_DIR);
+                (catalog, Some((writer, threads)), Some(dir))
             }
-            Storage::Memory => (Catalog::in_memory(), None),
+            Storage::Memory => (Catalog::in_memory(), None, None),
         };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -258,6 +266,13 @@ impl Broker {
             Some(_) => DynamicConfigs::default(),
             None => dynamic_store.load()?,
         };
+        // In a cluster, the offsets topic holds the transactions instead.
+        let txn_tree = match config.cluster {
+            Some(_) => None,
+            None => Some(TxnCoordinator::open_tree(&state_db)?),
+        };
+        let (store, store_threads) = state_db.into_threads();
+        let (catalog_writer, catalog_thread) = catalog_writer.unzip();
         let listeners = config
             .listeners()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -342,9 +357,13 @@ impl Broker {
                 flusher,
                 cleaner,
                 readers,
+                store,
+                catalog_writer,
                 services: [flusher_thread, cleaner_thread]
                     .into_iter()
                     .chain(reader_threads)
+                    .chain(store_threads)
+                    .chain(catalog_thread.into_iter().flatten())
                     .collect(),
             })),
             metrics,
@@ -369,13 +388,14 @@ impl Broker {
         let markers = Arc::new(Markers {
             broker: Arc::downgrade(&broker),
         });
-        let coordinator = if replicated {
-            let log = Arc::new(OffsetsTopicLog {
-                broker: Arc::downgrade(&broker),
-            });
-            TxnCoordinator::replicated(log, markers, broker.offsets.clone())
-        } else {
-            TxnCoordinator::open(&state_db, markers, broker.offsets.clone())?
+        let coordinator = match txn_tree {
+            Some(tree) => TxnCoordinator::open(tree, markers, broker.offsets.clone())?,
+            None => {
+                let log = Arc::new(OffsetsTopicLog {
+                    broker: Arc::downgrade(&broker),
+                });
+                TxnCoordinator::replicated(log, markers, broker.offsets.clone())
+            }
         };
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
@@ -480,7 +500,9 @@ impl Broker {
 
     /// Stops the broker's threads after [`Broker::sync_all`], and waits
     /// until they have ended: the workers (so every actor and its files are
-    /// closed), then the flusher and the cleaner.
+    /// closed), then the flusher, the cleaner, the readers, the store
+    /// threads and the catalog's writer. A store or catalog change asked
+    /// after fails.
     pub fn stop(&self) {
         let threads = match self.threads.lock() {
             Ok(mut threads) => threads.take(),
@@ -500,9 +522,15 @@ impl Broker {
         // The partitions are gone with their workers: these were the last
         // handles, so the threads end once their queues are empty.
         drop((threads.flusher, threads.cleaner, threads.readers));
+        // The stores and the catalog outlive the workers, in the broker:
+        // their threads are told to end once what was asked is done.
+        threads.store.stop();
+        if let Some(writer) = &threads.catalog_writer {
+            writer.stop();
+        }
         for thread in threads.services {
             if thread.join().is_err() {
-                log::error!("the flusher, cleaner or a reader thread panicked");
+                log::error!("the flusher, cleaner, a reader or a store thread panicked");
             }
         }
     }

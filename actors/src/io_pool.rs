@@ -12,29 +12,58 @@
 use crossbeam_channel::{Receiver, Sender};
 use std::future::Future;
 use std::io;
+use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// A job: it sends its own answer.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Handle to the threads of a pool; they end once the last handle is
-/// dropped and the jobs queued before are done.
+enum Message {
+    Run(Job),
+    /// Ends the thread that takes it.
+    Stop,
+}
+
+/// Handle to the threads of a pool; they end after [`IoPool::stop`], or
+/// once the last handle is dropped, when the jobs queued before are done.
 #[derive(Clone)]
 pub struct IoPool {
-    tx: Sender<Job>,
+    tx: Sender<Message>,
+    threads: usize,
 }
 
 impl IoPool {
     /// Starts `threads` threads (at least one) named `{name}-{i}`.
-    pub fn start(name: &str, threads: usize) -> io::Result<IoPool> {
+    pub fn start(name: &str, threads: usize) -> io::Result<(IoPool, Vec<JoinHandle<()>>)> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        for i in 0..threads.max(1) {
-            let rx: Receiver<Job> = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || rx.into_iter().for_each(|job| job()))?;
+        let threads = threads.max(1);
+        let handles = (0..threads)
+            .map(|i| {
+                let rx: Receiver<Message> = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("{name}-{i}"))
+                    .spawn(move || {
+                        for message in rx {
+                            match message {
+                                Message::Run(job) => job(),
+                                Message::Stop => return,
+                            }
+                        }
+                    })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok((IoPool { tx, threads }, handles))
+    }
+
+    /// Ends the threads once the jobs queued before are done, though other
+    /// handles remain. A job asked after fails: once the last thread has
+    /// ended, the jobs still queued are dropped and their askers get an
+    /// error.
+    pub fn stop(&self) {
+        for _ in 0..self.threads {
+            // Fails only if every thread has ended already.
+            let _ = self.tx.send(Message::Stop);
         }
-        Ok(IoPool { tx })
     }
 
     /// Queues `job` now and resolves with its result. Dropping the future
@@ -48,7 +77,7 @@ impl IoPool {
             // The asker may have gone: nothing to do with the answer then.
             let _ = done.send(job());
         });
-        let queued = self.tx.send(job).is_ok();
+        let queued = self.tx.send(Message::Run(job)).is_ok();
         async move {
             if !queued {
                 return Err(io::Error::other("the I/O threads have stopped"));
@@ -67,7 +96,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn one_thread_runs_jobs_in_the_order_asked() {
-        let pool = IoPool::start("test-io", 1).unwrap();
+        let (pool, _threads) = IoPool::start("test-io", 1).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let answers: Vec<_> = (0..20)
             .map(|i| {
@@ -87,7 +116,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn jobs_run_on_the_pool_threads_and_errors_come_back() {
-        let pool = IoPool::start("test-io", 2).unwrap();
+        let (pool, _threads) = IoPool::start("test-io", 2).unwrap();
         let name = pool
             .run(|| Ok(std::thread::current().name().map(str::to_owned)))
             .await
@@ -97,5 +126,17 @@ mod tests {
             .run(|| -> io::Result<()> { Err(io::Error::other("no")) })
             .await;
         assert_eq!(failed.unwrap_err().to_string(), "no");
+    }
+
+    #[actix_rt::test]
+    async fn stopped_threads_end_and_later_jobs_fail() {
+        let (pool, threads) = IoPool::start("test-io", 2).unwrap();
+        let before = pool.run(|| Ok(1));
+        pool.stop();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(before.await.unwrap(), 1, "queued before the stop");
+        assert!(pool.run(|| Ok(2)).await.is_err());
     }
 }

@@ -41,6 +41,7 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a lock left by this process's own dropped handle may linger.
@@ -59,11 +60,13 @@ pub struct StateDb {
     /// What a flush fsyncs; `None` for a temporary database.
     disk: Option<Arc<OnDisk>>,
     threads: StoreThreads,
+    /// The threads of `threads`, for [`StateDb::into_threads`].
+    handles: Vec<JoinHandle<()>>,
 }
 
 /// The threads that make the database's sled calls.
 #[derive(Clone)]
-struct StoreThreads {
+pub struct StoreThreads {
     /// One thread: writes are applied in the order asked.
     writer: IoPool,
     /// Reads, in parallel.
@@ -71,11 +74,18 @@ struct StoreThreads {
 }
 
 impl StoreThreads {
-    fn start() -> io::Result<StoreThreads> {
-        Ok(StoreThreads {
-            writer: IoPool::start("actorlog-store-writer", 1)?,
-            readers: IoPool::start("actorlog-store-reader", READER_THREADS)?,
-        })
+    fn start() -> io::Result<(StoreThreads, Vec<JoinHandle<()>>)> {
+        let (writer, mut handles) = IoPool::start("actorlog-store-writer", 1)?;
+        let (readers, reader_handles) = IoPool::start("actorlog-store-reader", READER_THREADS)?;
+        handles.extend(reader_handles);
+        Ok((StoreThreads { writer, readers }, handles))
+    }
+
+    /// Ends the threads once what was asked before is done, though stores
+    /// remain: when the broker stops. A store's call after fails.
+    pub fn stop(&self) {
+        self.writer.stop();
+        self.readers.stop();
     }
 }
 
@@ -98,11 +108,12 @@ impl OnDisk {
 pub fn open(dir: Option<&Path>) -> io::Result<StateDb> {
     let Some(dir) = dir else {
         let db = open_waiting(&sled::Config::new().temporary(true), LOCK_WAIT)?;
-        let threads = StoreThreads::start()?;
+        let (threads, handles) = StoreThreads::start()?;
         return Ok(StateDb {
             db,
             disk: None,
             threads,
+            handles,
         });
     };
     durable::create_dir_all(dir)?;
@@ -115,14 +126,22 @@ pub fn open(dir: Option<&Path>) -> io::Result<StateDb> {
         dir: dir.to_path_buf(),
     };
     disk.sync()?;
+    let (threads, handles) = StoreThreads::start()?;
     Ok(StateDb {
         db,
         disk: Some(Arc::new(disk)),
-        threads: StoreThreads::start()?,
+        threads,
+        handles,
     })
 }
 
 impl StateDb {
+    /// Lets the database go (its trees keep it open) and hands over its
+    /// threads, for the broker to stop and join when it stops.
+    pub fn into_threads(self) -> (StoreThreads, Vec<JoinHandle<()>>) {
+        (self.threads, self.handles)
+    }
+
     /// The tree `name`, created if needed.
     pub fn open_tree(&self, name: &str) -> io::Result<StateTree> {
         let tree = self

@@ -64,13 +64,14 @@ pub struct Catalog {
 /// Where a catalog kept on disk is written, and the thread that writes it.
 struct OnDisk {
     path: PathBuf,
+    /// One thread, so changes are written in the order made.
     writer: IoPool,
 }
 
 impl Catalog {
     /// Loads the catalog of `dir`, creating an empty one with a fresh
-    /// cluster id on first start.
-    pub fn open(dir: &Path) -> io::Result<Catalog> {
+    /// cluster id on first start; `writer` (one thread) writes its changes.
+    pub fn open(dir: &Path, writer: IoPool) -> io::Result<Catalog> {
         let path = dir.join(FILE_NAME);
         let state = match fs::read(&path) {
             Ok(bytes) => decode(&bytes).map_err(|why| {
@@ -85,10 +86,7 @@ impl Catalog {
         // Written again at once: a catalog made here exists from now on.
         write(&path, &state)?;
         Ok(Catalog {
-            disk: Some(OnDisk {
-                path,
-                writer: IoPool::start("actorlog-catalog", 1)?,
-            }),
+            disk: Some(OnDisk { path, writer }),
             state,
         })
     }
@@ -176,17 +174,21 @@ mod tests {
         }
     }
 
+    fn writer() -> IoPool {
+        IoPool::start("test-catalog", 1).unwrap().0
+    }
+
     #[actix_rt::test]
     async fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut catalog = Catalog::open(dir.path()).unwrap();
+        let mut catalog = Catalog::open(dir.path(), writer()).unwrap();
         let cluster = catalog.cluster_id().to_string();
         catalog.upsert(record("a", 3)).await.unwrap();
         catalog.upsert(record("b", 1)).await.unwrap();
         catalog.upsert(record("a", 5)).await.unwrap();
         catalog.remove("b").await.unwrap();
         assert_eq!(catalog.reserve_producer_ids(10).await.unwrap(), 0..10);
-        let mut catalog = Catalog::open(dir.path()).unwrap();
+        let mut catalog = Catalog::open(dir.path(), writer()).unwrap();
         assert_eq!(catalog.cluster_id(), cluster);
         assert_eq!(catalog.topics(), &[record("a", 5)]);
         assert_eq!(catalog.reserve_producer_ids(10).await.unwrap(), 10..20);
@@ -196,7 +198,7 @@ mod tests {
     fn corrupt_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(FILE_NAME), b"\xff\xff garbage").unwrap();
-        let err = Catalog::open(dir.path()).err().unwrap();
+        let err = Catalog::open(dir.path(), writer()).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains(FILE_NAME));
     }

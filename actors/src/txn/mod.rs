@@ -110,14 +110,19 @@ fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error
 }
 
 impl TxnCoordinator {
-    /// A single broker's coordinator: loads every transactional id from the
-    /// broker's sled database.
+    /// The tree of the broker's sled database that a single broker's
+    /// coordinator keeps its transactional ids in.
+    pub fn open_tree(db: &StateDb) -> io::Result<StateTree> {
+        db.open_tree("transactions")
+    }
+
+    /// A single broker's coordinator: loads every transactional id from
+    /// `tree` ([`TxnCoordinator::open_tree`]).
     pub fn open(
-        db: &StateDb,
+        tree: StateTree,
         participants: Arc<dyn Participants>,
         offsets: OffsetStore,
     ) -> io::Result<TxnCoordinator> {
-        let tree = db.open_tree("transactions")?;
         let txns = tree.load(|tree| {
             let mut txns = HashMap::new();
             for entry in tree.iter() {
