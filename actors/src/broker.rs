@@ -418,7 +418,7 @@ impl Broker {
             let topic = Topic {
                 name: record.name.as_str().into(),
                 id: Uuid::from_bytes(record.id),
-                partitions: self.start_partitions(
+                partitions: self.recover_partitions(
                     &record.name,
                     0..record.partitions,
                     &record.configs,
@@ -679,23 +679,75 @@ impl Broker {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    fn start_partitions(
+    /// Opens partitions of a topic off the arbiters and starts them.
+    async fn start_partitions(
+        &self,
+        topic: &str,
+        indexes: std::ops::Range<i32>,
+        configs: &BTreeMap<String, String>,
+    ) -> io::Result<Vec<Option<PartitionHandle>>> {
+        let mut handles = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            handles.push(Some(self.open_partition(topic, index, configs).await?));
+        }
+        Ok(handles)
+    }
+
+    /// Opens and starts the partitions of a topic on the calling thread:
+    /// while the broker opens, before it serves anything.
+    fn recover_partitions(
         &self,
         topic: &str,
         indexes: std::ops::Range<i32>,
         configs: &BTreeMap<String, String>,
     ) -> io::Result<Vec<Option<PartitionHandle>>> {
         indexes
-            .map(|index| self.open_partition(topic, index, configs).map(Some))
+            .map(|index| {
+                let log = self.log_opener(topic, index, configs)()?;
+                self.start_partition(topic, index, configs, log).map(Some)
+            })
             .collect()
     }
 
-    /// Opens (or creates) one partition's log and starts its actor.
-    pub(crate) fn open_partition(
+    /// Opens (or creates) one partition's log on the blocking pool, since
+    /// creating its directory and files, their fsyncs or recovering what is
+    /// there waits on the disk, and starts its actor.
+    pub(crate) async fn open_partition(
         &self,
         topic: &str,
         index: i32,
         configs: &BTreeMap<String, String>,
+    ) -> io::Result<PartitionHandle> {
+        let open = self.log_opener(topic, index, configs);
+        let log = tokio::task::spawn_blocking(open)
+            .await
+            .map_err(io::Error::other)??;
+        self.start_partition(topic, index, configs, log)
+    }
+
+    /// What opens one partition's log, to run on any thread.
+    fn log_opener(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> impl FnOnce() -> io::Result<Log> + Send + 'static {
+        let log_config = topic::config::log_config(&self.settings(), configs);
+        let dir = self.partition_dir(topic, index);
+        let storage = self.storage;
+        move || match storage {
+            Storage::Disk => Log::open(&dir, log_config),
+            Storage::Memory => Log::in_memory(log_config),
+        }
+    }
+
+    /// Starts the actor of a partition whose log is open.
+    fn start_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+        log: Log,
     ) -> io::Result<PartitionHandle> {
         let cleanup = topic::config::cleanup(&self.settings(), configs);
         let schedule = CleanupSchedule {
@@ -709,11 +761,6 @@ impl Broker {
                 threads.readers.clone(),
             ),
             _ => return Err(io::Error::other("the broker has stopped")),
-        };
-        let log_config = topic::config::log_config(&self.settings(), configs);
-        let log = match self.storage {
-            Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
-            Storage::Memory => Log::in_memory(log_config)?,
         };
         let (mut partition, offsets) = Partition::new(
             format!("{topic}-{index}"),

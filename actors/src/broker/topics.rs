@@ -82,6 +82,7 @@ impl Broker {
         self.check_partition_room(partitions)?;
         let handles = self
             .start_partitions(name, 0..partitions, &configs)
+            .await
             .map_err(|e| TopicError::storage(&format!("creating topic {name}"), e))?;
         let topic = Topic {
             name: name.into(),
@@ -178,6 +179,7 @@ impl Broker {
         }
         let added = self
             .start_partitions(name, current..count, &topic.configs)
+            .await
             .map_err(|e| TopicError::storage(&format!("adding partitions to {name}"), e))?;
         let grown = Topic {
             name: topic.name.clone(),
