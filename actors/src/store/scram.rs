@@ -120,8 +120,8 @@ impl ScramStore {
     }
 }
 
-/// The credentials, readable even after a writer panicked: each change is
-/// applied whole under the lock or not at all.
+/// The credentials, readable even after a thread panicked holding the
+/// lock: the map only ever holds whole credentials.
 fn read(credentials: &RwLock<Credentials>) -> RwLockReadGuard<'_, Credentials> {
     credentials.read().unwrap_or_else(PoisonError::into_inner)
 }
