@@ -217,8 +217,9 @@ struct Threads {
     readers: Readers,
     /// The state database's threads.
     store: StoreThreads,
-    /// Writes the catalog; `None` in memory.
-    catalog_writer: Option<IoPool>,
+    /// Writes the catalog and opens new partition logs, one at a time;
+    /// `None` in memory, where neither waits on a disk.
+    topic_io: Option<IoPool>,
     services: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -232,10 +233,10 @@ impl Broker {
     /// Starts a broker keeping its data as `storage` says; with
     /// [`Storage::Disk`] this is [`Broker::start`].
     pub fn start_with(config: BrokerConfig, storage: Storage) -> io::Result<Arc<Broker>> {
-        let (catalog, catalog_writer, state_db) = match storage {
+        let (catalog, topic_io, state_db) = match storage {
             Storage::Disk => {
                 check_data_dir(&config.data_dir)?;
-                let (writer, threads) = IoPool::start("actorlog-catalog", 1)?;
+                let (writer, threads) = IoPool::start("actorlog-topic-io", 1)?;
                 let catalog = Catalog::open(&config.data_dir, writer.clone())?;
                 let dir = config.data_dir.join(STATE_DB_DIR);
                 (catalog, Some((writer, threads)), Some(dir))
@@ -272,7 +273,7 @@ impl Broker {
             None => Some(TxnCoordinator::open_tree(&state_db)?),
         };
         let (store, store_threads) = state_db.into_threads();
-        let (catalog_writer, catalog_thread) = catalog_writer.unzip();
+        let (topic_io, topic_io_thread) = topic_io.unzip();
         let listeners = config
             .listeners()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -358,12 +359,12 @@ impl Broker {
                 cleaner,
                 readers,
                 store,
-                catalog_writer,
+                topic_io,
                 services: [flusher_thread, cleaner_thread]
                     .into_iter()
                     .chain(reader_threads)
                     .chain(store_threads)
-                    .chain(catalog_thread.into_iter().flatten())
+                    .chain(topic_io_thread.into_iter().flatten())
                     .collect(),
             })),
             metrics,
@@ -501,7 +502,7 @@ impl Broker {
     /// Stops the broker's threads after [`Broker::sync_all`], and waits
     /// until they have ended: the workers (so every actor and its files are
     /// closed), then the flusher, the cleaner, the readers, the store
-    /// threads and the catalog's writer. A store or catalog change asked
+    /// threads and the topic I/O thread. A store or catalog change asked
     /// after fails.
     pub fn stop(&self) {
         let threads = match self.threads.lock() {
@@ -525,8 +526,8 @@ impl Broker {
         // The stores and the catalog outlive the workers, in the broker:
         // their threads are told to end once what was asked is done.
         threads.store.stop();
-        if let Some(writer) = &threads.catalog_writer {
-            writer.stop();
+        if let Some(topic_io) = &threads.topic_io {
+            topic_io.stop();
         }
         for thread in threads.services {
             if thread.join().is_err() {
@@ -709,9 +710,11 @@ impl Broker {
             .collect()
     }
 
-    /// Opens (or creates) one partition's log on the blocking pool, since
-    /// creating its directory and files, their fsyncs or recovering what is
-    /// there waits on the disk, and starts its actor.
+    /// Opens (or creates) one partition's log on the topic I/O thread,
+    /// since creating its directory and files, their fsyncs or recovering
+    /// what is there waits on the disk, and starts its actor. (Not on
+    /// tokio's blocking pool: an embedded broker's topics may be created
+    /// from a caller outside any tokio runtime.)
     pub(crate) async fn open_partition(
         &self,
         topic: &str,
@@ -719,9 +722,15 @@ impl Broker {
         configs: &BTreeMap<String, String>,
     ) -> io::Result<PartitionHandle> {
         let open = self.log_opener(topic, index, configs);
-        let log = tokio::task::spawn_blocking(open)
-            .await
-            .map_err(io::Error::other)??;
+        let topic_io = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => threads.topic_io.clone(),
+            _ => return Err(io::Error::other("the broker has stopped")),
+        };
+        let log = match topic_io {
+            Some(topic_io) => topic_io.run(open).await?,
+            // In memory: a memfd, nothing to wait for.
+            None => open()?,
+        };
         self.start_partition(topic, index, configs, log)
     }
 

@@ -3,7 +3,7 @@
 //! is replaced atomically (write, fsync, rename, fsync the directory), so a
 //! crash leaves either the old or the new catalog, never a torn one. The
 //! broker changes it from tasks on its arbiters, so a change's write and
-//! fsyncs run on a thread of the catalog's own and the change awaits them:
+//! fsyncs run on the broker's topic I/O thread and the change awaits them:
 //! the catalog is changed under the broker's catalog lock, one change at a
 //! time, so one thread keeps the writes in order; and it is not the state
 //! database's writer, so a topic's creation never holds up a group's commit.
