@@ -11,6 +11,7 @@ use crate::group::assignor::Topics;
 use crate::group::classic::GroupConfig;
 use crate::group::kip848::ConsumerGroupConfig;
 use crate::group::{CommitLog, GroupCoordinator, StopIfIdle};
+use crate::io_pool::IoPool;
 use crate::limits::Connections;
 use crate::metrics::Metrics;
 use crate::partition::cleaner::Cleaner;
@@ -27,6 +28,7 @@ use crate::store::acls::{AclBinding, AclFilter, AclStore};
 use crate::store::dynamic_configs::DynamicConfigStore;
 use crate::store::offsets::OffsetStore;
 use crate::store::scram::ScramStore;
+use crate::store::state_db::StoreThreads;
 use crate::topic::broker_settings::{self, Settings};
 use crate::topic::catalog::{Catalog, TopicRecord};
 use crate::topic::{self, validate_name, Topic};
@@ -212,6 +214,11 @@ pub struct BrokerAddress {
 struct Threads {
     arbiters: Vec<Arbiter>,
     log: LogThreads,
+    /// The state database's threads.
+    store: StoreThreads,
+    /// Writes the catalog and opens new partition logs, one at a time;
+    /// `None` in memory, where neither waits on a disk.
+    topic_io: Option<IoPool>,
     services: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -225,13 +232,15 @@ impl Broker {
     /// Starts a broker keeping its data as `storage` says; with
     /// [`Storage::Disk`] this is [`Broker::start`].
     pub fn start_with(config: BrokerConfig, storage: Storage) -> io::Result<Arc<Broker>> {
-        let (catalog, state_db) = match storage {
+        let (catalog, topic_io, state_db) = match storage {
             Storage::Disk => {
                 check_data_dir(&config.data_dir)?;
-                let catalog = Catalog::open(&config.data_dir)?;
-                (catalog, Some(config.data_dir.join(STATE_DB_DIR)))
+                let (writer, threads) = IoPool::start("actorlog-topic-io", 1)?;
+                let catalog = Catalog::open(&config.data_dir, writer.clone())?;
+                let dir = config.data_dir.join(STATE_DB_DIR);
+                (catalog, Some((writer, threads)), Some(dir))
             }
-            Storage::Memory => (Catalog::in_memory(), None),
+            Storage::Memory => (Catalog::in_memory(), None, None),
         };
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -250,7 +259,7 @@ impl Broker {
             &config.super_users,
             config.allow_everyone_if_no_acl_found,
         ));
-        authorizer.set_acls(&acls.all()?);
+        authorizer.set_acls(&acls.load()?);
         let scram = ScramStore::open(&state_db)?;
         let dynamic_store = DynamicConfigStore::open(&state_db)?;
         let dynamic = match config.cluster {
@@ -258,6 +267,13 @@ impl Broker {
             Some(_) => DynamicConfigs::default(),
             None => dynamic_store.load()?,
         };
+        // In a cluster, the offsets topic holds the transactions instead.
+        let txn_tree = match config.cluster {
+            Some(_) => None,
+            None => Some(TxnCoordinator::open_tree(&state_db)?),
+        };
+        let (store, store_threads) = state_db.into_threads();
+        let (topic_io, topic_io_thread) = topic_io.unzip();
         let listeners = config
             .listeners()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -345,10 +361,14 @@ impl Broker {
                     readers,
                     disk,
                 },
+                store,
+                topic_io,
                 services: [flusher_thread, cleaner_thread]
                     .into_iter()
                     .chain(reader_threads)
                     .chain(disk_threads)
+                    .chain(store_threads)
+                    .chain(topic_io_thread.into_iter().flatten())
                     .collect(),
             })),
             metrics,
@@ -373,13 +393,14 @@ impl Broker {
         let markers = Arc::new(Markers {
             broker: Arc::downgrade(&broker),
         });
-        let coordinator = if replicated {
-            let log = Arc::new(OffsetsTopicLog {
-                broker: Arc::downgrade(&broker),
-            });
-            TxnCoordinator::replicated(log, markers, broker.offsets.clone())
-        } else {
-            TxnCoordinator::open(&state_db, markers, broker.offsets.clone())?
+        let coordinator = match txn_tree {
+            Some(tree) => TxnCoordinator::open(tree, markers, broker.offsets.clone())?,
+            None => {
+                let log = Arc::new(OffsetsTopicLog {
+                    broker: Arc::downgrade(&broker),
+                });
+                TxnCoordinator::replicated(log, markers, broker.offsets.clone())
+            }
         };
         let addr = TxnCoordinator::start_in_arbiter(&broker.next_arbiter(), move |_| coordinator);
         // Only this function sets it, once.
@@ -402,7 +423,7 @@ impl Broker {
             let topic = Topic {
                 name: record.name.as_str().into(),
                 id: Uuid::from_bytes(record.id),
-                partitions: self.start_partitions(
+                partitions: self.recover_partitions(
                     &record.name,
                     0..record.partitions,
                     &record.configs,
@@ -484,7 +505,9 @@ impl Broker {
 
     /// Stops the broker's threads after [`Broker::sync_all`], and waits
     /// until they have ended: the workers (so every actor and its files are
-    /// closed), then the flusher, the cleaner, the reader and disk threads.
+    /// closed), then the flusher, the cleaner, the reader and disk threads,
+    /// the store threads and the topic I/O thread. A store or catalog
+    /// change asked after fails.
     pub fn stop(&self) {
         let threads = match self.threads.lock() {
             Ok(mut threads) => threads.take(),
@@ -504,9 +527,15 @@ impl Broker {
         // The partitions are gone with their workers: these were the last
         // handles, so the threads end once their queues are empty.
         drop(threads.log);
+        // The stores and the catalog outlive the workers, in the broker:
+        // their threads are told to end once what was asked is done.
+        threads.store.stop();
+        if let Some(topic_io) = &threads.topic_io {
+            topic_io.stop();
+        }
         for thread in threads.services {
             if thread.join().is_err() {
-                log::error!("the flusher, the cleaner, a reader or a disk thread panicked");
+                log::error!("the flusher, the cleaner, a reader, disk or store thread panicked");
             }
         }
     }
@@ -537,7 +566,7 @@ impl Broker {
                     Err(e) => return Err(io::Error::other(e)),
                 }
             }
-            None => catalog.reserve_producer_ids(PRODUCER_ID_BLOCK)?,
+            None => catalog.reserve_producer_ids(PRODUCER_ID_BLOCK).await?,
         };
         let id = block.start;
         *self
@@ -655,23 +684,83 @@ impl Broker {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    fn start_partitions(
+    /// Opens partitions of a topic off the arbiters and starts them.
+    async fn start_partitions(
+        &self,
+        topic: &str,
+        indexes: std::ops::Range<i32>,
+        configs: &BTreeMap<String, String>,
+    ) -> io::Result<Vec<Option<PartitionHandle>>> {
+        let mut handles = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            handles.push(Some(self.open_partition(topic, index, configs).await?));
+        }
+        Ok(handles)
+    }
+
+    /// Opens and starts the partitions of a topic on the calling thread:
+    /// while the broker opens, before it serves anything.
+    fn recover_partitions(
         &self,
         topic: &str,
         indexes: std::ops::Range<i32>,
         configs: &BTreeMap<String, String>,
     ) -> io::Result<Vec<Option<PartitionHandle>>> {
         indexes
-            .map(|index| self.open_partition(topic, index, configs).map(Some))
+            .map(|index| {
+                let log = self.log_opener(topic, index, configs)()?;
+                self.start_partition(topic, index, configs, log).map(Some)
+            })
             .collect()
     }
 
-    /// Opens (or creates) one partition's log and starts its actor.
-    pub(crate) fn open_partition(
+    /// Opens (or creates) one partition's log on the topic I/O thread,
+    /// since creating its directory and files, their fsyncs or recovering
+    /// what is there waits on the disk, and starts its actor. (Not on
+    /// tokio's blocking pool: an embedded broker's topics may be created
+    /// from a caller outside any tokio runtime.)
+    pub(crate) async fn open_partition(
         &self,
         topic: &str,
         index: i32,
         configs: &BTreeMap<String, String>,
+    ) -> io::Result<PartitionHandle> {
+        let open = self.log_opener(topic, index, configs);
+        let topic_io = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => threads.topic_io.clone(),
+            _ => return Err(io::Error::other("the broker has stopped")),
+        };
+        let log = match topic_io {
+            Some(topic_io) => topic_io.run(open).await?,
+            // In memory: a memfd, nothing to wait for.
+            None => open()?,
+        };
+        self.start_partition(topic, index, configs, log)
+    }
+
+    /// What opens one partition's log, to run on any thread.
+    fn log_opener(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> impl FnOnce() -> io::Result<Log> + Send + 'static {
+        let log_config = topic::config::log_config(&self.settings(), configs);
+        let dir = self.partition_dir(topic, index);
+        let storage = self.storage;
+        move || match storage {
+            Storage::Disk => Log::open(&dir, log_config),
+            Storage::Memory => Log::in_memory(log_config),
+        }
+    }
+
+    /// Starts the actor of a partition whose log is open.
+    fn start_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+        log: Log,
     ) -> io::Result<PartitionHandle> {
         let cleanup = topic::config::cleanup(&self.settings(), configs);
         let schedule = CleanupSchedule {
@@ -681,11 +770,6 @@ impl Broker {
         let threads = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => threads.log.clone(),
             _ => return Err(io::Error::other("the broker has stopped")),
-        };
-        let log_config = topic::config::log_config(&self.settings(), configs);
-        let log = match self.storage {
-            Storage::Disk => Log::open(&self.partition_dir(topic, index), log_config)?,
-            Storage::Memory => Log::in_memory(log_config)?,
         };
         let (mut partition, offsets) =
             Partition::new(format!("{topic}-{index}"), log, cleanup, schedule, threads)?;

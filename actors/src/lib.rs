@@ -23,6 +23,7 @@ pub mod durable;
 pub mod dynamic_config;
 pub mod flusher;
 pub mod group;
+pub mod io_pool;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The Prometheus text exposition of everything, with partition offsets.
-pub fn render(broker: &Broker) -> String {
+pub async fn render(broker: &Broker) -> String {
     let mut out = String::new();
     let metrics: &Metrics = broker.metrics();
     metrics.render(&mut out, broker.connections().in_flight_bytes());
@@ -40,42 +40,40 @@ pub fn render(broker: &Broker) -> String {
         "actorlog_group_lag",
         "gauge",
         "Records between a group's committed offset and the log end, by group and partition.",
-        group_lag(broker),
+        group_lag(broker).await,
     );
     out
 }
 
 /// Log end minus committed offset of every committed partition whose topic
 /// still exists. Read from the offset store when scraped.
-fn group_lag(broker: &Broker) -> Vec<(String, String)> {
-    let groups = broker.offsets().groups().unwrap_or_else(|e| {
-        log::warn!("metrics: cannot list groups: {e}");
+async fn group_lag(broker: &Broker) -> Vec<(String, String)> {
+    let committed = broker.offsets().every_offset().await.unwrap_or_else(|e| {
+        log::warn!("metrics: cannot read the committed offsets: {e}");
         Vec::new()
     });
     let mut samples = Vec::new();
-    for group in groups {
-        let Ok(committed) = broker.offsets().fetch_all(&group) else {
+    for (group, offset) in committed
+        .into_iter()
+        .filter(|(_, o)| o.committed.offset >= 0)
+    {
+        let Some(topic) = broker.topic(&offset.topic) else {
             continue;
         };
-        for offset in committed.into_iter().filter(|o| o.committed.offset >= 0) {
-            let Some(topic) = broker.topic(&offset.topic) else {
-                continue;
-            };
-            let Some(partition) = topic.partition(offset.partition) else {
-                continue;
-            };
-            let end = partition.offsets.borrow().high_watermark;
-            let lag = (end - offset.committed.offset).max(0);
-            samples.push((
-                format!(
-                    "group=\"{}\",topic=\"{}\",partition=\"{}\"",
-                    label(&group),
-                    offset.topic,
-                    offset.partition
-                ),
-                lag.to_string(),
-            ));
-        }
+        let Some(partition) = topic.partition(offset.partition) else {
+            continue;
+        };
+        let end = partition.offsets.borrow().high_watermark;
+        let lag = (end - offset.committed.offset).max(0);
+        samples.push((
+            format!(
+                "group=\"{}\",topic=\"{}\",partition=\"{}\"",
+                label(&group),
+                offset.topic,
+                offset.partition
+            ),
+            lag.to_string(),
+        ));
     }
     samples
 }
@@ -97,7 +95,7 @@ pub async fn serve(broker: Weak<Broker>, listener: TcpListener) {
             let line = String::from_utf8_lossy(&head);
             let path = line.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = match path {
-                "/metrics" => ("200 OK", render(&broker)),
+                "/metrics" => ("200 OK", render(&broker).await),
                 "/health" => ("200 OK", "ok\n".to_string()),
                 _ => ("404 Not Found", "try /metrics or /health\n".to_string()),
             };

@@ -387,6 +387,7 @@ impl Consumer {
                 .broker
                 .offsets()
                 .fetch(&self.group, &topic, partition)
+                .await
                 .map_err(Error::Io)?;
             let start = match committed {
                 Some(c) => c.offset,

@@ -47,7 +47,7 @@ fn storage_error(e: std::io::Error) -> (i16, Option<StrBytes>) {
 }
 
 /// Needs DESCRIBE on the cluster.
-pub fn describe(
+pub async fn describe(
     broker: &Broker,
     access: &Access,
     req: DescribeAclsRequest,
@@ -61,7 +61,7 @@ pub fn describe(
             .with_error_code(ResponseError::InvalidRequest.code())
             .with_error_message(Some(text(&why)));
     }
-    let found = match broker.describe_acls(&filter) {
+    let found = match broker.describe_acls(&filter).await {
         Ok(found) => found,
         Err(e) => {
             let (code, message) = storage_error(e);

@@ -30,7 +30,7 @@ pub async fn handle(
 
 async fn delete(broker: &Broker, id: &str) -> Result<(), ResponseError> {
     broker.check_coordinator(id)?;
-    if !broker.group_exists(id).unwrap_or(false) {
+    if !broker.group_exists(id).await.unwrap_or(false) {
         return Err(ResponseError::GroupIdNotFound);
     }
     if let Some(coordinator) = broker.existing_group(id) {

@@ -44,6 +44,14 @@ pub async fn handle(
             Some(coordinator) => coordinator.send(Describe).await.ok(),
             None => None,
         };
+        // A group known only by its committed offsets is Empty; an
+        // unknown one is Dead, as Kafka answers.
+        let has_offsets = description.is_none()
+            && broker
+                .offsets()
+                .fetch_all(&id)
+                .await
+                .is_ok_and(|offsets| !offsets.is_empty());
         groups.push(match description {
             Some(d) => described
                 .with_group_state(StrBytes::from_string(d.state.to_string()))
@@ -66,12 +74,6 @@ pub async fn handle(
                         .collect(),
                 ),
             None => {
-                // A group known only by its committed offsets is Empty; an
-                // unknown one is Dead, as Kafka answers.
-                let has_offsets = broker
-                    .offsets()
-                    .fetch_all(&id)
-                    .is_ok_and(|offsets| !offsets.is_empty());
                 let state = if has_offsets { "Empty" } else { "Dead" };
                 described.with_group_state(StrBytes::from_static_str(state))
             }

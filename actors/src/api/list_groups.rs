@@ -22,7 +22,7 @@ pub async fn handle(
     access: &Access,
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
-    let ids = match broker.group_ids() {
+    let ids = match broker.group_ids().await {
         Ok(ids) => ids,
         Err(e) => {
             log::error!("listing groups: {e}");

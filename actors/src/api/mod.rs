@@ -199,7 +199,7 @@ apis! {
     Heartbeat 0..=4, later |c, req| heartbeat::handle(&c.broker, &c.access, req);
     LeaveGroup 0..=5, later |c, req| leave_group::handle(&c.broker, &c.access, c.version, req);
     OffsetCommit 0..=9, later |c, req| offset_commit::handle(&c.broker, &c.access, req);
-    OffsetFetch 0..=9, now |c, req| offset_fetch::handle(&c.broker, &c.access, c.version, req);
+    OffsetFetch 0..=9, later |c, req| offset_fetch::handle(&c.broker, &c.access, c.version, req);
     ListGroups 0..=5, later |c, req| list_groups::handle(&c.broker, &c.access, req);
     DescribeGroups 0..=5, later |c, req| describe_groups::handle(&c.broker, &c.access, req);
     DeleteGroups 0..=2, later |c, req| delete_groups::handle(&c.broker, &c.access, req);
@@ -214,7 +214,7 @@ apis! {
     EndTxn 0..=3, later |c, req| end_txn::handle(&c.broker, &c.access, c.version, req);
     DescribeTransactions 0..=0, later |c, req| describe_transactions::describe(&c.broker, &c.access, req);
     ListTransactions 0..=1, later |c, req| describe_transactions::list(&c.broker, &c.access, req);
-    DescribeAcls 0..=3, now |c, req| acls::describe(&c.broker, &c.access, req);
+    DescribeAcls 0..=3, later |c, req| acls::describe(&c.broker, &c.access, req);
     CreateAcls 0..=3, later |c, req| acls::create(&c.broker, &c.access, req);
     DeleteAcls 0..=3, later |c, req| acls::delete(&c.broker, &c.access, req);
     ConsumerGroupHeartbeat 0..=1, later |c, req| consumer_group_heartbeat::handle(&c.broker, &c.access, c.client_id, c.peer, req);

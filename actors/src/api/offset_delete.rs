@@ -23,7 +23,7 @@ pub async fn handle(
     if let Err(e) = ready {
         return OffsetDeleteResponse::default().with_error_code(e.code());
     }
-    if !broker.group_exists(&req.group_id).unwrap_or(false) {
+    if !broker.group_exists(&req.group_id).await.unwrap_or(false) {
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupIdNotFound.code());
     }

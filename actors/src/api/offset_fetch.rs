@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use std::io;
 
 /// From this version several groups are asked at once.
 const MULTI_GROUP_VERSION: i16 = 8;
@@ -50,19 +51,18 @@ macro_rules! layout {
     };
 }
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     access: &Access,
     version: i16,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if version >= MULTI_GROUP_VERSION {
-        let groups = req
-            .groups
-            .into_iter()
-            .map(|group| {
-                let wanted = wanted(group.topics, |t| (t.name, t.partition_indexes));
-                let (topics, error) = lookup(broker, access, &group.group_id, wanted);
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for group in req.groups {
+            let wanted = wanted(group.topics, |t| (t.name, t.partition_indexes));
+            let (topics, error) = lookup(broker, access, &group.group_id, wanted).await;
+            groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
                     .with_error_code(error)
@@ -70,13 +70,13 @@ pub fn handle(
                         topics,
                         OffsetFetchResponseTopics,
                         OffsetFetchResponsePartitions
-                    ))
-            })
-            .collect();
+                    )),
+            );
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let wanted = wanted(req.topics, |t| (t.name, t.partition_indexes));
-    let (topics, error) = lookup(broker, access, &req.group_id, wanted);
+    let (topics, error) = lookup(broker, access, &req.group_id, wanted).await;
     OffsetFetchResponse::default()
         .with_error_code(error)
         .with_topics(layout!(
@@ -98,7 +98,7 @@ type Wanted = Option<Vec<(TopicName, Vec<i32>)>>;
 /// DESCRIBE; of all its topics only those the requester may describe are
 /// answered, and a topic it names and may not describe is
 /// TOPIC_AUTHORIZATION_FAILED.
-fn lookup(
+async fn lookup(
     broker: &Broker,
     access: &Access,
     group: &GroupId,
@@ -111,8 +111,12 @@ fn lookup(
         return (Vec::new(), e.code());
     }
     let store = broker.offsets();
+    let storage_error = |e: io::Error| {
+        log::error!("offset fetch for {}: {e}", &**group);
+        ResponseError::KafkaStorageError.code()
+    };
     let Some(wanted) = wanted else {
-        return match store.fetch_all(group) {
+        return match store.fetch_all(group).await {
             Ok(all) => {
                 let visible = all
                     .into_iter()
@@ -120,11 +124,32 @@ fn lookup(
                     .collect();
                 (group_by_topic(visible), 0)
             }
-            Err(e) => {
-                log::error!("offset fetch for {}: {e}", &**group);
-                (Vec::new(), ResponseError::KafkaStorageError.code())
-            }
+            Err(e) => (Vec::new(), storage_error(e)),
         };
+    };
+    // The partitions of the topics the requester may describe, read at once.
+    let allowed: Vec<(String, i32)> = wanted
+        .iter()
+        .filter(|(name, _)| access.topic(Operation::Describe, name).is_ok())
+        .flat_map(|(name, partitions)| partitions.iter().map(|p| (name.to_string(), *p)))
+        .collect();
+    let mut found = match store.fetch_each(group, allowed).await {
+        Ok(found) => found.into_iter(),
+        Err(e) => {
+            let error = storage_error(e);
+            let failed = wanted
+                .into_iter()
+                .map(|(name, partitions)| {
+                    let code = match access.topic(Operation::Describe, &name) {
+                        Ok(()) => error,
+                        Err(denied) => denied.code(),
+                    };
+                    let answers = partitions.into_iter().map(|p| none(p, code)).collect();
+                    (name, answers)
+                })
+                .collect();
+            return (failed, 0);
+        }
     };
     let topics = wanted
         .into_iter()
@@ -138,19 +163,18 @@ fn lookup(
             }
             let answers = partitions
                 .into_iter()
-                .map(|partition| match store.fetch(group, &name, partition) {
-                    Ok(Some(c)) => Answer {
+                .map(|partition| match found.next() {
+                    Some(Ok(Some(c))) => Answer {
                         partition,
                         offset: c.offset,
                         leader_epoch: c.leader_epoch,
                         metadata: Some(StrBytes::from_string(c.metadata.unwrap_or_default())),
                         error: 0,
                     },
-                    Ok(None) => none(partition, 0),
-                    Err(e) => {
-                        log::error!("offset fetch for {}: {e}", &**group);
-                        none(partition, ResponseError::KafkaStorageError.code())
-                    }
+                    Some(Ok(None)) => none(partition, 0),
+                    Some(Err(e)) => none(partition, storage_error(e)),
+                    // fetch_each answers every partition asked.
+                    None => none(partition, ResponseError::UnknownServerError.code()),
                 })
                 .collect();
             (name, answers)

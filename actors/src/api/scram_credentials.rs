@@ -29,15 +29,7 @@ pub fn describe(
     if let Err(error) = access.cluster(Operation::Describe) {
         return response.with_error_code(error.code());
     }
-    let stored = match broker.scram_users() {
-        Ok(stored) => stored,
-        Err(e) => {
-            log::error!("cannot list SCRAM credentials: {e}");
-            return response
-                .with_error_code(ResponseError::UnknownServerError.code())
-                .with_error_message(Some(StrBytes::from_string(e.to_string())));
-        }
-    };
+    let stored = broker.scram_users();
     let infos = |mechanisms: &[(ScramMechanism, u32)]| {
         mechanisms
             .iter()
@@ -149,12 +141,11 @@ pub async fn alter(
         let change = check_user(user).and_then(|()| {
             let m = mechanism.ok_or_else(unknown_mechanism)?;
             match broker.scram_credential(user, m) {
-                Ok(Some(_)) => Ok(Change::Delete(user.to_owned(), m)),
-                Ok(None) => Err((
+                Some(_) => Ok(Change::Delete(user.to_owned(), m)),
+                None => Err((
                     ResponseError::ResourceNotFound,
                     "attempt to delete a user credential that does not exist".to_owned(),
                 )),
-                Err(e) => Err((ResponseError::UnknownServerError, e.to_string())),
             }
         });
         record(user, change, mechanism);

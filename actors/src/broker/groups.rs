@@ -67,8 +67,8 @@ impl Broker {
     }
 
     /// Every group that has a coordinator or committed offsets, sorted.
-    pub fn group_ids(&self) -> io::Result<Vec<String>> {
-        let mut ids = self.offsets.groups()?;
+    pub async fn group_ids(&self) -> io::Result<Vec<String>> {
+        let mut ids = self.offsets.groups().await?;
         ids.extend(self.groups.iter().map(|g| g.key().clone()));
         ids.sort();
         ids.dedup();
@@ -76,8 +76,8 @@ impl Broker {
     }
 
     /// Whether the group has a coordinator or committed offsets.
-    pub fn group_exists(&self, group_id: &str) -> io::Result<bool> {
-        Ok(self.groups.contains_key(group_id) || self.offsets.has_group(group_id)?)
+    pub async fn group_exists(&self, group_id: &str) -> io::Result<bool> {
+        Ok(self.groups.contains_key(group_id) || self.offsets.has_group(group_id).await?)
     }
 
     /// Deletes a group's committed offsets: all of them, or those of
@@ -98,6 +98,7 @@ impl Broker {
                 None => self
                     .offsets
                     .fetch_all(group)
+                    .await
                     .map_err(storage_error)?
                     .into_iter()
                     .map(|o| (o.topic, o.partition))
@@ -119,7 +120,7 @@ impl Broker {
     pub async fn expire_offsets(&self) -> io::Result<usize> {
         let horizon = crate::clock::now_ms() - self.config.offsets_retention_ms;
         let mut expired = 0;
-        for group in self.offsets.groups()? {
+        for group in self.offsets.groups().await? {
             if self.check_coordinator(&group).is_err() {
                 continue;
             }
@@ -134,7 +135,8 @@ impl Broker {
             }
             let old: Vec<(String, i32)> = self
                 .offsets
-                .fetch_all(&group)?
+                .fetch_all(&group)
+                .await?
                 .into_iter()
                 .filter(|o| o.committed.commit_timestamp_ms < horizon)
                 .map(|o| (o.topic, o.partition))

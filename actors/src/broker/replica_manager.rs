@@ -209,7 +209,7 @@ impl ReplicaManager {
             let want = p.replicas.contains(&self.local_id);
             let handle = match (have, want) {
                 (Some(handle), true) => Some(handle),
-                (None, true) => match broker.open_partition(name, index, &topic.configs) {
+                (None, true) => match broker.open_partition(name, index, &topic.configs).await {
                     Ok(handle) => {
                         changed = true;
                         Some(handle)

@@ -28,7 +28,7 @@ impl Broker {
             return Ok(());
         }
         self.acls.create(acls).await?;
-        self.authorizer.set_acls(&self.acls.all()?);
+        self.authorizer.set_acls(&self.acls.all().await?);
         Ok(())
     }
 
@@ -47,12 +47,12 @@ impl Broker {
             };
         }
         let removed = self.acls.delete(filters).await?;
-        self.authorizer.set_acls(&self.acls.all()?);
+        self.authorizer.set_acls(&self.acls.all().await?);
         Ok(removed)
     }
 
     /// The ACLs a filter matches, sorted: the metadata's in a cluster.
-    pub fn describe_acls(&self, filter: &AclFilter) -> io::Result<Vec<AclBinding>> {
+    pub async fn describe_acls(&self, filter: &AclFilter) -> io::Result<Vec<AclBinding>> {
         match &self.cluster {
             Some(node) => Ok(node
                 .image()
@@ -62,7 +62,7 @@ impl Broker {
                 .filter(|a| filter.matches(a))
                 .cloned()
                 .collect()),
-            None => self.acls.describe(filter),
+            None => self.acls.describe(filter).await,
         }
     }
 
@@ -73,25 +73,26 @@ impl Broker {
         self.authorizer.set_acls(&acls);
     }
 
-    /// A user's SCRAM credential for one hash.
+    /// A user's SCRAM credential for one hash, from memory (a login never
+    /// waits on the disk).
     pub fn scram_credential(
         &self,
         user: &str,
         mechanism: ScramMechanism,
-    ) -> io::Result<Option<ScramCredential>> {
+    ) -> Option<ScramCredential> {
         match &self.cluster {
-            Some(node) => Ok(node
+            Some(node) => node
                 .image()
                 .borrow()
                 .scram
                 .get(&(user.to_owned(), mechanism))
-                .cloned()),
+                .cloned(),
             None => self.scram.get(user, mechanism),
         }
     }
 
     /// Every user with SCRAM credentials: its hashes and iterations.
-    pub fn scram_users(&self) -> io::Result<BTreeMap<String, Vec<(ScramMechanism, u32)>>> {
+    pub fn scram_users(&self) -> BTreeMap<String, Vec<(ScramMechanism, u32)>> {
         let Some(node) = &self.cluster else {
             return self.scram.list();
         };
@@ -102,7 +103,7 @@ impl Broker {
                 .or_default()
                 .push((*mechanism, credential.iterations));
         }
-        Ok(users)
+        users
     }
 
     /// Applies credential changes at once, durably (in a cluster, through

@@ -4,6 +4,7 @@ use super::{Broker, Storage};
 use crate::config::BrokerConfig;
 use crate::group::classic::{JoinRequest, LeaveMember};
 use crate::group::{Commit, Heartbeat, Join, Leave};
+use crate::store::acls::{code, AclFilter};
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -89,7 +90,11 @@ async fn idle_group_coordinators_stop_and_start_again_on_demand() {
     until("the idle coordinators to stop", || broker.groups.is_empty()).await;
 
     // What the group committed stays.
-    let committed = broker.offsets().fetch("group-0", "orders", 0).unwrap();
+    let committed = broker
+        .offsets()
+        .fetch("group-0", "orders", 0)
+        .await
+        .unwrap();
     assert_eq!(committed.map(|c| c.offset), Some(42));
     // A request that took the address before the stop fails to send (the
     // api handlers answer COORDINATOR_NOT_AVAILABLE), and the retry gets a
@@ -121,5 +126,69 @@ async fn a_group_with_members_keeps_its_coordinator() {
     })
     .await;
     assert!(broker.existing_group("busy").is_some());
+    broker.stop();
+}
+
+/// A commit taken by a group coordinator, and the reads that OffsetFetch,
+/// ListGroups, DeleteGroups, DescribeAcls and the metrics page make from
+/// tasks on the arbiters, make no sled call on an arbiter thread.
+#[actix_rt::test]
+async fn the_offset_and_acl_stores_are_read_and_written_off_the_arbiters() {
+    let broker = start();
+    let commit = Commit {
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_id: -1,
+        offsets: vec![PartitionOffset {
+            topic: "orders".to_string(),
+            partition: 0,
+            committed: CommittedOffset {
+                offset: 7,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp_ms: crate::clock::now_ms(),
+            },
+        }],
+    };
+    let committed = broker.group("off-the-arbiters").send(commit).await;
+    assert_eq!(committed.unwrap(), Ok(()));
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let on_arbiter = broker.clone();
+    let spawned = broker.next_arbiter().spawn(async move {
+        let broker = on_arbiter;
+        let fetched = broker.offsets().fetch_all("off-the-arbiters").await;
+        let listed = broker.group_ids().await;
+        let exists = broker.group_exists("off-the-arbiters").await;
+        let acls = broker.describe_acls(&AclFilter {
+            resource_type: code::ANY,
+            resource_name: None,
+            pattern_type: code::ANY,
+            principal: None,
+            host: None,
+            operation: code::ANY,
+            permission: code::ANY,
+        });
+        let acls = acls.await;
+        let metrics = crate::metrics_endpoint::render(&broker).await;
+        let _ = done.send((fetched, listed, exists, acls, metrics));
+    });
+    assert!(spawned, "the arbiter is running");
+    let (fetched, listed, exists, acls, metrics) = answer.await.unwrap();
+    assert_eq!(fetched.unwrap().len(), 1);
+    assert!(listed.unwrap().contains(&"off-the-arbiters".to_string()));
+    assert!(exists.unwrap());
+    assert!(acls.unwrap().is_empty());
+    assert!(metrics.contains("actorlog_group_lag"));
+    let seen = crate::store::state_db::sled_threads::seen();
+    // actix-rt names its arbiter threads `actix-rt|system:N|arbiter:M`.
+    assert!(
+        !seen.iter().any(|name| name.starts_with("actix-rt|")),
+        "sled was called on an arbiter: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|name| name.starts_with("actorlog-store-writer")),
+        "{seen:?}"
+    );
     broker.stop();
 }

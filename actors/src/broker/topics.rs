@@ -82,6 +82,7 @@ impl Broker {
         self.check_partition_room(partitions)?;
         let handles = self
             .start_partitions(name, 0..partitions, &configs)
+            .await
             .map_err(|e| TopicError::storage(&format!("creating topic {name}"), e))?;
         let topic = Topic {
             name: name.into(),
@@ -92,6 +93,7 @@ impl Broker {
         };
         catalog
             .upsert(record_of(&topic))
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let topic = Arc::new(topic);
         self.register(topic.clone());
@@ -120,6 +122,7 @@ impl Broker {
         self.ids.remove(&topic.id);
         catalog
             .remove(name)
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let deletions = topic
             .local_partitions()
@@ -176,6 +179,7 @@ impl Broker {
         }
         let added = self
             .start_partitions(name, current..count, &topic.configs)
+            .await
             .map_err(|e| TopicError::storage(&format!("adding partitions to {name}"), e))?;
         let grown = Topic {
             name: topic.name.clone(),
@@ -186,6 +190,7 @@ impl Broker {
         };
         catalog
             .upsert(record_of(&grown))
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         self.register(Arc::new(grown));
         log::info!("topic {name} now has {count} partitions");
@@ -236,6 +241,7 @@ impl Broker {
         };
         catalog
             .upsert(record_of(&changed))
+            .await
             .map_err(|e| TopicError::storage("writing the topic catalog", e))?;
         let settings = partition::SetConfigs {
             cleanup: topic::config::cleanup(&self.settings(), &changed.configs),

@@ -28,13 +28,7 @@ impl Credentials for Broker {
     }
 
     fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
-        match self.scram_credential(user, mechanism) {
-            Ok(credential) => credential,
-            Err(e) => {
-                log::error!("cannot read the SCRAM credentials of {user}: {e}");
-                None
-            }
-        }
+        Broker::scram_credential(self, user, mechanism)
     }
 }
 

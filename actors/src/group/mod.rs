@@ -305,19 +305,29 @@ impl Handler<Commit> for GroupCoordinator {
         }
         let store = self.offsets.clone();
         let group = self.group_id.clone();
-        let replicated = self
-            .commit_log
-            .as_ref()
-            .map(|log| log.append(&group, &msg.offsets));
-        Box::pin(async move {
-            if let Some(replicated) = replicated {
-                replicated.await?;
+        let storage_error = move |e: std::io::Error| {
+            log::error!("group {group}: commit failed: {e}");
+            ResponseError::KafkaStorageError
+        };
+        match &self.commit_log {
+            Some(log) => {
+                let replicated = log.append(&self.group_id, &msg.offsets);
+                let group = self.group_id.clone();
+                Box::pin(async move {
+                    replicated.await?;
+                    store
+                        .commit(&group, &msg.offsets)
+                        .await
+                        .map_err(storage_error)
+                })
             }
-            store.commit(&group, &msg.offsets).await.map_err(|e| {
-                log::error!("group {group}: commit failed: {e}");
-                ResponseError::KafkaStorageError
-            })
-        })
+            // Queued on the store's writer now: the group's commits are
+            // applied in the order this actor took them.
+            None => {
+                let stored = store.commit(&self.group_id, &msg.offsets);
+                Box::pin(async move { stored.await.map_err(storage_error) })
+            }
+        }
     }
 }
 
@@ -466,3 +476,6 @@ impl Handler<SubscribedTopics> for GroupCoordinator {
         MessageResult(topics)
     }
 }
+
+#[cfg(test)]
+mod tests;

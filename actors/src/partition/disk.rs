@@ -24,9 +24,9 @@
 //! reader threads, so a burst of cold reads never queues ahead of an append.
 
 use super::local_log::Log;
-use super::pool::Pool;
 use super::transactions::Transactions;
 use super::Partition;
+use crate::io_pool::IoPool;
 use actix::fut::{self, ActorFutureExt, WrapFuture};
 use actix::{ActorContext, AsyncContext, Context};
 use kafka_protocol::ResponseError;
@@ -38,13 +38,13 @@ use tokio::sync::oneshot;
 /// Handle to the disk threads.
 #[derive(Clone)]
 pub struct DiskThreads {
-    pool: Pool,
+    pool: IoPool,
 }
 
 impl DiskThreads {
     /// Starts `threads` disk threads (at least one).
     pub fn start(threads: usize) -> io::Result<(DiskThreads, Vec<JoinHandle<()>>)> {
-        let (pool, handles) = Pool::start("actorlog-disk", threads)?;
+        let (pool, handles) = IoPool::start("actorlog-disk", threads)?;
         Ok((DiskThreads { pool }, handles))
     }
 
@@ -54,7 +54,7 @@ impl DiskThreads {
         &self,
         work: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
-        self.pool.run(work).await?
+        self.pool.run(work).await
     }
 }
 
@@ -97,8 +97,8 @@ impl Partition {
     /// Runs `work` on the log and the aborted-transaction index on a disk
     /// thread, then `then` on the actor with its outcome; the actor handles
     /// nothing else in between. The receiver gets what `then` returns; it
-    /// is dropped unanswered if `work` panicked, which stops the partition
-    /// (its log went with the thread's unwinding).
+    /// is dropped unanswered if the log never came back (`work` panicked,
+    /// or the threads had stopped), which stops the partition.
     ///
     /// Whatever the caller does after it runs before `work`; of two calls
     /// in one handler, the later runs first, so a handler makes one.
@@ -117,15 +117,12 @@ impl Partition {
         let lent = fut::ready(()).then(move |(), act: &mut Self, _| {
             let (mut log, mut transactions) = (act.log.lend(), act.transactions.lend());
             let disk = act.disk.clone();
-            async move {
-                disk.pool
-                    .run(move || {
-                        let outcome = work(&mut log, &mut transactions);
-                        (log, transactions, outcome)
-                    })
-                    .await
-            }
-            .into_actor(act)
+            disk.pool
+                .run(move || {
+                    let outcome = work(&mut log, &mut transactions);
+                    Ok((log, transactions, outcome))
+                })
+                .into_actor(act)
         });
         ctx.wait(lent.map(move |back, act, ctx| match back {
             Ok((log, transactions, outcome)) => {

@@ -18,7 +18,6 @@ pub mod file_records;
 mod handle;
 pub mod index;
 pub mod local_log;
-mod pool;
 pub mod producers;
 mod read_plan;
 pub mod reader;

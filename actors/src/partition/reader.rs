@@ -12,8 +12,8 @@
 //! reads by at most a queue's worth, never an append.
 
 use super::file_records::FileRecords;
-use super::pool::Pool;
 use super::read_plan::ReadPlan;
+use crate::io_pool::IoPool;
 use bytes::Bytes;
 use std::io;
 use std::thread::JoinHandle;
@@ -21,13 +21,13 @@ use std::thread::JoinHandle;
 /// Handle to the reader threads; they end when the last handle goes.
 #[derive(Clone)]
 pub struct Readers {
-    pool: Pool,
+    pool: IoPool,
 }
 
 impl Readers {
     /// Starts `threads` reader threads (at least one).
     pub fn start(threads: usize) -> io::Result<(Readers, Vec<JoinHandle<()>>)> {
-        let (pool, handles) = Pool::start("actorlog-reader", threads)?;
+        let (pool, handles) = IoPool::start("actorlog-reader", threads)?;
         Ok((Readers { pool }, handles))
     }
     /// Carries out `plan` on a reader thread.
@@ -61,6 +61,6 @@ impl Readers {
         &self,
         read: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
-        self.pool.run(read).await?
+        self.pool.run(read).await
     }
 }

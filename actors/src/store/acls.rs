@@ -169,53 +169,70 @@ impl AclStore {
         for acl in acls {
             batch.insert(bincode::serialize(acl).map_err(io_error)?, &[][..]);
         }
-        self.tree.apply_batch(batch).map_err(io_error)?;
-        self.tree.flush_to_disk().await?;
-        Ok(())
+        self.tree
+            .write(move |tree| tree.apply_batch(batch).map_err(io_error))
+            .await
     }
 
     /// Every ACL the filter matches, in a stable order.
-    pub fn describe(&self, filter: &AclFilter) -> io::Result<Vec<AclBinding>> {
-        let mut found = Vec::new();
-        for key in self.tree.iter().keys() {
-            let acl: AclBinding =
-                bincode::deserialize(&key.map_err(io_error)?).map_err(io_error)?;
-            if filter.matches(&acl) {
-                found.push(acl);
-            }
-        }
-        found.sort();
-        Ok(found)
+    pub async fn describe(&self, filter: &AclFilter) -> io::Result<Vec<AclBinding>> {
+        let filter = filter.clone();
+        self.tree.read(move |tree| matching(tree, &filter)).await
     }
 
     /// Every ACL, in a stable order.
-    pub fn all(&self) -> io::Result<Vec<AclBinding>> {
-        self.describe(&AclFilter {
-            resource_type: code::ANY,
-            resource_name: None,
-            pattern_type: code::ANY,
-            principal: None,
-            host: None,
-            operation: code::ANY,
-            permission: code::ANY,
-        })
+    pub async fn all(&self) -> io::Result<Vec<AclBinding>> {
+        self.tree.read(|tree| matching(tree, &EVERY_ACL)).await
+    }
+
+    /// Every ACL, read on the calling thread: for the broker's start.
+    pub fn load(&self) -> io::Result<Vec<AclBinding>> {
+        self.tree.load(|tree| matching(tree, &EVERY_ACL))
     }
 
     /// Removes what each filter matches; what each one removed.
     pub async fn delete(&self, filters: &[AclFilter]) -> io::Result<Vec<Vec<AclBinding>>> {
-        let mut removed = Vec::with_capacity(filters.len());
-        let mut batch = sled::Batch::default();
-        for filter in filters {
-            let matched = self.describe(filter)?;
-            for acl in &matched {
-                batch.remove(bincode::serialize(acl).map_err(io_error)?);
-            }
-            removed.push(matched);
-        }
-        self.tree.apply_batch(batch).map_err(io_error)?;
-        self.tree.flush_to_disk().await?;
-        Ok(removed)
+        let filters = filters.to_vec();
+        self.tree
+            .write(move |tree| {
+                let mut removed = Vec::with_capacity(filters.len());
+                let mut batch = sled::Batch::default();
+                for filter in &filters {
+                    let matched = matching(tree, filter)?;
+                    for acl in &matched {
+                        batch.remove(bincode::serialize(acl).map_err(io_error)?);
+                    }
+                    removed.push(matched);
+                }
+                tree.apply_batch(batch).map_err(io_error)?;
+                Ok(removed)
+            })
+            .await
     }
+}
+
+/// The filter that matches every ACL.
+const EVERY_ACL: AclFilter = AclFilter {
+    resource_type: code::ANY,
+    resource_name: None,
+    pattern_type: code::ANY,
+    principal: None,
+    host: None,
+    operation: code::ANY,
+    permission: code::ANY,
+};
+
+/// The ACLs of `tree` that `filter` matches, sorted.
+fn matching(tree: &sled::Tree, filter: &AclFilter) -> io::Result<Vec<AclBinding>> {
+    let mut found = Vec::new();
+    for key in tree.iter().keys() {
+        let acl: AclBinding = bincode::deserialize(&key.map_err(io_error)?).map_err(io_error)?;
+        if filter.matches(&acl) {
+            found.push(acl);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -297,7 +314,7 @@ mod tests {
             ];
             store.create(&made).await.unwrap();
             store.create(&made[..1]).await.unwrap();
-            assert_eq!(store.describe(&any()).unwrap().len(), 2);
+            assert_eq!(store.describe(&any()).await.unwrap().len(), 2);
         }
         let store = AclStore::open(&open()).unwrap();
         let by_principal = AclFilter {
@@ -309,7 +326,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(removed, vec![vec![acl("a", code::LITERAL, "User:x")]]);
-        assert!(store.describe(&by_principal).unwrap().is_empty());
-        assert_eq!(store.describe(&any()).unwrap().len(), 1);
+        assert!(store.describe(&by_principal).await.unwrap().is_empty());
+        assert_eq!(store.load().unwrap().len(), 1);
     }
 }

@@ -24,19 +24,22 @@ impl DynamicConfigStore {
         Ok(DynamicConfigStore { tree })
     }
 
-    /// What was last saved; none at all before the first save.
+    /// What was last saved; none at all before the first save. Read on
+    /// the calling thread: for the broker's start.
     pub fn load(&self) -> io::Result<DynamicConfigs> {
-        match self.tree.get(KEY).map_err(io_error)? {
-            Some(bytes) => bincode::deserialize(&bytes).map_err(io_error),
-            None => Ok(DynamicConfigs::default()),
-        }
+        self.tree
+            .load(|tree| match tree.get(KEY).map_err(io_error)? {
+                Some(bytes) => bincode::deserialize(&bytes).map_err(io_error),
+                None => Ok(DynamicConfigs::default()),
+            })
     }
 
     /// Replaces the saved set; on disk (surviving a power loss) on return.
     pub async fn save(&self, configs: &DynamicConfigs) -> io::Result<()> {
         let bytes = bincode::serialize(configs).map_err(io_error)?;
-        self.tree.insert(KEY, bytes).map_err(io_error)?;
-        self.tree.flush_to_disk().await
+        self.tree
+            .write(move |tree| tree.insert(KEY, bytes).map(drop).map_err(io_error))
+            .await
     }
 }
 

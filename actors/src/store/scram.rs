@@ -8,12 +8,20 @@ use crate::security::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 pub struct ScramStore {
     /// Key: the mechanism's code, then the user name; value: the
     /// credential, bincode.
     tree: StateTree,
+    /// Every credential of the tree, read when a client logs in: a SASL
+    /// exchange, run on an arbiter, never waits for sled. Updated by the
+    /// store's writer as it applies a change, as sled's own view is.
+    credentials: Arc<RwLock<Credentials>>,
 }
+
+/// Credentials by user and hash.
+type Credentials = BTreeMap<(String, ScramMechanism), ScramCredential>;
 
 /// A sled or bincode error of this store, kept as the source.
 fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
@@ -34,21 +42,36 @@ pub enum Change {
 }
 
 impl ScramStore {
+    /// Opens the store and reads every credential into memory.
     pub fn open(db: &StateDb) -> io::Result<ScramStore> {
         let tree = db.open_tree("scram_credentials")?;
-        Ok(ScramStore { tree })
+        let credentials = tree.load(|tree| {
+            let mut credentials = Credentials::new();
+            for entry in tree.iter() {
+                let (key, value) = entry.map_err(io_error)?;
+                let Some((&code, user)) = key.split_first() else {
+                    continue;
+                };
+                let Some(mechanism) = ScramMechanism::from_code(code as i8) else {
+                    continue;
+                };
+                let user = String::from_utf8_lossy(user).into_owned();
+                let credential = bincode::deserialize(&value).map_err(io_error)?;
+                credentials.insert((user, mechanism), credential);
+            }
+            Ok(credentials)
+        })?;
+        Ok(ScramStore {
+            tree,
+            credentials: Arc::new(RwLock::new(credentials)),
+        })
     }
 
-    pub fn get(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> io::Result<Option<ScramCredential>> {
-        self.tree
-            .get(key(user, mechanism))
-            .map_err(io_error)?
-            .map(|bytes| bincode::deserialize(&bytes).map_err(io_error))
-            .transpose()
+    /// A user's credential for one hash, from memory.
+    pub fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        read(&self.credentials)
+            .get(&(user.to_owned(), mechanism))
+            .cloned()
     }
 
     /// Applies the changes at once, flushed before returning.
@@ -63,30 +86,44 @@ impl ScramStore {
                 Change::Delete(user, mechanism) => batch.remove(key(user, *mechanism)),
             }
         }
-        self.tree.apply_batch(batch).map_err(io_error)?;
-        self.tree.flush_to_disk().await?;
-        Ok(())
+        let changes = changes.to_vec();
+        let credentials = self.credentials.clone();
+        self.tree
+            .write(move |tree| {
+                tree.apply_batch(batch).map_err(io_error)?;
+                let mut credentials = credentials.write().unwrap_or_else(PoisonError::into_inner);
+                for change in changes {
+                    match change {
+                        Change::Upsert(user, mechanism, credential) => {
+                            credentials.insert((user, mechanism), credential);
+                        }
+                        Change::Delete(user, mechanism) => {
+                            credentials.remove(&(user, mechanism));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Every user with credentials: per user, its hashes and iterations.
-    pub fn list(&self) -> io::Result<BTreeMap<String, Vec<(ScramMechanism, u32)>>> {
+    pub fn list(&self) -> BTreeMap<String, Vec<(ScramMechanism, u32)>> {
         let mut users: BTreeMap<String, Vec<(ScramMechanism, u32)>> = BTreeMap::new();
-        for entry in self.tree.iter() {
-            let (key, value) = entry.map_err(io_error)?;
-            let Some((&code, user)) = key.split_first() else {
-                continue;
-            };
-            let Some(mechanism) = ScramMechanism::from_code(code as i8) else {
-                continue;
-            };
-            let credential: ScramCredential = bincode::deserialize(&value).map_err(io_error)?;
+        for ((user, mechanism), credential) in read(&self.credentials).iter() {
             users
-                .entry(String::from_utf8_lossy(user).into_owned())
+                .entry(user.clone())
                 .or_default()
-                .push((mechanism, credential.iterations));
+                .push((*mechanism, credential.iterations));
         }
-        Ok(users)
+        users
     }
+}
+
+/// The credentials, readable even after a thread panicked holding the
+/// lock: the map only ever holds whole credentials.
+fn read(credentials: &RwLock<Credentials>) -> RwLockReadGuard<'_, Credentials> {
+    credentials.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -113,10 +150,10 @@ mod tests {
         }
         let store =
             ScramStore::open(&crate::store::state_db::open(Some(dir.path())).unwrap()).unwrap();
-        assert_eq!(store.get("alice", m).unwrap(), Some(credential));
-        assert_eq!(store.get("alice", ScramMechanism::Sha256).unwrap(), None);
-        assert_eq!(store.get("bob", m).unwrap(), None);
-        let listed = store.list().unwrap();
+        assert_eq!(store.get("alice", m), Some(credential));
+        assert_eq!(store.get("alice", ScramMechanism::Sha256), None);
+        assert_eq!(store.get("bob", m), None);
+        let listed = store.list();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed["alice"], vec![(m, 4096)]);
     }

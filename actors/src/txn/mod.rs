@@ -110,20 +110,28 @@ fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error
 }
 
 impl TxnCoordinator {
-    /// A single broker's coordinator: loads every transactional id from the
-    /// broker's sled database.
+    /// The tree of the broker's sled database that a single broker's
+    /// coordinator keeps its transactional ids in.
+    pub fn open_tree(db: &StateDb) -> io::Result<StateTree> {
+        db.open_tree("transactions")
+    }
+
+    /// A single broker's coordinator: loads every transactional id from
+    /// `tree` ([`TxnCoordinator::open_tree`]).
     pub fn open(
-        db: &StateDb,
+        tree: StateTree,
         participants: Arc<dyn Participants>,
         offsets: OffsetStore,
     ) -> io::Result<TxnCoordinator> {
-        let tree = db.open_tree("transactions")?;
-        let mut txns = HashMap::new();
-        for entry in tree.iter() {
-            let (key, value) = entry.map_err(io_error)?;
-            let id = String::from_utf8(key.to_vec()).map_err(io_error)?;
-            txns.insert(id, bincode::deserialize(&value).map_err(io_error)?);
-        }
+        let txns = tree.load(|tree| {
+            let mut txns = HashMap::new();
+            for entry in tree.iter() {
+                let (key, value) = entry.map_err(io_error)?;
+                let id = String::from_utf8(key.to_vec()).map_err(io_error)?;
+                txns.insert(id, bincode::deserialize(&value).map_err(io_error)?);
+            }
+            Ok(txns)
+        })?;
         Ok(TxnCoordinator {
             participants,
             offsets,
@@ -154,16 +162,18 @@ impl TxnCoordinator {
         match &self.store {
             Store::Log(log) => log.append(id, txn),
             Store::Sled(tree) => {
-                let stored = bincode::serialize(txn)
-                    .map_err(io_error)
-                    .and_then(|value| tree.insert(id.as_bytes(), value).map_err(io_error));
-                let tree = tree.clone();
+                // Queued on the store's writer now, so an id's states are
+                // stored in the order this actor made them.
+                let written = bincode::serialize(txn).map_err(io_error).map(|value| {
+                    let key = id.as_bytes().to_vec();
+                    tree.write(move |tree| tree.insert(key, value).map_err(io_error))
+                });
                 async move {
-                    let written = match stored {
+                    match written {
+                        Ok(written) => written.await.map(drop),
                         Err(e) => Err(e),
-                        Ok(_) => tree.flush_to_disk().await,
-                    };
-                    written.map_err(|e| {
+                    }
+                    .map_err(|e| {
                         log::error!("{e}");
                         ResponseError::KafkaStorageError
                     })
