@@ -708,77 +708,83 @@ impl Broker {
     ) -> io::Result<Vec<Option<PartitionHandle>>> {
         indexes
             .map(|index| {
-                let log = self.log_opener(topic, index, configs)()?;
-                self.start_partition(topic, index, configs, log).map(Some)
+                let opened = self.partition_opener(topic, index, configs)?()?;
+                Ok(Some(self.start_partition(opened)))
             })
             .collect()
     }
 
-    /// Opens (or creates) one partition's log on the topic I/O thread,
-    /// since creating its directory and files, their fsyncs or recovering
-    /// what is there waits on the disk, and starts its actor. (Not on
-    /// tokio's blocking pool: an embedded broker's topics may be created
-    /// from a caller outside any tokio runtime.)
+    /// Opens (or creates) one partition on the topic I/O thread, since
+    /// creating its directory and files, their fsyncs, recovering what is
+    /// there and replaying its producers' state wait on the disk, and
+    /// starts its actor. (Not on tokio's blocking pool: an embedded
+    /// broker's topics may be created from a caller outside any tokio
+    /// runtime.)
     pub(crate) async fn open_partition(
         &self,
         topic: &str,
         index: i32,
         configs: &BTreeMap<String, String>,
     ) -> io::Result<PartitionHandle> {
-        let open = self.log_opener(topic, index, configs);
+        let open = self.partition_opener(topic, index, configs)?;
         let topic_io = match self.threads.lock().as_deref() {
             Ok(Some(threads)) => threads.topic_io.clone(),
             _ => return Err(io::Error::other("the broker has stopped")),
         };
-        let log = match topic_io {
+        let opened = match topic_io {
             Some(topic_io) => topic_io.run(open).await?,
             // In memory: a memfd, nothing to wait for.
             None => open()?,
         };
-        self.start_partition(topic, index, configs, log)
+        Ok(self.start_partition(opened))
     }
 
-    /// What opens one partition's log, to run on any thread.
-    fn log_opener(
+    /// What opens one partition (its log, and the partition's state
+    /// rebuilt from it), to run on any thread.
+    fn partition_opener(
         &self,
         topic: &str,
         index: i32,
         configs: &BTreeMap<String, String>,
-    ) -> impl FnOnce() -> io::Result<Log> + Send + 'static {
+    ) -> io::Result<impl FnOnce() -> io::Result<OpenedPartition> + Send + 'static> {
+        let threads = match self.threads.lock().as_deref() {
+            Ok(Some(threads)) => threads.log.clone(),
+            _ => return Err(io::Error::other("the broker has stopped")),
+        };
         let log_config = topic::config::log_config(&self.settings(), configs);
-        let dir = self.partition_dir(topic, index);
-        let storage = self.storage;
-        move || match storage {
-            Storage::Disk => Log::open(&dir, log_config),
-            Storage::Memory => Log::in_memory(log_config),
-        }
-    }
-
-    /// Starts the actor of a partition whose log is open.
-    fn start_partition(
-        &self,
-        topic: &str,
-        index: i32,
-        configs: &BTreeMap<String, String>,
-        log: Log,
-    ) -> io::Result<PartitionHandle> {
         let cleanup = topic::config::cleanup(&self.settings(), configs);
         let schedule = CleanupSchedule {
             retention_check: Duration::from_millis(self.config.retention_check_interval_ms),
             cleaner_backoff: Duration::from_millis(self.config.log_cleaner_backoff_ms),
         };
-        let threads = match self.threads.lock().as_deref() {
-            Ok(Some(threads)) => threads.log.clone(),
-            _ => return Err(io::Error::other("the broker has stopped")),
-        };
-        let (mut partition, offsets) =
-            Partition::new(format!("{topic}-{index}"), log, cleanup, schedule, threads)?;
-        if self.cluster.is_some() {
-            partition.awaiting_role();
-        }
-        let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
-        Ok(PartitionHandle { addr, offsets })
+        let dir = self.partition_dir(topic, index);
+        let (storage, clustered) = (self.storage, self.cluster.is_some());
+        let name = format!("{topic}-{index}");
+        Ok(move || {
+            let log = match storage {
+                Storage::Disk => Log::open(&dir, log_config)?,
+                Storage::Memory => Log::in_memory(log_config)?,
+            };
+            let (mut partition, offsets) = Partition::new(name, log, cleanup, schedule, threads)?;
+            if clustered {
+                partition.awaiting_role();
+            }
+            Ok(OpenedPartition { partition, offsets })
+        })
     }
+
+    /// Starts the actor of an opened partition.
+    fn start_partition(&self, opened: OpenedPartition) -> PartitionHandle {
+        let OpenedPartition { partition, offsets } = opened;
+        let addr = Partition::start_in_arbiter(&self.next_arbiter(), move |_| partition);
+        PartitionHandle { addr, offsets }
+    }
+}
+
+/// A partition whose log is open, before its actor starts.
+struct OpenedPartition {
+    partition: Partition,
+    offsets: tokio::sync::watch::Receiver<partition::LogOffsets>,
 }
 
 /// Creates the data directory if its parent exists, and checks that the

@@ -1,8 +1,10 @@
 //! The Partition actor: the single owner of one partition's [`log::Log`].
 //!
-//! Producers' connections send it [`Append`] with validated batches; it assigns
-//! offsets and writes them, and for durable appends waits (without blocking its
-//! mailbox) for the flusher thread's fsync before answering. A consumer's
+//! Producers' connections send it [`Append`] with validated batches; a disk
+//! thread writes them at the offsets the log assigns while the actor waits
+//! for its log to come back ([`disk`]), and for durable appends it then
+//! waits (without blocking its mailbox) for the flusher thread's fsync
+//! before answering. A consumer's
 //! fetch sends [`Locate`] (the file ranges of the batches to send, see
 //! [`file_records`]); a follower's, and the embedded consumer, [`Read`]. After
 //! every append it publishes the new [`LogOffsets`] on a watch channel so
