@@ -18,5 +18,6 @@ print(json.dumps({
     "voters": sorted(v["replica_id"] for v in partition["current_voters"]),
     "voter_ends": sorted(v["log_end_offset"] for v in partition["current_voters"]),
     "observers": sorted(o["replica_id"] for o in partition["observers"]),
+    "observer_ends": sorted(o["log_end_offset"] for o in partition["observers"]),
     "nodes": sorted(n["node_id"] for n in quorum.get("nodes", [])),
 }))
