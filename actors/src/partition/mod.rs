@@ -44,7 +44,7 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 pub use self::handle::{LogOffsets, PartitionHandle, LEADER_EPOCH};
 
@@ -427,20 +427,38 @@ impl Handler<Append> for Partition {
         }
         let durable = msg.durable;
         if fresh.is_empty() {
-            return self.appended(fresh, duplicate_offset, Ok(Vec::new()), false, durable, ctx);
+            let written = Written {
+                infos: Ok(Vec::new()),
+                rolled: false,
+                synced: None,
+            };
+            return self.appended(fresh, duplicate_offset, written, durable, ctx);
         }
         let batches: Vec<Bytes> = fresh.iter().map(|(_, b)| b.clone()).collect();
         let now = now_ms();
+        let flusher = durable.then(|| self.flusher.clone());
+        let duplicate = duplicate_offset.is_some();
         let reply = self.on_disk(
             ctx,
             move |log, _| {
                 let segments = log.segment_count();
                 let infos = log.append_many(&batches, now);
-                (infos, log.segment_count() > segments)
+                // acks=all: the fsync is asked for here, right after the
+                // write, not a hop later from the actor.
+                let synced = match (&infos, flusher) {
+                    (Ok(infos), Some(flusher)) => {
+                        let active = duplicate.then(|| log.active_file());
+                        Some(flusher.flush(files_to_sync(infos, active)))
+                    }
+                    _ => None,
+                };
+                Written {
+                    infos,
+                    rolled: log.segment_count() > segments,
+                    synced,
+                }
             },
-            move |act, (infos, rolled), ctx| {
-                act.appended(fresh, duplicate_offset, infos, rolled, durable, ctx)
-            },
+            move |act, written, ctx| act.appended(fresh, duplicate_offset, written, durable, ctx),
         );
         Box::pin(async move {
             match reply.await {
@@ -452,6 +470,28 @@ impl Handler<Append> for Partition {
     }
 }
 
+/// What a disk thread did with an append.
+struct Written {
+    infos: io::Result<Vec<AppendInfo>>,
+    /// A segment was closed.
+    rolled: bool,
+    /// For a durable append, the fsync the disk thread asked for.
+    synced: Option<oneshot::Receiver<io::Result<()>>>,
+}
+
+/// The files a durable append must have fsynced: those written, and the
+/// active one (`active`) when a retry was answered without a write, since
+/// it may overtake its original's fsync.
+fn files_to_sync(infos: &[AppendInfo], active: Option<Arc<File>>) -> Vec<Arc<File>> {
+    let mut files: Vec<Arc<File>> = active.into_iter().collect();
+    for info in infos {
+        if !files.iter().any(|f| Arc::ptr_eq(f, &info.file)) {
+            files.push(info.file.clone());
+        }
+    }
+    files
+}
+
 impl Partition {
     /// After the disk thread wrote `fresh` (or failed to): the producers'
     /// and transactions' state, the new offsets published, and the answer,
@@ -460,12 +500,11 @@ impl Partition {
         &mut self,
         fresh: Vec<(BatchHeader, Bytes)>,
         duplicate_offset: Option<i64>,
-        infos: io::Result<Vec<AppendInfo>>,
-        rolled: bool,
+        written: Written,
         durable: bool,
         ctx: &mut Context<Self>,
     ) -> BoxFuture<'static, Result<Appended, ResponseError>> {
-        let infos = match infos {
+        let infos = match written.infos {
             Ok(infos) => infos,
             Err(e) => {
                 let error = self.storage_error("append failed", &e);
@@ -474,21 +513,13 @@ impl Partition {
             }
         };
         let base_offset = duplicate_offset.or(infos.first().map(|info| info.base_offset));
-        // A retry may overtake its original's fsync: sync the log end too.
-        let mut files: Vec<Arc<File>> = match duplicate_offset {
-            Some(_) => vec![self.log.active_file()],
-            None => Vec::new(),
-        };
-        for ((header, _), info) in fresh.iter().zip(infos) {
+        for ((header, _), info) in fresh.iter().zip(&infos) {
             self.producers.record(header, info.base_offset);
             self.transactions.on_batch(header, info.base_offset);
-            if !files.iter().any(|f| Arc::ptr_eq(f, &info.file)) {
-                files.push(info.file);
-            }
         }
         self.leader_appended();
         self.publish();
-        if rolled {
+        if written.rolled {
             // A segment was closed: it may take the partition past its
             // retention limits or compaction's dirty ratio, which apply now,
             // as Kafka's do, not at the next periodic check.
@@ -505,7 +536,10 @@ impl Partition {
         // watermark passes the batches only once followers fetched past
         // them, which they do once they fsynced them).
         let replicated = self.wait_for_high_watermark(self.log.log_end_offset());
-        let synced = self.flusher.flush(files);
+        let synced = written.synced.unwrap_or_else(|| {
+            let active = duplicate_offset.map(|_| self.log.active_file());
+            self.flusher.flush(files_to_sync(&infos, active))
+        });
         let name = self.name.clone();
         Box::pin(async move {
             match synced.await {
