@@ -4,7 +4,7 @@ use super::{Broker, Storage};
 use crate::config::BrokerConfig;
 use crate::group::classic::{JoinRequest, LeaveMember};
 use crate::group::{Commit, Heartbeat, Join, Leave};
-use crate::store::acls::{code, AclFilter};
+use crate::store::acls::EVERY_ACL;
 use crate::store::offsets::{CommittedOffset, PartitionOffset};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -159,16 +159,7 @@ async fn the_offset_and_acl_stores_are_read_and_written_off_the_arbiters() {
         let fetched = broker.offsets().fetch_all("off-the-arbiters").await;
         let listed = broker.group_ids().await;
         let exists = broker.group_exists("off-the-arbiters").await;
-        let acls = broker.describe_acls(&AclFilter {
-            resource_type: code::ANY,
-            resource_name: None,
-            pattern_type: code::ANY,
-            principal: None,
-            host: None,
-            operation: code::ANY,
-            permission: code::ANY,
-        });
-        let acls = acls.await;
+        let acls = broker.describe_acls(&EVERY_ACL).await;
         let metrics = crate::metrics_endpoint::render(&broker).await;
         let _ = done.send((fetched, listed, exists, acls, metrics));
     });

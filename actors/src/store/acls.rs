@@ -212,7 +212,7 @@ impl AclStore {
 }
 
 /// The filter that matches every ACL.
-const EVERY_ACL: AclFilter = AclFilter {
+pub const EVERY_ACL: AclFilter = AclFilter {
     resource_type: code::ANY,
     resource_name: None,
     pattern_type: code::ANY,
@@ -251,18 +251,6 @@ mod tests {
         }
     }
 
-    fn any() -> AclFilter {
-        AclFilter {
-            resource_type: code::ANY,
-            resource_name: None,
-            pattern_type: code::ANY,
-            principal: None,
-            host: None,
-            operation: code::ANY,
-            permission: code::ANY,
-        }
-    }
-
     #[test]
     fn new_acls_are_checked() {
         assert!(acl("t", code::LITERAL, "User:a").validate().is_ok());
@@ -276,7 +264,7 @@ mod tests {
         assert!(cluster.validate().is_err());
         assert!(AclFilter {
             operation: code::UNKNOWN,
-            ..any()
+            ..EVERY_ACL
         }
         .validate()
         .is_err());
@@ -287,7 +275,7 @@ mod tests {
         let filter = AclFilter {
             resource_name: Some("orders-eu".into()),
             pattern_type: code::MATCH,
-            ..any()
+            ..EVERY_ACL
         };
         assert!(filter.matches(&acl("orders-eu", code::LITERAL, "User:a")));
         assert!(filter.matches(&acl("*", code::LITERAL, "User:a")));
@@ -297,7 +285,7 @@ mod tests {
         let exact = AclFilter {
             resource_name: Some("orders-".into()),
             pattern_type: code::LITERAL,
-            ..any()
+            ..EVERY_ACL
         };
         assert!(!exact.matches(&acl("orders-", code::PREFIXED, "User:a")));
     }
@@ -314,12 +302,12 @@ mod tests {
             ];
             store.create(&made).await.unwrap();
             store.create(&made[..1]).await.unwrap();
-            assert_eq!(store.describe(&any()).await.unwrap().len(), 2);
+            assert_eq!(store.describe(&EVERY_ACL).await.unwrap().len(), 2);
         }
         let store = AclStore::open(&open()).unwrap();
         let by_principal = AclFilter {
             principal: Some("User:x".into()),
-            ..any()
+            ..EVERY_ACL
         };
         let removed = store
             .delete(std::slice::from_ref(&by_principal))
