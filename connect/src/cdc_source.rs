@@ -32,7 +32,7 @@ use crate::pgoutput::{self, Message, OldTuple, Relation};
 use crate::pipeline::Pipeline;
 use crate::postgres::reason;
 use crate::status::Statuses;
-use crate::task::{Control, Poll};
+use crate::task::{Control, Poll, PollLoop};
 use actix::prelude::*;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{Map, Value};
@@ -46,9 +46,7 @@ pub struct PostgresCdcTask {
     connector: ConnectorConfig,
     source: CdcSource,
     statuses: Statuses,
-    paused: bool,
-    /// A Poll is on its way: resuming must not start a second loop.
-    scheduled: bool,
+    polling: PollLoop,
     /// Out of the actor while a round runs.
     capture: Option<Capture>,
 }
@@ -117,21 +115,9 @@ impl PostgresCdcTask {
             config,
             connector,
             statuses,
-            paused,
-            scheduled: false,
+            polling: PollLoop::new(paused),
             capture: None,
         })
-    }
-
-    fn name(&self) -> &str {
-        &self.connector.name
-    }
-
-    fn schedule(&mut self, ctx: &mut Context<Self>, after: Duration) {
-        if !self.scheduled {
-            self.scheduled = true;
-            ctx.notify_later(Poll, after);
-        }
     }
 
     fn fail(&mut self, ctx: &mut Context<Self>, trace: String) {
@@ -557,8 +543,8 @@ impl Actor for PostgresCdcTask {
                     Ok(capture) => {
                         task.capture = Some(capture);
                         task.statuses
-                            .task_started(&task.connector.name, task.paused);
-                        task.schedule(ctx, Duration::ZERO);
+                            .task_started(&task.connector.name, task.polling.paused());
+                        task.polling.schedule(ctx, Duration::ZERO);
                     }
                     Err(trace) => task.fail(ctx, trace),
                 }),
@@ -572,8 +558,7 @@ impl Handler<Poll> for PostgresCdcTask {
     /// Runs a round off the actor (holding the capture); the mailbox waits,
     /// so a Stop lets the round finish.
     fn handle(&mut self, _: Poll, ctx: &mut Self::Context) {
-        self.scheduled = false;
-        if self.paused {
+        if !self.polling.polled() {
             return;
         }
         let Some(mut capture) = self.capture.take() else {
@@ -587,8 +572,8 @@ impl Handler<Poll> for PostgresCdcTask {
             task.capture = Some(capture);
             match result {
                 // A full round: more may be waiting.
-                Ok(n) if n >= task.source.batch_size => task.schedule(ctx, Duration::ZERO),
-                Ok(_) => task.schedule(ctx, task.source.poll_interval),
+                Ok(n) if n >= task.source.batch_size => task.polling.schedule(ctx, Duration::ZERO),
+                Ok(_) => task.polling.schedule(ctx, task.source.poll_interval),
                 Err(trace) => task.fail(ctx, trace),
             }
         }));
@@ -599,18 +584,7 @@ impl Handler<Control> for PostgresCdcTask {
     type Result = ();
 
     fn handle(&mut self, control: Control, ctx: &mut Self::Context) {
-        match control {
-            Control::Pause => {
-                self.paused = true;
-                self.statuses.task_paused(self.name());
-            }
-            Control::Resume if self.paused => {
-                self.paused = false;
-                self.statuses.task_resumed(self.name());
-                self.schedule(ctx, Duration::ZERO);
-            }
-            Control::Resume => {}
-            Control::Stop => ctx.stop(),
-        }
+        let name = &self.connector.name;
+        self.polling.control(control, name, &self.statuses, ctx);
     }
 }

@@ -11,7 +11,7 @@ use crate::offsets;
 use crate::pipeline::Pipeline;
 use crate::status::Statuses;
 use crate::tail::Tail;
-use crate::task::{Control, Poll};
+use crate::task::{Control, Poll, PollLoop};
 use actix::prelude::*;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
@@ -28,9 +28,7 @@ pub struct FileSourceTask {
     topic: String,
     batch_size: usize,
     poll_interval: Duration,
-    paused: bool,
-    /// A Poll is on its way: resuming must not start a second loop.
-    scheduled: bool,
+    polling: PollLoop,
     running: Option<Running>,
 }
 
@@ -67,8 +65,7 @@ impl FileSourceTask {
             config,
             connector,
             statuses,
-            paused,
-            scheduled: false,
+            polling: PollLoop::new(paused),
             running: None,
         })
     }
@@ -182,13 +179,6 @@ impl FileSourceTask {
         Ok(lines.len())
     }
 
-    fn schedule(&mut self, ctx: &mut Context<Self>, after: Duration) {
-        if !self.scheduled {
-            self.scheduled = true;
-            ctx.notify_later(Poll, after);
-        }
-    }
-
     fn fail(&mut self, ctx: &mut Context<Self>, trace: String) {
         self.running = None;
         self.statuses.fail(&self.connector.name, trace);
@@ -203,8 +193,9 @@ impl Actor for FileSourceTask {
         match self.open() {
             Ok(running) => {
                 self.running = Some(running);
-                self.statuses.task_started(self.name(), self.paused);
-                self.schedule(ctx, Duration::ZERO);
+                self.statuses
+                    .task_started(self.name(), self.polling.paused());
+                self.polling.schedule(ctx, Duration::ZERO);
             }
             Err(trace) => self.fail(ctx, trace),
         }
@@ -215,14 +206,13 @@ impl Handler<Poll> for FileSourceTask {
     type Result = ();
 
     fn handle(&mut self, _: Poll, ctx: &mut Self::Context) {
-        self.scheduled = false;
-        if self.paused {
+        if !self.polling.polled() {
             return;
         }
         match self.step() {
             // A full batch: more may be waiting.
-            Ok(n) if n == self.batch_size => self.schedule(ctx, Duration::ZERO),
-            Ok(_) => self.schedule(ctx, self.poll_interval),
+            Ok(n) if n == self.batch_size => self.polling.schedule(ctx, Duration::ZERO),
+            Ok(_) => self.polling.schedule(ctx, self.poll_interval),
             Err(trace) => self.fail(ctx, trace),
         }
     }
@@ -232,18 +222,7 @@ impl Handler<Control> for FileSourceTask {
     type Result = ();
 
     fn handle(&mut self, control: Control, ctx: &mut Self::Context) {
-        match control {
-            Control::Pause => {
-                self.paused = true;
-                self.statuses.task_paused(self.name());
-            }
-            Control::Resume if self.paused => {
-                self.paused = false;
-                self.statuses.task_resumed(self.name());
-                self.schedule(ctx, Duration::ZERO);
-            }
-            Control::Resume => {}
-            Control::Stop => ctx.stop(),
-        }
+        let name = &self.connector.name;
+        self.polling.control(control, name, &self.statuses, ctx);
     }
 }
