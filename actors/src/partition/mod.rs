@@ -75,6 +75,23 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 /// batches suffice.
 const PRODUCER_REPLAY_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Rebuilds the idempotent producers' state and the open transactions
+/// from the headers of the log's tail.
+fn replay(
+    name: &str,
+    producers: &mut Producers,
+    transactions: &mut Transactions,
+    tail: io::Result<Vec<BatchHeader>>,
+) {
+    match tail {
+        Ok(headers) => headers.iter().for_each(|h| {
+            producers.record(h, h.base_offset);
+            transactions.on_batch(h, h.base_offset);
+        }),
+        Err(e) => log::warn!("{name}: cannot replay producer state: {e}"),
+    }
+}
+
 pub struct Partition {
     /// `topic-index`, for log lines.
     name: String,
@@ -142,13 +159,8 @@ impl Partition {
             Some(dir) => Transactions::load(dir)?,
             None => Transactions::in_memory(),
         };
-        match log.tail_headers(PRODUCER_REPLAY_BYTES) {
-            Ok(headers) => headers.iter().for_each(|h| {
-                producers.record(h, h.base_offset);
-                transactions.on_batch(h, h.base_offset);
-            }),
-            Err(e) => log::warn!("{name}: cannot replay producer state: {e}"),
-        }
+        let tail = log.tail_headers(PRODUCER_REPLAY_BYTES);
+        replay(&name, &mut producers, &mut transactions, tail);
         let end = log.log_end_offset();
         let (offsets, rx) = watch::channel(LogOffsets {
             log_start: log.log_start_offset(),

@@ -309,13 +309,12 @@ impl Partition {
     /// from the headers of the log's tail, after the log was cut back.
     fn replay_tail(&mut self, tail: io::Result<Vec<BatchHeader>>) {
         self.producers = super::producers::Producers::default();
-        match tail {
-            Ok(headers) => headers.iter().for_each(|h| {
-                self.producers.record(h, h.base_offset);
-                self.transactions.on_batch(h, h.base_offset);
-            }),
-            Err(e) => log::warn!("{}: cannot replay producer state: {e}", self.name),
-        }
+        super::replay(
+            &self.name,
+            &mut self.producers,
+            &mut self.transactions,
+            tail,
+        );
     }
 }
 
