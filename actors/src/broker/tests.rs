@@ -52,6 +52,26 @@ async fn until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// A commit of `offset` for orders-0 from outside the group's
+/// management (generation -1).
+fn outside_commit(offset: i64) -> Commit {
+    Commit {
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_id: -1,
+        offsets: vec![PartitionOffset {
+            topic: "orders".to_string(),
+            partition: 0,
+            committed: CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp_ms: crate::clock::now_ms(),
+            },
+        }],
+    }
+}
+
 fn start() -> Arc<Broker> {
     let config = BrokerConfig {
         worker_threads: 1,
@@ -68,22 +88,7 @@ async fn idle_group_coordinators_stop_and_start_again_on_demand() {
     for i in 0..30 {
         join_and_leave(&broker, &format!("group-{i}")).await;
     }
-    // A committer outside the group's management (generation -1).
-    let commit = Commit {
-        member_id: String::new(),
-        group_instance_id: None,
-        generation_id: -1,
-        offsets: vec![PartitionOffset {
-            topic: "orders".to_string(),
-            partition: 0,
-            committed: CommittedOffset {
-                offset: 42,
-                leader_epoch: -1,
-                metadata: None,
-                commit_timestamp_ms: crate::clock::now_ms(),
-            },
-        }],
-    };
+    let commit = outside_commit(42);
     let stale = broker.group("group-0");
     assert_eq!(stale.send(commit).await.unwrap(), Ok(()));
 
@@ -135,21 +140,7 @@ async fn a_group_with_members_keeps_its_coordinator() {
 #[actix_rt::test]
 async fn the_offset_and_acl_stores_are_read_and_written_off_the_arbiters() {
     let broker = start();
-    let commit = Commit {
-        member_id: String::new(),
-        group_instance_id: None,
-        generation_id: -1,
-        offsets: vec![PartitionOffset {
-            topic: "orders".to_string(),
-            partition: 0,
-            committed: CommittedOffset {
-                offset: 7,
-                leader_epoch: -1,
-                metadata: None,
-                commit_timestamp_ms: crate::clock::now_ms(),
-            },
-        }],
-    };
+    let commit = outside_commit(7);
     let committed = broker.group("off-the-arbiters").send(commit).await;
     assert_eq!(committed.unwrap(), Ok(()));
     let (done, answer) = tokio::sync::oneshot::channel();
