@@ -5,6 +5,7 @@
 use super::image::{assign_replicas, Applied, ClusterImage, Command, Endpoint, NO_LEADER};
 use super::{ClusterConfig, ClusterNode};
 use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,15 +55,19 @@ fn endpoint(port: u16) -> Vec<Endpoint> {
 }
 
 fn start(id: i32, dir: &Path, ports: &[u16]) -> ClusterNode {
+    start_with(id, dir, &config("test-cluster", id, ports)).unwrap()
+}
+
+/// Node `id` on `dir` with `config`, plaintext, its log dir healthy.
+fn start_with(id: i32, dir: &Path, config: &ClusterConfig) -> io::Result<ClusterNode> {
     ClusterNode::start(
         id,
         endpoint(9090 + id as u16),
         dir,
-        &config("test-cluster", id, ports),
+        config,
         None,
         Default::default(),
     )
-    .unwrap()
 }
 
 fn image(node: &ClusterNode) -> Arc<ClusterImage> {
@@ -187,29 +192,14 @@ fn another_clusters_data_dir_is_refused() {
     let ports = free_ports(1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = config("cluster-alpha", 1, &ports);
-    let node = ClusterNode::start(
-        1,
-        endpoint(9091),
-        dir.path(),
-        &config,
-        None,
-        Default::default(),
-    )
-    .unwrap();
+    let node = start_with(1, dir.path(), &config).unwrap();
     wait_until(30, "a single voter to register", || {
         node.broker_epoch().is_some()
     });
     node.shutdown();
 
     config.cluster_id = "cluster-beta".into();
-    let err = match ClusterNode::start(
-        1,
-        endpoint(9091),
-        dir.path(),
-        &config,
-        None,
-        Default::default(),
-    ) {
+    let err = match start_with(1, dir.path(), &config) {
         Ok(node) => {
             node.shutdown();
             panic!("a data dir of another cluster was accepted");
@@ -223,15 +213,7 @@ fn another_clusters_data_dir_is_refused() {
 
     // The right cluster id still starts, with the broker still registered.
     config.cluster_id = "cluster-alpha".into();
-    let node = ClusterNode::start(
-        1,
-        endpoint(9091),
-        dir.path(),
-        &config,
-        None,
-        Default::default(),
-    )
-    .unwrap();
+    let node = start_with(1, dir.path(), &config).unwrap();
     wait_until(30, "the registration to survive the restart", || {
         node.image().borrow().brokers.contains_key(&1)
     });
@@ -243,15 +225,7 @@ fn silent_voters_make_it_wait_not_fail() {
     let _ = env_logger_init();
     let ports = free_ports(3);
     let dir = tempfile::tempdir().unwrap();
-    let node = ClusterNode::start(
-        1,
-        endpoint(9091),
-        dir.path(),
-        &config("lonely", 1, &ports),
-        None,
-        Default::default(),
-    )
-    .unwrap();
+    let node = start_with(1, dir.path(), &config("lonely", 1, &ports)).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!node.is_active_controller());
     assert_eq!(node.broker_epoch(), None);
